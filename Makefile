@@ -1,0 +1,61 @@
+# spotgate developer entry points. `make` lists them.
+#
+# Recipes run under /bin/sh. Every recipe that needs Redis runs $(WITH_REDIS) in the same
+# shell line as its command, so REDIS_URL reaches the processes it starts and a private
+# Redis started for the run is stopped when that shell exits, also on failure or Ctrl-C.
+
+PYTHON_BOOTSTRAP ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+WEB_PORT ?= 8000
+PAPER_PORT ?= 8900
+
+# The output is captured first: `eval "$$(failing command)"` would succeed on empty output.
+WITH_REDIS = redis_env="$$(scripts/ensure_redis.sh)" && eval "$$redis_env" && \
+	trap 'scripts/stop_private_redis.sh' EXIT && trap 'exit 130' INT && trap 'exit 143' TERM
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test bench clean
+
+help: ## List the targets.
+	@echo "spotgate make targets:"
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@echo "Variables: PYTEST_ARGS=\"tests/test_config.py -x\"  REDIS_URL=redis://host:6379/0"
+
+venv: $(VENV)/.installed ## Create .venv and install requirements.txt.
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+# honcho lets .env override the environment; .run/redis.env (read last) keeps the Redis
+# that ensure_redis.sh chose, which may be a private one on a random port.
+run: venv ## Start the whole system in paper mode (Procfile.dev).
+	@echo "spotgate (paper mode):"
+	@echo "  gateway          http://127.0.0.1:$(WEB_PORT)/  (once the web process lands)"
+	@echo "  paper exchange   http://127.0.0.1:$(PAPER_PORT)  streams ws://127.0.0.1:$(PAPER_PORT)/ws  WS-API ws://127.0.0.1:$(PAPER_PORT)/ws-api/v3"
+	$(WITH_REDIS) && \
+		mkdir -p .run && printf 'REDIS_URL=%s\n' "$$REDIS_URL" > .run/redis.env && \
+		$(VENV)/bin/honcho -f Procfile.dev -e .env,.run/redis.env start
+
+test: venv ## Run the whole test suite (PYTEST_ARGS=... to narrow it).
+	$(WITH_REDIS) && \
+		$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: venv ## Run every bench/*.py; each prints JSON.
+	$(WITH_REDIS) || exit 1; \
+		status=0; found=0; \
+		for f in bench/*.py; do \
+			[ -f "$$f" ] || continue; found=1; \
+			echo "== $$f" >&2; $(PY) "$$f" || status=1; \
+		done; \
+		[ "$$found" = 1 ] || echo "no benchmarks in bench/ yet" >&2; \
+		exit $$status
+
+clean: ## Remove the venv, caches and .run/ (stops a private Redis left there).
+	if [ -s .run/redis.pid ]; then \
+		SPOTGATE_PRIVATE_REDIS_PID="$$(cat .run/redis.pid)" scripts/stop_private_redis.sh; fi
+	rm -rf $(VENV) .run .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

@@ -1,0 +1,212 @@
+"""The one settings object every spotgate process builds from its environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+PAPER = "paper"
+LIVE = "live"
+MODES = (PAPER, LIVE)
+USER_STREAM_MODES = ("ws-api", "listen-key")
+
+# The paper exchange's documented demo pair. Harmless outside it; used only in paper mode.
+PAPER_DEMO_API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
+PAPER_DEMO_API_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+DEV_JWT_SECRET = "dev-only-insecure-jwt-secret"
+
+# Upstream endpoints per mode; an explicit BINANCE_*_URL always wins.
+UPSTREAM_DEFAULTS = {
+    PAPER: {
+        "BINANCE_API_URL": "http://127.0.0.1:8900",
+        "BINANCE_STREAM_URL": "ws://127.0.0.1:8900",
+        "BINANCE_WS_API_URL": "ws://127.0.0.1:8900/ws-api/v3",
+    },
+    LIVE: {
+        "BINANCE_API_URL": "https://api.binance.com",
+        "BINANCE_STREAM_URL": "wss://stream.binance.com:9443",
+        "BINANCE_WS_API_URL": "wss://ws-api.binance.com:443/ws-api/v3",
+    },
+}
+
+DEFAULTS = {
+    "PORT": "8000",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "REDIS_KEY_PREFIX": "spotgate:",
+    "SPOTGATE_MODE": PAPER,
+    "USER_STREAM_MODE": "ws-api",
+    "CORS_ORIGINS": "*",
+    "MAX_WS_CONNECTIONS": "10000",
+    "UPSTREAM_TIMEOUT": "10.0",
+    "LOG_LEVEL": "INFO",
+}
+
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration shared by the web, worker, beat and stream processes.
+
+    Build it with `Settings.from_env()`; every default lives in this module.
+    """
+
+    port: int
+    redis_url: str
+    redis_key_prefix: str
+    mode: str
+    binance_api_url: str
+    binance_stream_url: str
+    binance_ws_api_url: str
+    binance_api_key: str
+    binance_api_secret: str = field(repr=False)
+    user_stream_mode: str
+    jwt_secret: str = field(repr=False)
+    jwt_public_key: str | None
+    cors_origins: tuple[str, ...]
+    max_ws_connections: int
+    upstream_timeout: float
+    log_level: str
+
+    @property
+    def is_paper(self) -> bool:
+        return self.mode == PAPER
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Values that must never reach a log line or a response."""
+        candidates = (self.binance_api_secret, self.jwt_secret, self.binance_api_key)
+        return tuple(value for value in candidates if value)
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        dotenv_path: str | os.PathLike[str] | None = None,
+    ) -> Settings:
+        """Read settings from `environ` (default: os.environ) over a `.env` file.
+
+        Real environment variables win over `.env`. The `.env` file (default `./.env`) is read
+        when `environ` is omitted or `dotenv_path` is given, so tests passing an explicit
+        mapping are not affected by a developer's local `.env`. Raises ValueError naming the
+        offending variable.
+        """
+        if environ is None:
+            environ = os.environ
+            dotenv_path = dotenv_path if dotenv_path is not None else ".env"
+        env: dict[str, str] = {}
+        if dotenv_path is not None and Path(dotenv_path).is_file():
+            env.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        env.update(environ)
+        return cls._from_mapping(env)
+
+    @classmethod
+    def _from_mapping(cls, env: Mapping[str, str]) -> Settings:
+        def get(name: str, default: str | None = None) -> str | None:
+            # An empty variable counts as unset, as `FOO=` in a .env or Procfile usually means.
+            value = env.get(name, "").strip()
+            return value if value else default
+
+        def setting(name: str) -> str:
+            return get(name, DEFAULTS[name])
+
+        mode = _choice("SPOTGATE_MODE", setting("SPOTGATE_MODE"), MODES)
+        paper = mode == PAPER
+        upstream = UPSTREAM_DEFAULTS[mode]
+
+        api_key = get("BINANCE_API_KEY", PAPER_DEMO_API_KEY if paper else None)
+        api_secret = get("BINANCE_API_SECRET", PAPER_DEMO_API_SECRET if paper else None)
+        for name, value in (("BINANCE_API_KEY", api_key), ("BINANCE_API_SECRET", api_secret)):
+            if value is None:
+                raise ValueError(f"{name} must be set when SPOTGATE_MODE=live")
+
+        jwt_public_key = get("JWT_PUBLIC_KEY")
+        jwt_secret = get("JWT_SECRET", DEV_JWT_SECRET)
+        if not paper and jwt_secret == DEV_JWT_SECRET and jwt_public_key is None:
+            raise ValueError(
+                "JWT_SECRET must be set to a real secret (or JWT_PUBLIC_KEY given) when "
+                "SPOTGATE_MODE=live; the dev-only default is refused"
+            )
+
+        def url(name: str, schemes: tuple[str, ...]) -> str:
+            return _url(name, get(name, upstream[name]), schemes)
+
+        return cls(
+            port=_integer("PORT", setting("PORT"), low=1, high=65535),
+            redis_url=_redis_url(setting("REDIS_URL")),
+            redis_key_prefix=setting("REDIS_KEY_PREFIX"),
+            mode=mode,
+            binance_api_url=url("BINANCE_API_URL", ("http", "https")),
+            binance_stream_url=url("BINANCE_STREAM_URL", ("ws", "wss")),
+            binance_ws_api_url=url("BINANCE_WS_API_URL", ("ws", "wss")),
+            binance_api_key=api_key,
+            binance_api_secret=api_secret,
+            user_stream_mode=_choice(
+                "USER_STREAM_MODE", setting("USER_STREAM_MODE"), USER_STREAM_MODES
+            ),
+            jwt_secret=jwt_secret,
+            jwt_public_key=jwt_public_key,
+            cors_origins=_origins(setting("CORS_ORIGINS")),
+            max_ws_connections=_integer(
+                "MAX_WS_CONNECTIONS", setting("MAX_WS_CONNECTIONS"), low=1
+            ),
+            upstream_timeout=_seconds("UPSTREAM_TIMEOUT", setting("UPSTREAM_TIMEOUT")),
+            log_level=_choice("LOG_LEVEL", setting("LOG_LEVEL").upper(), LOG_LEVELS),
+        )
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+def _integer(name: str, value: str, *, low: int, high: int | None = None) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer; got {value!r}") from None
+    if number < low or (high is not None and number > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ValueError(f"{name} must be {bounds}; got {number}")
+    return number
+
+
+def _seconds(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds; got {value!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise ValueError(f"{name} must be a positive number of seconds; got {value!r}")
+    return number
+
+
+def _url(name: str, value: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ValueError(f"{name} must be a {'/'.join(schemes)} URL; got {value!r}")
+    return value.rstrip("/")
+
+
+def _redis_url(value: str) -> str:
+    # Not echoed back: a Redis URL may carry a password.
+    scheme = urlsplit(value).scheme
+    if scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(
+            f"REDIS_URL must start with redis://, rediss:// or unix://; got scheme {scheme!r}"
+        )
+    return value
+
+
+def _origins(value: str) -> tuple[str, ...]:
+    origins = tuple(o.strip() for o in value.split(",") if o.strip())
+    if not origins:
+        raise ValueError("CORS_ORIGINS must name at least one origin, or '*'")
+    return origins
+

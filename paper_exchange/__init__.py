@@ -1,0 +1,1 @@
+"""Binance-compatible paper exchange: a pure matching core with thin REST and WebSocket adapters."""
