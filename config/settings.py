@@ -77,6 +77,12 @@ class Settings:
     def is_paper(self) -> bool:
         return self.mode == PAPER
 
+    def require_binance_credentials(self) -> None:
+        """For processes that sign Binance calls (the worker): refuse to run without a key pair."""
+        for name, value in (("BINANCE_API_KEY", self.binance_api_key), ("BINANCE_API_SECRET", self.binance_api_secret)):
+            if not value:
+                raise ValueError(f"{name} must be set when SPOTGATE_MODE=live")
+
     def secret_values(self) -> tuple[str, ...]:
         """Values that must never reach a log line or a response."""
         candidates = (self.binance_api_secret, self.jwt_secret, self.binance_api_key)
@@ -119,11 +125,10 @@ class Settings:
         paper = mode == PAPER
         upstream = UPSTREAM_DEFAULTS[mode]
 
-        api_key = get("BINANCE_API_KEY", PAPER_DEMO_API_KEY if paper else None)
-        api_secret = get("BINANCE_API_SECRET", PAPER_DEMO_API_SECRET if paper else None)
-        for name, value in (("BINANCE_API_KEY", api_key), ("BINANCE_API_SECRET", api_secret)):
-            if value is None:
-                raise ValueError(f"{name} must be set when SPOTGATE_MODE=live")
+        # Only the worker needs the credentials (it calls require_binance_credentials()); the
+        # web process must run without them, so their absence is not an error here.
+        api_key = get("BINANCE_API_KEY", PAPER_DEMO_API_KEY if paper else "")
+        api_secret = get("BINANCE_API_SECRET", PAPER_DEMO_API_SECRET if paper else "")
 
         jwt_public_key = get("JWT_PUBLIC_KEY")
         jwt_secret = get("JWT_SECRET", DEV_JWT_SECRET)
