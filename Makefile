@@ -44,10 +44,10 @@ test: venv ## Run the whole test suite (PYTEST_ARGS=... to narrow it).
 	$(WITH_REDIS) && \
 		$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: venv ## Run every bench/*.py; each prints JSON.
+bench: venv ## Run every bench/*.py (not _helpers); each prints JSON.
 	$(WITH_REDIS) || exit 1; \
 		status=0; found=0; \
-		for f in bench/*.py; do \
+		for f in bench/[!_]*.py; do \
 			[ -f "$$f" ] || continue; found=1; \
 			echo "== $$f" >&2; $(PY) "$$f" || status=1; \
 		done; \

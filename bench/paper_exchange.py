@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loadgen import run_load, start_paper, stop  # noqa: E402
+from _loadgen import run_load, start_paper, stop  # noqa: E402
 
 from paper_exchange.config import DEMO_API_KEY, DEMO_API_SECRET  # noqa: E402
 

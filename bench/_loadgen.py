@@ -43,6 +43,21 @@ def start_paper(env: dict[str, str] | None = None, seed: int = 1) -> tuple[subpr
     return proc, url
 
 
+def start_web(binance_url: str, redis_url: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """The gateway's web process (`sanic app:create_app --factory`, one worker) on a free port."""
+    port = free_port()
+    environ = {**os.environ, "SPOTGATE_MODE": "paper", "BINANCE_API_URL": binance_url, "REDIS_URL": redis_url,
+               "LOG_LEVEL": "WARNING", **(env or {})}
+    environ.pop("BINANCE_API_KEY", None)
+    environ.pop("BINANCE_API_SECRET", None)
+    proc = subprocess.Popen([sys.executable, "-m", "sanic", "app:create_app", "--factory", "--host", "127.0.0.1",
+                             "--port", str(port), "--single-process", "--no-motd", "--no-access-logs"],
+                            cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/health", proc)
+    return proc, url
+
+
 def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 20.0) -> None:
     parts = urlsplit(url)
     deadline = time.monotonic() + timeout
@@ -75,7 +90,7 @@ def stop(proc: subprocess.Popen) -> None:
 RequestFactory = Callable[[int], tuple[str, str, bytes | None, dict]]
 
 
-def _client(base: str, factory: RequestFactory, seconds: float, start_at: float, out) -> None:
+def _client(base: str, factory: RequestFactory, seconds: float, start_at: float, out, max_requests: int | None) -> None:
     parts = urlsplit(base)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     latencies, errors, i = [], 0, 0
@@ -84,7 +99,7 @@ def _client(base: str, factory: RequestFactory, seconds: float, start_at: float,
     end = time.perf_counter() + seconds
     while True:
         now = time.perf_counter()
-        if now >= end:
+        if now >= end or (max_requests is not None and i >= max_requests):
             break
         method, path, body, headers = factory(i)
         i += 1
@@ -101,16 +116,20 @@ def _client(base: str, factory: RequestFactory, seconds: float, start_at: float,
             continue
         latencies.append(time.perf_counter() - now)
     conn.close()
-    out.put((latencies, errors))
+    out.put((latencies, errors, time.perf_counter() - (end - seconds)))
 
 
-def run_load(base: str, factory: RequestFactory, clients: int = 4, seconds: float = 3.0) -> dict:
-    """Run `clients` processes for `seconds`; returns requests/s, p50/p99 in ms and error count."""
+def run_load(base: str, factory: RequestFactory, clients: int = 4, seconds: float = 3.0,
+             max_requests: int | None = None) -> dict:
+    """Run `clients` processes for `seconds` (or until `max_requests` in all); returns requests/s,
+    p50/p99 in ms and error count."""
     seconds = min(seconds, MAX_SECONDS)
     ctx = mp.get_context("fork")
     out = ctx.Queue()
     start_at = time.time() + 0.3
-    procs = [ctx.Process(target=_client, args=(base, factory, seconds, start_at, out)) for _ in range(clients)]
+    per_client = None if max_requests is None else -(-max_requests // clients)
+    procs = [ctx.Process(target=_client, args=(base, factory, seconds, start_at, out, per_client))
+             for _ in range(clients)]
     for p in procs:
         p.start()
     results = [out.get(timeout=seconds + 60) for _ in procs]
@@ -118,7 +137,8 @@ def run_load(base: str, factory: RequestFactory, clients: int = 4, seconds: floa
         p.join()
     latencies = sorted(x for r in results for x in r[0])
     errors = sum(r[1] for r in results)
-    return summarize(latencies, seconds, errors)
+    elapsed = max(r[2] for r in results)
+    return summarize(latencies, elapsed, errors)
 
 
 def summarize(latencies: list[float], seconds: float, errors: int = 0) -> dict:

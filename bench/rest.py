@@ -1,0 +1,125 @@
+"""Gateway REST overhead, measured against baselines taken in the same run.
+
+    python bench/rest.py [--clients 4] [--seconds 3]
+
+Prints one JSON object with:
+- cached_ticker: a bare Sanic endpoint vs the gateway's cached `GET /api/v1/ticker/price` (auth,
+  validation, envelope included) — req/s and their ratio (target ≥ 0.5);
+- passthrough_klines: a direct paper exchange `klines` call vs the gateway's uncached `klines`
+  (each request a distinct startTime, so every one goes upstream) — added p50/p99 (targets ≤ 1.5 ms /
+  ≤ 5 ms), measured with one sequential client so queueing does not blur latency;
+- coalescing: upstream calls the gateway made for 10,000 client requests on one symbol.
+Needs Redis at REDIS_URL (`make bench` provides one). Traffic goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import jwt
+import requests
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _loadgen import free_port, run_load, start_paper, start_web, stop, summarize, wait_http  # noqa: E402
+
+SECRET = "bench-only-jwt-secret-" + uuid.uuid4().hex
+
+
+def token() -> str:
+    now = int(time.time())
+    return jwt.encode({"sub": "bench", "role": "viewer", "iat": now, "exp": now + 3600, "jti": uuid.uuid4().hex,
+                       "typ": "access"}, SECRET, algorithm="HS256")
+
+
+def sequential(url_for, n: int, headers: dict | None = None) -> list[float]:
+    session = requests.Session()
+    latencies = []
+    for i in range(n):
+        started = time.perf_counter()
+        answer = session.get(url_for(i), headers=headers, timeout=10)
+        latencies.append(time.perf_counter() - started)
+        if answer.status_code != 200:
+            raise RuntimeError(f"{url_for(i)} -> {answer.status_code} {answer.text[:200]}")
+    session.close()
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--latency-requests", type=int, default=1000)
+    args = parser.parse_args()
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    prefix = f"sgbench:{uuid.uuid4().hex}:"
+
+    paper, paper_url = start_paper()
+    bare_port = free_port()
+    bare = subprocess.Popen([sys.executable, str(HERE / "_bare_sanic.py"), str(bare_port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    web = None
+    try:
+        wait_http(f"http://127.0.0.1:{bare_port}/health", bare)
+        web, web_url = start_web(paper_url, redis_url, {"JWT_SECRET": SECRET, "REDIS_KEY_PREFIX": prefix})
+        auth = {"Authorization": f"Bearer {token()}"}
+
+        bare_result = run_load(f"http://127.0.0.1:{bare_port}", lambda i: ("GET", "/ticker", None, {}),
+                               args.clients, args.seconds)
+        gateway_result = run_load(web_url, lambda i: ("GET", "/api/v1/ticker/price?symbol=BTCUSDT", None, auth),
+                                  args.clients, args.seconds)
+
+        start = int(time.time() * 1000) - 3_600_000
+        direct = sequential(lambda i: f"{paper_url}/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=10"
+                                      f"&startTime={start + i}", args.latency_requests)
+        via = sequential(lambda i: f"{web_url}/api/v1/klines?symbol=BTCUSDT&interval=1m&limit=10"
+                                   f"&startTime={start + 10_000 + i}", args.latency_requests, auth)
+        direct_s, via_s = summarize(direct, 1), summarize(via, 1)
+
+        calls_before = requests.get(f"{web_url}/api/v1/status", headers=auth, timeout=10).json()["data"]["upstream"]["calls"]
+        coalesce = run_load(web_url, lambda i: ("GET", "/api/v1/ticker/24hr?symbol=ETHUSDT", None, auth),
+                            args.clients, 60.0, max_requests=10_000)
+        calls_after = requests.get(f"{web_url}/api/v1/status", headers=auth, timeout=10).json()["data"]["upstream"]["calls"]
+    finally:
+        for proc in (web, bare, paper):
+            if proc is not None:
+                stop(proc)
+        _cleanup(redis_url, prefix)
+
+    ratio = round(gateway_result["rps"] / bare_result["rps"], 3) if bare_result["rps"] else None
+    added_p50 = round(via_s["p50_ms"] - direct_s["p50_ms"], 3)
+    added_p99 = round(via_s["p99_ms"] - direct_s["p99_ms"], 3)
+    print(json.dumps({
+        "benchmark": "rest",
+        "machine": {"cpus": os.cpu_count()},
+        "cached_ticker": {"bare_sanic": bare_result, "gateway": gateway_result, "ratio": ratio,
+                          "target_ratio": 0.5, "meets_target": ratio is not None and ratio >= 0.5},
+        "passthrough_klines": {"direct": direct_s, "gateway": via_s, "added_p50_ms": added_p50,
+                               "added_p99_ms": added_p99, "targets_ms": {"p50": 1.5, "p99": 5.0},
+                               "meets_target": added_p50 <= 1.5 and added_p99 <= 5.0},
+        "coalescing": {"client_requests": coalesce["requests"], "errors": coalesce["errors"],
+                       "upstream_calls": calls_after - calls_before,
+                       "upstream_calls_per_10k": round((calls_after - calls_before) * 10_000 / max(1, coalesce["requests"]), 1)},
+    }, indent=2))
+
+
+def _cleanup(redis_url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+if __name__ == "__main__":
+    main()

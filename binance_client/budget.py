@@ -1,0 +1,134 @@
+"""The upstream request-weight budget, shared in Redis by every process that calls Binance.
+
+Binance counts REQUEST_WEIGHT per IP per minute; all our web processes and workers share one IP, so
+they share one budget. Before a call, `reserve(weight)` adds its weight to the current minute's
+counter and refuses when the limit would be passed; after the call, `observe(headers)` raises the
+counter to what Binance says was used (`X-MBX-USED-WEIGHT-1M`). A 429 or 418 from Binance
+`pause`s everyone until its Retry-After has passed, so the IP is not banned (further).
+
+Async (redis.asyncio, web) and sync (redis, workers) front-ends run the same Lua scripts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+RESERVE = """
+local pause = redis.call('GET', KEYS[2])
+if pause then
+  local sep = string.find(pause, '|')
+  local until_ms = tonumber(string.sub(pause, 1, sep - 1))
+  if until_ms > tonumber(ARGV[3]) then return {-1, until_ms, string.sub(pause, sep + 1)} end
+end
+local used = redis.call('INCRBY', KEYS[1], ARGV[1])
+if used == tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+if used > tonumber(ARGV[2]) then
+  redis.call('DECRBY', KEYS[1], ARGV[1])
+  return {0, used - tonumber(ARGV[1]), ''}
+end
+return {1, used, ''}
+"""
+
+OBSERVE = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+return 1
+"""
+
+PAUSE = """
+local pause = redis.call('GET', KEYS[1])
+if pause then
+  local sep = string.find(pause, '|')
+  if tonumber(string.sub(pause, 1, sep - 1)) >= tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+MINUTE_MS = 60_000
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    used: int = 0
+    retry_after: float = 0.0
+    paused_by: int | None = None  # 429 or 418 when Binance itself paused us
+
+
+def _verdict(result, now_ms: int) -> Verdict:
+    flag, value, status = int(result[0]), int(result[1]), result[2]
+    if flag == 1:
+        return Verdict(True, used=value)
+    if flag == -1:
+        if isinstance(status, bytes):
+            status = status.decode()
+        return Verdict(False, retry_after=max(0.001, (value - now_ms) / 1000), paused_by=int(status or 429))
+    return Verdict(False, used=value, retry_after=max(0.001, (MINUTE_MS - now_ms % MINUTE_MS) / 1000))
+
+
+class _Keys:
+    def __init__(self, prefix: str, limit: int):
+        self.prefix = prefix
+        self.limit = limit
+
+    def weight_key(self, now_ms: int) -> str:
+        return f"{self.prefix}upstream:weight:{now_ms // MINUTE_MS}"
+
+    @property
+    def pause_key(self) -> str:
+        return f"{self.prefix}upstream:pause"
+
+
+class AsyncWeightBudget(_Keys):
+    def __init__(self, redis, prefix: str, limit: int):
+        super().__init__(prefix, limit)
+        self.redis = redis
+        self._reserve = redis.register_script(RESERVE)
+        self._observe = redis.register_script(OBSERVE)
+        self._pause = redis.register_script(PAUSE)
+
+    async def reserve(self, weight: int) -> Verdict:
+        now = int(time.time() * 1000)
+        result = await self._reserve(keys=[self.weight_key(now), self.pause_key],
+                                     args=[weight, self.limit, now, 2 * MINUTE_MS])
+        return _verdict(result, now)
+
+    async def observe(self, used_weight_1m: int | None) -> None:
+        if used_weight_1m is not None:
+            now = int(time.time() * 1000)
+            await self._observe(keys=[self.weight_key(now)], args=[used_weight_1m, 2 * MINUTE_MS])
+
+    async def pause(self, seconds: float, status: int) -> None:
+        until = int(time.time() * 1000 + seconds * 1000)
+        await self._pause(keys=[self.pause_key], args=[until, status, int(seconds * 1000) + 1000])
+
+    async def used(self) -> int:
+        value = await self.redis.get(self.weight_key(int(time.time() * 1000)))
+        return int(value or 0)
+
+
+class WeightBudget(_Keys):
+    """The same budget for synchronous callers (Celery workers)."""
+
+    def __init__(self, redis, prefix: str, limit: int):
+        super().__init__(prefix, limit)
+        self.redis = redis
+        self._reserve = redis.register_script(RESERVE)
+        self._observe = redis.register_script(OBSERVE)
+        self._pause = redis.register_script(PAUSE)
+
+    def reserve(self, weight: int) -> Verdict:
+        now = int(time.time() * 1000)
+        return _verdict(self._reserve(keys=[self.weight_key(now), self.pause_key],
+                                      args=[weight, self.limit, now, 2 * MINUTE_MS]), now)
+
+    def observe(self, used_weight_1m: int | None) -> None:
+        if used_weight_1m is not None:
+            now = int(time.time() * 1000)
+            self._observe(keys=[self.weight_key(now)], args=[used_weight_1m, 2 * MINUTE_MS])
+
+    def pause(self, seconds: float, status: int) -> None:
+        until = int(time.time() * 1000 + seconds * 1000)
+        self._pause(keys=[self.pause_key], args=[until, status, int(seconds * 1000) + 1000])

@@ -1,0 +1,167 @@
+"""Binance clients: `BinanceClient` (sync, requests; for workers) and `AsyncBinanceClient` (aiohttp
+with a keep-alive pool; for the web tier — measured ~4x faster than httpx on loopback here).
+
+Both send `Request`s from `endpoints`, sign SIGNED ones with the server-time-corrected clock,
+decode JSON, attach the rate-limit headers to every answer, and raise the typed errors of `errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+
+from . import endpoints
+from .clock import Clock
+from .endpoints import Request, Security
+from .errors import BinanceError, TimeoutError_, UnavailableError, UnknownOutcomeError, classify
+from .ratelimit import RateLimitInfo
+from .signing import signed_query, wire
+
+API_KEY_HEADER = "X-MBX-APIKEY"
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    data: Any
+    rate_limits: RateLimitInfo
+    elapsed_ms: float
+
+
+class _Base:
+    def __init__(self, base_url: str, *, api_key: str | None = None, api_secret: str | None = None,
+                 recv_window: int = 5000, timeout: float = 10.0, clock: Clock | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self._secret = api_secret
+        self.recv_window = recv_window
+        self.timeout = timeout
+        self.clock = clock or Clock()
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"{type(self).__name__}({self.base_url!r})"
+
+    def _prepare(self, request: Request) -> tuple[str, dict[str, str]]:
+        headers: dict[str, str] = {}
+        if request.security is not Security.NONE:
+            if not self.api_key:
+                raise BinanceError("an API key is required for this request")
+            headers[API_KEY_HEADER] = self.api_key
+        if request.security is Security.SIGNED:
+            if not self._secret:
+                raise BinanceError("an API secret is required for SIGNED requests")
+            query = signed_query(request.params, self._secret, self.clock.now_ms(), self.recv_window)
+        else:
+            query = urlencode([(k, wire(v)) for k, v in request.params.items()])
+        url = f"{self.base_url}{request.path}"
+        return (f"{url}?{query}" if query else url), headers
+
+    @staticmethod
+    def _finish(status: int, body: bytes, headers, elapsed_ms: float) -> Response:
+        rate_limits = RateLimitInfo.from_headers(headers)
+        try:
+            data = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            data = None
+        if status >= 400:
+            raise classify(status, data, rate_limits)
+        if data is None and status == 200:
+            raise UnknownOutcomeError("undecodable answer from Binance", http_status=status, rate_limits=rate_limits)
+        return Response(status, data, rate_limits, elapsed_ms)
+
+
+class BinanceClient(_Base):
+    """Synchronous client over a requests.Session (connection pooling, keep-alive)."""
+
+    def __init__(self, base_url: str, **kwargs):
+        super().__init__(base_url, **kwargs)
+        import requests
+
+        self._requests = requests
+        self.session = requests.Session()
+
+    def send(self, request: Request) -> Response:
+        url, headers = self._prepare(request)
+        started = time.perf_counter()
+        try:
+            answer = self.session.request(request.method, url, headers=headers, timeout=self.timeout)
+        except self._requests.ConnectTimeout as exc:
+            raise UnavailableError(f"connect timeout: {exc}") from None
+        except self._requests.ReadTimeout:
+            raise TimeoutError_(f"no answer within {self.timeout} s") from None
+        except self._requests.ConnectionError as exc:
+            if _refused(exc):
+                raise UnavailableError(f"cannot connect: {exc}") from None
+            raise UnknownOutcomeError(f"connection lost: {exc}") from None
+        return self._finish(answer.status_code, answer.content, answer.headers, (time.perf_counter() - started) * 1000)
+
+    def call(self, request: Request):
+        return self.send(request).data
+
+    def sync_time(self) -> float:
+        sent = time.time() * 1000
+        server = self.call(endpoints.server_time())["serverTime"]
+        return self.clock.update(server, sent, time.time() * 1000)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class AsyncBinanceClient(_Base):
+    """Asynchronous client over one aiohttp session with a keep-alive connection pool."""
+
+    def __init__(self, base_url: str, *, pool_size: int = 100, **kwargs):
+        super().__init__(base_url, **kwargs)
+        self.pool_size = pool_size
+        self._session = None
+
+    async def _get_session(self):
+        if self._session is None or self._session.closed:
+            import aiohttp
+
+            self._aiohttp = aiohttp
+            connector = aiohttp.TCPConnector(limit=self.pool_size, keepalive_timeout=60, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout),
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
+
+    async def send(self, request: Request) -> Response:
+        session = await self._get_session()
+        aiohttp = self._aiohttp
+        url, headers = self._prepare(request)
+        started = time.perf_counter()
+        try:
+            async with session.request(request.method, url, headers=headers) as answer:
+                body = await answer.read()
+                status, answer_headers = answer.status, answer.headers
+        except aiohttp.ClientConnectorError as exc:
+            raise UnavailableError(f"cannot connect: {exc}") from None
+        except asyncio.TimeoutError:
+            raise TimeoutError_(f"no answer within {self.timeout} s") from None
+        except aiohttp.ClientError as exc:
+            raise UnknownOutcomeError(f"connection lost: {exc}") from None
+        return self._finish(status, body, answer_headers, (time.perf_counter() - started) * 1000)
+
+    async def call(self, request: Request):
+        return (await self.send(request)).data
+
+    async def sync_time(self) -> float:
+        sent = time.time() * 1000
+        server = (await self.call(endpoints.server_time()))["serverTime"]
+        return self.clock.update(server, sent, time.time() * 1000)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def _refused(exc: Exception) -> bool:
+    text = repr(exc)
+    return "NewConnectionError" in text or "Connection refused" in text or "NameResolutionError" in text

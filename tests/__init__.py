@@ -1,0 +1,1 @@
+"""spotgate test suite (a package, so tests/app and tests/binance_client never shadow the real packages)."""
