@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +21,16 @@ USER_STREAM_MODES = ("ws-api", "listen-key")
 # The paper exchange's documented demo pair. Harmless outside it; used only in paper mode.
 PAPER_DEMO_API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 PAPER_DEMO_API_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
-DEV_JWT_SECRET = "dev-only-insecure-jwt-secret"
+DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-never-use-live"
+# HS256 keys shorter than the hash (RFC 7518 §3.2) are refused in live mode.
+MIN_JWT_SECRET_LENGTH = 32
+
+# Roles, lowest first; app.auth.Role mirrors them (config imports nothing of the app).
+ROLES = ("viewer", "trader", "admin")
+# No token lives longer than this, so a revocation of a token we never saw can expire after it.
+MAX_TOKEN_TTL = 365 * 86400
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+USER_NAME_RE = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 
 # Upstream endpoints per mode; an explicit BINANCE_*_URL always wins.
 UPSTREAM_DEFAULTS = {
@@ -44,9 +56,20 @@ DEFAULTS = {
     "MAX_WS_CONNECTIONS": "10000",
     "UPSTREAM_TIMEOUT": "10.0",
     "LOG_LEVEL": "INFO",
+    "ACCESS_TOKEN_TTL": "15m",
+    "REFRESH_TOKEN_TTL": "7d",
 }
 
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+@dataclass(frozen=True)
+class AuthUser:
+    """One AUTH_USERS entry: a user who may log in with a password."""
+
+    name: str
+    role: str
+    password_hash: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -68,6 +91,10 @@ class Settings:
     user_stream_mode: str
     jwt_secret: str = field(repr=False)
     jwt_public_key: str | None
+    jwt_private_key: str | None = field(repr=False)
+    auth_users: tuple[AuthUser, ...]
+    access_token_ttl: int
+    refresh_token_ttl: int
     cors_origins: tuple[str, ...]
     max_ws_connections: int
     upstream_timeout: float
@@ -85,7 +112,8 @@ class Settings:
 
     def secret_values(self) -> tuple[str, ...]:
         """Values that must never reach a log line or a response."""
-        candidates = (self.binance_api_secret, self.jwt_secret, self.binance_api_key)
+        candidates = (self.binance_api_secret, self.jwt_secret, self.binance_api_key,
+                      self.jwt_private_key)
         return tuple(value for value in candidates if value)
 
     @classmethod
@@ -130,13 +158,21 @@ class Settings:
         api_key = get("BINANCE_API_KEY", PAPER_DEMO_API_KEY if paper else "")
         api_secret = get("BINANCE_API_SECRET", PAPER_DEMO_API_SECRET if paper else "")
 
-        jwt_public_key = get("JWT_PUBLIC_KEY")
+        jwt_public_key = _pem(get("JWT_PUBLIC_KEY"))
+        jwt_private_key = _pem(get("JWT_PRIVATE_KEY"))
         jwt_secret = get("JWT_SECRET", DEV_JWT_SECRET)
-        if not paper and jwt_secret == DEV_JWT_SECRET and jwt_public_key is None:
-            raise ValueError(
-                "JWT_SECRET must be set to a real secret (or JWT_PUBLIC_KEY given) when "
-                "SPOTGATE_MODE=live; the dev-only default is refused"
-            )
+        if jwt_private_key is not None and jwt_public_key is None:
+            raise ValueError("JWT_PRIVATE_KEY needs JWT_PUBLIC_KEY: RS256 tokens are verified with the public key")
+        if not paper and jwt_public_key is None:
+            if jwt_secret == DEV_JWT_SECRET:
+                raise ValueError(
+                    "JWT_SECRET must be set to a real secret (or JWT_PUBLIC_KEY given) when "
+                    "SPOTGATE_MODE=live; the dev-only default is refused"
+                )
+            if len(jwt_secret) < MIN_JWT_SECRET_LENGTH:
+                raise ValueError(
+                    f"JWT_SECRET must be at least {MIN_JWT_SECRET_LENGTH} characters when SPOTGATE_MODE=live"
+                )
 
         def url(name: str, schemes: tuple[str, ...]) -> str:
             return _url(name, get(name, upstream[name]), schemes)
@@ -156,6 +192,10 @@ class Settings:
             ),
             jwt_secret=jwt_secret,
             jwt_public_key=jwt_public_key,
+            jwt_private_key=jwt_private_key,
+            auth_users=_auth_users(get("AUTH_USERS", "")),
+            access_token_ttl=_duration("ACCESS_TOKEN_TTL", setting("ACCESS_TOKEN_TTL")),
+            refresh_token_ttl=_duration("REFRESH_TOKEN_TTL", setting("REFRESH_TOKEN_TTL")),
             cors_origins=_origins(setting("CORS_ORIGINS")),
             max_ws_connections=_integer(
                 "MAX_WS_CONNECTIONS", setting("MAX_WS_CONNECTIONS"), low=1
@@ -163,6 +203,80 @@ class Settings:
             upstream_timeout=_seconds("UPSTREAM_TIMEOUT", setting("UPSTREAM_TIMEOUT")),
             log_level=_choice("LOG_LEVEL", setting("LOG_LEVEL").upper(), LOG_LEVELS),
         )
+
+
+def parse_duration(text: str) -> int:
+    """`90`, `90s`, `15m`, `12h`, `30d` → seconds, between 1 s and MAX_TOKEN_TTL.
+
+    Raises ValueError (without a variable name; callers add theirs).
+    """
+    value = text.strip().lower()
+    unit = value[-1:] if value[-1:] in DURATION_UNITS else "s"
+    number = value[:-1] if value[-1:] in DURATION_UNITS else value
+    if not (number.isascii() and number.isdigit()):
+        raise ValueError(f"expected a duration like 90s, 15m, 12h or 30d; got {text!r}")
+    seconds = int(number) * DURATION_UNITS[unit]
+    if not 1 <= seconds <= MAX_TOKEN_TTL:
+        raise ValueError(f"a duration must be between 1s and {MAX_TOKEN_TTL // 86400}d; got {text!r}")
+    return seconds
+
+
+def _duration(name: str, value: str) -> int:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+def _pem(value: str | None) -> str | None:
+    # One-line environments (Heroku config, .env) often carry a PEM with literal "\\n"s.
+    if value is not None and "\n" not in value and "\\n" in value:
+        value = value.replace("\\n", "\n")
+    return value
+
+
+# `scrypt$<n>$<r>$<p>$<salt b64>$<hash b64>`, as `python -m app.tokens hash-password` prints.
+PASSWORD_HASH_RE = re.compile(r"^scrypt\$(\d+)\$(\d+)\$(\d+)\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$")
+
+
+def _auth_users(value: str) -> tuple[AuthUser, ...]:
+    """AUTH_USERS=`name:role:hash,name:role:hash` (hashes from `python -m app.tokens hash-password`)."""
+    users: dict[str, AuthUser] = {}
+    for position, entry in enumerate((e.strip() for e in value.split(",")), start=1):
+        if not entry:
+            continue
+        parts = entry.split(":")
+        if len(parts) != 3:
+            raise ValueError(f"AUTH_USERS entry {position} must be name:role:hash")
+        name, role, password_hash = parts
+        if not USER_NAME_RE.match(name):
+            raise ValueError(f"AUTH_USERS entry {position}: user name must be 1-64 of A-Z a-z 0-9 . _ @ -")
+        if role not in ROLES:
+            raise ValueError(f"AUTH_USERS user {name!r}: role must be one of {', '.join(ROLES)}; got {role!r}")
+        if not _is_password_hash(password_hash):
+            raise ValueError(
+                f"AUTH_USERS user {name!r}: the password must be a hash printed by "
+                "`python -m app.tokens hash-password`, never the password itself"
+            )
+        if name in users:
+            raise ValueError(f"AUTH_USERS names user {name!r} twice")
+        users[name] = AuthUser(name, role, password_hash)
+    return tuple(users.values())
+
+
+def _is_password_hash(value: str) -> bool:
+    match = PASSWORD_HASH_RE.match(value)
+    if not match:
+        return False
+    n, r, p = (int(match.group(i)) for i in (1, 2, 3))
+    if n < 2 or n & (n - 1) or not r or not p:
+        return False
+    try:
+        base64.b64decode(match.group(4), validate=True)
+        base64.b64decode(match.group(5), validate=True)
+    except binascii.Error:
+        return False
+    return True
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:

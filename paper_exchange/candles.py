@@ -158,10 +158,10 @@ class MarketHistory:
         lo = bucket(start) if start is not None else bucket(first_minute)
         hi = end if end is not None else now
         for minute in sorted(self.minutes):
-            if minute < lo or minute > hi:
+            key = bucket(minute)
+            if key < lo or key > hi:  # by candle, not minute: a candle opened by endTime is returned whole
                 continue
             candle = self.minutes[minute]
-            key = bucket(minute)
             agg = buckets.get(key)
             if agg is None:
                 agg = buckets[key] = Candle(key, candle.open, candle.high, candle.low, candle.close)
@@ -176,9 +176,9 @@ class MarketHistory:
     def _second_klines(self, start, end, limit, now) -> list[Candle]:
         buckets: dict[int, Candle] = {}
         for trade in self.trades:
-            if (start is not None and trade.time < start - start % 1000) or (end is not None and trade.time > end):
-                continue
             key = trade.time - trade.time % 1000
+            if (start is not None and key < start - start % 1000) or (end is not None and key > end):
+                continue
             candle = buckets.get(key)
             if candle is None:
                 candle = buckets[key] = Candle(key, trade.price, trade.price, trade.price, trade.price)

@@ -221,11 +221,11 @@ class Exchange:
             spec.check_lot(quantity, market=is_market)
         reference = price if type_ in LIMIT_TYPES else self.average_price(market)
         if quote_qty is not None:
-            spec.check_notional(quote_qty)
+            spec.check_notional(quote_qty, market=is_market)
         elif quantity is not None and reference is not None:
             if reference * quantity <= 0:
                 raise errors.price_qty_zero()
-            spec.check_notional(reference * quantity)
+            spec.check_notional(reference * quantity, market=is_market)
         if type_ in STOP_TYPES:
             if sum(1 for o in market.stops if o.account is account) >= MAX_NUM_ALGO_ORDERS:
                 raise errors.filter_failure("MAX_NUM_ALGO_ORDERS")
@@ -296,8 +296,11 @@ class Exchange:
         balance.locked += lock
         order.locked = lock
         account.update_time = now
-        if type_ == "MARKET" and quote_qty is not None and not is_buy:
-            order.orig_qty = lock
+        if type_ == "MARKET" and quote_qty is not None:
+            # Binance turns quoteOrderQty into the quantity the book offers for it (on the LOT_SIZE
+            # grid), so the order ends FILLED when the budget is spent and EXPIRED only if the book
+            # ran out; its TRADE events carry the right status on the way.
+            order.orig_qty = self._quote_market_buy_qty(market, quote_qty) if is_buy else lock
         self._emit(OrderEvent(order, "NEW", None, now))
 
         if type_ in STOP_TYPES:
@@ -310,10 +313,7 @@ class Exchange:
 
     def _execute(self, market: Market, order: Order, now: int) -> None:
         """Match a working order against the book, then rest, expire or finish it."""
-        if order.type == "MARKET" and order.orig_quote_qty and order.is_buy:
-            self._match(market, order, now, quote_budget=order.orig_quote_qty)
-            order.orig_qty = order.executed_qty
-        elif order.time_in_force == "FOK" and not self._can_fill(market, order):
+        if order.time_in_force == "FOK" and not self._can_fill(market, order):
             pass
         else:
             self._match(market, order, now)
@@ -330,24 +330,17 @@ class Exchange:
             self._finish(order, now)
             self._emit(OrderEvent(order, "EXPIRED", None, now))
 
-    def _match(self, market: Market, taker: Order, now: int, quote_budget: Decimal | None = None) -> None:
+    def _match(self, market: Market, taker: Order, now: int) -> None:
         book = market.book
         opposite = book.side(not taker.is_buy)
         limit = taker.price if taker.type in LIMIT_TYPES else None
         spec = market.spec
-        while taker.remaining > 0 or quote_budget is not None:
+        while taker.remaining > 0:
             level = opposite.best()
             if level is None or not opposite.crosses(level.price, limit):
                 break
             maker = level.orders[0]
-            qty = maker.remaining
-            if quote_budget is not None:
-                affordable = spec.round_qty_down((quote_budget - taker.cum_quote) / level.price)
-                qty = min(qty, affordable)
-                if qty <= 0:
-                    break
-            else:
-                qty = min(qty, taker.remaining)
+            qty = min(maker.remaining, taker.remaining)
             if taker.is_buy and not taker.reserve_at_price:
                 # a pool-funded buy (market) never spends more than it locked
                 affordable = spec.round_qty_down(taker.locked / level.price) if taker.locked > 0 else ZERO
@@ -482,6 +475,24 @@ class Exchange:
             if need <= 0:
                 return cost
         return None
+
+    @staticmethod
+    def _quote_market_buy_qty(market: Market, quote_qty: Decimal) -> Decimal:
+        """Base quantity `quote_qty` buys from the asks now, on the LOT_SIZE grid."""
+        spec = market.spec
+        left, qty, price = quote_qty, ZERO, None
+        for level in market.book.asks:
+            take = min(level.qty, spec.round_qty_down(left / level.price))
+            qty += take
+            left -= level.price * take  # exact, not floored: the fills can then never cost more
+            if take < level.qty:
+                return qty
+            price = level.price
+        if price is None:
+            return qty
+        # the book ran out before the budget: ask for what the rest buys at the last price, so the
+        # order takes everything there is and then expires, as a market order short of liquidity does
+        return qty + spec.round_qty_down(left / price)
 
     @staticmethod
     def _quote_market_sell_qty(market: Market, quote_qty: Decimal) -> Decimal:

@@ -101,6 +101,10 @@ def one_of_missing(a: str, b: str) -> BinanceError:
     return BinanceError(-1102, f"Param '{a}' or '{b}' must be sent, but both were empty/null!")
 
 
+def value_too_large(name: str, maximum: int) -> BinanceError:
+    return BinanceError(-1102, f"'{name}' contains unexpected value. Cannot be greater than {maximum}.")
+
+
 def unread_parameters(read: int, sent: int) -> BinanceError:
     return BinanceError(-1104, f"Not all sent parameters were read; read '{read}' parameter(s) but was sent '{sent}'.")
 

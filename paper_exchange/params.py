@@ -9,7 +9,7 @@ import hmac
 import json
 import re
 from decimal import Decimal
-from urllib.parse import parse_qsl, unquote_plus
+from urllib.parse import parse_qsl
 
 from . import errors
 
@@ -22,6 +22,9 @@ CLIENT_ID_LEGAL = r"^[\.A-Z\:/a-z0-9_-]{1,36}$"
 SYMBOL_RE = re.compile(r"^[A-Z0-9-_.]{1,20}$")
 SYMBOL_LEGAL = "^[A-Z0-9-_.]{1,20}$"
 MAX_RECV_WINDOW = 60_000
+DEFAULT_RECV_WINDOW = 5_000
+# `timestamp` may be sent in microseconds; no millisecond timestamp reaches 10**14 (year 5138).
+MICROSECOND_TIMESTAMPS = 10**14
 
 
 class Params:
@@ -144,17 +147,28 @@ class Params:
     def verify_signed(self, secret: str, now: int) -> None:
         """timestamp + recvWindow + signature as Binance checks them (signature over query + body)."""
         timestamp = self.integer("timestamp", required=True)
-        recv_window = self.integer("recvWindow", default=5000)
+        # recvWindow is a DECIMAL with up to three places (microseconds) since 2025-08.
+        recv_window = self.decimal("recvWindow", places=3)
         signature = self.string("signature", required=True)
-        assert timestamp is not None and recv_window is not None and signature is not None
-        if recv_window <= 0 or recv_window > MAX_RECV_WINDOW:
+        assert timestamp is not None and signature is not None
+        if recv_window is None:
+            recv_window = Decimal(DEFAULT_RECV_WINDOW)
+        if recv_window <= 0:
             raise errors.invalid_parameter("recvWindow")
+        if recv_window > MAX_RECV_WINDOW:
+            raise errors.value_too_large("recvWindow", MAX_RECV_WINDOW)
+        # Exactly the bytes sent: since 2026-01-15 Binance rejects signatures computed over a
+        # payload that was not percent-encoded first, so a decoded-payload signature must fail here too.
         payload = _without_signature(self.query) + _without_signature(self.body)
-        if not (_hmac_ok(secret, payload, signature) or _hmac_ok(secret, unquote_plus(payload), signature)):
+        if not _hmac_ok(secret, payload, signature):
             raise errors.invalid_signature()
-        if timestamp >= now + 1000:
+        if timestamp >= MICROSECOND_TIMESTAMPS:
+            timestamp_ms = Decimal(timestamp) / 1000
+        else:
+            timestamp_ms = Decimal(timestamp)
+        if timestamp_ms >= now + 1000:
             raise errors.timestamp_ahead()
-        if now - timestamp > recv_window:
+        if now - timestamp_ms > recv_window:
             raise errors.timestamp_outside_window()
 
 

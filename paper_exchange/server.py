@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import string
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 import orjson
 from sanic import Request, Sanic
-from sanic.exceptions import MethodNotAllowed, NotFound
+from sanic.exceptions import MethodNotAllowed, NotFound, SanicException
 from sanic.response import HTTPResponse, raw
 
 from . import errors, wire
@@ -33,6 +34,7 @@ from .symbols import DEFAULT_SYMBOLS, ORDER_TYPES
 ACCOUNT = "paper-user"
 UID = 10_000_001
 API_KEY_HEADER = "X-MBX-APIKEY"
+LISTEN_KEY_ALPHABET = string.ascii_letters + string.digits  # Binance's keys are 60 alphanumerics
 
 
 def now_ms() -> int:
@@ -434,7 +436,7 @@ def account(px: PaperExchange, call: Call):
     return wire.account(px.exchange.accounts[call.account], UID, omit_zero=omit == "true")
 
 
-@endpoint("GET", "/api/v3/myTrades", security="SIGNED", weight=20)
+@endpoint("GET", "/api/v3/myTrades", security="SIGNED", weight=lambda p: 5 if "orderId" in p.values else 20)
 def my_trades(px: PaperExchange, call: Call):
     p = call.params
     symbol = p.symbol()
@@ -466,7 +468,7 @@ def listen_key_create(px: PaperExchange, call: Call):
         if owner == call.account and expires > call.now:
             px.listen_keys[key] = (owner, call.now + px.config.listen_key_ttl * 1000)
             return {"listenKey": key}
-    key = secrets.token_urlsafe(45)[:60]
+    key = "".join(secrets.choice(LISTEN_KEY_ALPHABET) for _ in range(60))
     px.listen_keys[key] = (call.account, call.now + px.config.listen_key_ttl * 1000)
     return {"listenKey": key}
 
@@ -536,6 +538,9 @@ async def _serve(px: PaperExchange, ep: Endpoint, request: Request) -> HTTPRespo
     except BinanceError as exc:
         if exc.retry_after is not None:
             headers["Retry-After"] = str(exc.retry_after)
+        if "X-MBX-USED-WEIGHT-1M" not in headers:  # refused by the weight limit itself (429/418)
+            used = px.limits.used_weight(ip, now)
+            headers["X-MBX-USED-WEIGHT-1M"] = headers["X-MBX-USED-WEIGHT"] = str(used)
         if ep.counts_order and account_name is not None and "X-MBX-ORDER-COUNT-10S" not in headers:
             ten_s, day = px.limits.order_counts(account_name, now)
             headers["X-MBX-ORDER-COUNT-10S"], headers["X-MBX-ORDER-COUNT-1D"] = str(ten_s), str(day)
@@ -570,6 +575,9 @@ def _authenticate(px: PaperExchange, request: Request) -> tuple[str, str]:
     if entry is None:
         raise errors.rejected_api_key()
     return entry
+
+
+LIMIT_SETTINGS = ("weight_limit", "orders_10s", "orders_day", "ban_after", "ban_seconds")
 
 
 # -- admin (/_paper) --------------------------------------------------------------------------------
@@ -642,17 +650,22 @@ def _admin_routes(app: Sanic, px: PaperExchange) -> None:
     @app.route("/_paper/limits", methods=["GET", "POST"])
     async def limits(request: Request):
         if request.method == "POST":
-            body = orjson.loads(request.body or b"{}")
-            for name in ("weight_limit", "orders_10s", "orders_day", "ban_after", "ban_seconds"):
-                if name in body:
-                    if not isinstance(body[name], int) or body[name] < 0:
-                        return json_response({"error": f"{name} must be a non-negative integer"}, status=400)
-                    setattr(px.limits, name, body[name])
+            try:
+                body = orjson.loads(request.body or b"{}")
+            except orjson.JSONDecodeError as exc:
+                return json_response({"error": str(exc)}, status=400)
+            if not isinstance(body, dict):
+                return json_response({"error": "body must be a JSON object"}, status=400)
+            settings = {name: body[name] for name in LIMIT_SETTINGS if name in body}
+            for name, value in settings.items():  # all checked before any is applied
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    return json_response({"error": f"{name} must be a non-negative integer"}, status=400)
+            for name, value in settings.items():
+                setattr(px.limits, name, value)
             if body.get("reset"):
                 px.limits.ips.clear()
                 px.limits.accounts.clear()
-        return json_response({name: getattr(px.limits, name) for name in
-                              ("weight_limit", "orders_10s", "orders_day", "ban_after", "ban_seconds")})
+        return json_response({name: getattr(px.limits, name) for name in LIMIT_SETTINGS})
 
 
 # -- app --------------------------------------------------------------------------------------------
@@ -661,6 +674,9 @@ def create_app(config: PaperConfig | None = None, name: str = "paper_exchange") 
     config = config or PaperConfig.from_env()
     app = Sanic(name)
     app.config.ACCESS_LOG = False
+    # sanic-ext (installed for spotgate's own API) would add /docs HTML pages, automatic OPTIONS and
+    # HEAD routes and CORS headers: nothing Binance serves. The paper exchange answers only its table.
+    app.config.AUTO_EXTEND = False
     app.config.KEEP_ALIVE_TIMEOUT = 75
     px = PaperExchange(config)
     app.ctx.paper = px
@@ -674,6 +690,8 @@ def create_app(config: PaperConfig | None = None, name: str = "paper_exchange") 
         app.add_route(route, path, methods=list(methods), name=path.strip("/").replace("/", "_"))
 
     _admin_routes(app, px)
+    from .ws import setup_streams  # market streams, WS-API user data, stream faults (ws.py)
+    setup_streams(app, px)
 
     @app.exception(NotFound, MethodNotAllowed)
     async def not_found(request: Request, exc):
@@ -682,6 +700,10 @@ def create_app(config: PaperConfig | None = None, name: str = "paper_exchange") 
 
     @app.exception(Exception)
     async def crash(request: Request, exc):
+        if isinstance(exc, SanicException) and 400 <= exc.status_code < 500:
+            # A request Sanic could not parse (bad framing, bad Content-Length): the client's
+            # fault, so a 4xx. A 5xx would tell the client the outcome is unknown.
+            return json_response(errors.unknown().body(), status=exc.status_code)
         app.ctx.last_crash = repr(exc)
         return json_response(errors.unknown().body(), status=500)
 

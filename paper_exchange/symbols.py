@@ -47,11 +47,12 @@ class SymbolSpec:
         if qty < self.min_qty or qty > self.max_qty or (qty - self.min_qty) % self.step_size != 0:
             raise errors.filter_failure("LOT_SIZE")
 
-    def check_notional(self, notional: Decimal) -> None:
-        # MIN_NOTIONAL is the older filter Binance still lists on some symbols; NOTIONAL adds a cap.
+    def check_notional(self, notional: Decimal, market: bool = False) -> None:
+        # MIN_NOTIONAL is the older filter Binance still lists on some symbols; NOTIONAL adds a cap,
+        # which our listing (like Binance's) does not apply to market orders (applyMaxToMarket).
         if notional < self.min_notional:
             raise errors.filter_failure("MIN_NOTIONAL")
-        if notional > self.max_notional:
+        if notional > self.max_notional and not market:
             raise errors.filter_failure("NOTIONAL")
 
     def round_qty_down(self, qty: Decimal) -> Decimal:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import sys
 import time
 import uuid
@@ -25,11 +26,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_answers(url: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+def wait_until_answers(url: str, proc: subprocess.Popen, timeout: float = 20.0, log: str | None = None) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            out = open(log, errors="replace").read() if log else ""
             raise RuntimeError(f"process exited ({proc.returncode}) before {url} answered:\n{out[-3000:]}")
         try:
             if requests.get(url, timeout=1).status_code < 500:
@@ -73,15 +74,17 @@ class WebProcess:
         # The web tier must never hold Binance credentials: run it without them.
         self.env.pop("BINANCE_API_KEY", None)
         self.env.pop("BINANCE_API_SECRET", None)
+        # Output goes to a file, not a pipe: a chatty process must never block on a full pipe.
+        self.log_file = tempfile.NamedTemporaryFile(prefix="spotgate-web-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sanic", "app:create_app", "--factory", "--host", "127.0.0.1",
              "--port", str(self.port), "--single-process", "--no-motd", "--no-access-logs"],
-            cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT,
         )
         try:
-            wait_until_answers(self.url + "/health", self.proc)
+            wait_until_answers(self.url + "/health", self.proc, log=self.log_file.name)
         except Exception:
-            stop_process(self.proc)
+            self.stop()
             raise
         self.http = requests.Session()
 
@@ -95,6 +98,13 @@ class WebProcess:
         headers = {"Authorization": f"Bearer {token or self.token(role)}"} if token != "" else {}
         return self.http.get(self.url + path, params=params, headers=headers, timeout=30)
 
+    def log_text(self) -> str:
+        with open(self.log_file.name, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
     def stop(self) -> None:
-        self.http.close()
+        if hasattr(self, "http"):
+            self.http.close()
         stop_process(self.proc)
+        self.log_file.close()
+        os.unlink(self.log_file.name)

@@ -17,8 +17,10 @@ LIVE_KEYS = {
     "SPOTGATE_MODE": "live",
     "BINANCE_API_KEY": "live-key",
     "BINANCE_API_SECRET": "live-secret-value",
-    "JWT_SECRET": "a-real-jwt-secret",
+    "JWT_SECRET": "a-real-jwt-secret-of-at-least-32-chars",
 }
+# What `python -m app.tokens hash-password` prints (for "pw"); the settings only check its shape.
+PASSWORD_HASH = "scrypt$32768$8$1$qtmzeMcBnZydmy3B1e/4yA==$ndQY3q0YuvdgxYNTx2PTo4Ih3M6wMCxHH6Y5QK4aoDc="
 
 
 def test_paper_mode_defaults_run_against_the_local_paper_exchange():
@@ -40,6 +42,10 @@ def test_paper_mode_defaults_run_against_the_local_paper_exchange():
     assert settings.max_ws_connections == 10000
     assert settings.upstream_timeout == 10.0
     assert settings.log_level == "INFO"
+    assert settings.jwt_private_key is None
+    assert settings.auth_users == ()
+    assert settings.access_token_ttl == 15 * 60
+    assert settings.refresh_token_ttl == 7 * 86400
 
 
 def test_environment_values_are_parsed():
@@ -100,10 +106,74 @@ def test_live_mode_refuses_the_dev_jwt_secret(jwt_secret):
         Settings.from_env(env)
 
 
+def test_live_mode_refuses_a_short_jwt_secret():
+    with pytest.raises(ValueError, match="JWT_SECRET must be at least 32"):
+        Settings.from_env({**LIVE_KEYS, "JWT_SECRET": "x" * 31})
+    assert Settings.from_env({**LIVE_KEYS, "JWT_SECRET": "x" * 32}).jwt_secret == "x" * 32
+
+
 def test_live_mode_accepts_a_jwt_public_key_instead_of_a_secret():
     env = {k: v for k, v in LIVE_KEYS.items() if k != "JWT_SECRET"}
     env["JWT_PUBLIC_KEY"] = "-----BEGIN PUBLIC KEY-----..."
     assert Settings.from_env(env).jwt_public_key.startswith("-----BEGIN")
+
+
+def test_rs256_keys_are_read_and_the_private_key_stays_secret():
+    env = {**LIVE_KEYS, "JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----",
+           "JWT_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nBBBB\n-----END PRIVATE KEY-----"}
+    settings = Settings.from_env(env)
+
+    # One-line environments carry a PEM with literal \n; they are turned back into newlines.
+    assert settings.jwt_public_key == "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"
+    assert settings.jwt_private_key.startswith("-----BEGIN PRIVATE KEY-----\nBBBB")
+    assert "BBBB" not in repr(settings)
+    assert settings.jwt_private_key in settings.secret_values()
+
+
+def test_a_jwt_private_key_needs_its_public_key():
+    with pytest.raises(ValueError, match="JWT_PRIVATE_KEY"):
+        Settings.from_env({"JWT_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----..."})
+
+
+def test_auth_users_are_parsed():
+    settings = Settings.from_env(
+        {"AUTH_USERS": f" alice:trader:{PASSWORD_HASH}, bob.ops@example:admin:{PASSWORD_HASH},"}
+    )
+
+    assert [(u.name, u.role) for u in settings.auth_users] == [("alice", "trader"), ("bob.ops@example", "admin")]
+    assert settings.auth_users[0].password_hash == PASSWORD_HASH
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "alice:trader",                                    # no hash
+        f"alice:root:{PASSWORD_HASH}",                     # unknown role
+        "alice:trader:hunter2",                            # a password, not a hash
+        "alice:trader:scrypt$1000$8$1$c2FsdA==$aGFzaA==",  # n is not a power of two
+        f"al ice:trader:{PASSWORD_HASH}",                  # bad name
+        f"alice:trader:{PASSWORD_HASH},alice:admin:{PASSWORD_HASH}",  # twice
+    ],
+)
+def test_invalid_auth_users_raise_naming_the_variable(value):
+    with pytest.raises(ValueError, match="AUTH_USERS"):
+        Settings.from_env({"AUTH_USERS": value})
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("90", 90), ("90s", 90), ("30m", 1800), ("12h", 43200), ("30d", 2592000), (" 2H ", 7200)],
+)
+def test_token_lifetimes_take_units(value, seconds):
+    settings = Settings.from_env({"ACCESS_TOKEN_TTL": value, "REFRESH_TOKEN_TTL": value})
+    assert settings.access_token_ttl == seconds == settings.refresh_token_ttl
+
+
+@pytest.mark.parametrize("name", ["ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL"])
+@pytest.mark.parametrize("value", ["15x", "0", "-5m", "1.5h", "366d", "m"])
+def test_invalid_token_lifetimes_raise_naming_the_variable(name, value):
+    with pytest.raises(ValueError, match=name):
+        Settings.from_env({name: value})
 
 
 @pytest.mark.parametrize(
@@ -134,6 +204,7 @@ def test_secrets_never_appear_in_repr():
 
     assert "live-secret-value" not in text
     assert "a-real-jwt-secret" not in text
+    assert "scrypt$" not in repr(Settings.from_env({"AUTH_USERS": f"alice:trader:{PASSWORD_HASH}"}))
     assert PAPER_DEMO_API_SECRET not in repr(Settings.from_env({}))
     assert "binance_api_url=" in text  # the rest is still there to debug with
 

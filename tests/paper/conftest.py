@@ -40,17 +40,24 @@ class PaperProcess:
             cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
         self.http = requests.Session()
-        deadline = time.monotonic() + 20
+        try:
+            self._wait_until_ready(deadline=time.monotonic() + 20)
+        except BaseException:
+            self.stop()  # never leave a half-started exchange running behind a failed fixture
+            raise
+
+    def _wait_until_ready(self, deadline: float) -> None:
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"paper exchange exited: {self.proc.stdout.read().decode()[-2000:]}")
             try:
-                if self.http.get(self.url + "/api/v3/ping", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
+                # The port accepts connections while the exchange still builds its history, so the
+                # first answer can take a while: a read timeout here just means "not ready yet".
+                if self.http.get(self.url + "/api/v3/ping", timeout=5).status_code == 200:
+                    return
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             if time.monotonic() > deadline:
-                self.stop()
                 raise RuntimeError("paper exchange did not answer /api/v3/ping within 20 s")
             time.sleep(0.05)
 
@@ -71,11 +78,15 @@ class PaperProcess:
     def get(self, path: str, **params) -> requests.Response:
         return self.http.get(self.url + path, params=params, timeout=10)
 
+    def sign(self, payload: str, secret: str | None = None) -> str:
+        """HMAC-SHA256 hex of the exact payload (query string + body, as sent)."""
+        return hmac.new((secret or self.secret).encode(), payload.encode(), hashlib.sha256).hexdigest()
+
     def signed(self, method: str, path: str, *, key: str | None = None, secret: str | None = None,
                in_body: bool = False, **params) -> requests.Response:
         params.setdefault("timestamp", int(time.time() * 1000))
         query = urlencode(params)
-        signature = hmac.new((secret or self.secret).encode(), query.encode(), hashlib.sha256).hexdigest()
+        signature = self.sign(query, secret)
         headers = {"X-MBX-APIKEY": key or self.key}
         payload = f"{query}&signature={signature}"
         if in_body:
@@ -107,9 +118,11 @@ def _paper_session():
 @pytest.fixture
 def paper(_paper_session):
     """One paper exchange for the session; tests must not assume balances others left. Fault rules
-    a test adds are cleared after it."""
+    a test adds are cleared after it, and so are the rate-limit counters (the whole suite's traffic
+    would otherwise share one REQUEST_WEIGHT minute and end in 429s)."""
     yield _paper_session
     _paper_session.admin("DELETE", "faults")
+    _paper_session.admin("POST", "limits", {"reset": True})
     _paper_session.resume()
 
 
@@ -119,3 +132,19 @@ def fresh_paper():
     px = PaperProcess(seed=11)
     yield px
     px.stop()
+
+
+@pytest.fixture
+def make_paper():
+    """Start paper exchanges with their own PAPER_* settings: `make_paper(PAPER_WEIGHT_LIMIT="30")`.
+    Every process started is stopped after the test."""
+    started: list[PaperProcess] = []
+
+    def start(seed: int = 13, **env: str) -> PaperProcess:
+        px = PaperProcess(seed=seed, **env)
+        started.append(px)
+        return px
+
+    yield start
+    for px in started:
+        px.stop()

@@ -1,0 +1,43 @@
+"""spotgate's web tier: `sanic app:create_app --factory`. Holds the JWT secret, never a Binance key."""
+
+from __future__ import annotations
+
+from sanic import Sanic
+
+from config import Settings
+from config.logging import setup_logging
+
+from .auth import Role, protect, setup_auth
+from .docs import setup_docs
+from .errors import setup_errors
+from .health import setup_health
+from .market import bp as market_bp, setup_market
+from .observability import setup_observability
+from .resources import setup_resources
+
+
+def create_app(settings: Settings | None = None, *, name: str = "spotgate") -> Sanic:
+    """The app factory only wires: one setup call per concern, each registering its own listeners.
+
+    `name` must be unique per process (Sanic keeps a registry); tests building several apps pass their own.
+    """
+    if settings is not None and not isinstance(settings, Settings):
+        # `sanic app:create_app --factory` passes its CLI arguments here, and would log a ValueError
+        # and exit 0: a misconfigured web process must exit non-zero.
+        try:
+            return create_app(name=name)
+        except ValueError as exc:
+            raise SystemExit(f"spotgate refuses to start: {exc}") from None
+    settings = settings or Settings.from_env()
+    setup_logging(settings.log_level, settings.secret_values())
+    app = Sanic(name)
+    app.ctx.settings = settings
+    setup_resources(app)        # Redis, the Binance client, the weight budget (opened at start)
+    setup_observability(app)    # request ids, access log, CORS
+    setup_errors(app)           # the error envelope
+    setup_docs(app)             # OpenAPI at /docs
+    setup_auth(app)             # /api/v1/auth/*, JWT verification
+    protect(market_bp, Role.VIEWER)
+    setup_market(app)           # /api/v1 market data
+    setup_health(app)           # /health, /health/ready, /api/v1/status
+    return app

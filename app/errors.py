@@ -1,0 +1,140 @@
+"""The web tier's errors and the only place they become HTTP statuses and error bodies.
+
+    ApiError(status, code, message, details)    every error a client can see
+    ├── BadRequest        400  bad input, or Binance rejected the request
+    ├── Unauthorized      401  no/bad token, or Binance rejected our key/signature
+    ├── Forbidden         403  role too low
+    ├── NotFound          404  unknown route, order or job
+    ├── TooManyRequests   429  our or Binance's limits (Retry-After)
+    ├── Unavailable       503  upstream banned, unreachable or failing (Retry-After when known)
+    └── GatewayTimeout    504  upstream did not answer in UPSTREAM_TIMEOUT
+
+`from_binance(exc)` maps binance_client's error tree onto this one. The body is always
+`{"error": {"code", "message", "details"}, "requestId", "timestamp"}`: never a stack trace, never a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from sanic import Request, Sanic
+from sanic.exceptions import MethodNotAllowed, NotFound as SanicNotFound, SanicException
+
+from binance_client import errors as upstream
+
+from .envelope import error_body, json_response
+
+log = logging.getLogger("spotgate.errors")
+
+
+class ApiError(Exception):
+    status = 500
+    code = "INTERNAL_ERROR"
+
+    def __init__(self, message: str, *, code: str | None = None, details: dict | None = None,
+                 retry_after: float | None = None, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.code
+        self.details = details or {}
+        self.retry_after = retry_after
+        if status is not None:
+            self.status = status
+
+
+class BadRequest(ApiError):
+    status, code = 400, "BAD_REQUEST"
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "UNAUTHORIZED"
+
+
+class Forbidden(ApiError):
+    status, code = 403, "FORBIDDEN"
+
+
+class NotFound(ApiError):
+    status, code = 404, "NOT_FOUND"
+
+
+class TooManyRequests(ApiError):
+    status, code = 429, "RATE_LIMITED"
+
+
+class Unavailable(ApiError):
+    status, code = 503, "UPSTREAM_UNAVAILABLE"
+
+
+class GatewayTimeout(ApiError):
+    status, code = 504, "UPSTREAM_TIMEOUT"
+
+
+def invalid(field: str, message: str, **details) -> BadRequest:
+    """A 400 that names the offending field."""
+    return BadRequest(message, code="INVALID_PARAMETER", details={"field": field, **details})
+
+
+def from_binance(exc: upstream.BinanceError) -> ApiError:
+    details = {}
+    if exc.code is not None:
+        details = {"binanceCode": exc.code, "binanceMsg": exc.msg}
+    retry = exc.retry_after
+    if isinstance(exc, upstream.IpBannedError):
+        return Unavailable("Binance has banned this IP for exceeding its limits", code="UPSTREAM_BANNED",
+                           details=details, retry_after=retry or 60)
+    if isinstance(exc, upstream.RateLimitedError):
+        return TooManyRequests("Binance rate limit reached", code="UPSTREAM_RATE_LIMITED", details=details,
+                               retry_after=retry or 1)
+    if isinstance(exc, upstream.TimeoutError_):
+        return GatewayTimeout("Binance did not answer in time", details={"retryAfter": 1}, retry_after=1)
+    if isinstance(exc, upstream.UnavailableError):
+        return Unavailable("Binance is unreachable", retry_after=1)
+    if isinstance(exc, upstream.UnknownOutcomeError):
+        return Unavailable("Binance failed to answer", code="UPSTREAM_ERROR", details=details, retry_after=1)
+    if isinstance(exc, upstream.AuthError):
+        message = "Invalid signature" if exc.code == -1022 else "Invalid API key"
+        return Unauthorized(message, code="UPSTREAM_AUTH_REJECTED", details=details)
+    if isinstance(exc, upstream.NotFoundError):
+        return NotFound("Order not found", code="ORDER_NOT_FOUND", details=details)
+    return BadRequest(exc.msg, code="BINANCE_REJECTED", details=details)
+
+
+def render(request: Request, exc: ApiError):
+    headers = {}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return json_response(request, error_body(request, exc.code, exc.message, exc.details), exc.status, headers)
+
+
+def setup_errors(app: Sanic) -> None:
+    @app.exception(ApiError)
+    async def api_error(request: Request, exc: ApiError):
+        return render(request, exc)
+
+    @app.exception(upstream.BinanceError)
+    async def binance_error(request: Request, exc: upstream.BinanceError):
+        return render(request, from_binance(exc))
+
+    @app.exception(SanicNotFound)
+    async def not_found(request: Request, exc):
+        return render(request, NotFound(f"No route for {request.method} {request.path}"))
+
+    @app.exception(MethodNotAllowed)
+    async def not_allowed(request: Request, exc):
+        return render(request, ApiError(f"{request.method} is not allowed on {request.path}",
+                                        code="METHOD_NOT_ALLOWED", status=405))
+
+    @app.exception(SanicException)
+    async def sanic_error(request: Request, exc: SanicException):
+        status = getattr(exc, "status_code", 500) or 500
+        if status >= 500:
+            log.exception("request failed", exc_info=exc)
+            return render(request, ApiError("Internal error"))
+        return render(request, ApiError(str(exc) or "Bad request", code="BAD_REQUEST", status=status))
+
+    @app.exception(Exception)
+    async def crash(request: Request, exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+        return render(request, ApiError("Internal error"))

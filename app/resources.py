@@ -1,0 +1,33 @@
+"""The web process's shared resources, opened when a server worker starts and closed when it stops."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from sanic import Sanic
+
+from binance_client import AsyncBinanceClient
+from binance_client.budget import AsyncWeightBudget
+
+from .market import MarketData
+from .upstream import Upstream
+
+DEFAULT_WEIGHT_LIMIT = 6000  # until exchangeInfo says otherwise
+
+
+def setup_resources(app: Sanic) -> None:
+    settings = app.ctx.settings
+
+    @app.before_server_start
+    async def open_resources(app_: Sanic):
+        app_.ctx.redis = aioredis.Redis.from_url(settings.redis_url, health_check_interval=30)
+        # Public data only: the web tier is given no API key and no secret.
+        client = AsyncBinanceClient(settings.binance_api_url, timeout=settings.upstream_timeout)
+        budget = AsyncWeightBudget(app_.ctx.redis, settings.redis_key_prefix, DEFAULT_WEIGHT_LIMIT)
+        app_.ctx.upstream = Upstream(client, budget)
+        app_.ctx.upstream.set_weight_limit(DEFAULT_WEIGHT_LIMIT)
+        app_.ctx.market = MarketData(app_.ctx.upstream, app_.ctx.redis, settings.redis_key_prefix)
+
+    @app.after_server_stop
+    async def close_resources(app_: Sanic):
+        await app_.ctx.upstream.client.close()
+        await app_.ctx.redis.aclose()

@@ -1,0 +1,160 @@
+"""Response schemas for the OpenAPI docs, and `documented(...)`, which applies them to a route.
+
+Decimals are strings, as Binance sends them; times are milliseconds since the epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, make_dataclass
+from typing import Any
+
+from sanic_ext.extensions.openapi import openapi
+
+
+@dataclass
+class ErrorDetail:
+    code: str
+    message: str
+    details: dict
+
+
+@dataclass
+class ErrorResponse:
+    error: ErrorDetail
+    requestId: str
+    timestamp: int
+
+
+@dataclass
+class TickerPrice:
+    symbol: str
+    price: str
+
+
+@dataclass
+class Ticker24h:
+    symbol: str
+    priceChange: str
+    priceChangePercent: str
+    weightedAvgPrice: str
+    lastPrice: str
+    bidPrice: str
+    askPrice: str
+    openPrice: str
+    highPrice: str
+    lowPrice: str
+    volume: str
+    quoteVolume: str
+    openTime: int
+    closeTime: int
+    count: int
+
+
+@dataclass
+class BookTicker:
+    symbol: str
+    bidPrice: str
+    bidQty: str
+    askPrice: str
+    askQty: str
+
+
+@dataclass
+class Candle:
+    openTime: int
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+    closeTime: int
+    quoteVolume: str
+    trades: int
+    takerBuyBaseVolume: str
+    takerBuyQuoteVolume: str
+
+
+@dataclass
+class Depth:
+    symbol: str
+    lastUpdateId: int
+    bids: list[list[str]]
+    asks: list[list[str]]
+
+
+@dataclass
+class Trade:
+    id: int
+    price: str
+    qty: str
+    quoteQty: str
+    time: int
+    isBuyerMaker: bool
+
+
+@dataclass
+class SymbolSummary:
+    symbol: str
+    status: str
+    baseAsset: str
+    quoteAsset: str
+    orderTypes: list[str]
+    tickSize: str
+    stepSize: str
+    minQty: str
+    minNotional: str
+
+
+@dataclass
+class ExchangeInfo:
+    timezone: str
+    serverTime: int
+    rateLimits: list[dict]
+    symbols: list[dict]
+
+
+@dataclass
+class Health:
+    status: str
+
+
+@dataclass
+class Readiness:
+    status: str
+    checks: dict
+
+
+@dataclass
+class Status:
+    upstream: dict
+    weight: dict
+    serverTimeOffsetMs: float
+
+
+_envelopes: dict[str, type] = {}
+
+
+def envelope(model: Any, name: str) -> type:
+    """`{"data": model, "requestId", "timestamp"}` as a named schema."""
+    if name not in _envelopes:
+        _envelopes[name] = make_dataclass(name, [("data", model), ("requestId", str), ("timestamp", int)])
+    return _envelopes[name]
+
+
+def documented(summary: str, data: Any, name: str, *, tag: str, secured: bool = True,
+               parameters: list[tuple[str, type, bool, str]] = (), errors: tuple[int, ...] = (400, 401, 403, 429, 503, 504)):
+    """Decorate a handler with its OpenAPI summary, query parameters, responses and security."""
+
+    def wrap(handler):
+        handler = openapi.summary(summary)(handler)
+        handler = openapi.tag(tag)(handler)
+        handler = openapi.response(200, {"application/json": envelope(data, name)}, "Success")(handler)
+        for status in errors:
+            handler = openapi.response(status, {"application/json": ErrorResponse}, "Error")(handler)
+        for pname, ptype, required, description in parameters:
+            handler = openapi.parameter(pname, ptype, "query", required=required, description=description)(handler)
+        if secured:
+            handler = openapi.secured("bearer")(handler)
+        return handler
+
+    return wrap

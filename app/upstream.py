@@ -1,0 +1,99 @@
+"""The web tier's way to Binance for public data: the async client behind the shared weight budget,
+plus single-flight caching so identical concurrent requests make one upstream call."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Awaitable, Callable
+
+from binance_client import AsyncBinanceClient, endpoints
+from binance_client.budget import AsyncWeightBudget
+from binance_client.endpoints import Request
+from binance_client.errors import BinanceError, RateLimitedError
+
+from .errors import TooManyRequests, Unavailable
+
+BUDGET_SHARE = 0.9  # of Binance's REQUEST_WEIGHT limit; the rest is headroom for what we can't count
+
+
+class SingleFlight:
+    """A short-TTL cache where concurrent misses for one key share a single fetch."""
+
+    def __init__(self, max_entries: int = 10_000):
+        self._values: dict[str, tuple[float, object]] = {}
+        self._inflight: dict[str, asyncio.Future] = {}
+        self.max_entries = max_entries
+        self.fetches = 0
+
+    async def get(self, key: str, ttl: float, fetch: Callable[[], Awaitable[object]]):
+        now = time.monotonic()
+        hit = self._values.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            self.fetches += 1
+            value = await fetch()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # waiters re-raise it; mark retrieved so no "never retrieved" warning
+            raise
+        finally:
+            del self._inflight[key]
+        if len(self._values) >= self.max_entries:
+            self._values = {k: v for k, v in self._values.items() if v[0] > now}
+        self._values[key] = (time.monotonic() + ttl, value)
+        future.set_result(value)
+        return value
+
+
+class Upstream:
+    def __init__(self, client: AsyncBinanceClient, budget: AsyncWeightBudget):
+        self.client = client
+        self.budget = budget
+        self.cache = SingleFlight()
+        self.last_latency_ms: float | None = None
+        self.last_used_weight: int | None = None
+        self.calls = 0
+
+    def set_weight_limit(self, limit: int) -> None:
+        self.budget.limit = max(1, int(limit * BUDGET_SHARE))
+
+    async def call(self, request: Request):
+        verdict = await self.budget.reserve(request.weight)
+        if not verdict.allowed:
+            if verdict.paused_by == 418:
+                raise Unavailable("Binance has banned this IP; waiting before calling again",
+                                  code="UPSTREAM_BANNED", retry_after=verdict.retry_after)
+            if verdict.paused_by is not None:
+                raise TooManyRequests("Binance rate limit reached; waiting before calling again",
+                                      code="UPSTREAM_RATE_LIMITED", retry_after=verdict.retry_after)
+            raise TooManyRequests("Upstream request-weight budget for this minute is spent",
+                                  code="UPSTREAM_BUDGET_SPENT", retry_after=verdict.retry_after,
+                                  details={"usedWeight": verdict.used, "limit": self.budget.limit})
+        self.calls += 1
+        try:
+            response = await self.client.send(request)
+        except BinanceError as exc:
+            await self.budget.observe(exc.rate_limits.used_weight_1m)
+            if isinstance(exc, RateLimitedError):
+                await self.budget.pause(exc.retry_after or 1, exc.http_status)
+            raise
+        self.last_latency_ms = response.elapsed_ms
+        self.last_used_weight = response.rate_limits.used_weight_1m
+        await self.budget.observe(response.rate_limits.used_weight_1m)
+        return response.data
+
+    async def cached(self, request: Request, ttl: float):
+        key = request.path + "?" + "&".join(f"{k}={v}" for k, v in sorted(request.params.items()))
+        return await self.cache.get(key, ttl, lambda: self.call(request))
+
+    async def ping(self) -> float:
+        started = time.perf_counter()
+        await self.call(endpoints.ping())
+        return (time.perf_counter() - started) * 1000
