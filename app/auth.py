@@ -45,6 +45,8 @@ JTI_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 MAX_PASSWORD_LENGTH = 1024
 # scrypt takes 32 MiB a hash; bound how many logins hash at once in one process.
 CONCURRENT_HASHES = 4
+VERIFIED_CACHE_SIZE = 10_000
+REVOCATION_RECHECK = 1.0  # seconds a "not revoked" answer is trusted in one process
 
 
 class Role(IntEnum):
@@ -228,16 +230,36 @@ class Auth:
         self.revocations = Revocations(settings.redis_key_prefix)
         self._app_ctx = app_ctx  # app.ctx.redis is opened at server start, after wiring
         self._hashing = asyncio.Semaphore(CONCURRENT_HASHES)
+        # Hot-path caches: a token string's verified claims (its signature cannot change), and
+        # "not revoked as of t" per jti for REVOCATION_RECHECK seconds, so a request costs no Redis
+        # round trip; a revocation made elsewhere takes effect here within that interval.
+        self._verified: dict[str, Principal] = {}
+        self._cleared_until: dict[str, float] = {}
 
     @property
     def redis(self):
         return self._app_ctx.redis
 
     async def authenticate(self, token: str, typ: TokenType = TokenType.ACCESS) -> Principal:
-        principal = self.codec.decode(token, typ)
-        if await _redis(self.revocations.is_revoked(self.redis, principal.jti)):
-            raise Unauthorized("Token has been revoked", code="TOKEN_REVOKED")
+        principal = self._verified.get(token) if typ == TokenType.ACCESS else None
+        if principal is None or principal.exp + LEEWAY_SECONDS <= time.time():
+            self._verified.pop(token, None)
+            principal = self.codec.decode(token, typ)  # raises TOKEN_EXPIRED once it has expired
+            if typ == TokenType.ACCESS:
+                if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                    self._verified.clear()
+                    self._cleared_until.clear()
+                self._verified[token] = principal
+        now = time.monotonic()
+        if self._cleared_until.get(principal.jti, 0.0) <= now:
+            if await _redis(self.revocations.is_revoked(self.redis, principal.jti)):
+                raise Unauthorized("Token has been revoked", code="TOKEN_REVOKED")
+            self._cleared_until[principal.jti] = now + REVOCATION_RECHECK
         return principal
+
+    def _forget(self, jti: str) -> None:
+        """A revocation made here takes effect here at once."""
+        self._cleared_until.pop(jti, None)
 
     async def login(self, username: str, password: str) -> dict:
         user = self.users.get(username)
@@ -257,6 +279,7 @@ class Auth:
         if user is None:
             raise _invalid("The token's user no longer exists")
         # SET NX: of two concurrent refreshes with one token, only one wins.
+        self._forget(old.jti)
         if not await _redis(self.revocations.revoke(self.redis, old.jti, old.exp)):
             raise Unauthorized("Token has been revoked", code="TOKEN_REVOKED")
         return self._pair(user.name, Role.parse(user.role))  # the role as configured now
@@ -274,6 +297,7 @@ class Auth:
                     raise invalid("refreshToken", "The refresh token belongs to another user")
                 targets.append((paired.jti, paired.exp))
         for jti, exp in targets:
+            self._forget(jti)
             await _redis(self.revocations.revoke(self.redis, jti, exp))
         log.info("logout sub=%s jti=%s", principal.sub, ",".join(jti for jti, _ in targets))
         return [jti for jti, _ in targets]
@@ -284,6 +308,7 @@ class Auth:
         return issued
 
     async def revoke(self, jti: str, *, by: str) -> None:
+        self._forget(jti)
         await _redis(self.revocations.revoke(self.redis, jti))
         log.info("token revoked jti=%s by=%s", jti, by)
 

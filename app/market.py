@@ -79,26 +79,36 @@ class MarketData:
     # -- data -----------------------------------------------------------------------------------------
 
     async def ticker_price(self, symbol: str | None, symbols: list[str] | None):
+        request = endpoints.ticker_price(symbol, symbols)
         if symbol:
-            streamed = await self._streamed_ticker(symbol)
-            if streamed is not None and "price" in streamed:
-                return {"symbol": symbol, "price": streamed["price"]}
-        data = await self.upstream.cached(endpoints.ticker_price(symbol, symbols), TTL["ticker"])
-        return data
+            return await self._ticker(request, lambda t: {"symbol": symbol, "price": t["price"]}, "price")
+        return await self.upstream.cached(request, TTL["ticker"])
 
     async def ticker_24hr(self, symbol: str | None, symbols: list[str] | None):
+        request = endpoints.ticker_24hr(symbol, symbols)
         if symbol:
-            streamed = await self._streamed_ticker(symbol)
-            if streamed is not None and "priceChange" in streamed:
-                return {k: v for k, v in streamed.items() if k != "updatedAt"}
-        return await self.upstream.cached(endpoints.ticker_24hr(symbol, symbols), TTL["ticker"])
+            return await self._ticker(request, lambda t: {k: v for k, v in t.items() if k != "updatedAt"},
+                                      "priceChange")
+        return await self.upstream.cached(request, TTL["ticker"])
 
     async def book_ticker(self, symbol: str | None, symbols: list[str] | None):
+        request = endpoints.book_ticker(symbol, symbols)
         if symbol:
-            streamed = await self._streamed_ticker(symbol)
-            if streamed is not None and "bidPrice" in streamed:
-                return {k: streamed[k] for k in ("symbol", "bidPrice", "bidQty", "askPrice", "askQty")}
-        return await self.upstream.cached(endpoints.book_ticker(symbol, symbols), TTL["ticker"])
+            fields = ("symbol", "bidPrice", "bidQty", "askPrice", "askQty")
+            return await self._ticker(request, lambda t: {k: t[k] for k in fields}, "bidPrice")
+        return await self.upstream.cached(request, TTL["ticker"])
+
+    async def _ticker(self, request, shape, needs: str):
+        """One symbol's ticker: the local cache, else the stream relay's fresh copy in Redis, else
+        Binance — whichever answers first, cached locally for the ticker TTL."""
+
+        async def fetch():
+            streamed = await self._streamed_ticker(request.params["symbol"])
+            if streamed is not None and needs in streamed:
+                return shape(streamed)
+            return await self.upstream.call(request)
+
+        return await self.upstream.cache.get(self.upstream.cache_key(request), TTL["ticker"], fetch)
 
     async def klines(self, symbol: str, interval: str, limit: int, start: int | None, end: int | None) -> list[dict]:
         rows = await self.upstream.cached(endpoints.klines(symbol, interval, limit, start, end), TTL["klines"])

@@ -4,6 +4,7 @@ plus single-flight caching so identical concurrent requests make one upstream ca
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Awaitable, Callable
 
@@ -14,6 +15,7 @@ from binance_client.errors import BinanceError, RateLimitedError
 
 from .errors import TooManyRequests, Unavailable
 
+log = logging.getLogger("spotgate.upstream")
 BUDGET_SHARE = 0.9  # of Binance's REQUEST_WEIGHT limit; the rest is headroom for what we can't count
 
 
@@ -60,6 +62,7 @@ class Upstream:
         self.last_latency_ms: float | None = None
         self.last_used_weight: int | None = None
         self.calls = 0
+        self._background: set[asyncio.Task] = set()
 
     def set_weight_limit(self, limit: int) -> None:
         self.budget.limit = max(1, int(limit * BUDGET_SHARE))
@@ -86,12 +89,29 @@ class Upstream:
             raise
         self.last_latency_ms = response.elapsed_ms
         self.last_used_weight = response.rate_limits.used_weight_1m
-        await self.budget.observe(response.rate_limits.used_weight_1m)
+        self._observe_later(response.rate_limits.used_weight_1m)
         return response.data
 
+    def _observe_later(self, used: int | None) -> None:
+        """Sync the shared counter with Binance's figure off the request path: the answer is ready,
+        the client need not wait for a second Redis round trip."""
+        if used is None:
+            return
+        task = asyncio.get_running_loop().create_task(self.budget.observe(used))
+        self._background.add(task)
+        task.add_done_callback(self._observed)
+
+    def _observed(self, task: asyncio.Task) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("could not record upstream weight: %r", task.exception())
+
+    @staticmethod
+    def cache_key(request: Request) -> str:
+        return request.path + "?" + "&".join(f"{k}={v}" for k, v in sorted(request.params.items()))
+
     async def cached(self, request: Request, ttl: float):
-        key = request.path + "?" + "&".join(f"{k}={v}" for k, v in sorted(request.params.items()))
-        return await self.cache.get(key, ttl, lambda: self.call(request))
+        return await self.cache.get(self.cache_key(request), ttl, lambda: self.call(request))
 
     async def ping(self) -> float:
         started = time.perf_counter()

@@ -82,7 +82,7 @@ def main() -> None:
                                       f"&startTime={start + i}", args.latency_requests)
         via = sequential(lambda i: f"{web_url}/api/v1/klines?symbol=BTCUSDT&interval=1m&limit=10"
                                    f"&startTime={start + 10_000 + i}", args.latency_requests, auth)
-        direct_s, via_s = summarize(direct, 1), summarize(via, 1)
+        direct_s, via_s = summarize(direct, sum(direct)), summarize(via, sum(via))
 
         calls_before = requests.get(f"{web_url}/api/v1/status", headers=auth, timeout=10).json()["data"]["upstream"]["calls"]
         coalesce = run_load(web_url, lambda i: ("GET", "/api/v1/ticker/24hr?symbol=ETHUSDT", None, auth),
