@@ -216,3 +216,34 @@ def test_docs_describe_every_route_with_the_bearer_scheme(gateway):
         assert "200" in operation["responses"], path
     assert paths["/api/v1/klines"]["get"]["security"] == [{"bearer": []}]
     assert requests.get(gateway.url + "/docs", timeout=10).status_code == 200
+
+
+def test_unreachable_upstream_is_503(redis_url):
+    from tests.processes import free_port
+
+    web = WebProcess(f"http://127.0.0.1:{free_port()}", redis_url)
+    try:
+        answer = web.get("/api/v1/ticker/price", symbol="BTCUSDT")
+        assert answer.status_code == 503 and answer.json()["error"]["code"] == "UPSTREAM_UNAVAILABLE"
+        ready = requests.get(web.url + "/health/ready", timeout=10)
+        assert ready.status_code == 503 and not ready.json()["data"]["checks"]["upstream"]["ok"]
+    finally:
+        web.stop()
+
+
+def test_cors_preflight_allows_configured_origins(upstream, redis_url):
+    web = WebProcess(upstream.url, redis_url, CORS_ORIGINS="https://dash.example")
+    try:
+        preflight = requests.options(web.url + "/api/v1/ticker/price", timeout=5, headers={
+            "Origin": "https://dash.example", "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization"})
+        assert preflight.status_code in (200, 204)
+        assert preflight.headers["Access-Control-Allow-Origin"] == "https://dash.example"
+        answer = web.http.get(web.url + "/api/v1/ticker/price", params={"symbol": "BTCUSDT"}, timeout=5,
+                              headers={"Origin": "https://dash.example", "Authorization": f"Bearer {web.token()}"})
+        assert answer.headers["Access-Control-Allow-Origin"] == "https://dash.example"
+        other = requests.options(web.url + "/api/v1/ticker/price", timeout=5, headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
+        assert other.headers.get("Access-Control-Allow-Origin") != "https://evil.example"
+    finally:
+        web.stop()
