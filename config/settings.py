@@ -58,6 +58,8 @@ DEFAULTS = {
     "LOG_LEVEL": "INFO",
     "ACCESS_TOKEN_TTL": "15m",
     "REFRESH_TOKEN_TTL": "7d",
+    "BROKER_VISIBILITY_TIMEOUT": "60",
+    "ORDER_SYNC_WAIT": "3.0",
 }
 
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -99,6 +101,8 @@ class Settings:
     max_ws_connections: int
     upstream_timeout: float
     log_level: str
+    broker_visibility_timeout: int
+    order_sync_wait: float
 
     @property
     def is_paper(self) -> bool:
@@ -202,6 +206,10 @@ class Settings:
             ),
             upstream_timeout=_seconds("UPSTREAM_TIMEOUT", setting("UPSTREAM_TIMEOUT")),
             log_level=_choice("LOG_LEVEL", setting("LOG_LEVEL").upper(), LOG_LEVELS),
+            broker_visibility_timeout=_integer(
+                "BROKER_VISIBILITY_TIMEOUT", setting("BROKER_VISIBILITY_TIMEOUT"), low=5
+            ),
+            order_sync_wait=_seconds("ORDER_SYNC_WAIT", setting("ORDER_SYNC_WAIT")),
         )
 
 

@@ -1,0 +1,1 @@
+"""Domain services shared by the web tier and the workers (logic that tasks and handlers call)."""

@@ -1,0 +1,143 @@
+"""Job records: what became of each queued order, kept in Redis and published as it changes.
+
+A job is `{id, status: queued|running|succeeded|failed, order, error, clientOrderId, request, owner,
+attempts, createdAt, updatedAt, executeAt}`. It only moves forward (queued → running → succeeded |
+failed) and always ends final: `maintenance.reconcile_jobs` re-drives any job left behind.
+
+Keys (under the settings' prefix):
+    job:<id>          the record (JSON), kept JOB_TTL after its last change
+    jobs:open         sorted set of non-final job ids by last change (for reconciliation)
+    jobs:scheduled    sorted set of job ids by executeAt (released when due)
+    idem:<owner>:<k>  Idempotency-Key → job id
+    jobs:events       pub/sub channel: every change, as the record's JSON
+
+`JobStore` (sync, workers) and `AsyncJobStore` (web) share the key layout and the update script.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import orjson
+
+QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+FINAL = {SUCCEEDED, FAILED}
+JOB_TTL = 7 * 86_400
+IDEMPOTENCY_TTL = 86_400
+
+# Replace a record only while it is not final: a final job never changes again, whoever writes late.
+# (The merge happens in Python: Lua's cjson would turn empty JSON arrays into objects.)
+UPDATE = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return nil end
+local status = cjson.decode(raw)['status']
+if status == 'succeeded' or status == 'failed' then return raw end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local new_status = cjson.decode(ARGV[1])['status']
+if new_status == 'succeeded' or new_status == 'failed' then
+  redis.call('ZREM', KEYS[2], ARGV[4])
+else
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+end
+redis.call('PUBLISH', KEYS[3], ARGV[1])
+return ARGV[1]
+"""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def new_job(request: dict, client_order_id: str, owner: str, execute_at: int | None = None) -> dict:
+    stamp = now_ms()
+    return {"id": uuid.uuid4().hex, "kind": "order", "status": QUEUED, "request": request,
+            "clientOrderId": client_order_id, "owner": owner, "order": None, "error": None, "attempts": 0,
+            "createdAt": stamp, "updatedAt": stamp, "executeAt": execute_at}
+
+
+def public_view(job: dict) -> dict:
+    """What clients see of a job."""
+    return {k: job.get(k) for k in ("id", "status", "clientOrderId", "order", "error", "createdAt", "updatedAt",
+                                    "executeAt", "request")}
+
+
+class _Keys:
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.open = f"{prefix}jobs:open"
+        self.scheduled = f"{prefix}jobs:scheduled"
+        self.events = f"{prefix}jobs:events"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}"
+
+    def idempotency(self, owner: str, key: str) -> str:
+        return f"{self.prefix}idem:{owner}:{key}"
+
+
+class JobStore(_Keys):
+    """Synchronous job access for workers."""
+
+    def __init__(self, redis, prefix: str):
+        super().__init__(prefix)
+        self.redis = redis
+        self._update = redis.register_script(UPDATE)
+
+    def get(self, job_id: str) -> dict | None:
+        raw = self.redis.get(self.job(job_id))
+        return orjson.loads(raw) if raw else None
+
+    def update(self, job_id: str, **patch) -> dict | None:
+        """Merge `patch` into the job unless it is final; returns the record as stored."""
+        job = self.get(job_id)
+        if job is None or job["status"] in FINAL:
+            return job
+        job.update(patch, updatedAt=now_ms())
+        raw = self._update(keys=[self.job(job_id), self.open, self.events],
+                           args=[orjson.dumps(job), JOB_TTL, job["updatedAt"], job_id])
+        return orjson.loads(raw) if raw else None
+
+    def stale_open(self, older_than_ms: int) -> list[str]:
+        ids = self.redis.zrangebyscore(self.open, 0, now_ms() - older_than_ms)
+        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+
+    def due(self, limit: int = 500) -> list[str]:
+        """Scheduled jobs whose time has come, removed from the schedule (each returned once)."""
+        ids = self.redis.zrangebyscore(self.scheduled, 0, now_ms(), start=0, num=limit)
+        released = []
+        for job_id in ids:
+            if self.redis.zrem(self.scheduled, job_id):  # only one releaser wins each job
+                released.append(job_id.decode() if isinstance(job_id, bytes) else job_id)
+        return released
+
+
+class AsyncJobStore(_Keys):
+    """Asynchronous job access for the web tier."""
+
+    def __init__(self, redis, prefix: str):
+        super().__init__(prefix)
+        self.redis = redis
+
+    async def create(self, job: dict, idempotency_key: str | None = None) -> tuple[dict, bool]:
+        """Store a new job; with an Idempotency-Key already used by this owner, return that job
+        instead (created=False) and store nothing."""
+        if idempotency_key is not None:
+            key = self.idempotency(job["owner"], idempotency_key)
+            if not await self.redis.set(key, job["id"], nx=True, ex=IDEMPOTENCY_TTL):
+                existing_id = await self.redis.get(key)
+                existing = await self.get(existing_id.decode() if isinstance(existing_id, bytes) else existing_id)
+                if existing is not None:
+                    return existing, False
+                await self.redis.set(key, job["id"], ex=IDEMPOTENCY_TTL)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(self.job(job["id"]), orjson.dumps(job), ex=JOB_TTL)
+        pipe.zadd(self.open, {job["id"]: job["updatedAt"]})
+        if job.get("executeAt"):
+            pipe.zadd(self.scheduled, {job["id"]: job["executeAt"]})
+        await pipe.execute()
+        return job, True
+
+    async def get(self, job_id: str) -> dict | None:
+        raw = await self.redis.get(self.job(job_id))
+        return orjson.loads(raw) if raw else None

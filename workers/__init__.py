@@ -1,0 +1,1 @@
+"""Celery app and configuration, and the stream relay process."""
