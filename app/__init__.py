@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from sanic import Sanic
 
 from config import Settings
@@ -13,6 +15,7 @@ from .errors import setup_errors
 from .health import setup_health
 from .market import bp as market_bp, setup_market
 from .observability import setup_observability
+from .orders import reads as account_reads, writes as order_writes
 from .resources import setup_resources
 
 
@@ -30,6 +33,8 @@ def create_app(settings: Settings | None = None, *, name: str = "spotgate") -> S
             raise SystemExit(f"spotgate refuses to start: {exc}") from None
     settings = settings or Settings.from_env()
     setup_logging(settings.log_level, settings.secret_values())
+    # The web tier never holds Binance credentials, whatever the environment offers it.
+    settings = dataclasses.replace(settings, binance_api_key="", binance_api_secret="")
     app = Sanic(name)
     app.ctx.settings = settings
     setup_resources(app)        # Redis, the Binance client, the weight budget (opened at start)
@@ -39,5 +44,9 @@ def create_app(settings: Settings | None = None, *, name: str = "spotgate") -> S
     setup_auth(app)             # /api/v1/auth/*, JWT verification
     protect(market_bp, Role.VIEWER)
     setup_market(app)           # /api/v1 market data
+    protect(account_reads, Role.VIEWER)
+    protect(order_writes, Role.TRADER)
+    app.blueprint(account_reads)  # /api/v1 orders, jobs, account (signed work runs in workers)
+    app.blueprint(order_writes)
     setup_health(app)           # /health, /health/ready, /api/v1/status
     return app

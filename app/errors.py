@@ -22,6 +22,7 @@ from sanic import Request, Sanic
 from sanic.exceptions import MethodNotAllowed, NotFound as SanicNotFound, SanicException
 
 from binance_client import errors as upstream
+from services.outcomes import error_from_binance
 
 from .envelope import error_body, json_response
 
@@ -77,28 +78,13 @@ def invalid(field: str, message: str, **details) -> BadRequest:
 
 
 def from_binance(exc: upstream.BinanceError) -> ApiError:
-    details = {}
-    if exc.code is not None:
-        details = {"binanceCode": exc.code, "binanceMsg": exc.msg}
-    retry = exc.retry_after
-    if isinstance(exc, upstream.IpBannedError):
-        return Unavailable("Binance has banned this IP for exceeding its limits", code="UPSTREAM_BANNED",
-                           details=details, retry_after=retry or 60)
-    if isinstance(exc, upstream.RateLimitedError):
-        return TooManyRequests("Binance rate limit reached", code="UPSTREAM_RATE_LIMITED", details=details,
-                               retry_after=retry or 1)
-    if isinstance(exc, upstream.TimeoutError_):
-        return GatewayTimeout("Binance did not answer in time", details={"retryAfter": 1}, retry_after=1)
-    if isinstance(exc, upstream.UnavailableError):
-        return Unavailable("Binance is unreachable", retry_after=1)
-    if isinstance(exc, upstream.UnknownOutcomeError):
-        return Unavailable("Binance failed to answer", code="UPSTREAM_ERROR", details=details, retry_after=1)
-    if isinstance(exc, upstream.AuthError):
-        message = "Invalid signature" if exc.code == -1022 else "Invalid API key"
-        return Unauthorized(message, code="UPSTREAM_AUTH_REJECTED", details=details)
-    if isinstance(exc, upstream.NotFoundError):
-        return NotFound("Order not found", code="ORDER_NOT_FOUND", details=details)
-    return BadRequest(exc.msg, code="BINANCE_REJECTED", details=details)
+    return from_failure(error_from_binance(exc))
+
+
+def from_failure(error: dict) -> ApiError:
+    """An error a worker stored (services.outcomes.failure) as the ApiError it stands for."""
+    return ApiError(error["message"], code=error["code"], details=error.get("details"),
+                    retry_after=error.get("retryAfter"), status=error["httpStatus"])
 
 
 def render(request: Request, exc: ApiError):

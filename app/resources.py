@@ -8,6 +8,10 @@ from sanic import Sanic
 from binance_client import AsyncBinanceClient
 from binance_client.budget import AsyncWeightBudget
 
+from services.jobs import AsyncJobStore
+from services.risk import AsyncRiskStore
+
+from .dispatch import Dispatcher, JobWatcher
 from .market import MarketData
 from .upstream import Upstream
 
@@ -26,8 +30,17 @@ def setup_resources(app: Sanic) -> None:
         app_.ctx.upstream = Upstream(client, budget)
         app_.ctx.upstream.set_weight_limit(DEFAULT_WEIGHT_LIMIT)
         app_.ctx.market = MarketData(app_.ctx.upstream, app_.ctx.redis, settings.redis_key_prefix)
+        app_.ctx.jobs = AsyncJobStore(app_.ctx.redis, settings.redis_key_prefix)
+        app_.ctx.risk = AsyncRiskStore(app_.ctx.redis, settings.redis_key_prefix)
+        from workers.celery_app import app as celery  # connection facts only, no credentials
+
+        app_.ctx.dispatch = Dispatcher(celery, app_.ctx.redis, settings.redis_key_prefix,
+                                       reply_timeout=settings.upstream_timeout + 5)
+        app_.ctx.job_watcher = JobWatcher(app_.ctx.redis, app_.ctx.jobs.events)
+        await app_.ctx.job_watcher.start()
 
     @app.after_server_stop
     async def close_resources(app_: Sanic):
+        await app_.ctx.job_watcher.stop()
         await app_.ctx.upstream.client.close()
         await app_.ctx.redis.aclose()

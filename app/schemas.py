@@ -131,6 +131,91 @@ class Status:
     serverTimeOffsetMs: float
 
 
+@dataclass
+class Fill:
+    price: str
+    qty: str
+    commission: str
+    commissionAsset: str
+    tradeId: int
+
+
+@dataclass
+class Order:
+    symbol: str
+    orderId: int
+    clientOrderId: str
+    price: str
+    origQty: str
+    executedQty: str
+    cummulativeQuoteQty: str
+    status: str
+    timeInForce: str
+    type: str
+    side: str
+
+
+@dataclass
+class OrderResult:
+    symbol: str
+    orderId: int
+    clientOrderId: str
+    transactTime: int
+    price: str
+    origQty: str
+    executedQty: str
+    cummulativeQuoteQty: str
+    status: str
+    type: str
+    side: str
+    fills: list[Fill]
+    jobId: str
+
+
+@dataclass
+class Job:
+    id: str
+    status: str
+    clientOrderId: str
+    order: dict
+    error: dict
+    createdAt: int
+    updatedAt: int
+    executeAt: int
+    request: dict
+
+
+@dataclass
+class MyTrade:
+    symbol: str
+    id: int
+    orderId: int
+    price: str
+    qty: str
+    quoteQty: str
+    commission: str
+    commissionAsset: str
+    time: int
+    isBuyer: bool
+    isMaker: bool
+
+
+@dataclass
+class Balance:
+    asset: str
+    free: str
+    locked: str
+
+
+@dataclass
+class Account:
+    balances: list[Balance]
+    canTrade: bool
+    updateTime: int
+    commissionRates: dict
+    accountType: str
+
+
 _envelopes: dict[str, type] = {}
 
 

@@ -108,3 +108,60 @@ class WebProcess:
         stop_process(self.proc)
         self.log_file.close()
         os.unlink(self.log_file.name)
+
+
+class WorkerProcess:
+    """`celery -A workers.celery_app worker` (with embedded beat unless beat=False), in its own
+    process group so a test can SIGKILL the whole worker, children included."""
+
+    def __init__(self, binance_url: str, redis_url: str, prefix: str, *, concurrency: int = 2, beat: bool = True,
+                 **env: str):
+        import signal  # noqa: F401  (kill() uses it)
+
+        self.env = {
+            **os.environ, "SPOTGATE_MODE": "paper", "BINANCE_API_URL": binance_url, "REDIS_URL": redis_url,
+            "REDIS_KEY_PREFIX": prefix, "LOG_LEVEL": "WARNING", "BROKER_VISIBILITY_TIMEOUT": "10", **env,
+        }
+        self.schedule_dir = tempfile.mkdtemp(prefix="spotgate-beat-")
+        self.log_file = tempfile.NamedTemporaryFile(prefix="spotgate-worker-", suffix=".log", delete=False)
+        command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "orders,default",
+                   "-c", str(concurrency), "-l", "WARNING", "-n", f"test-{uuid.uuid4().hex[:8]}@%h",
+                   "--without-gossip", "--without-mingle"]
+        if beat:
+            command += ["-B", "-s", os.path.join(self.schedule_dir, "beat-schedule")]
+        self.proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self.log_file,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log_text(self) -> str:
+        with open(self.log_file.name, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def kill(self) -> None:
+        """SIGKILL the worker and every process it started."""
+        import signal
+
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+    def stop(self) -> None:
+        import shutil
+        import signal
+
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+            except ProcessLookupError:
+                pass
+        try:  # children left behind by a killed parent
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.log_file.close()
+        os.unlink(self.log_file.name)
+        shutil.rmtree(self.schedule_dir, ignore_errors=True)

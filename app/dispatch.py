@@ -1,0 +1,110 @@
+"""How the web tier hands signed work to the workers and waits for it, with asyncio over Redis
+(never `AsyncResult.get()` in threads):
+
+- `call(task, ...)`: enqueue a task with a fresh reply list and BLPOP it (signed reads, cancels).
+- `JobWatcher`: ONE pub/sub subscription per web process on `jobs:events`; requests waiting for an
+  order's outcome get a future that the watcher resolves when the job turns final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+import orjson
+
+from services.jobs import FINAL
+
+from .errors import GatewayTimeout, Unavailable, from_failure
+
+log = logging.getLogger("spotgate.dispatch")
+
+
+class Dispatcher:
+    def __init__(self, celery, redis, prefix: str, reply_timeout: float):
+        self.celery = celery
+        self.redis = redis
+        self.prefix = prefix
+        self.reply_timeout = reply_timeout
+
+    def enqueue(self, task: str, *args, queue: str = "default", **kwargs) -> None:
+        try:
+            self.celery.send_task(task, args=args, kwargs=kwargs, queue=queue)
+        except Exception as exc:  # kombu raises a variety of connection errors
+            log.error("could not enqueue %s: %r", task, exc)
+            raise Unavailable("The task queue is unavailable", code="QUEUE_UNAVAILABLE", retry_after=1) from None
+
+    async def call(self, task: str, *args, queue: str = "default", **kwargs):
+        """Run `task` on a worker and return its data; its error is raised as the ApiError it maps to."""
+        reply_to = f"{self.prefix}reply:{uuid.uuid4().hex}"
+        self.enqueue(task, reply_to, *args, queue=queue, **kwargs)
+        popped = await self.redis.blpop([reply_to], timeout=self.reply_timeout)
+        if popped is None:
+            raise GatewayTimeout("No worker answered in time", code="WORKER_TIMEOUT", retry_after=1)
+        message = orjson.loads(popped[1])
+        if not message["ok"]:
+            raise from_failure(message["error"])
+        return message["data"]
+
+
+class JobWatcher:
+    """Resolves waiting futures when jobs become final (one subscription for the whole process)."""
+
+    def __init__(self, redis, channel: str):
+        self.redis = redis
+        self.channel = channel
+        self._waiters: dict[str, list[asyncio.Future]] = {}
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        # Not awaited: the web process starts (and serves market data) even while Redis is away;
+        # waiters fall back to reading the job record when their timeout ends.
+        self._task = asyncio.create_task(self._run(), name="job-watcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self._deliver(orjson.loads(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis went away: resubscribe, waiters fall back to their timeout
+                log.warning("job watcher lost Redis (%r); resubscribing", exc)
+                await asyncio.sleep(1.0)
+            finally:
+                await pubsub.aclose()
+
+    def _deliver(self, job: dict) -> None:
+        if job.get("status") not in FINAL:
+            return
+        for future in self._waiters.pop(job["id"], []):
+            if not future.done():
+                future.set_result(job)
+
+    async def wait(self, job_id: str, timeout: float, current) -> dict | None:
+        """The job once final, or None after `timeout`. `current()` reads the record, closing the race
+        between a job finishing and this waiter registering."""
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(job_id, []).append(future)
+        try:
+            job = await current()
+            if job is not None and job["status"] in FINAL:
+                return job
+            return await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            waiters = self._waiters.get(job_id)
+            if waiters is not None and future in waiters:
+                waiters.remove(future)
+                if not waiters:
+                    del self._waiters[job_id]

@@ -1,0 +1,143 @@
+"""Placing an order exactly once (design.md, data flow 3).
+
+An order's outcome is UNKNOWN after a timeout, a 5xx, -1006/-1007 or a connection lost after sending.
+Then, and whenever a previous attempt of the same job may have reached Binance (a retried or
+redelivered task), the order is looked up by its client order id before anything is resent, and a
+resend uses the SAME client id, so Binance itself refuses a double ("Duplicate order sent.", which
+means: look it up). Definitive rejections are never retried; -1021 resyncs the clock and retries;
+429/418 pause every process until Retry-After has passed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from binance_client import BinanceClient, endpoints
+from binance_client.budget import WeightBudget
+from binance_client.errors import (AuthError, BinanceError, ClockSkewError, NotFoundError, OrderRejectedError,
+                                   RateLimitedError, UnavailableError, UnknownOutcomeError)
+
+from .jobs import FAILED, FINAL, RUNNING, SUCCEEDED, JobStore, now_ms
+from .outcomes import error_from_binance, failure
+from .pacing import OrderPacer
+from .risk import RiskStore
+
+log = logging.getLogger("spotgate.placement")
+DUPLICATE = "Duplicate order sent."
+
+
+class PlacementPending(Exception):
+    """The outcome is still unknown after this run's deadline: try the job again later."""
+
+
+@dataclass
+class Placer:
+    client: BinanceClient
+    jobs: JobStore
+    pacer: OrderPacer
+    budget: WeightBudget
+    risk: RiskStore
+    run_seconds: float = 60.0       # how long one task run keeps trying before handing back
+    max_backoff: float = 5.0
+
+    def place(self, job_id: str) -> dict | None:
+        """Drive a job to a final state; raises PlacementPending to be retried later."""
+        lock = f"{self.jobs.prefix}job-lock:{job_id}"
+        # One run per job at a time: a redelivered or re-driven task finds the lock and leaves the job
+        # to the run that holds it (the lock lapses if that run's worker died).
+        if not self.jobs.redis.set(lock, b"1", nx=True, ex=int(self.run_seconds) + 15):
+            return self.jobs.get(job_id)
+        try:
+            return self._place(job_id)
+        finally:
+            self.jobs.redis.delete(lock)
+
+    def _place(self, job_id: str) -> dict | None:
+        job = self.jobs.get(job_id)
+        if job is None or job["status"] in FINAL:
+            return job
+        if job.get("executeAt") and job["executeAt"] > now_ms():
+            return job  # released by maintenance.release_due_orders when due
+        may_exist = job["attempts"] > 0  # an earlier run may have reached Binance
+        job = self.jobs.update(job_id, status=RUNNING, attempts=job["attempts"] + 1)
+        if job is None or job["status"] in FINAL:
+            return job
+        request, client_id = job["request"], job["clientOrderId"]
+        if not may_exist:
+            refusal = self.risk.refusal(request, self._count_open)
+            if refusal is not None:
+                return self.jobs.update(job_id, status=FAILED, error=refusal)
+        deadline = time.monotonic() + self.run_seconds
+        backoff = 0.1
+        while time.monotonic() < deadline:
+            try:
+                if may_exist:
+                    found = self._lookup(request["symbol"], client_id)
+                    if found is not None:
+                        return self._succeed(job_id, found)
+                if not self.pacer.take(deadline):
+                    break
+                self._spend(1)
+                order = self.client.call(endpoints.new_order(
+                    request["symbol"], request["side"], request["type"], quantity=request.get("quantity"),
+                    quote_order_qty=request.get("quoteOrderQty"), price=request.get("price"),
+                    stop_price=request.get("stopPrice"), time_in_force=request.get("timeInForce"),
+                    new_client_order_id=client_id, new_order_resp_type="FULL"))
+                return self._succeed(job_id, order)
+            except OrderRejectedError as exc:
+                if exc.msg == DUPLICATE:
+                    may_exist = True
+                    continue
+                return self.jobs.update(job_id, status=FAILED, error=error_from_binance(exc))
+            except ClockSkewError:
+                self.client.sync_time()  # -1021 means it was refused: nothing was placed
+            except RateLimitedError as exc:
+                wait = exc.retry_after or 1.0
+                self.budget.pause(wait, exc.http_status)
+                time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+            except AuthError as exc:
+                return self.jobs.update(job_id, status=FAILED, error=error_from_binance(exc))
+            except UnknownOutcomeError as exc:
+                log.warning("job %s: outcome unknown (%s); looking %s up before any resend", job_id, exc, client_id)
+                may_exist = True
+                time.sleep(backoff)
+                backoff = min(self.max_backoff, backoff * 2)
+            except UnavailableError:
+                time.sleep(backoff)  # nothing was sent
+                backoff = min(self.max_backoff, backoff * 2)
+            except BinanceError as exc:
+                return self.jobs.update(job_id, status=FAILED, error=error_from_binance(exc))
+            except BudgetSpent as exc:
+                time.sleep(min(exc.retry_after, max(0.0, deadline - time.monotonic())))
+        raise PlacementPending(job_id)
+
+    def _lookup(self, symbol: str, client_id: str) -> dict | None:
+        self._spend(4)
+        try:
+            return self.client.call(endpoints.get_order(symbol, orig_client_order_id=client_id))
+        except NotFoundError:
+            return None
+
+    def _count_open(self) -> int:
+        self._spend(80)
+        return len(self.client.call(endpoints.open_orders()))
+
+    def _spend(self, weight: int) -> None:
+        verdict = self.budget.reserve(weight)
+        if not verdict.allowed:
+            raise BudgetSpent(verdict.retry_after)
+
+    def _succeed(self, job_id: str, order: dict) -> dict | None:
+        self.risk.note_order(order)
+        return self.jobs.update(job_id, status=SUCCEEDED, order=order, error=None)
+
+
+class BudgetSpent(Exception):
+    def __init__(self, retry_after: float):
+        super().__init__(f"weight budget spent for {retry_after:.1f} s")
+        self.retry_after = retry_after
+
+
+__all__ = ["Placer", "PlacementPending", "failure"]

@@ -1,0 +1,36 @@
+"""Signed reads (queue `default`): account, orders, trades — answered to the waiting web request."""
+
+from __future__ import annotations
+
+from workers.celery_app import app
+from workers.resources import resources
+
+from .base import SpotgateTask
+from .replies import answer
+
+
+@app.task(name="account.get", base=SpotgateTask)
+def get_account(reply_to: str) -> None:
+    answer(reply_to, lambda: resources().orders.account())
+
+
+@app.task(name="account.order", base=SpotgateTask)
+def get_order(reply_to: str, symbol: str, order_id: int | None = None, client_order_id: str | None = None) -> None:
+    answer(reply_to, lambda: resources().orders.get(symbol, order_id, client_order_id))
+
+
+@app.task(name="account.open_orders", base=SpotgateTask)
+def open_orders(reply_to: str, symbol: str | None = None) -> None:
+    answer(reply_to, lambda: resources().orders.open(symbol))
+
+
+@app.task(name="account.all_orders", base=SpotgateTask)
+def all_orders(reply_to: str, symbol: str, order_id: int | None = None, start: int | None = None,
+               end: int | None = None, limit: int = 500) -> None:
+    answer(reply_to, lambda: resources().orders.all(symbol, order_id, start, end, limit))
+
+
+@app.task(name="account.trades", base=SpotgateTask)
+def my_trades(reply_to: str, symbol: str, order_id: int | None = None, start: int | None = None,
+              end: int | None = None, from_id: int | None = None, limit: int = 500) -> None:
+    answer(reply_to, lambda: resources().orders.trades(symbol, order_id, start, end, from_id, limit))

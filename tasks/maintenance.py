@@ -1,0 +1,37 @@
+"""Beat-driven upkeep: release scheduled orders when due, re-drive jobs left behind, sync the clock."""
+
+from __future__ import annotations
+
+from workers.celery_app import app
+from workers.resources import resources
+
+from .base import SpotgateTask
+from .orders import place
+
+STALE_MS = 120_000  # a job untouched this long has no live run (a run re-touches it or ends it)
+
+
+@app.task(name="maintenance.release_due_orders", base=SpotgateTask)
+def release_due_orders() -> int:
+    due = resources().jobs.due()
+    for job_id in due:
+        place.delay(job_id)
+    return len(due)
+
+
+@app.task(name="maintenance.reconcile_jobs", base=SpotgateTask)
+def reconcile_jobs() -> int:
+    jobs = resources().jobs
+    stale = [j for j in jobs.stale_open(STALE_MS) if not _scheduled_later(jobs, j)]
+    for job_id in stale:
+        place.delay(job_id)
+    return len(stale)
+
+
+@app.task(name="maintenance.sync_server_time", base=SpotgateTask)
+def sync_server_time() -> float:
+    return resources().client.sync_time()
+
+
+def _scheduled_later(jobs, job_id: str) -> bool:
+    return jobs.redis.zscore(jobs.scheduled, job_id) is not None

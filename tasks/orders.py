@@ -1,0 +1,29 @@
+"""Order tasks (queue `orders`): place a job's order exactly once; cancel orders."""
+
+from __future__ import annotations
+
+from services.placement import PlacementPending
+from workers.celery_app import app
+from workers.resources import resources
+
+from .base import SpotgateTask
+from .replies import answer
+
+
+@app.task(name="orders.place", base=SpotgateTask, bind=True, max_retries=None)
+def place(self, job_id: str) -> None:
+    try:
+        resources().placer.place(job_id)
+    except PlacementPending as exc:
+        # still unknown after a full run: come back (the job stays `running`, never lost)
+        raise self.retry(exc=exc, countdown=min(30, 2 ** min(self.request.retries, 5)))
+
+
+@app.task(name="orders.cancel", base=SpotgateTask)
+def cancel(reply_to: str, symbol: str, order_id: int | None = None, client_order_id: str | None = None) -> None:
+    answer(reply_to, lambda: resources().orders.cancel(symbol, order_id, client_order_id))
+
+
+@app.task(name="orders.cancel_all", base=SpotgateTask)
+def cancel_all(reply_to: str, symbol: str) -> None:
+    answer(reply_to, lambda: resources().orders.cancel_all(symbol))

@@ -1,0 +1,46 @@
+"""The whole signed path: paper exchange, real Redis, a real Celery worker, the web process."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.paper.conftest import PaperProcess
+from tests.processes import WebProcess, WorkerProcess
+
+
+class Stack:
+    def __init__(self, redis_url: str, paper_env: dict | None = None, worker_env: dict | None = None,
+                 web_env: dict | None = None, concurrency: int = 2):
+        self.redis_url = redis_url
+        self.prefix = f"sgtest:{uuid.uuid4().hex}:"
+        self.paper = PaperProcess(seed=13, **(paper_env or {}))
+        self.worker_env = worker_env or {}
+        self.concurrency = concurrency
+        self.worker = WorkerProcess(self.paper.url, redis_url, self.prefix, concurrency=concurrency,
+                                    **self.worker_env)
+        self.web = WebProcess(self.paper.url, redis_url, self.prefix, **(web_env or {}))
+
+    def restart_worker(self) -> None:
+        self.worker = WorkerProcess(self.paper.url, self.redis_url, self.prefix, concurrency=self.concurrency,
+                                    **self.worker_env)
+
+    def post(self, path: str, body: dict, role: str = "trader", headers: dict | None = None):
+        return self.web.http.post(self.web.url + path, json=body, timeout=30, headers={
+            "Authorization": f"Bearer {self.web.token(role)}", **(headers or {})})
+
+    def delete(self, path: str, role: str = "trader", **params):
+        return self.web.http.delete(self.web.url + path, params=params, timeout=30,
+                                    headers={"Authorization": f"Bearer {self.web.token(role)}"})
+
+    def stop(self) -> None:
+        for part in (self.web, self.worker, self.paper):
+            part.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(redis_url):
+    s = Stack(redis_url)
+    yield s
+    s.stop()
