@@ -16,7 +16,10 @@ from .health import setup_health
 from .market import bp as market_bp, setup_market
 from .observability import setup_observability
 from .orders import reads as account_reads, writes as order_writes
+from .positions import bp as positions_bp
 from .resources import setup_resources
+from .ws import setup_ws
+from .risk import bp as risk_bp
 
 
 def create_app(settings: Settings | None = None, *, name: str = "spotgate") -> Sanic:
@@ -48,5 +51,10 @@ def create_app(settings: Settings | None = None, *, name: str = "spotgate") -> S
     protect(order_writes, Role.TRADER)
     app.blueprint(account_reads)  # /api/v1 orders, jobs, account (signed work runs in workers)
     app.blueprint(order_writes)
+    protect(positions_bp, Role.VIEWER)
+    app.blueprint(positions_bp)   # /api/v1/positions (average entry and P&L from trades, valued in USDT)
+    protect(risk_bp, Role.ADMIN)
+    app.blueprint(risk_bp)        # /api/v1/risk/limits, /api/v1/admin/kill-switch
     setup_health(app)           # /health, /health/ready, /api/v1/status
+    setup_ws(app)               # /ws WebSocket API and the per-process Redis fan-out hub
     return app

@@ -9,6 +9,9 @@
     ├── Unavailable       503  upstream banned, unreachable or failing (Retry-After when known)
     └── GatewayTimeout    504  upstream did not answer in UPSTREAM_TIMEOUT
 
+On a WebSocket the same errors become `{"type": "error", "code", "message"[, "channel"]}` frames
+(`ws_error_frame`); those that end the connection close it with `ws_close_code(exc)` (4401, 4403, ...).
+
 `from_binance(exc)` maps binance_client's error tree onto this one. The body is always
 `{"error": {"code", "message", "details"}, "requestId", "timestamp"}`: never a stack trace, never a secret.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+from enum import IntEnum
 
 from sanic import Request, Sanic
 from sanic.exceptions import MethodNotAllowed, NotFound as SanicNotFound, SanicException
@@ -124,3 +128,32 @@ def setup_errors(app: Sanic) -> None:
     async def crash(request: Request, exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path, exc_info=exc)
         return render(request, ApiError("Internal error"))
+
+
+# -- WebSocket error frames and close codes ----------------------------------------------------------
+
+
+class WsClose(IntEnum):
+    """Close codes of /ws connections (4000-4999 are the application's; 4xxx mirrors the HTTP status)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001        # server shutting down
+    POLICY = 1008
+    INTERNAL = 1011          # server error, or no pong within the heartbeat interval
+    TRY_AGAIN_LATER = 1013   # a dependency (Redis) is unavailable
+    SLOW_CLIENT = 4008       # the client did not keep up with its send queue
+    UNAUTHORIZED = 4401      # token missing (when required), invalid, expired or revoked
+    FORBIDDEN = 4403         # role too low
+    TOO_MANY_MESSAGES = 4429  # kept sending over the per-connection message rate
+
+
+def ws_error_frame(exc: ApiError, channel: str | None = None) -> dict:
+    frame = {"type": "error", "code": exc.code, "message": exc.message}
+    if channel is not None:
+        frame["channel"] = channel
+    return frame
+
+
+def ws_close_code(exc: ApiError) -> WsClose:
+    return {401: WsClose.UNAUTHORIZED, 403: WsClose.FORBIDDEN, 429: WsClose.TOO_MANY_MESSAGES,
+            503: WsClose.TRY_AGAIN_LATER}.get(exc.status, WsClose.POLICY if exc.status < 500 else WsClose.INTERNAL)

@@ -176,28 +176,35 @@ def service(request: Request) -> MarketData:
     return request.app.ctx.market
 
 
-@bp.get("/ticker/price")
-@documented("Latest price (one symbol, several, or all)", S.TickerPrice | list[S.TickerPrice], "TickerPriceResponse", tag="market", parameters=[("symbol", str, False, "One symbol"), ("symbols", str, False, "Several: BTCUSDT,ETHUSDT")])
-async def ticker_price(request: Request):
+SYMBOL_OR_LIST = [("symbol", str, False, "One symbol"), ("symbols", str, False, "Several: BTCUSDT,ETHUSDT")]
+
+
+async def _symbols(request: Request) -> tuple[str | None, list[str] | None]:
+    """`symbol`, `symbols` or neither (all), validated."""
     m = service(request)
     symbol = await m.symbol(request.args.get("symbol")) if request.args.get("symbol") else None
-    return ok(request, await m.ticker_price(symbol, await m.symbol_list(request.args.get("symbols"))))
+    return symbol, await m.symbol_list(request.args.get("symbols"))
+
+
+@bp.get("/ticker/price")
+@documented("Latest price (one symbol, several, or all)", S.TickerPrice | list[S.TickerPrice], "TickerPriceResponse",
+            tag="market", parameters=SYMBOL_OR_LIST)
+async def ticker_price(request: Request):
+    return ok(request, await service(request).ticker_price(*await _symbols(request)))
 
 
 @bp.get("/ticker/24hr")
-@documented("24 h rolling statistics", S.Ticker24h | list[S.Ticker24h], "Ticker24hResponse", tag="market", parameters=[("symbol", str, False, "One symbol"), ("symbols", str, False, "Several: BTCUSDT,ETHUSDT")])
+@documented("24 h rolling statistics", S.Ticker24h | list[S.Ticker24h], "Ticker24hResponse", tag="market",
+            parameters=SYMBOL_OR_LIST)
 async def ticker_24hr(request: Request):
-    m = service(request)
-    symbol = await m.symbol(request.args.get("symbol")) if request.args.get("symbol") else None
-    return ok(request, await m.ticker_24hr(symbol, await m.symbol_list(request.args.get("symbols"))))
+    return ok(request, await service(request).ticker_24hr(*await _symbols(request)))
 
 
 @bp.get("/ticker/bookTicker")
-@documented("Best bid and ask", S.BookTicker | list[S.BookTicker], "BookTickerResponse", tag="market", parameters=[("symbol", str, False, "One symbol"), ("symbols", str, False, "Several: BTCUSDT,ETHUSDT")])
+@documented("Best bid and ask", S.BookTicker | list[S.BookTicker], "BookTickerResponse", tag="market",
+            parameters=SYMBOL_OR_LIST)
 async def book_ticker(request: Request):
-    m = service(request)
-    symbol = await m.symbol(request.args.get("symbol")) if request.args.get("symbol") else None
-    return ok(request, await m.book_ticker(symbol, await m.symbol_list(request.args.get("symbols"))))
+    return ok(request, await service(request).book_ticker(*await _symbols(request)))
 
 
 @bp.get("/klines")

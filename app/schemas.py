@@ -216,6 +216,73 @@ class Account:
     accountType: str
 
 
+@dataclass
+class RiskLimits:
+    maxOrderNotional: str | None     # quote units per order; null = no limit
+    allowedSymbols: list[str] | None
+    maxOpenOrders: int | None        # account-wide, checked by the worker before sending
+    maxOrdersPerMinute: int | None   # per token subject
+
+
+@dataclass
+class KillSwitch:
+    engaged: bool
+    at: int | None      # ms, last change
+    by: str | None      # token subject that changed it
+    reason: str | None
+
+
+@dataclass
+class KillSwitchRequest:
+    engaged: bool
+    reason: str | None = None
+
+
+@dataclass
+class KillSwitchChange:
+    engaged: bool
+    at: int
+    by: str
+    reason: str | None
+    canceled: list[Order]   # every order the engagement canceled
+
+
+@dataclass
+class Position:
+    asset: str
+    symbol: str
+    quantity: str               # held (free + locked)
+    untrackedQuantity: str      # held without a known cost (deposits, opening balances)
+    averageEntryPrice: str | None
+    costBasis: str
+    markPrice: str
+    notional: str
+    unrealizedPnl: str
+    realizedPnl: str
+    invested: str               # cost of everything bought
+    returnPct: str | None       # (realized + unrealized) / invested
+    trades: int
+
+
+@dataclass
+class PositionsSummary:
+    quoteAsset: str
+    totalNotional: str
+    totalCostBasis: str
+    totalUnrealizedPnl: str
+    totalRealizedPnl: str
+    totalInvested: str
+    totalReturnPct: str | None
+
+
+@dataclass
+class Positions:
+    positions: list[Position]
+    summary: PositionsSummary
+    unpriced: list[str]            # assets held without a <ASSET>USDT symbol
+    incompleteHistory: list[str]   # symbols whose trade history was cut at 10,000 trades
+
+
 _envelopes: dict[str, type] = {}
 
 
@@ -227,11 +294,14 @@ def envelope(model: Any, name: str) -> type:
 
 
 def documented(summary: str, data: Any, name: str, *, tag: str, secured: bool = True,
-               parameters: list[tuple[str, type, bool, str]] = (), errors: tuple[int, ...] = (400, 401, 403, 429, 503, 504)):
-    """Decorate a handler with its OpenAPI summary, query parameters, responses and security."""
+               parameters: list[tuple[str, type, bool, str]] = (), errors: tuple[int, ...] = (400, 401, 403, 429, 503, 504),
+               body: Any = None):
+    """Decorate a handler with its OpenAPI summary, query parameters, JSON body, responses and security."""
 
     def wrap(handler):
         handler = openapi.summary(summary)(handler)
+        if body is not None:
+            handler = openapi.body({"application/json": body}, required=True)(handler)
         handler = openapi.tag(tag)(handler)
         handler = openapi.response(200, {"application/json": envelope(data, name)}, "Success")(handler)
         for status in errors:

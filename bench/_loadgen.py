@@ -90,7 +90,8 @@ def stop(proc: subprocess.Popen) -> None:
 RequestFactory = Callable[[int], tuple[str, str, bytes | None, dict]]
 
 
-def _client(base: str, factory: RequestFactory, seconds: float, start_at: float, out, max_requests: int | None) -> None:
+def _client(base: str, factory: RequestFactory, seconds: float, start_at: float, out, max_requests: int | None,
+            ok_status: int = 200) -> None:
     parts = urlsplit(base)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     latencies, errors, i = [], 0, 0
@@ -107,7 +108,7 @@ def _client(base: str, factory: RequestFactory, seconds: float, start_at: float,
             conn.request(method, path, body=body, headers=headers)
             response = conn.getresponse()
             response.read()
-            if response.status != 200:
+            if response.status != ok_status:
                 errors += 1
         except OSError:
             errors += 1
@@ -120,15 +121,15 @@ def _client(base: str, factory: RequestFactory, seconds: float, start_at: float,
 
 
 def run_load(base: str, factory: RequestFactory, clients: int = 4, seconds: float = 3.0,
-             max_requests: int | None = None) -> dict:
+             max_requests: int | None = None, ok_status: int = 200) -> dict:
     """Run `clients` processes for `seconds` (or until `max_requests` in all); returns requests/s,
-    p50/p99 in ms and error count."""
+    p50/p99 in ms and error count (answers other than `ok_status`)."""
     seconds = min(seconds, MAX_SECONDS)
     ctx = mp.get_context("fork")
     out = ctx.Queue()
     start_at = time.time() + 0.3
     per_client = None if max_requests is None else -(-max_requests // clients)
-    procs = [ctx.Process(target=_client, args=(base, factory, seconds, start_at, out, per_client))
+    procs = [ctx.Process(target=_client, args=(base, factory, seconds, start_at, out, per_client, ok_status))
              for _ in range(clients)]
     for p in procs:
         p.start()

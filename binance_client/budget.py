@@ -68,10 +68,27 @@ def _verdict(result, now_ms: int) -> Verdict:
     return Verdict(False, used=value, retry_after=max(0.001, (MINUTE_MS - now_ms % MINUTE_MS) / 1000))
 
 
-class _Keys:
-    def __init__(self, prefix: str, limit: int):
+class _Budget:
+    """Keys and scripts shared by the sync and async front-ends."""
+
+    def __init__(self, redis, prefix: str, limit: int):
+        self.redis = redis
         self.prefix = prefix
         self.limit = limit
+        self._reserve = redis.register_script(RESERVE)
+        self._observe = redis.register_script(OBSERVE)
+        self._pause = redis.register_script(PAUSE)
+
+    def _reserve_call(self, weight: int):
+        now = int(time.time() * 1000)
+        return now, dict(keys=[self.weight_key(now), self.pause_key], args=[weight, self.limit, now, 2 * MINUTE_MS])
+
+    def _observe_call(self, used_weight_1m: int):
+        return dict(keys=[self.weight_key(int(time.time() * 1000))], args=[used_weight_1m, 2 * MINUTE_MS])
+
+    def _pause_call(self, seconds: float, status: int):
+        until = int(time.time() * 1000 + seconds * 1000)
+        return dict(keys=[self.pause_key], args=[until, status, int(seconds * 1000) + 1000])
 
     def weight_key(self, now_ms: int) -> str:
         return f"{self.prefix}upstream:weight:{now_ms // MINUTE_MS}"
@@ -81,54 +98,33 @@ class _Keys:
         return f"{self.prefix}upstream:pause"
 
 
-class AsyncWeightBudget(_Keys):
-    def __init__(self, redis, prefix: str, limit: int):
-        super().__init__(prefix, limit)
-        self.redis = redis
-        self._reserve = redis.register_script(RESERVE)
-        self._observe = redis.register_script(OBSERVE)
-        self._pause = redis.register_script(PAUSE)
-
+class AsyncWeightBudget(_Budget):
     async def reserve(self, weight: int) -> Verdict:
-        now = int(time.time() * 1000)
-        result = await self._reserve(keys=[self.weight_key(now), self.pause_key],
-                                     args=[weight, self.limit, now, 2 * MINUTE_MS])
-        return _verdict(result, now)
+        now, call = self._reserve_call(weight)
+        return _verdict(await self._reserve(**call), now)
 
     async def observe(self, used_weight_1m: int | None) -> None:
         if used_weight_1m is not None:
-            now = int(time.time() * 1000)
-            await self._observe(keys=[self.weight_key(now)], args=[used_weight_1m, 2 * MINUTE_MS])
+            await self._observe(**self._observe_call(used_weight_1m))
 
     async def pause(self, seconds: float, status: int) -> None:
-        until = int(time.time() * 1000 + seconds * 1000)
-        await self._pause(keys=[self.pause_key], args=[until, status, int(seconds * 1000) + 1000])
+        await self._pause(**self._pause_call(seconds, status))
 
     async def used(self) -> int:
         value = await self.redis.get(self.weight_key(int(time.time() * 1000)))
         return int(value or 0)
 
 
-class WeightBudget(_Keys):
+class WeightBudget(_Budget):
     """The same budget for synchronous callers (Celery workers)."""
 
-    def __init__(self, redis, prefix: str, limit: int):
-        super().__init__(prefix, limit)
-        self.redis = redis
-        self._reserve = redis.register_script(RESERVE)
-        self._observe = redis.register_script(OBSERVE)
-        self._pause = redis.register_script(PAUSE)
-
     def reserve(self, weight: int) -> Verdict:
-        now = int(time.time() * 1000)
-        return _verdict(self._reserve(keys=[self.weight_key(now), self.pause_key],
-                                      args=[weight, self.limit, now, 2 * MINUTE_MS]), now)
+        now, call = self._reserve_call(weight)
+        return _verdict(self._reserve(**call), now)
 
     def observe(self, used_weight_1m: int | None) -> None:
         if used_weight_1m is not None:
-            now = int(time.time() * 1000)
-            self._observe(keys=[self.weight_key(now)], args=[used_weight_1m, 2 * MINUTE_MS])
+            self._observe(**self._observe_call(used_weight_1m))
 
     def pause(self, seconds: float, status: int) -> None:
-        until = int(time.time() * 1000 + seconds * 1000)
-        self._pause(keys=[self.pause_key], args=[until, status, int(seconds * 1000) + 1000])
+        self._pause(**self._pause_call(seconds, status))

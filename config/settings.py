@@ -60,7 +60,24 @@ DEFAULTS = {
     "REFRESH_TOKEN_TTL": "7d",
     "BROKER_VISIBILITY_TIMEOUT": "60",
     "ORDER_SYNC_WAIT": "3.0",
+    "WS_PUBLIC_MARKET_DATA": "true",
+    "WS_MAX_SUBSCRIPTIONS": "200",
+    "WS_MESSAGE_RATE": "20",
+    "WS_SEND_QUEUE": "1024",
+    "WS_SLOW_CLIENT_TIMEOUT": "10",
+    "WS_HEARTBEAT_INTERVAL": "20",
+    "STREAM_SYMBOLS": "BTCUSDT,ETHUSDT,BNBUSDT,ETHBTC",
+    "STREAM_MAX_STREAMS": "1024",
+    "STREAM_RECONNECT_BASE": "1.0",
+    "STREAM_RECONNECT_MAX": "30.0",
+    "STREAM_ROTATE_AFTER": "82800",
+    "STREAM_DEPTH_LIMIT": "1000",
+    "LISTEN_KEY_KEEPALIVE": "1800",
 }
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,20}$")
+# Binance cuts stream connections after 24 h and allows 1,024 streams on one; depth snapshots go to 5000.
+MAX_STREAMS_PER_CONNECTION = 1024
+DEPTH_SNAPSHOT_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
 
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
@@ -103,6 +120,20 @@ class Settings:
     log_level: str
     broker_visibility_timeout: int
     order_sync_wait: float
+    # WebSocket API (app/ws.py, app/hub.py): limits per connection, capacity per web process.
+    ws_public_market_data: bool
+    ws_max_subscriptions: int
+    ws_message_rate: int
+    ws_send_queue: int
+    ws_slow_client_timeout: float
+    ws_heartbeat_interval: float
+    stream_symbols: tuple[str, ...]
+    stream_max_streams: int
+    stream_reconnect_base: float
+    stream_reconnect_max: float
+    stream_rotate_after: float
+    stream_depth_limit: int
+    listen_key_keepalive: float
 
     @property
     def is_paper(self) -> bool:
@@ -210,6 +241,21 @@ class Settings:
                 "BROKER_VISIBILITY_TIMEOUT", setting("BROKER_VISIBILITY_TIMEOUT"), low=5
             ),
             order_sync_wait=_seconds("ORDER_SYNC_WAIT", setting("ORDER_SYNC_WAIT")),
+            ws_public_market_data=_boolean("WS_PUBLIC_MARKET_DATA", setting("WS_PUBLIC_MARKET_DATA")),
+            ws_max_subscriptions=_integer("WS_MAX_SUBSCRIPTIONS", setting("WS_MAX_SUBSCRIPTIONS"), low=1),
+            ws_message_rate=_integer("WS_MESSAGE_RATE", setting("WS_MESSAGE_RATE"), low=1),
+            ws_send_queue=_integer("WS_SEND_QUEUE", setting("WS_SEND_QUEUE"), low=8),
+            ws_slow_client_timeout=_seconds("WS_SLOW_CLIENT_TIMEOUT", setting("WS_SLOW_CLIENT_TIMEOUT")),
+            ws_heartbeat_interval=_seconds("WS_HEARTBEAT_INTERVAL", setting("WS_HEARTBEAT_INTERVAL")),
+            stream_symbols=_symbols("STREAM_SYMBOLS", setting("STREAM_SYMBOLS")),
+            stream_max_streams=_integer("STREAM_MAX_STREAMS", setting("STREAM_MAX_STREAMS"), low=2,
+                                        high=MAX_STREAMS_PER_CONNECTION),
+            stream_reconnect_base=_seconds("STREAM_RECONNECT_BASE", setting("STREAM_RECONNECT_BASE")),
+            stream_reconnect_max=_seconds("STREAM_RECONNECT_MAX", setting("STREAM_RECONNECT_MAX")),
+            stream_rotate_after=_seconds("STREAM_ROTATE_AFTER", setting("STREAM_ROTATE_AFTER")),
+            stream_depth_limit=_choice_int("STREAM_DEPTH_LIMIT", setting("STREAM_DEPTH_LIMIT"),
+                                           DEPTH_SNAPSHOT_LIMITS),
+            listen_key_keepalive=_seconds("LISTEN_KEY_KEEPALIVE", setting("LISTEN_KEY_KEEPALIVE")),
         )
 
 
@@ -293,6 +339,28 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def _symbols(name: str, value: str) -> tuple[str, ...]:
+    """`BTCUSDT,ethusdt` → ("BTCUSDT", "ETHUSDT"); `none` → () (an empty variable means the default)."""
+    symbols: list[str] = []
+    if value.strip().lower() == "none":
+        return ()
+    for item in (i.strip().upper() for i in value.split(",")):
+        if not item:
+            continue
+        if not SYMBOL_RE.match(item):
+            raise ValueError(f"{name}: {item!r} is not a symbol (A-Z and 0-9, at most 20)")
+        if item not in symbols:
+            symbols.append(item)
+    return tuple(symbols)
+
+
+def _choice_int(name: str, value: str, allowed: tuple[int, ...]) -> int:
+    number = _integer(name, value, low=min(allowed))
+    if number not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}; got {number}")
+    return number
+
+
 def _integer(name: str, value: str, *, low: int, high: int | None = None) -> int:
     try:
         number = int(value)
@@ -302,6 +370,15 @@ def _integer(name: str, value: str, *, low: int, high: int | None = None) -> int
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise ValueError(f"{name} must be {bounds}; got {number}")
     return number
+
+
+def _boolean(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false; got {value!r}")
 
 
 def _seconds(name: str, value: str) -> float:

@@ -4,11 +4,17 @@ A job is `{id, status: queued|running|succeeded|failed, order, error, clientOrde
 attempts, createdAt, updatedAt, executeAt}`. It only moves forward (queued → running → succeeded |
 failed) and always ends final: `maintenance.reconcile_jobs` re-drives any job left behind.
 
+What happens to the order afterwards (fills, cancels) arrives on the user data stream: the stream
+relay records the latest state as the job's `orderUpdate`, kept in a key of its own so it never
+touches the record's status (a final job stays final); reads merge it in.
+
 Keys (under the settings' prefix):
     job:<id>          the record (JSON), kept JOB_TTL after its last change
     jobs:open         sorted set of non-final job ids by last change (for reconciliation)
     jobs:scheduled    sorted set of job ids by executeAt (released when due)
     idem:<owner>:<k>  Idempotency-Key → job id
+    client:<cid>      clientOrderId → job id (the newest job using it), written when the job is created
+    job:<id>:order    the order's latest state from the user data stream (the job's `orderUpdate`)
     jobs:events       pub/sub channel: every change, as the record's JSON
 
 `JobStore` (sync, workers) and `AsyncJobStore` (web) share the key layout and the update script.
@@ -44,6 +50,15 @@ redis.call('PUBLISH', KEYS[3], ARGV[1])
 return ARGV[1]
 """
 
+# Keep the newest order state: an update older than the stored one (by updateTime) is dropped; an
+# equal time is a later event of the same moment (NEW then TRADE), so it wins. Flat objects only.
+ORDER_UPDATE = """
+local current = redis.call('GET', KEYS[1])
+if current and cjson.decode(current)['updateTime'] > cjson.decode(ARGV[1])['updateTime'] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)
@@ -59,7 +74,7 @@ def new_job(request: dict, client_order_id: str, owner: str, execute_at: int | N
 def public_view(job: dict) -> dict:
     """What clients see of a job."""
     return {k: job.get(k) for k in ("id", "status", "clientOrderId", "order", "error", "createdAt", "updatedAt",
-                                    "executeAt", "request")}
+                                    "executeAt", "request", "orderUpdate")}
 
 
 class _Keys:
@@ -75,6 +90,25 @@ class _Keys:
     def idempotency(self, owner: str, key: str) -> str:
         return f"{self.prefix}idem:{owner}:{key}"
 
+    def by_client_id(self, client_order_id: str) -> str:
+        return f"{self.prefix}client:{client_order_id}"
+
+    def order_update(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}:order"
+
+
+def _with_order_update(raw, update) -> dict | None:
+    if not raw:
+        return None
+    job = orjson.loads(raw)
+    if update:
+        job["orderUpdate"] = orjson.loads(update)
+    return job
+
+
+def _text(value) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
 
 class JobStore(_Keys):
     """Synchronous job access for workers."""
@@ -83,20 +117,36 @@ class JobStore(_Keys):
         super().__init__(prefix)
         self.redis = redis
         self._update = redis.register_script(UPDATE)
+        self._order_update = redis.register_script(ORDER_UPDATE)
 
     def get(self, job_id: str) -> dict | None:
-        raw = self.redis.get(self.job(job_id))
-        return orjson.loads(raw) if raw else None
+        raw, update = self.redis.mget(self.job(job_id), self.order_update(job_id))
+        return _with_order_update(raw, update)
 
     def update(self, job_id: str, **patch) -> dict | None:
         """Merge `patch` into the job unless it is final; returns the record as stored."""
-        job = self.get(job_id)
+        raw = self.redis.get(self.job(job_id))
+        job = orjson.loads(raw) if raw else None
         if job is None or job["status"] in FINAL:
             return job
         job.update(patch, updatedAt=now_ms())
         raw = self._update(keys=[self.job(job_id), self.open, self.events],
                            args=[orjson.dumps(job), JOB_TTL, job["updatedAt"], job_id])
         return orjson.loads(raw) if raw else None
+
+    def record_order_update(self, client_order_id: str, order: dict) -> dict | None:
+        """Record `order` (an order's state from an executionReport, with `updateTime`) as the
+        `orderUpdate` of the job that placed it, and publish the job. None when no job used this
+        clientOrderId (an order placed elsewhere) or a newer state is already recorded."""
+        job_id = _text(self.redis.get(self.by_client_id(client_order_id)))
+        if job_id is None:
+            return None
+        if not self._order_update(keys=[self.order_update(job_id)], args=[orjson.dumps(order), JOB_TTL]):
+            return None
+        job = self.get(job_id)
+        if job is not None:
+            self.redis.publish(self.events, orjson.dumps(job))
+        return job
 
     def stale_open(self, older_than_ms: int) -> list[str]:
         ids = self.redis.zrangebyscore(self.open, 0, now_ms() - older_than_ms)
@@ -132,6 +182,7 @@ class AsyncJobStore(_Keys):
                 await self.redis.set(key, job["id"], ex=IDEMPOTENCY_TTL)
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(self.job(job["id"]), orjson.dumps(job), ex=JOB_TTL)
+        pipe.set(self.by_client_id(job["clientOrderId"]), job["id"], ex=JOB_TTL)
         pipe.zadd(self.open, {job["id"]: job["updatedAt"]})
         if job.get("executeAt"):
             pipe.zadd(self.scheduled, {job["id"]: job["executeAt"]})
@@ -139,5 +190,5 @@ class AsyncJobStore(_Keys):
         return job, True
 
     async def get(self, job_id: str) -> dict | None:
-        raw = await self.redis.get(self.job(job_id))
-        return orjson.loads(raw) if raw else None
+        raw, update = await self.redis.mget(self.job(job_id), self.order_update(job_id))
+        return _with_order_update(raw, update)

@@ -1,14 +1,19 @@
-"""Order queries and cancels for the worker (placing lives in placement.py)."""
+"""Signed reads and cancels for the worker: orders, trades, account, holdings (placing lives in placement.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from binance_client import endpoints
 from binance_client.errors import NotFoundError, UnknownOutcomeError
 
 from .risk import RiskStore
 from .signed import SignedCaller
+
+TRADES_PAGE = 1000        # Binance's largest myTrades page
+MAX_TRADE_PAGES = 10      # per symbol and request: 10,000 trades, weight 200
+KILL_SWITCH_PASSES = 3    # listings of open orders while canceling everything
 
 
 @dataclass
@@ -44,6 +49,24 @@ class Orders:
             self.risk.note_order(order)
         return orders
 
+    def cancel_everything(self) -> list[dict]:
+        """Cancel every open order on every symbol (the kill switch); returns the orders canceled.
+
+        Lists open orders again after canceling until none is left (at most KILL_SWITCH_PASSES
+        listings): an order a worker was already sending when the switch was engaged is caught by the
+        next pass.
+        """
+        canceled: list[dict] = []
+        for _ in range(KILL_SWITCH_PASSES):
+            open_orders = self.open(None)
+            if not open_orders:
+                break
+            for symbol in sorted({o["symbol"] for o in open_orders}):
+                for item in self.cancel_all(symbol):
+                    # an OCO comes back as an order list carrying its orders' reports
+                    canceled.extend(item["orderReports"] if "orderReports" in item else [item])
+        return canceled
+
     def open(self, symbol: str | None) -> list[dict]:
         return self.signed.call(endpoints.open_orders(symbol))
 
@@ -58,3 +81,34 @@ class Orders:
 
     def account(self) -> dict:
         return self.signed.call(endpoints.account(omit_zero_balances=True))
+
+    def trade_history(self, symbol: str) -> tuple[list[dict], bool]:
+        """Every trade on `symbol` from the first one, oldest first (paging with fromId), and whether
+        the history is complete (False when MAX_TRADE_PAGES ran out first)."""
+        rows: list[dict] = []
+        from_id = 0
+        for _ in range(MAX_TRADE_PAGES):
+            page = self.trades(symbol, None, None, None, from_id, TRADES_PAGE)
+            rows.extend(page)
+            if len(page) < TRADES_PAGE:
+                return rows, True
+            from_id = max(t["id"] for t in page) + 1
+        return rows, False
+
+    def holdings(self, symbols: dict[str, str]) -> dict:
+        """What positions are computed from, read in one go: balances and the full trade history of
+        each `symbols[asset]` for the assets held, plus the symbols this gateway placed orders on.
+
+        `symbols` maps an asset to its symbol against the valuation quote (BTC → BTCUSDT).
+        """
+        account = self.account()
+        balances = [b for b in account.get("balances", []) if Decimal(b["free"]) + Decimal(b["locked"]) > 0]
+        wanted = {symbols[b["asset"]] for b in balances if b["asset"] in symbols}
+        wanted |= set(symbols.values()) & self.risk.traded_symbols()
+        trades, incomplete = {}, []
+        for symbol in sorted(wanted):
+            trades[symbol], complete = self.trade_history(symbol)
+            if not complete:
+                incomplete.append(symbol)
+        return {"balances": balances, "trades": trades, "incompleteHistory": incomplete,
+                "updateTime": account.get("updateTime")}

@@ -6,6 +6,7 @@ instead of being bounced with 429/-1015. Slots are counted in fixed windows, as 
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 TAKE = """
 local ten = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -56,12 +57,13 @@ class OrderPacer:
         window = TEN_S if int(which) == 1 else DAY
         return (window - now % window) / 1000 + 0.01
 
-    def take(self, deadline: float) -> bool:
-        """Wait for a slot until `deadline` (time.monotonic()); False if none came in time."""
+    def take(self, deadline: float, wait: Callable[[float], None] = time.sleep) -> bool:
+        """Wait for a slot until `deadline` (time.monotonic()); False if none came in time.
+        `wait(seconds)` does the waiting (the placer's renews its job lock meanwhile)."""
         while True:
-            wait = self.try_take()
-            if wait == 0.0:
+            seconds = self.try_take()
+            if seconds == 0.0:
                 return True
-            if time.monotonic() + wait > deadline:
+            if time.monotonic() + seconds > deadline:
                 return False
-            time.sleep(wait)
+            wait(seconds)

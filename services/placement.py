@@ -14,6 +14,8 @@ import logging
 import time
 from dataclasses import dataclass
 
+from redis.exceptions import LockError
+
 from binance_client import BinanceClient, endpoints
 from binance_client.budget import WeightBudget
 from binance_client.errors import (AuthError, BinanceError, ClockSkewError, NotFoundError, OrderRejectedError,
@@ -29,7 +31,16 @@ DUPLICATE = "Duplicate order sent."
 
 
 class PlacementPending(Exception):
-    """The outcome is still unknown after this run's deadline: try the job again later."""
+    """The job cannot be finished by this run: try it again in `retry_in` seconds (None: back off)."""
+
+    def __init__(self, job_id: str, retry_in: float | None = None):
+        super().__init__(job_id)
+        self.job_id = job_id
+        self.retry_in = retry_in
+
+
+class LockLost(Exception):
+    """This run no longer holds its job's lock: another run may own the job now, so send nothing."""
 
 
 @dataclass
@@ -41,20 +52,37 @@ class Placer:
     risk: RiskStore
     run_seconds: float = 60.0       # how long one task run keeps trying before handing back
     max_backoff: float = 5.0
+    # A run holds its job's lock for this long after each renewal. It renews before every call to
+    # Binance and while it waits, so the lock only lapses when the run is dead: it must outlast the
+    # longest single step (one HTTP call: connect + read timeouts), and no more, since it is how long
+    # a killed worker's job waits before its redelivered task may take it over.
+    lock_seconds: float = 25.0
 
     def place(self, job_id: str) -> dict | None:
         """Drive a job to a final state; raises PlacementPending to be retried later."""
-        lock = f"{self.jobs.prefix}job-lock:{job_id}"
-        # One run per job at a time: a redelivered or re-driven task finds the lock and leaves the job
-        # to the run that holds it (the lock lapses if that run's worker died).
-        if not self.jobs.redis.set(lock, b"1", nx=True, ex=int(self.run_seconds) + 15):
-            return self.jobs.get(job_id)
+        # One run per job at a time: two live runs could each look the order up, find nothing and
+        # both send it. A run that finds the lock held comes back when it may have lapsed (its
+        # holder may be dead: a SIGKILLed worker's task is redelivered while its lock still stands).
+        lock = self.jobs.redis.lock(f"{self.jobs.prefix}job-lock:{job_id}", timeout=self.lock_seconds,
+                                    blocking=False)
+        if not lock.acquire():
+            job = self.jobs.get(job_id)
+            if job is None or job["status"] in FINAL:
+                return job
+            remaining_ms = self.jobs.redis.pttl(lock.name)
+            raise PlacementPending(job_id, retry_in=max(0.5, remaining_ms / 1000 + 0.2))
         try:
-            return self._place(job_id)
+            return self._place(job_id, lock)
+        except LockLost:
+            log.warning("job %s: lock lost mid-run; leaving the job to its new holder", job_id)
+            raise PlacementPending(job_id, retry_in=self.lock_seconds) from None
         finally:
-            self.jobs.redis.delete(lock)
+            try:
+                lock.release()
+            except LockError:
+                pass  # it lapsed: someone else's now, not ours to delete
 
-    def _place(self, job_id: str) -> dict | None:
+    def _place(self, job_id: str, lock) -> dict | None:
         job = self.jobs.get(job_id)
         if job is None or job["status"] in FINAL:
             return job
@@ -71,15 +99,31 @@ class Placer:
                 return self.jobs.update(job_id, status=FAILED, error=refusal)
         deadline = time.monotonic() + self.run_seconds
         backoff = 0.1
+
+        def keep(seconds: float = 0.0) -> None:
+            """Renew the lock, sleeping `seconds` (capped at the deadline) in renewed slices."""
+            end = min(time.monotonic() + seconds, deadline)
+            while True:
+                try:
+                    lock.reacquire()
+                except LockError:
+                    raise LockLost() from None
+                left = end - time.monotonic()
+                if left <= 0:
+                    return
+                time.sleep(min(left, self.lock_seconds / 3))
+
         while time.monotonic() < deadline:
             try:
                 if may_exist:
+                    keep()
                     found = self._lookup(request["symbol"], client_id)
                     if found is not None:
                         return self._succeed(job_id, found)
-                if not self.pacer.take(deadline):
+                if not self.pacer.take(deadline, keep):
                     break
                 self._spend(1)
+                keep()
                 order = self.client.call(endpoints.new_order(
                     request["symbol"], request["side"], request["type"], quantity=request.get("quantity"),
                     quote_order_qty=request.get("quoteOrderQty"), price=request.get("price"),
@@ -92,25 +136,31 @@ class Placer:
                     continue
                 return self.jobs.update(job_id, status=FAILED, error=error_from_binance(exc))
             except ClockSkewError:
-                self.client.sync_time()  # -1021 means it was refused: nothing was placed
+                # -1021 means it was refused: nothing was placed. Resync, then try again.
+                try:
+                    self.client.sync_time()
+                except BinanceError as exc:
+                    log.warning("job %s: clock resync failed (%s)", job_id, exc)
+                    keep(backoff)
+                    backoff = min(self.max_backoff, backoff * 2)
             except RateLimitedError as exc:
                 wait = exc.retry_after or 1.0
                 self.budget.pause(wait, exc.http_status)
-                time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+                keep(wait)
             except AuthError as exc:
                 return self.jobs.update(job_id, status=FAILED, error=error_from_binance(exc))
             except UnknownOutcomeError as exc:
                 log.warning("job %s: outcome unknown (%s); looking %s up before any resend", job_id, exc, client_id)
                 may_exist = True
-                time.sleep(backoff)
+                keep(backoff)
                 backoff = min(self.max_backoff, backoff * 2)
             except UnavailableError:
-                time.sleep(backoff)  # nothing was sent
+                keep(backoff)  # nothing was sent
                 backoff = min(self.max_backoff, backoff * 2)
             except BinanceError as exc:
                 return self.jobs.update(job_id, status=FAILED, error=error_from_binance(exc))
             except BudgetSpent as exc:
-                time.sleep(min(exc.retry_after, max(0.0, deadline - time.monotonic())))
+                keep(exc.retry_after)
         raise PlacementPending(job_id)
 
     def _lookup(self, symbol: str, client_id: str) -> dict | None:

@@ -69,6 +69,7 @@ class _Keys:
         self.kill_key = f"{prefix}risk:kill-switch"
         self.open_key = f"{prefix}risk:open-orders"
         self.rate_prefix = f"{prefix}risk:rate:"
+        self.traded_key = f"{prefix}orders:symbols"  # symbols we placed orders on (positions read them)
 
 
 class RiskStore(_Keys):
@@ -97,12 +98,20 @@ class RiskStore(_Keys):
         return None
 
     def note_order(self, order: dict) -> None:
-        """Keep the set of orders we know to be open (used between exchange counts)."""
+        """Keep the set of orders we know to be open (used between exchange counts), and the set of
+        symbols we have placed orders on (so positions find an asset even once it is sold out)."""
         member = f"{order.get('symbol')}:{order.get('orderId')}"
+        pipe = self.redis.pipeline(transaction=False)
         if order.get("status") in OPEN_STATUSES:
-            self.redis.sadd(self.open_key, member)
+            pipe.sadd(self.open_key, member)
         else:
-            self.redis.srem(self.open_key, member)
+            pipe.srem(self.open_key, member)
+        if order.get("symbol"):
+            pipe.sadd(self.traded_key, order["symbol"])
+        pipe.execute()
+
+    def traded_symbols(self) -> set[str]:
+        return {s.decode() if isinstance(s, bytes) else s for s in self.redis.smembers(self.traded_key)}
 
 
 class AsyncRiskStore(_Keys):

@@ -34,3 +34,9 @@ def all_orders(reply_to: str, symbol: str, order_id: int | None = None, start: i
 def my_trades(reply_to: str, symbol: str, order_id: int | None = None, start: int | None = None,
               end: int | None = None, from_id: int | None = None, limit: int = 500) -> None:
     answer(reply_to, lambda: resources().orders.trades(symbol, order_id, start, end, from_id, limit))
+
+
+@app.task(name="account.holdings", base=SpotgateTask)
+def holdings(reply_to: str, symbols: dict[str, str]) -> None:
+    """Balances and full trade histories for positions, in one task (one round trip for the web)."""
+    answer(reply_to, lambda: resources().orders.holdings(symbols))

@@ -15,8 +15,10 @@ def place(self, job_id: str) -> None:
     try:
         resources().placer.place(job_id)
     except PlacementPending as exc:
-        # still unknown after a full run: come back (the job stays `running`, never lost)
-        raise self.retry(exc=exc, countdown=min(30, 2 ** min(self.request.retries, 5)))
+        # still unknown after a full run, or another run holds the job: come back (the job stays
+        # `running`, never lost)
+        countdown = exc.retry_in if exc.retry_in is not None else min(30, 2 ** min(self.request.retries, 5))
+        raise self.retry(exc=exc, countdown=countdown)
 
 
 @app.task(name="orders.cancel", base=SpotgateTask)
@@ -27,3 +29,9 @@ def cancel(reply_to: str, symbol: str, order_id: int | None = None, client_order
 @app.task(name="orders.cancel_all", base=SpotgateTask)
 def cancel_all(reply_to: str, symbol: str) -> None:
     answer(reply_to, lambda: resources().orders.cancel_all(symbol))
+
+
+@app.task(name="orders.cancel_everything", base=SpotgateTask)
+def cancel_everything(reply_to: str) -> None:
+    """The kill switch: cancel every open order on every symbol, answer the orders canceled."""
+    answer(reply_to, lambda: resources().orders.cancel_everything())

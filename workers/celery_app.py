@@ -7,7 +7,7 @@
   client order id up before sending).
 - No ETA/countdown tasks: `executeAt` orders are held in a Redis sorted set and enqueued when due,
   so the broker's visibility timeout only has to outlast a running task, and a killed worker's task
-  comes back after BROKER_VISIBILITY_TIMEOUT seconds.
+  comes back after BROKER_VISIBILITY_TIMEOUT seconds (and a few more: the restore sweep's interval).
 """
 
 from __future__ import annotations
@@ -34,6 +34,11 @@ def _configure(app: Celery, settings: Settings) -> None:
         accept_content=["json"],
         broker_transport_options={
             "visibility_timeout": settings.broker_visibility_timeout,
+            # kombu scans for unacked messages past their visibility timeout only every
+            # interval x throttle seconds (10 x 10 by default): a dead worker's tasks would come back
+            # up to 100 s late. Scan every few seconds instead (one ZRANGE under a mutex).
+            "unacked_restore_interval": max(1, min(10, settings.broker_visibility_timeout // 4)),
+            "unacked_restore_throttle": 1,
             "global_keyprefix": settings.redis_key_prefix + "celery:",
         },
         result_backend_transport_options={"global_keyprefix": settings.redis_key_prefix + "celery:"},
@@ -48,7 +53,11 @@ def _configure(app: Celery, settings: Settings) -> None:
             "sync-server-time": {"task": "maintenance.sync_server_time", "schedule": 300.0},
         },
     )
+    if settings.user_stream_mode == "listen-key":
+        # the stream relay's listen key lives 60 min unless refreshed (Binance asks for every 30 min)
+        app.conf.beat_schedule["keep-listen-key-alive"] = {
+            "task": "user_stream.keepalive", "schedule": settings.listen_key_keepalive}
 
 
-app = Celery("spotgate", include=["tasks.orders", "tasks.account", "tasks.maintenance"])
+app = Celery("spotgate", include=["tasks.orders", "tasks.account", "tasks.maintenance", "tasks.user_stream"])
 _configure(app, Settings.from_env())

@@ -24,6 +24,7 @@ from services.pacing import OrderPacer
 from services.placement import Placer
 from services.risk import RiskStore
 from services.signed import SignedCaller
+from services.user_stream import UserStreamKeys
 
 log = logging.getLogger("spotgate.worker")
 DEFAULT_WEIGHT_LIMIT = 6000
@@ -79,7 +80,14 @@ class Resources:
 
     @cached_property
     def placer(self) -> Placer:
-        return Placer(self.client, self.jobs, self.pacer, self.budget, self.risk)
+        # The job lock must outlast one HTTP call (requests applies the timeout to connect and read).
+        return Placer(self.client, self.jobs, self.pacer, self.budget, self.risk,
+                      lock_seconds=2 * self.settings.upstream_timeout + 5)
+
+    @cached_property
+    def user_stream(self) -> UserStreamKeys:
+        return UserStreamKeys(self.client, self.settings.binance_api_key, self.settings.binance_api_secret,
+                              self.budget, self.redis, self.settings.redis_key_prefix)
 
 
 _lock = threading.Lock()

@@ -1,0 +1,82 @@
+"""Risk limits and the kill switch (admin): read and change them; engaging cancels every open order.
+
+Both live in Redis (services.risk), so every web process and worker applies them at once and an
+engaged kill switch survives restarts. While engaged, orders are refused with 403
+KILL_SWITCH_ENGAGED by the web tier before queueing and by the worker right before sending.
+"""
+
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+
+from services.risk import LIMIT_FIELDS, validate_limits
+
+from . import schemas as S
+from .auth import json_body
+from .envelope import ok
+from .errors import ApiError, invalid
+from .schemas import documented
+
+MAX_REASON = 256
+
+bp = Blueprint("risk", url_prefix="/api/v1")  # admin
+
+
+@bp.get("/risk/limits")
+@documented("Current risk limits (null = no limit)", S.RiskLimits, "RiskLimitsResponse", tag="risk",
+            errors=(401, 403, 503))
+async def get_limits(request: Request):
+    return ok(request, await request.app.ctx.risk.limits())
+
+
+@bp.put("/risk/limits")
+@documented("Replace the risk limits (a missing or null field means no limit)", S.RiskLimits,
+            "RiskLimitsChangeResponse", tag="risk", body=S.RiskLimits, errors=(400, 401, 403, 503))
+async def put_limits(request: Request):
+    ctx = request.app.ctx
+    try:
+        limits = validate_limits(json_body(request), set(await ctx.market.symbols_by_name()))
+    except ValueError as exc:
+        field, _, why = str(exc).partition(": ")
+        message = f"'{field}' {why}" if field in LIMIT_FIELDS else \
+            f"Unknown field '{field}': the limits are {', '.join(LIMIT_FIELDS)}"
+        raise invalid(field, message) from None
+    return ok(request, await ctx.risk.set_limits(limits))
+
+
+@bp.get("/admin/kill-switch")
+@documented("Whether trading is halted, since when, by whom and why", S.KillSwitch, "KillSwitchResponse",
+            tag="risk", errors=(401, 403, 503))
+async def get_kill_switch(request: Request):
+    return ok(request, await request.app.ctx.risk.kill_switch())
+
+
+@bp.post("/admin/kill-switch")
+@documented("Engage (halt trading and cancel every open order) or disengage the kill switch",
+            S.KillSwitchChange, "KillSwitchChangeResponse", tag="risk", body=S.KillSwitchRequest,
+            errors=(400, 401, 403, 429, 503, 504))
+async def set_kill_switch(request: Request):
+    body = json_body(request)
+    engaged, reason = body.get("engaged"), body.get("reason")
+    if not isinstance(engaged, bool):
+        raise invalid("engaged", "'engaged' must be true or false")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
+        raise invalid("reason", f"'reason' must be a string of at most {MAX_REASON} characters")
+    return ok(request, await switch(request.app.ctx, engaged, request.ctx.principal.sub, reason))
+
+
+async def switch(ctx, engaged: bool, by: str, reason: str | None) -> dict:
+    """Record the new state first (new orders stop at once, everywhere), then cancel what is open.
+
+    A failed cancel leaves the switch engaged and says so; engaging again retries the cancel.
+    """
+    state = await ctx.risk.set_kill_switch(engaged, by, reason)
+    if not engaged:
+        return {**state, "canceled": []}
+    try:
+        canceled = await ctx.dispatch.call("orders.cancel_everything", queue="orders")
+    except ApiError as exc:
+        exc.message = f"The kill switch is engaged, but canceling open orders failed: {exc.message}"
+        exc.details = {**exc.details, "killSwitch": state}
+        raise
+    return {**state, "canceled": canceled}

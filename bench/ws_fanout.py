@@ -1,0 +1,246 @@
+"""WebSocket fan-out on one web process: deliveries/s, publish→receive latency, memory per connection.
+
+    python bench/ws_fanout.py [--clients 1000,5000,10000] [--rate 24000] [--seconds 5] [--processes 4]
+
+For each client count, a FRESH web process (so RSS deltas are not hidden by memory freed earlier)
+gets that many `/ws/trades/btcusdt` sockets from `--processes` asyncio client processes (the
+`websockets` library), then `P md:trades:BTCUSDT` receives trade messages as the stream relay
+publishes them, paced to offer `--rate` deliveries/s (messages/s = rate / clients). Each message
+carries its publish time; each client records receive time − publish time. Trades are never
+conflated, so every message must reach every socket.
+
+Baseline in the same run: a bare Sanic WebSocket app fanning out the same Redis channel with
+`await ws.send()` per socket (bench/_bare_ws.py), at the largest client count.
+
+Prints JSON. Loopback only, bounded durations; needs Redis (REDIS_URL, `make bench` provides one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from _loadgen import free_port, start_paper, start_web, stop, wait_http  # noqa: E402
+
+MAX_SECONDS = 20.0
+CONNECT_TIMEOUT = 120.0
+DRAIN_SECONDS = 3.0
+
+
+def raise_fd_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children (web, clients) inherit it
+    return hard
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss(pid: int) -> int:
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+# -- client processes ------------------------------------------------------------------------------------
+
+
+def client_process(url: str, count: int, greeted: bool, conn) -> None:
+    asyncio.run(_clients(url, count, greeted, conn))
+
+
+async def _clients(url: str, count: int, greeted: bool, conn) -> None:
+    import orjson
+    from websockets.asyncio.client import connect
+
+    latencies: list[int] = []  # ns
+    received = 0
+    closed = 0
+    sockets = []
+
+    async def open_one():
+        ws = await connect(url, max_queue=64, ping_interval=None, close_timeout=1, open_timeout=60)
+        if greeted:  # the gateway's welcome and subscribed (the bare baseline sends neither)
+            welcome = json.loads(await ws.recv())
+            subscribed = json.loads(await ws.recv())
+            assert welcome["type"] == "welcome" and subscribed["type"] == "subscribed", subscribed
+        return ws
+
+    async def listen(ws):
+        nonlocal received, closed
+        try:
+            async for raw in ws:
+                now = time.time_ns()
+                message = orjson.loads(raw)
+                if message.get("type") == "trade":
+                    received += 1
+                    latencies.append(now - message["data"]["sentAt"])
+        except Exception:
+            pass
+        closed += 1
+
+    try:
+        for start in range(0, count, 100):
+            sockets.extend(await asyncio.gather(*(open_one() for _ in range(min(100, count - start)))))
+    except Exception as exc:
+        conn.send({"error": repr(exc), "opened": len(sockets)})
+        return
+    tasks = [asyncio.create_task(listen(ws)) for ws in sockets]
+    conn.send({"ready": len(sockets)})
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, conn.recv)  # "stop": the publisher is done
+    expected = conn.recv()
+    deadline = time.monotonic() + DRAIN_SECONDS
+    while received < expected * len(sockets) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)  # drain: bounded wait for in-flight deliveries
+    conn.send({"received": received, "closed": closed, "latencies": latencies})
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+
+
+# -- one measurement ------------------------------------------------------------------------------------
+
+
+def measure(ws_url: str, server_pid: int, redis_client, channel: str, clients: int, rate: float,
+            seconds: float, processes: int, greeted: bool = True) -> dict:
+    ctx = mp.get_context("spawn")
+    pipes, procs = [], []
+    before = rss(server_pid)
+    share = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
+    for n in share:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=client_process, args=(ws_url, n, greeted, child), daemon=True)
+        proc.start()
+        pipes.append(parent)
+        procs.append(proc)
+    try:
+        opened = 0
+        for pipe in pipes:
+            if not pipe.poll(CONNECT_TIMEOUT):
+                raise RuntimeError("client process did not connect in time")
+            answer = pipe.recv()
+            if "error" in answer:
+                raise RuntimeError(f"client process failed after {answer['opened']} sockets: {answer['error']}")
+            opened += answer["ready"]
+        connected = rss(server_pid)
+        per_second = max(0.5, rate / clients)
+        interval = 1.0 / per_second
+        published = 0
+        cpu_before = [cpu_seconds(server_pid)] + [cpu_seconds(p.pid) for p in procs]
+        start = time.perf_counter()
+        next_at = start
+        while time.perf_counter() - start < seconds:
+            data = {"id": published, "price": "65000.00", "qty": "0.001", "time": int(time.time() * 1000),
+                    "isBuyerMaker": False, "sentAt": time.time_ns()}
+            redis_client.publish(channel, json.dumps({"type": "trade", "channel": "trades:BTCUSDT", "data": data}))
+            published += 1
+            next_at += interval
+            pause = next_at - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)  # pacing the publisher, not waiting for an event
+        elapsed = time.perf_counter() - start
+        for pipe in pipes:
+            pipe.send("stop")
+            pipe.send(published)
+        results = [pipe.recv() for pipe in pipes]
+        busy = time.perf_counter() - start
+        cpu_after = [cpu_seconds(server_pid)] + [cpu_seconds(p.pid) for p in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=15)
+            if proc.is_alive():
+                proc.kill()
+    latencies = sorted(x for r in results for x in r["latencies"])
+    received = sum(r["received"] for r in results)
+
+    def pct(p: float):
+        return round(latencies[min(len(latencies) - 1, int(len(latencies) * p))] / 1e6, 2) if latencies else None
+
+    return {
+        "clients": opened,
+        "messages_published": published,
+        "deliveries": received,
+        "delivered_ratio": round(received / (published * opened), 4) if published and opened else 0,
+        "deliveries_per_s": round(received / elapsed, 1),
+        "latency_p50_ms": round(statistics.median(latencies) / 1e6, 2) if latencies else None,
+        "latency_p99_ms": pct(0.99),
+        "latency_max_ms": round(latencies[-1] / 1e6, 2) if latencies else None,
+        "sockets_closed_by_server": sum(r["closed"] for r in results),
+        "server_cpu_share": round((cpu_after[0] - cpu_before[0]) / busy, 2),
+        "clients_cpu_share": round((sum(cpu_after[1:]) - sum(cpu_before[1:])) / busy, 2),
+        "rss_per_connection_kb": round((connected - before) / opened / 1024, 1) if opened else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", default="1000,5000,10000")
+    parser.add_argument("--rate", type=float, default=24000.0, help="offered deliveries per second")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--no-baseline", action="store_true")
+    args = parser.parse_args()
+    seconds = min(args.seconds, MAX_SECONDS)
+    counts = [int(c) for c in args.clients.split(",")]
+    fd_limit = raise_fd_limit()
+    if max(counts) + 100 > fd_limit:
+        raise SystemExit(f"ulimit -n hard limit is {fd_limit}: too low for {max(counts)} sockets")
+
+    import redis
+
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    prefix = f"bench:{uuid.uuid4().hex}:"
+    channel = f"{prefix}md:trades:BTCUSDT"
+    r = redis.Redis.from_url(redis_url)
+    paper, paper_url = start_paper()
+    report = {"bench": "ws_fanout", "cpus": os.cpu_count(), "seconds": seconds, "offered_deliveries_per_s": args.rate,
+              "client_processes": args.processes, "gateway": [], "baseline_bare_sanic": None}
+    try:
+        for count in counts:
+            web, url = start_web(paper_url, redis_url, {"REDIS_KEY_PREFIX": prefix,
+                                                        "MAX_WS_CONNECTIONS": str(max(counts) + 100)})
+            try:
+                ws_url = url.replace("http://", "ws://") + "/ws/trades/btcusdt"
+                report["gateway"].append(measure(ws_url, web.pid, r, channel, count, args.rate, seconds,
+                                                 args.processes))
+            finally:
+                stop(web)
+            print(json.dumps(report["gateway"][-1]), file=sys.stderr)
+        if not args.no_baseline:
+            port = free_port()
+            bare = subprocess.Popen([sys.executable, str(HERE / "_bare_ws.py"), str(port), redis_url, channel],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_http(f"http://127.0.0.1:{port}/health", bare)
+                report["baseline_bare_sanic"] = measure(f"ws://127.0.0.1:{port}/ws/trades/btcusdt", bare.pid, r,
+                                                        channel, max(counts), args.rate, seconds, args.processes,
+                                                        greeted=False)
+            finally:
+                stop(bare)
+    finally:
+        stop(paper)
+        for key in r.scan_iter(match=f"{prefix}*", count=1000):
+            r.unlink(key)
+        r.close()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

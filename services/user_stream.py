@@ -1,0 +1,81 @@
+"""The worker's part of the user data stream: what needs the API key or secret, so the stream relay
+never holds the secret.
+
+- `subscription_params()`: signed params for `userDataStream.subscribe.signature` on the WebSocket
+  API (apiKey, timestamp, signature — HMAC over the params sorted by name), to be used at once.
+- Listen keys (`listen-key` mode, for venues that still have them): `open_listen_key()` creates (or,
+  while one is active, extends and returns) the account's key and keeps it in Redis so that beat's
+  `keep_listen_key_alive()` can refresh it every LISTEN_KEY_KEEPALIVE seconds.
+
+Keys (under the settings' prefix): `user-stream:listen-key` — the current listen key (it expires
+with Binance's 60 minutes when nobody keeps it alive).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from binance_client import BinanceClient, endpoints
+from binance_client.budget import WeightBudget
+from binance_client.errors import BinanceError
+from binance_client.signing import ws_api_params
+
+log = logging.getLogger("spotgate.user_stream")
+LISTEN_KEY_TTL = 3600  # Binance drops a listen key 60 minutes after its last keepalive
+INVALID_LISTEN_KEY = -1125
+
+
+class BudgetSpent(BinanceError):
+    """Our shared weight budget is spent: Binance was not called."""
+
+
+@dataclass
+class UserStreamKeys:
+    client: BinanceClient
+    api_key: str
+    api_secret: str = field(repr=False)
+    budget: WeightBudget
+    redis: object
+    prefix: str
+
+    @property
+    def listen_key_slot(self) -> str:
+        return f"{self.prefix}user-stream:listen-key"
+
+    def subscription_params(self) -> dict:
+        """Signed params for userDataStream.subscribe.signature, stamped with the server-synced clock."""
+        return ws_api_params({}, self.api_key, self.api_secret, self.client.clock.now_ms())
+
+    def open_listen_key(self) -> dict:
+        """POST /api/v3/userDataStream → {"listenKey"}; the key is kept for the keepalive."""
+        key = self._call(endpoints.listen_key_create())["listenKey"]
+        self.redis.set(self.listen_key_slot, key, ex=LISTEN_KEY_TTL)
+        return {"listenKey": key}
+
+    def keep_listen_key_alive(self) -> bool:
+        """PUT the current listen key; False when there is none (or Binance no longer knows it)."""
+        raw = self.redis.get(self.listen_key_slot)
+        if raw is None:
+            return False
+        key = raw.decode() if isinstance(raw, bytes) else raw
+        try:
+            self._call(endpoints.listen_key_keepalive(key))
+        except BinanceError as exc:
+            if exc.code != INVALID_LISTEN_KEY:
+                raise
+            # expired already: the relay sees listenKeyExpired and asks for a new key
+            log.warning("listen key expired before its keepalive")
+            self.redis.delete(self.listen_key_slot)
+            return False
+        self.redis.expire(self.listen_key_slot, LISTEN_KEY_TTL)
+        return True
+
+    def _call(self, request):
+        verdict = self.budget.reserve(request.weight)
+        if not verdict.allowed:
+            raise BudgetSpent("Upstream request-weight budget is spent", http_status=429,
+                              retry_after=verdict.retry_after)
+        response = self.client.send(request)
+        self.budget.observe(response.rate_limits.used_weight_1m)
+        return response.data

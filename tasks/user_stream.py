@@ -1,0 +1,27 @@
+"""User data stream tasks (queue `default`): what the stream relay needs signed, answered to the
+reply list it waits on, and beat's listen-key keepalive."""
+
+from __future__ import annotations
+
+from workers.celery_app import app
+from workers.resources import resources
+
+from .base import SpotgateTask
+from .replies import answer
+
+
+@app.task(name="user_stream.signature", base=SpotgateTask)
+def signature(reply_to: str) -> None:
+    """Signed userDataStream.subscribe.signature params, incl. apiKey (ws-api mode)."""
+    answer(reply_to, lambda: resources().user_stream.subscription_params())
+
+
+@app.task(name="user_stream.listen_key", base=SpotgateTask)
+def listen_key(reply_to: str) -> None:
+    """{"listenKey"} to connect to (listen-key mode)."""
+    answer(reply_to, lambda: resources().user_stream.open_listen_key())
+
+
+@app.task(name="user_stream.keepalive", base=SpotgateTask)
+def keepalive() -> bool:
+    return resources().user_stream.keep_listen_key_alive()

@@ -1,0 +1,266 @@
+"""The user data stream: one upstream connection kept subscribed, its events into Redis.
+
+    WorkerCalls      what needs the API secret is done by a worker: a Celery task answers to a reply
+                     list this process BLPOPs (the relay never holds the secret)
+    UserEvents       an event → Redis Stream + `md:user` (+ `md:orders` and the job's orderUpdate for
+                     executionReports); events seen twice (two connections while rotating) count once
+    WsApiUserStream  USER_STREAM_MODE=ws-api: a WebSocket API connection subscribed with
+                     `userDataStream.subscribe.signature`, resubscribed after every reconnect and
+                     eventStreamTerminated
+    ListenKeyStream  USER_STREAM_MODE=listen-key: `/ws/<listenKey>`, a new key on listenKeyExpired
+
+Both rotate make-before-break (24 h, serverShutdown): a successor connection subscribes, then
+replaces the old one. A drop publishes `status: reconnecting` on `user` and `orders`, and `restored`
+once a connection is subscribed again. Events sent while no connection was up are not replayed by
+Binance; clients reconcile with the REST order and account reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import threading
+import uuid
+from collections import OrderedDict
+
+import orjson
+
+from services.jobs import JobStore
+
+from .channels import ORDERS, USER, order_from_report
+from .stream_bus import StreamBus
+from .upstream_ws import Backoff, Link
+
+log = logging.getLogger("spotgate.stream.user")
+SEEN_EVENTS = 2_000
+
+
+class WorkerError(Exception):
+    """No worker answered, or it answered with an error."""
+
+
+class WorkerCalls:
+    def __init__(self, celery, redis, prefix: str, timeout: float):
+        self.celery, self.redis, self.prefix, self.timeout = celery, redis, prefix, timeout
+
+    def call(self, task: str, *args):
+        reply_to = f"{self.prefix}reply:{uuid.uuid4().hex}"
+        self.celery.send_task(task, args=[reply_to, *args], queue="default")
+        popped = self.redis.blpop([reply_to], timeout=self.timeout)
+        if popped is None:
+            raise WorkerError(f"no worker answered {task} within {self.timeout:.0f} s")
+        reply = orjson.loads(popped[1])
+        if not reply["ok"]:
+            raise WorkerError(f"{task} failed: {reply['error'].get('message')} {reply['error'].get('details')}")
+        return reply["data"]
+
+
+class UserEvents:
+    def __init__(self, bus: StreamBus, jobs: JobStore):
+        self.bus, self.jobs = bus, jobs
+        self.seen: OrderedDict[bytes, None] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def handle(self, event: dict) -> None:
+        digest = hashlib.blake2b(orjson.dumps(event, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+        with self.lock:  # two connections while rotating: publish in arrival order, each event once
+            if digest in self.seen:
+                return
+            self.seen[digest] = None
+            if len(self.seen) > SEEN_EVENTS:
+                self.seen.popitem(last=False)
+            self.bus.user_event(event)
+            if event.get("e") == "executionReport":
+                order = order_from_report(event)
+                self.jobs.record_order_update(order["clientOrderId"], order)
+
+
+class UserStream:
+    """What both modes share: the active link (and a successor while rotating), status, rotation."""
+
+    mode = ""
+
+    def __init__(self, settings, bus: StreamBus, worker: WorkerCalls, events: UserEvents):
+        self.settings, self.bus, self.worker, self.events = settings, bus, worker, events
+        self.lock = threading.RLock()
+        self.link_ids = itertools.count(1)
+        self.subscribed: set[Link] = set()
+        self.interrupted = False
+        self.closed = False
+        self.active = self._link()
+        self.successor: Link | None = None
+
+    def _link(self) -> Link:
+        return Link(f"user-{self.mode}.{next(self.link_ids)}", self.url, on_open=self.on_open,
+                    on_message=self.on_message, on_close=self._on_close,
+                    backoff=Backoff(self.settings.stream_reconnect_base, self.settings.stream_reconnect_max))
+
+    # -- mode specifics ----------------------------------------------------------------------------
+
+    def url(self) -> str:
+        raise NotImplementedError
+
+    def on_open(self, link: Link) -> None:
+        raise NotImplementedError
+
+    def on_message(self, link: Link, message) -> None:
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.active.start()
+
+    def stop(self) -> None:
+        with self.lock:
+            self.closed = True
+            links = [link for link in (self.active, self.successor) if link is not None]
+        for link in links:
+            link.stop()
+        for link in links:
+            link.join(2)
+
+    def tick(self) -> None:
+        with self.lock:
+            due = self.successor is None and self.active in self.subscribed and \
+                self.active.age() >= self.settings.stream_rotate_after
+        if due:
+            self.rotate("lifetime")
+
+    def rotate(self, reason: str) -> None:
+        with self.lock:
+            if self.closed or self.successor is not None:
+                return
+            log.info("user stream: rotating the connection (%s)", reason)
+            self.successor = self._link()
+            self.successor.start()
+
+    def subscribed_on(self, link: Link) -> None:
+        """`link` now delivers the account's events."""
+        link.healthy()
+        restored = False
+        with self.lock:
+            self.subscribed.add(link)
+            if link is self.successor:
+                old, self.active, self.successor = self.active, link, None
+                self.subscribed.discard(old)
+                old.stop()
+            if link is self.active and self.interrupted:
+                self.interrupted, restored = False, True
+        if restored:
+            log.info("user stream restored")
+            self.bus.status((USER, ORDERS), "restored")
+
+    def _unsubscribed(self, link: Link) -> None:
+        """`link` is up but no longer delivers events (the venue ended the subscription)."""
+        with self.lock:
+            self.subscribed.discard(link)
+            lost = link is self.active and not self.interrupted
+            self.interrupted = self.interrupted or lost
+        if lost:
+            self.bus.status((USER, ORDERS), "reconnecting")
+
+    def _on_close(self, link: Link, planned: bool) -> None:
+        lost = False
+        with self.lock:
+            self.subscribed.discard(link)
+            if planned or self.closed or link is not self.active:
+                return
+            if self.successor is not None:
+                self.active, self.successor = self.successor, None
+                link.stop()
+            if self.active not in self.subscribed and not self.interrupted:
+                self.interrupted = lost = True
+        if lost:
+            log.warning("user stream lost: reconnecting")
+            self.bus.status((USER, ORDERS), "reconnecting")
+
+    def describe(self) -> dict:
+        with self.lock:
+            return {"mode": self.mode, "subscribed": self.active in self.subscribed,
+                    "ageSeconds": round(self.active.age(), 1), "rotating": self.successor is not None}
+
+
+class WsApiUserStream(UserStream):
+    mode = "ws-api"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.request_ids = itertools.count(1)
+        self.pending: dict[Link, int] = {}
+        self.subscription: dict[Link, int] = {}
+
+    def url(self) -> str:
+        return self.settings.binance_ws_api_url
+
+    def on_open(self, link: Link) -> None:
+        self._subscribe(link)
+
+    def _subscribe(self, link: Link) -> None:
+        # signed by a worker and used at once: the timestamp is only good for recvWindow
+        params = self.worker.call("user_stream.signature")
+        request_id = next(self.request_ids)
+        self.pending[link] = request_id
+        link.send({"id": request_id, "method": "userDataStream.subscribe.signature", "params": params})
+
+    def on_message(self, link: Link, message) -> None:
+        if not isinstance(message, dict):
+            return
+        event = message.get("event")
+        if isinstance(event, dict):
+            if "subscriptionId" not in message:
+                if event.get("e") == "serverShutdown":
+                    self.rotate("serverShutdown")
+                return
+            if event.get("e") == "eventStreamTerminated":
+                if self.subscription.get(link) == message["subscriptionId"]:
+                    log.warning("user stream: subscription terminated upstream, subscribing again")
+                    self._unsubscribed(link)
+                    try:
+                        self._subscribe(link)
+                    except Exception as exc:
+                        log.error("user stream: cannot subscribe again (%s): reconnecting", exc)
+                        link.drop()
+                return
+            self.events.handle(event)
+            return
+        if "id" in message and message["id"] == self.pending.get(link):
+            del self.pending[link]
+            if message.get("status") == 200:
+                self.subscription[link] = message["result"]["subscriptionId"]
+                self.subscribed_on(link)
+            else:
+                log.error("user stream: subscription refused: %s", message.get("error"))
+                link.drop()  # try again after the link's backoff
+
+
+class ListenKeyStream(UserStream):
+    mode = "listen-key"
+
+    def url(self) -> str:
+        # a key per connection: creating one while another is active returns (and extends) that one
+        key = self.worker.call("user_stream.listen_key")["listenKey"]
+        return f"{self.settings.binance_stream_url}/ws/{key}"
+
+    def on_open(self, link: Link) -> None:
+        self.subscribed_on(link)
+
+    def on_message(self, link: Link, message) -> None:
+        if not isinstance(message, dict):
+            return
+        if "stream" in message and "data" in message:  # combined form, should a venue wrap them
+            message = message["data"]
+        kind = message.get("e")
+        if kind == "listenKeyExpired":
+            log.warning("user stream: listen key expired, getting a new one")
+            link.backoff.reset()
+            link.drop()
+        elif kind == "serverShutdown":
+            self.rotate("serverShutdown")
+        elif kind:
+            self.events.handle(message)
+
+
+def user_stream_for(settings, *args) -> UserStream:
+    return (ListenKeyStream if settings.user_stream_mode == "listen-key" else WsApiUserStream)(settings, *args)
