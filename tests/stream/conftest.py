@@ -1,0 +1,170 @@
+"""The stream relay under test: `python -m workers.stream` as a subprocess against a paper exchange
+and the suite's Redis, and a Redis subscriber standing in for the web processes (which write the
+demand and read `md:*` exactly like this, per docs/streams-protocol.md)."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+import orjson
+import pytest
+import redis
+
+from tests.paper.conftest import PaperProcess
+from tests.processes import ROOT, stop_process
+
+FAST = {"STREAM_RECONNECT_BASE": "0.2", "STREAM_RECONNECT_MAX": "2"}
+
+
+class RelayProcess:
+    """`python -m workers.stream` with its own key prefix (unless given), without the API secret."""
+
+    def __init__(self, paper: PaperProcess, redis_url: str, prefix: str | None = None, **env: str):
+        self.prefix = prefix or f"sgtest:{uuid.uuid4().hex}:"
+        environ = {
+            **os.environ, "SPOTGATE_MODE": "paper", "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": self.prefix,
+            "BINANCE_API_URL": paper.url, "BINANCE_STREAM_URL": f"ws://127.0.0.1:{paper.port}",
+            "BINANCE_WS_API_URL": f"ws://127.0.0.1:{paper.port}/ws-api/v3", "LOG_LEVEL": "INFO", **FAST, **env,
+        }
+        environ.pop("BINANCE_API_KEY", None)
+        environ.pop("BINANCE_API_SECRET", None)
+        self.log_file = tempfile.NamedTemporaryFile(prefix="spotgate-stream-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen([sys.executable, "-m", "workers.stream"], cwd=ROOT, env=environ,
+                                     stdout=self.log_file, stderr=subprocess.STDOUT)
+
+    def log_text(self) -> str:
+        with open(self.log_file.name, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.log_file.close()
+        os.unlink(self.log_file.name)
+
+
+class Subscriber:
+    """Pattern-subscribes to `P md:*` before anything happens and queues every message (decoded)."""
+
+    def __init__(self, redis_url: str, prefix: str, pattern: str = "md:*"):
+        self.prefix = prefix
+        self.client = redis.Redis.from_url(redis_url)
+        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub.psubscribe(prefix + pattern)
+        self.messages: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            message = self.pubsub.get_message(timeout=0.2)
+            if message is not None and message["type"] == "pmessage":
+                channel = message["channel"].decode()[len(self.prefix) + 3:]
+                self.messages.put((time.monotonic(), channel, orjson.loads(message["data"])))
+
+    def next(self, timeout: float):
+        """(arrived at, channel, message), or None after `timeout`."""
+        try:
+            return self.messages.get(timeout=max(0.0, timeout))
+        except queue.Empty:
+            return None
+
+    def wait_for(self, predicate, timeout: float = 10.0, what: str = "a matching message"):
+        """The first queued message (channel, message) satisfying predicate(channel, message)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            item = self.next(deadline - time.monotonic())
+            if item is None:
+                raise AssertionError(f"no {what} within {timeout} s")
+            _, channel, message = item
+            if predicate(channel, message):
+                return channel, message
+
+    def drain(self) -> None:
+        while self.next(0) is not None:
+            pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.pubsub.close()
+        self.client.close()
+
+
+def demand(client: redis.Redis, prefix: str, channel: str, seconds: float = 30.0) -> None:
+    """What a web process does for a channel it holds subscribers for (docs/streams-protocol.md)."""
+    client.zadd(f"{prefix}stream:demand", {channel: int((time.time() + seconds) * 1000)})
+    client.publish(f"{prefix}stream:demand:changed", channel)
+
+
+def paper_streams(paper: PaperProcess) -> list[dict]:
+    """The paper exchange's open stream connections (not WS-API ones)."""
+    return [c for c in paper.admin("GET", "streams").json()["connections"] if c["kind"] == "stream"]
+
+
+def subscribed_upstream(paper: PaperProcess) -> set[str]:
+    return {name for c in paper_streams(paper) for name in c["streams"]}
+
+
+def eventually(check, timeout: float, interval: float = 0.05, what: str = "the condition"):
+    """Poll `check()` until it returns something truthy (for state only visible by polling, like the
+    paper exchange's connection list); returns it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="module")
+def redis_client(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def make_relay(redis_url):
+    started: list[RelayProcess] = []
+
+    def start(paper: PaperProcess, prefix: str | None = None, **env: str) -> RelayProcess:
+        relay = RelayProcess(paper, redis_url, prefix, **env)
+        started.append(relay)
+        return relay
+
+    yield start
+    client = redis.Redis.from_url(redis_url)
+    for relay in started:
+        relay.stop()
+        delete_prefix(client, relay.prefix)  # the relay's keys (tests sharing a prefix clean up their own)
+    client.close()
+
+
+@pytest.fixture
+def make_subscriber(redis_url):
+    opened: list[Subscriber] = []
+
+    def open_(prefix: str, pattern: str = "md:*") -> Subscriber:
+        subscriber = Subscriber(redis_url, prefix, pattern)
+        opened.append(subscriber)
+        return subscriber
+
+    yield open_
+    for subscriber in opened:
+        subscriber.close()
+
+
+def delete_prefix(client: redis.Redis, prefix: str) -> None:
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.unlink(*keys)
