@@ -24,7 +24,7 @@ from binance_client.errors import (AuthError, BinanceError, ClockSkewError, NotF
 from .jobs import FAILED, FINAL, RUNNING, SUCCEEDED, JobStore, now_ms
 from .outcomes import error_from_binance, failure
 from .pacing import OrderPacer
-from .risk import RiskStore
+from .risk import RiskStore, kill_switch_refusal
 
 log = logging.getLogger("spotgate.placement")
 DUPLICATE = "Duplicate order sent."
@@ -122,6 +122,10 @@ class Placer:
                         return self._succeed(job_id, found)
                 if not self.pacer.take(deadline, keep):
                     break
+                # again after the pacing wait: a kill switch engaged meanwhile stops this order
+                halted = kill_switch_refusal(self.risk.kill_switch())
+                if halted is not None:
+                    return self.jobs.update(job_id, status=FAILED, error=halted)
                 self._spend(1)
                 keep()
                 order = self.client.call(endpoints.new_order(
