@@ -11,14 +11,13 @@ import time
 import uuid
 from decimal import Decimal
 
-import orjson
 from sanic import Blueprint, Request
 
 from services.filters import OrderInvalid, check_client_order_id, check_order
 from services.jobs import FAILED, SUCCEEDED, new_job, public_view
 
 from . import schemas as S
-from .auth import Role
+from .auth import Role, json_body
 from .envelope import ok
 from .errors import NotFound, from_failure, invalid
 from .market import int_arg
@@ -28,16 +27,6 @@ MAX_SCHEDULE_AHEAD_MS = 7 * 86_400_000
 
 reads = Blueprint("account_reads", url_prefix="/api/v1")     # viewer
 writes = Blueprint("order_writes", url_prefix="/api/v1")     # trader
-
-
-def _body(request: Request) -> dict:
-    try:
-        body = orjson.loads(request.body or b"")
-    except orjson.JSONDecodeError:
-        raise invalid("body", "The body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise invalid("body", "The body must be a JSON object")
-    return body
 
 
 def _order_ref(request: Request, source: dict) -> tuple[int | None, str | None]:
@@ -73,7 +62,7 @@ def _job_answer(request: Request, job: dict, status_if_pending: int = 202):
             "OrderResponse", tag="orders", errors=(400, 401, 403, 429, 503, 504))
 async def place_order(request: Request):
     ctx = request.app.ctx
-    body = _body(request)
+    body = json_body(request)
     symbol = await ctx.market.symbol(body.get("symbol"))
     info = (await ctx.market.symbols_by_name())[symbol]
     reference = None
