@@ -30,7 +30,9 @@ class Dispatcher:
 
     def enqueue(self, task: str, *args, queue: str = "default", **kwargs) -> None:
         try:
-            self.celery.send_task(task, args=args, kwargs=kwargs, queue=queue)
+            # ignore_result: outcomes come back through job records and reply lists, never Celery's
+            # result backend, so skip its per-task bookkeeping (a result subscription per task).
+            self.celery.send_task(task, args=args, kwargs=kwargs, queue=queue, ignore_result=True)
         except Exception as exc:  # kombu raises a variety of connection errors
             log.error("could not enqueue %s: %r", task, exc)
             raise Unavailable("The task queue is unavailable", code="QUEUE_UNAVAILABLE", retry_after=1) from None

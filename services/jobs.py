@@ -123,10 +123,17 @@ class JobStore(_Keys):
         raw, update = self.redis.mget(self.job(job_id), self.order_update(job_id))
         return _with_order_update(raw, update)
 
-    def update(self, job_id: str, **patch) -> dict | None:
-        """Merge `patch` into the job unless it is final; returns the record as stored."""
-        raw = self.redis.get(self.job(job_id))
-        job = orjson.loads(raw) if raw else None
+    def update(self, job_id: str, *, current: dict | None = None, **patch) -> dict | None:
+        """Merge `patch` into the job unless it is final; returns the record as stored.
+
+        `current`: the record as this caller last stored or read it, to save reading it again (the
+        placer, which alone changes a record while it holds the job's lock). The script still
+        refuses to change a record that is final in Redis."""
+        if current is None:
+            raw = self.redis.get(self.job(job_id))
+            job = orjson.loads(raw) if raw else None
+        else:
+            job = {k: v for k, v in current.items() if k != "orderUpdate"}  # kept in a key of its own
         if job is None or job["status"] in FINAL:
             return job
         job.update(patch, updatedAt=now_ms())

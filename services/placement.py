@@ -28,6 +28,7 @@ from .risk import RiskStore, kill_switch_refusal
 
 log = logging.getLogger("spotgate.placement")
 DUPLICATE = "Duplicate order sent."
+RENEW_AFTER = 1.0  # seconds: how stale a job lock's renewal may be before a step that can block
 
 
 class PlacementPending(Exception):
@@ -52,10 +53,11 @@ class Placer:
     risk: RiskStore
     run_seconds: float = 60.0       # how long one task run keeps trying before handing back
     max_backoff: float = 5.0
-    # A run holds its job's lock for this long after each renewal. It renews before every call to
-    # Binance and while it waits, so the lock only lapses when the run is dead: it must outlast the
-    # longest single step (one HTTP call: connect + read timeouts), and no more, since it is how long
-    # a killed worker's job waits before its redelivered task may take it over.
+    # A run holds its job's lock for this long after each renewal. It renews (when the last renewal
+    # is over RENEW_AFTER old) before every call to Binance and while it waits, so the lock only
+    # lapses when the run is dead: it must outlast the longest single step (one HTTP call: connect +
+    # read timeouts) plus RENEW_AFTER, and no more, since it is how long a killed worker's job waits
+    # before its redelivered task may take it over.
     lock_seconds: float = 25.0
 
     def place(self, job_id: str) -> dict | None:
@@ -65,6 +67,7 @@ class Placer:
         # holder may be dead: a SIGKILLed worker's task is redelivered while its lock still stands).
         lock = self.jobs.redis.lock(f"{self.jobs.prefix}job-lock:{job_id}", timeout=self.lock_seconds,
                                     blocking=False)
+        locked_at = time.monotonic()
         if not lock.acquire():
             job = self.jobs.get(job_id)
             if job is None or job["status"] in FINAL:
@@ -72,7 +75,7 @@ class Placer:
             remaining_ms = self.jobs.redis.pttl(lock.name)
             raise PlacementPending(job_id, retry_in=max(0.5, remaining_ms / 1000 + 0.2))
         try:
-            return self._place(job_id, lock)
+            return self._place(job_id, lock, locked_at)
         except LockLost:
             log.warning("job %s: lock lost mid-run; leaving the job to its new holder", job_id)
             raise PlacementPending(job_id, retry_in=self.lock_seconds) from None
@@ -82,36 +85,40 @@ class Placer:
             except LockError:
                 pass  # it lapsed: someone else's now, not ours to delete
 
-    def _place(self, job_id: str, lock) -> dict | None:
+    def _place(self, job_id: str, lock, locked_at: float) -> dict | None:
         job = self.jobs.get(job_id)
         if job is None or job["status"] in FINAL:
             return job
         if job.get("executeAt") and job["executeAt"] > now_ms():
             return job  # released by maintenance.release_due_orders when due
         may_exist = job["attempts"] > 0  # an earlier run may have reached Binance
-        job = self.jobs.update(job_id, status=RUNNING, attempts=job["attempts"] + 1)
+        job = self.jobs.update(job_id, current=job, status=RUNNING, attempts=job["attempts"] + 1)
         if job is None or job["status"] in FINAL:
             return job
         request, client_id = job["request"], job["clientOrderId"]
         if not may_exist:
             refusal = self.risk.refusal(request, self._count_open)
             if refusal is not None:
-                return self.jobs.update(job_id, status=FAILED, error=refusal)
+                return self.jobs.update(job_id, current=job, status=FAILED, error=refusal)
         deadline = time.monotonic() + self.run_seconds
         backoff = 0.1
+        renewed_at = locked_at
 
         def keep(seconds: float = 0.0) -> None:
             """Renew the lock, sleeping `seconds` (capped at the deadline) in renewed slices."""
+            nonlocal renewed_at
             end = min(time.monotonic() + seconds, deadline)
             while True:
-                try:
-                    lock.reacquire()
-                except LockError:
-                    raise LockLost() from None
+                if time.monotonic() - renewed_at >= RENEW_AFTER:
+                    renewed_at = time.monotonic()
+                    try:
+                        lock.reacquire()
+                    except LockError:
+                        raise LockLost() from None
                 left = end - time.monotonic()
                 if left <= 0:
                     return
-                time.sleep(min(left, self.lock_seconds / 3))
+                time.sleep(min(left, RENEW_AFTER))
 
         while time.monotonic() < deadline:
             try:
@@ -119,13 +126,13 @@ class Placer:
                     keep()
                     found = self._lookup(request["symbol"], client_id)
                     if found is not None:
-                        return self._succeed(job_id, found)
+                        return self._succeed(job, found)
                 if not self.pacer.take(deadline, keep):
                     break
                 # again after the pacing wait: a kill switch engaged meanwhile stops this order
                 halted = kill_switch_refusal(self.risk.kill_switch())
                 if halted is not None:
-                    return self.jobs.update(job_id, status=FAILED, error=halted)
+                    return self.jobs.update(job_id, current=job, status=FAILED, error=halted)
                 self._spend(1)
                 keep()
                 order = self.client.call(endpoints.new_order(
@@ -133,12 +140,12 @@ class Placer:
                     quote_order_qty=request.get("quoteOrderQty"), price=request.get("price"),
                     stop_price=request.get("stopPrice"), time_in_force=request.get("timeInForce"),
                     new_client_order_id=client_id, new_order_resp_type="FULL"))
-                return self._succeed(job_id, order)
+                return self._succeed(job, order)
             except OrderRejectedError as exc:
                 if exc.msg == DUPLICATE:
                     may_exist = True
                     continue
-                return self.jobs.update(job_id, status=FAILED, error=error_from_binance(exc))
+                return self.jobs.update(job_id, current=job, status=FAILED, error=error_from_binance(exc))
             except ClockSkewError:
                 # -1021 means it was refused: nothing was placed. Resync, then try again.
                 try:
@@ -152,7 +159,7 @@ class Placer:
                 self.budget.pause(wait, exc.http_status)
                 keep(wait)
             except AuthError as exc:
-                return self.jobs.update(job_id, status=FAILED, error=error_from_binance(exc))
+                return self.jobs.update(job_id, current=job, status=FAILED, error=error_from_binance(exc))
             except UnknownOutcomeError as exc:
                 log.warning("job %s: outcome unknown (%s); looking %s up before any resend", job_id, exc, client_id)
                 may_exist = True
@@ -162,7 +169,7 @@ class Placer:
                 keep(backoff)  # nothing was sent
                 backoff = min(self.max_backoff, backoff * 2)
             except BinanceError as exc:
-                return self.jobs.update(job_id, status=FAILED, error=error_from_binance(exc))
+                return self.jobs.update(job_id, current=job, status=FAILED, error=error_from_binance(exc))
             except BudgetSpent as exc:
                 keep(exc.retry_after)
         raise PlacementPending(job_id)
@@ -183,9 +190,9 @@ class Placer:
         if not verdict.allowed:
             raise BudgetSpent(verdict.retry_after)
 
-    def _succeed(self, job_id: str, order: dict) -> dict | None:
+    def _succeed(self, job: dict, order: dict) -> dict | None:
         self.risk.note_order(order)
-        return self.jobs.update(job_id, status=SUCCEEDED, order=order, error=None)
+        return self.jobs.update(job["id"], current=job, status=SUCCEEDED, order=order, error=None)
 
 
 class BudgetSpent(Exception):

@@ -135,18 +135,19 @@ def redis_client(redis_url):
 
 @pytest.fixture
 def make_relay(redis_url):
-    started: list[RelayProcess] = []
+    started: list[tuple[RelayProcess, bool]] = []
 
     def start(paper: PaperProcess, prefix: str | None = None, **env: str) -> RelayProcess:
         relay = RelayProcess(paper, redis_url, prefix, **env)
-        started.append(relay)
+        started.append((relay, prefix is None))
         return relay
 
     yield start
     client = redis.Redis.from_url(redis_url)
-    for relay in started:
+    for relay, own_prefix in started:
         relay.stop()
-        delete_prefix(client, relay.prefix)  # the relay's keys (tests sharing a prefix clean up their own)
+        if own_prefix:  # a shared prefix (a worker's too) is cleaned up by whoever made it
+            delete_prefix(client, relay.prefix)
     client.close()
 
 
