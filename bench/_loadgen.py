@@ -58,6 +58,18 @@ def start_web(binance_url: str, redis_url: str, env: dict[str, str] | None = Non
     return proc, url
 
 
+def delete_prefix(client, prefix: str) -> None:
+    """Remove a benchmark run's Redis keys (SCAN, not KEYS: the Redis may be shared)."""
+    batch = []
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        batch.append(key)
+        if len(batch) >= 500:
+            client.unlink(*batch)
+            batch.clear()
+    if batch:
+        client.unlink(*batch)
+
+
 def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 20.0) -> None:
     parts = urlsplit(url)
     deadline = time.monotonic() + timeout

@@ -38,7 +38,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from _loadgen import run_load, start_paper, start_web, stop, summarize  # noqa: E402
+from _loadgen import delete_prefix, run_load, start_paper, start_web, stop, summarize  # noqa: E402
 
 from paper_exchange.config import DEMO_API_KEY, DEMO_API_SECRET  # noqa: E402
 
@@ -170,7 +170,7 @@ def main() -> None:
                 stop(proc)
         if worker is not None:
             stop_worker(worker)
-        _cleanup(client, prefix)
+        delete_prefix(client, prefix)
         client.close()
 
     # From the first job created to the last one turning final (both stamped by our processes).
@@ -191,17 +191,6 @@ def main() -> None:
                              "seconds_until_all_final": round(elapsed, 3), "orders_per_s": throughput,
                              "jobs": outcomes, "target_orders_per_s": 500, "meets_target": throughput >= 500},
     }, indent=2))
-
-
-def _cleanup(client: redis.Redis, prefix: str) -> None:
-    batch = []
-    for key in client.scan_iter(match=f"{prefix}*", count=1000):
-        batch.append(key)
-        if len(batch) >= 500:
-            client.unlink(*batch)
-            batch.clear()
-    if batch:
-        client.unlink(*batch)
 
 
 if __name__ == "__main__":

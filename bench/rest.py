@@ -29,7 +29,7 @@ import requests
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _loadgen import free_port, run_load, start_paper, start_web, stop, summarize, wait_http  # noqa: E402
+from _loadgen import delete_prefix, free_port, run_load, start_paper, start_web, stop, summarize, wait_http  # noqa: E402
 
 SECRET = "bench-only-jwt-secret-" + uuid.uuid4().hex
 
@@ -92,7 +92,11 @@ def main() -> None:
         for proc in (web, bare, paper):
             if proc is not None:
                 stop(proc)
-        _cleanup(redis_url, prefix)
+        import redis
+
+        client = redis.Redis.from_url(redis_url)
+        delete_prefix(client, prefix)
+        client.close()
 
     ratio = round(gateway_result["rps"] / bare_result["rps"], 3) if bare_result["rps"] else None
     added_p50 = round(via_s["p50_ms"] - direct_s["p50_ms"], 3)
@@ -109,16 +113,6 @@ def main() -> None:
                        "upstream_calls": calls_after - calls_before,
                        "upstream_calls_per_10k": round((calls_after - calls_before) * 10_000 / max(1, coalesce["requests"]), 1)},
     }, indent=2))
-
-
-def _cleanup(redis_url: str, prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 if __name__ == "__main__":

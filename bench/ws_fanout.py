@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from _loadgen import free_port, start_paper, start_web, stop, wait_http  # noqa: E402
+from _loadgen import delete_prefix, free_port, start_paper, start_web, stop, wait_http  # noqa: E402
 
 MAX_SECONDS = 20.0
 CONNECT_TIMEOUT = 120.0
@@ -236,8 +236,7 @@ def main() -> None:
                 stop(bare)
     finally:
         stop(paper)
-        for key in r.scan_iter(match=f"{prefix}*", count=1000):
-            r.unlink(key)
+        delete_prefix(r, prefix)
         r.close()
     print(json.dumps(report, indent=2))
 

@@ -18,6 +18,7 @@ Binance; clients reconcile with the REST order and account reads.
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 import itertools
 import logging
 import threading
@@ -76,7 +77,7 @@ class UserEvents:
                 self.jobs.record_order_update(order["clientOrderId"], order)
 
 
-class UserStream:
+class UserStream(ABC):
     """What both modes share: the active link (and a successor while rotating), status, rotation."""
 
     mode = ""
@@ -98,14 +99,17 @@ class UserStream:
 
     # -- mode specifics ----------------------------------------------------------------------------
 
+    @abstractmethod
     def url(self) -> str:
-        raise NotImplementedError
+        """Mode-specific (ws-api or listen-key)."""
 
+    @abstractmethod
     def on_open(self, link: Link) -> None:
-        raise NotImplementedError
+        """Mode-specific (ws-api or listen-key)."""
 
+    @abstractmethod
     def on_message(self, link: Link, message) -> None:
-        raise NotImplementedError
+        """Mode-specific (ws-api or listen-key)."""
 
     # -- shared ------------------------------------------------------------------------------------
 
