@@ -1,6 +1,8 @@
 """How the web tier hands signed work to the workers and waits for it, with asyncio over Redis
-(never `AsyncResult.get()` in threads):
+(never `AsyncResult.get()` in threads, never kombu's blocking publish on the event loop):
 
+- `task(name, ...)`: a Celery task message and the queue list it goes to, for an LPUSH that may share
+  a MULTI with other writes (an order's job record and its task are written together).
 - `call(task, ...)`: enqueue a task with a fresh reply list and BLPOP it (signed reads, cancels).
 - `JobWatcher`: ONE pub/sub subscription per web process on `jobs:events`; requests waiting for an
   order's outcome get a future that the watcher resolves when the job turns final.
@@ -13,35 +15,40 @@ import logging
 import uuid
 
 import orjson
+from redis.exceptions import RedisError
 
 from services.jobs import FINAL
+from workers.task_queue import queue_key, task_message
 
 from .errors import GatewayTimeout, Unavailable, from_failure
 
 log = logging.getLogger("spotgate.dispatch")
 
 
+def queue_unavailable(task: str, exc: Exception) -> Unavailable:
+    log.error("could not enqueue %s: %r", task, exc)
+    return Unavailable("The task queue is unavailable", code="QUEUE_UNAVAILABLE", retry_after=1)
+
+
 class Dispatcher:
-    def __init__(self, celery, redis, prefix: str, reply_timeout: float):
-        self.celery = celery
+    def __init__(self, settings, redis, reply_timeout: float):
+        self.settings = settings
         self.redis = redis
-        self.prefix = prefix
+        self.prefix = settings.redis_key_prefix
         self.reply_timeout = reply_timeout
 
-    def enqueue(self, task: str, *args, queue: str = "default", **kwargs) -> None:
-        try:
-            # ignore_result: outcomes come back through job records and reply lists, never Celery's
-            # result backend, so skip its per-task bookkeeping (a result subscription per task).
-            self.celery.send_task(task, args=args, kwargs=kwargs, queue=queue, ignore_result=True)
-        except Exception as exc:  # kombu raises a variety of connection errors
-            log.error("could not enqueue %s: %r", task, exc)
-            raise Unavailable("The task queue is unavailable", code="QUEUE_UNAVAILABLE", retry_after=1) from None
+    def task(self, name: str, *args, queue: str = "default") -> tuple[str, bytes]:
+        """(queue list, message) for `name(*args)`: LPUSH the message onto the list to enqueue it."""
+        return queue_key(self.settings, queue), task_message(name, args, queue)
 
-    async def call(self, task: str, *args, queue: str = "default", **kwargs):
+    async def call(self, task: str, *args, queue: str = "default"):
         """Run `task` on a worker and return its data; its error is raised as the ApiError it maps to."""
         reply_to = f"{self.prefix}reply:{uuid.uuid4().hex}"
-        self.enqueue(task, reply_to, *args, queue=queue, **kwargs)
-        popped = await self.redis.blpop([reply_to], timeout=self.reply_timeout)
+        try:
+            await self.redis.lpush(*self.task(task, reply_to, *args, queue=queue))
+            popped = await self.redis.blpop([reply_to], timeout=self.reply_timeout)
+        except (RedisError, OSError) as exc:
+            raise queue_unavailable(task, exc) from None
         if popped is None:
             raise GatewayTimeout("No worker answered in time", code="WORKER_TIMEOUT", retry_after=1)
         message = orjson.loads(popped[1])

@@ -32,10 +32,7 @@ def setup_resources(app: Sanic) -> None:
         app_.ctx.market = MarketData(app_.ctx.upstream, app_.ctx.redis, settings.redis_key_prefix)
         app_.ctx.jobs = AsyncJobStore(app_.ctx.redis, settings.redis_key_prefix)
         app_.ctx.risk = AsyncRiskStore(app_.ctx.redis, settings.redis_key_prefix)
-        from workers.celery_app import app as celery  # connection facts only, no credentials
-
-        app_.ctx.dispatch = Dispatcher(celery, app_.ctx.redis, settings.redis_key_prefix,
-                                       reply_timeout=settings.upstream_timeout + 5)
+        app_.ctx.dispatch = Dispatcher(settings, app_.ctx.redis, reply_timeout=settings.upstream_timeout + 5)
         app_.ctx.job_watcher = JobWatcher(app_.ctx.redis, app_.ctx.jobs.events)
         await app_.ctx.job_watcher.start()
 

@@ -14,20 +14,27 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-RESERVE = """
-local pause = redis.call('GET', KEYS[2])
-if pause then
-  local sep = string.find(pause, '|')
-  local until_ms = tonumber(string.sub(pause, 1, sep - 1))
-  if until_ms > tonumber(ARGV[3]) then return {-1, until_ms, string.sub(pause, sep + 1)} end
+# A Lua function, so other scripts (a worker's order gate) can reserve weight in the same call.
+RESERVE_FUNCTION = """
+local function reserve_weight(weight_key, pause_key, weight, limit, now_ms, ttl_ms)
+  local pause = redis.call('GET', pause_key)
+  if pause then
+    local sep = string.find(pause, '|')
+    local until_ms = tonumber(string.sub(pause, 1, sep - 1))
+    if until_ms > now_ms then return {-1, until_ms, string.sub(pause, sep + 1)} end
+  end
+  local used = redis.call('INCRBY', weight_key, weight)
+  if used == weight then redis.call('PEXPIRE', weight_key, ttl_ms) end
+  if used > limit then
+    redis.call('DECRBY', weight_key, weight)
+    return {0, used - weight, ''}
+  end
+  return {1, used, ''}
 end
-local used = redis.call('INCRBY', KEYS[1], ARGV[1])
-if used == tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
-if used > tonumber(ARGV[2]) then
-  redis.call('DECRBY', KEYS[1], ARGV[1])
-  return {0, used - tonumber(ARGV[1]), ''}
-end
-return {1, used, ''}
+"""
+
+RESERVE = RESERVE_FUNCTION + """
+return reserve_weight(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
 """
 
 OBSERVE = """
@@ -57,7 +64,8 @@ class Verdict:
     paused_by: int | None = None  # 429 or 418 when Binance itself paused us
 
 
-def _verdict(result, now_ms: int) -> Verdict:
+def verdict(result, now_ms: int) -> Verdict:
+    """The Verdict of a reserve_weight() reply [flag, value, status] at `now_ms`."""
     flag, value, status = int(result[0]), int(result[1]), result[2]
     if flag == 1:
         return Verdict(True, used=value)
@@ -101,7 +109,7 @@ class _Budget:
 class AsyncWeightBudget(_Budget):
     async def reserve(self, weight: int) -> Verdict:
         now, call = self._reserve_call(weight)
-        return _verdict(await self._reserve(**call), now)
+        return verdict(await self._reserve(**call), now)
 
     async def observe(self, used_weight_1m: int | None) -> None:
         if used_weight_1m is not None:
@@ -120,7 +128,7 @@ class WeightBudget(_Budget):
 
     def reserve(self, weight: int) -> Verdict:
         now, call = self._reserve_call(weight)
-        return _verdict(self._reserve(**call), now)
+        return verdict(self._reserve(**call), now)
 
     def observe(self, used_weight_1m: int | None) -> None:
         if used_weight_1m is not None:

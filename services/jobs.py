@@ -33,21 +33,28 @@ JOB_TTL = 7 * 86_400
 IDEMPOTENCY_TTL = 86_400
 
 # Replace a record only while it is not final: a final job never changes again, whoever writes late.
-# (The merge happens in Python: Lua's cjson would turn empty JSON arrays into objects.)
-UPDATE = """
-local raw = redis.call('GET', KEYS[1])
-if not raw then return nil end
-local status = cjson.decode(raw)['status']
-if status == 'succeeded' or status == 'failed' then return raw end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-local new_status = cjson.decode(ARGV[1])['status']
-if new_status == 'succeeded' or new_status == 'failed' then
-  redis.call('ZREM', KEYS[2], ARGV[4])
-else
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+# (The merge happens in Python: Lua's cjson would turn empty JSON arrays into objects.) A Lua
+# function, so a placement run's scripts (services/job_runs.py) can update the job in the same call.
+UPDATE_FUNCTION = """
+local function update_job(job_key, open_key, events_key, record, ttl, score, job_id)
+  local raw = redis.call('GET', job_key)
+  if not raw then return nil end
+  local status = cjson.decode(raw)['status']
+  if status == 'succeeded' or status == 'failed' then return raw end
+  redis.call('SET', job_key, record, 'EX', ttl)
+  local new_status = cjson.decode(record)['status']
+  if new_status == 'succeeded' or new_status == 'failed' then
+    redis.call('ZREM', open_key, job_id)
+  else
+    redis.call('ZADD', open_key, score, job_id)
+  end
+  redis.call('PUBLISH', events_key, record)
+  return record
 end
-redis.call('PUBLISH', KEYS[3], ARGV[1])
-return ARGV[1]
+"""
+
+UPDATE = UPDATE_FUNCTION + """
+return update_job(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 """
 
 # Keep the newest order state: an update older than the stored one (by updateTime) is dropped; an
@@ -176,9 +183,11 @@ class AsyncJobStore(_Keys):
         super().__init__(prefix)
         self.redis = redis
 
-    async def create(self, job: dict, idempotency_key: str | None = None) -> tuple[dict, bool]:
-        """Store a new job; with an Idempotency-Key already used by this owner, return that job
-        instead (created=False) and store nothing."""
+    async def create(self, job: dict, idempotency_key: str | None = None,
+                     task: tuple[str, bytes] | None = None) -> tuple[dict, bool]:
+        """Store a new job and LPUSH `task` (queue list, message) in the same MULTI, so a job is never
+        recorded without its task nor queued without its record. With an Idempotency-Key already used
+        by this owner, return that job instead (created=False) and store and queue nothing."""
         if idempotency_key is not None:
             key = self.idempotency(job["owner"], idempotency_key)
             if not await self.redis.set(key, job["id"], nx=True, ex=IDEMPOTENCY_TTL):
@@ -193,6 +202,8 @@ class AsyncJobStore(_Keys):
         pipe.zadd(self.open, {job["id"]: job["updatedAt"]})
         if job.get("executeAt"):
             pipe.zadd(self.scheduled, {job["id"]: job["executeAt"]})
+        if task is not None:
+            pipe.lpush(*task)
         await pipe.execute()
         return job, True
 

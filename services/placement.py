@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-
-from redis.exceptions import LockError
+import uuid
+from dataclasses import dataclass, field
 
 from binance_client import BinanceClient, endpoints
 from binance_client.budget import WeightBudget
 from binance_client.errors import (AuthError, BinanceError, ClockSkewError, NotFoundError, OrderRejectedError,
                                    RateLimitedError, UnavailableError, UnknownOutcomeError)
 
-from .jobs import FAILED, FINAL, RUNNING, SUCCEEDED, JobStore, now_ms
+from .job_runs import DONE, HELD, GateVerdict, JobRuns, is_final
+from .jobs import FAILED, RUNNING, SUCCEEDED, JobStore, now_ms
 from .outcomes import error_from_binance, failure
 from .pacing import OrderPacer
 from .risk import RiskStore, kill_switch_refusal
@@ -29,6 +29,9 @@ from .risk import RiskStore, kill_switch_refusal
 log = logging.getLogger("spotgate.placement")
 DUPLICATE = "Duplicate order sent."
 RENEW_AFTER = 1.0  # seconds: how stale a job lock's renewal may be before a step that can block
+ORDER_WEIGHT = 1   # POST /api/v3/order
+LOOKUP_WEIGHT = 4  # GET /api/v3/order
+OPEN_ORDERS_WEIGHT = 80  # GET /api/v3/openOrders without a symbol
 
 
 class PlacementPending(Exception):
@@ -42,6 +45,38 @@ class PlacementPending(Exception):
 
 class LockLost(Exception):
     """This run no longer holds its job's lock: another run may own the job now, so send nothing."""
+
+
+@dataclass
+class _Lock:
+    """The job lock as one run holds it: renewed when stale, released once."""
+
+    runs: JobRuns
+    job_id: str
+    seconds: float
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    renewed_at: float = field(default_factory=time.monotonic)
+    held: bool = True
+
+    def keep(self, seconds: float = 0.0, deadline: float | None = None) -> None:
+        """Renew the lock if its last renewal is over RENEW_AFTER old, sleeping `seconds` (capped at
+        `deadline`) in renewed slices; raises LockLost when another run has it now."""
+        end = time.monotonic() + seconds if deadline is None else min(time.monotonic() + seconds, deadline)
+        while True:
+            if time.monotonic() - self.renewed_at >= RENEW_AFTER:
+                self.renewed_at = time.monotonic()
+                if not self.runs.renew(self.job_id, self.token, self.seconds):
+                    self.held = False
+                    raise LockLost()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, RENEW_AFTER))
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.runs.release(self.job_id, self.token)
 
 
 @dataclass
@@ -60,129 +95,128 @@ class Placer:
     # before its redelivered task may take it over.
     lock_seconds: float = 25.0
 
+    def __post_init__(self) -> None:
+        self.runs = JobRuns(self.jobs, self.pacer, self.budget, self.risk)
+
     def place(self, job_id: str) -> dict | None:
         """Drive a job to a final state; raises PlacementPending to be retried later."""
         # One run per job at a time: two live runs could each look the order up, find nothing and
         # both send it. A run that finds the lock held comes back when it may have lapsed (its
         # holder may be dead: a SIGKILLed worker's task is redelivered while its lock still stands).
-        lock = self.jobs.redis.lock(f"{self.jobs.prefix}job-lock:{job_id}", timeout=self.lock_seconds,
-                                    blocking=False)
-        locked_at = time.monotonic()
-        if not lock.acquire():
-            job = self.jobs.get(job_id)
-            if job is None or job["status"] in FINAL:
-                return job
-            remaining_ms = self.jobs.redis.pttl(lock.name)
-            raise PlacementPending(job_id, retry_in=max(0.5, remaining_ms / 1000 + 0.2))
+        lock = _Lock(self.runs, job_id, self.lock_seconds)
+        begun = self.runs.begin(job_id, lock.token, self.lock_seconds)
+        if begun.state == HELD:
+            if is_final(begun.job):
+                return begun.job
+            raise PlacementPending(job_id, retry_in=max(0.5, begun.lock_ttl + 0.2))
+        if begun.state == DONE:
+            return begun.job
         try:
-            return self._place(job_id, lock, locked_at)
+            return self._place(begun.job, begun, lock)
         except LockLost:
             log.warning("job %s: lock lost mid-run; leaving the job to its new holder", job_id)
             raise PlacementPending(job_id, retry_in=self.lock_seconds) from None
         finally:
-            try:
-                lock.release()
-            except LockError:
-                pass  # it lapsed: someone else's now, not ours to delete
+            lock.release()  # unless finish() released it with the final record
 
-    def _place(self, job_id: str, lock, locked_at: float) -> dict | None:
-        job = self.jobs.get(job_id)
-        if job is None or job["status"] in FINAL:
-            return job
+    def _place(self, job: dict, begun, lock: _Lock) -> dict | None:
+        job_id = job["id"]
         if job.get("executeAt") and job["executeAt"] > now_ms():
             return job  # released by maintenance.release_due_orders when due
         may_exist = job["attempts"] > 0  # an earlier run may have reached Binance
-        job = self.jobs.update(job_id, current=job, status=RUNNING, attempts=job["attempts"] + 1)
-        if job is None or job["status"] in FINAL:
-            return job
+        running = {k: v for k, v in job.items() if k != "orderUpdate"}  # kept in a key of its own
+        running.update(status=RUNNING, attempts=job["attempts"] + 1, updatedAt=now_ms())
         request, client_id = job["request"], job["clientOrderId"]
-        if not may_exist:
-            refusal = self.risk.refusal(request, self._count_open)
-            if refusal is not None:
-                return self.jobs.update(job_id, current=job, status=FAILED, error=refusal)
+        cap = begun.limits.get("maxOpenOrders")
+        halted = kill_switch_refusal(begun.kill_switch)
+        verdict: GateVerdict | None = None
+        if may_exist or cap is not None or halted is not None:
+            job = self.jobs.update(job_id, current=running)
+            if is_final(job):
+                return job
+            if not may_exist:
+                refusal = halted
+                if refusal is None and cap is not None and self._count_open() >= cap:
+                    refusal = failure(400, "RISK_MAX_OPEN_ORDERS", f"At most {cap} open orders are allowed",
+                                      {"limit": cap})
+                if refusal is not None:
+                    return self._finish(job, lock, status=FAILED, error=refusal)
+        else:
+            # the common case, a fresh order: mark it running and pass the gate in one round trip
+            job, verdict = self.runs.start(running, ORDER_WEIGHT)
+            if verdict is None:
+                return job
         deadline = time.monotonic() + self.run_seconds
         backoff = 0.1
-        renewed_at = locked_at
-
-        def keep(seconds: float = 0.0) -> None:
-            """Renew the lock, sleeping `seconds` (capped at the deadline) in renewed slices."""
-            nonlocal renewed_at
-            end = min(time.monotonic() + seconds, deadline)
-            while True:
-                if time.monotonic() - renewed_at >= RENEW_AFTER:
-                    renewed_at = time.monotonic()
-                    try:
-                        lock.reacquire()
-                    except LockError:
-                        raise LockLost() from None
-                left = end - time.monotonic()
-                if left <= 0:
-                    return
-                time.sleep(min(left, RENEW_AFTER))
 
         while time.monotonic() < deadline:
             try:
                 if may_exist:
-                    keep()
+                    lock.keep()
                     found = self._lookup(request["symbol"], client_id)
                     if found is not None:
-                        return self._succeed(job, found)
-                if not self.pacer.take(deadline, keep):
-                    break
-                # again after the pacing wait: a kill switch engaged meanwhile stops this order
-                halted = kill_switch_refusal(self.risk.kill_switch())
-                if halted is not None:
-                    return self.jobs.update(job_id, current=job, status=FAILED, error=halted)
-                self._spend(1)
-                keep()
+                        return self._finish(job, lock, status=SUCCEEDED, order=found, error=None)
+                # the kill switch is read again right before sending: one engaged meanwhile stops
+                # this order; pacing and weight are taken together, both or neither
+                verdict = verdict or self.runs.gate(ORDER_WEIGHT)
+                if verdict.halted is not None:
+                    return self._finish(job, lock, status=FAILED, error=kill_switch_refusal(verdict.halted))
+                if not verdict.passed:
+                    if time.monotonic() + verdict.wait > deadline:
+                        break
+                    lock.keep(verdict.wait, deadline)
+                    verdict = None
+                    continue
+                verdict = None
+                lock.keep()
                 order = self.client.call(endpoints.new_order(
                     request["symbol"], request["side"], request["type"], quantity=request.get("quantity"),
                     quote_order_qty=request.get("quoteOrderQty"), price=request.get("price"),
                     stop_price=request.get("stopPrice"), time_in_force=request.get("timeInForce"),
                     new_client_order_id=client_id, new_order_resp_type="FULL"))
-                return self._succeed(job, order)
+                return self._finish(job, lock, status=SUCCEEDED, order=order, error=None)
             except OrderRejectedError as exc:
                 if exc.msg == DUPLICATE:
                     may_exist = True
                     continue
-                return self.jobs.update(job_id, current=job, status=FAILED, error=error_from_binance(exc))
+                return self._finish(job, lock, status=FAILED, error=error_from_binance(exc))
             except ClockSkewError:
                 # -1021 means it was refused: nothing was placed. Resync, then try again.
                 try:
                     self.client.sync_time()
                 except BinanceError as exc:
                     log.warning("job %s: clock resync failed (%s)", job_id, exc)
-                    keep(backoff)
+                    lock.keep(backoff, deadline)
                     backoff = min(self.max_backoff, backoff * 2)
             except RateLimitedError as exc:
                 wait = exc.retry_after or 1.0
                 self.budget.pause(wait, exc.http_status)
-                keep(wait)
+                lock.keep(wait, deadline)
             except AuthError as exc:
-                return self.jobs.update(job_id, current=job, status=FAILED, error=error_from_binance(exc))
+                return self._finish(job, lock, status=FAILED, error=error_from_binance(exc))
             except UnknownOutcomeError as exc:
                 log.warning("job %s: outcome unknown (%s); looking %s up before any resend", job_id, exc, client_id)
                 may_exist = True
-                keep(backoff)
+                lock.keep(backoff, deadline)
                 backoff = min(self.max_backoff, backoff * 2)
             except UnavailableError:
-                keep(backoff)  # nothing was sent
+                lock.keep(backoff, deadline)  # nothing was sent
                 backoff = min(self.max_backoff, backoff * 2)
             except BinanceError as exc:
-                return self.jobs.update(job_id, current=job, status=FAILED, error=error_from_binance(exc))
+                return self._finish(job, lock, status=FAILED, error=error_from_binance(exc))
             except BudgetSpent as exc:
-                keep(exc.retry_after)
+                lock.keep(exc.retry_after, deadline)
         raise PlacementPending(job_id)
 
     def _lookup(self, symbol: str, client_id: str) -> dict | None:
-        self._spend(4)
+        self._spend(LOOKUP_WEIGHT)
         try:
             return self.client.call(endpoints.get_order(symbol, orig_client_order_id=client_id))
         except NotFoundError:
             return None
 
     def _count_open(self) -> int:
-        self._spend(80)
+        self._spend(OPEN_ORDERS_WEIGHT)
         return len(self.client.call(endpoints.open_orders()))
 
     def _spend(self, weight: int) -> None:
@@ -190,9 +224,13 @@ class Placer:
         if not verdict.allowed:
             raise BudgetSpent(verdict.retry_after)
 
-    def _succeed(self, job: dict, order: dict) -> dict | None:
-        self.risk.note_order(order)
-        return self.jobs.update(job["id"], current=job, status=SUCCEEDED, order=order, error=None)
+    def _finish(self, job: dict, lock: _Lock, *, order: dict | None = None, **patch) -> dict | None:
+        """Write the final record (and note the order), releasing the lock in the same call."""
+        final = {**job, **patch, "updatedAt": now_ms()}
+        if order is not None:
+            final["order"] = order
+        lock.held = False  # finish() releases it
+        return self.runs.finish(final, lock.token, order)
 
 
 class BudgetSpent(Exception):

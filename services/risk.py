@@ -4,14 +4,14 @@ rules and an engaged kill switch survives restarts.
 Limits (all optional; null means no limit): `maxOrderNotional` (quote units, decimal string),
 `allowedSymbols` (list), `maxOpenOrders` (account-wide), `maxOrdersPerMinute` (per token subject).
 The web tier checks what it can before queueing (symbols, notional, rate, kill switch); the worker
-checks the kill switch and open orders again right before sending.
+checks the kill switch and open orders again right before sending (services/placement.py, reading
+these keys in its own scripts).
 """
 
 from __future__ import annotations
 
 import time
 from decimal import Decimal, InvalidOperation
-from typing import Callable
 
 import orjson
 
@@ -79,24 +79,6 @@ class RiskStore(_Keys):
         super().__init__(prefix)
         self.redis = redis
 
-    def limits(self) -> dict:
-        raw = self.redis.get(self.limits_key)
-        return orjson.loads(raw) if raw else {name: None for name in LIMIT_FIELDS}
-
-    def kill_switch(self) -> dict | None:
-        raw = self.redis.get(self.kill_key)
-        return orjson.loads(raw) if raw else None
-
-    def refusal(self, request: dict, count_open: Callable[[], int] | None = None) -> dict | None:
-        """Why this order must not be sent now (kill switch, open orders), or None."""
-        refused = kill_switch_refusal(self.kill_switch())
-        if refused:
-            return refused
-        cap = self.limits().get("maxOpenOrders")
-        if cap is not None and count_open is not None and count_open() >= cap:
-            return failure(400, "RISK_MAX_OPEN_ORDERS", f"At most {cap} open orders are allowed", {"limit": cap})
-        return None
-
     def note_order(self, order: dict) -> None:
         """Keep the set of orders we know to be open (used between exchange counts), and the set of
         symbols we have placed orders on (so positions find an asset even once it is sold out)."""
@@ -140,10 +122,11 @@ class AsyncRiskStore(_Keys):
 
     async def refusal(self, owner: str, symbol: str, notional: Decimal | None) -> dict | None:
         """What the web tier refuses before queueing: kill switch, symbols, notional, rate per token."""
-        refused = kill_switch_refusal(await self.kill_switch())
+        kill, raw_limits = await self.redis.mget(self.kill_key, self.limits_key)  # one round trip per order
+        refused = kill_switch_refusal(orjson.loads(kill) if kill else None)
         if refused:
             return refused
-        limits = await self.limits()
+        limits = orjson.loads(raw_limits) if raw_limits else {}
         allowed = limits.get("allowedSymbols")
         if allowed is not None and symbol not in allowed:
             return failure(400, "RISK_SYMBOL_NOT_ALLOWED", f"Trading {symbol} is not allowed by the risk limits",

@@ -8,6 +8,9 @@
 - No ETA/countdown tasks: `executeAt` orders are held in a Redis sorted set and enqueued when due,
   so the broker's visibility timeout only has to outlast a running task, and a killed worker's task
   comes back after BROKER_VISIBILITY_TIMEOUT seconds (and a few more: the restore sweep's interval).
+- The web process enqueues with `workers.task_queue.task_message()` + an asyncio LPUSH instead of
+  `send_task()`: kombu publishes synchronously (blocking the event loop for a Redis round trip, ~1 ms
+  of CPU an order), and one LPUSH can share a MULTI with the job record it belongs to.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from kombu import Queue
 
 from config import Settings
 
+from .task_queue import QUEUES
+
 
 def _configure(app: Celery, settings: Settings) -> None:
-    # Only connection facts are kept: the web process imports this module to enqueue tasks, and
-    # must not end up holding the worker's Binance credentials.
+    # Only connection facts are kept: nothing here may hand the worker's Binance credentials on.
     app.conf.update(broker_url=settings.redis_url, result_backend=settings.redis_url)
     app.conf.update(
-        task_queues=(Queue("orders"), Queue("default")),
+        task_queues=tuple(Queue(name) for name in QUEUES),
         task_default_queue="default",
         task_routes={"orders.*": {"queue": "orders"}},
         task_acks_late=True,

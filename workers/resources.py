@@ -66,7 +66,7 @@ class Resources:
 
     @cached_property
     def pacer(self) -> OrderPacer:
-        pacer = OrderPacer(self.redis, self.settings.redis_key_prefix)
+        pacer = OrderPacer(self.settings.redis_key_prefix)
         try:
             info = self.client.call(endpoints.exchange_info())
             pacer.set_limits_from_exchange_info(info)

@@ -211,7 +211,7 @@ def test_clock_skew_resyncs_and_places_once(redis_url, redelivered):
     try:
         binance = BinanceClient(paper.url, api_key=paper.key, api_secret=paper.secret, timeout=5)
         binance.clock.offset_ms = 30_000  # 30 s ahead: every signed request is refused with -1021
-        placer = Placer(binance, JobStore(client, prefix), OrderPacer(client, prefix),
+        placer = Placer(binance, JobStore(client, prefix), OrderPacer(prefix),
                         WeightBudget(client, prefix, 5000), RiskStore(client, prefix), run_seconds=10)
         client_id = f"c{uuid.uuid4().hex[:12]}"
         job = new_job({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"}, client_id, "t")

@@ -1,0 +1,49 @@
+"""The web tier's hand-built task message (workers.task_queue.task_message) is what kombu itself puts
+on the queue for `send_task(..., ignore_result=True)`, so a worker reads it as its own; a Celery or
+kombu upgrade that changes the format fails here before it strands orders in a queue."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import redis
+from celery import Celery
+
+from config import Settings
+from workers.celery_app import _configure
+from workers.task_queue import queue_key, task_message
+
+VARYING = {("headers", "id"), ("headers", "root_id"), ("headers", "origin"), ("properties", "correlation_id"),
+           ("properties", "delivery_tag"), ("properties", "reply_to")}
+
+
+def shape(message: dict) -> dict:
+    """The message with its per-message values (ids, origin) blanked and the body decoded."""
+    out = {k: v for k, v in message.items() if k != "body"}
+    for part, key in VARYING:
+        out[part] = {**out[part], key: "*"}
+    out["body"] = json.loads(base64.b64decode(message["body"]))
+    return out
+
+
+@pytest.mark.integration
+def test_task_message_matches_what_kombu_publishes(redis_url, redis_prefix):
+    settings = Settings.from_env({"REDIS_URL": redis_url, "REDIS_KEY_PREFIX": f"{redis_prefix}tm:"})
+    app = Celery("spotgate-test")
+    _configure(app, settings)
+    client = redis.Redis.from_url(redis_url)
+    key = queue_key(settings, "orders")
+    try:
+        app.send_task("orders.place", args=("job-1",), queue="orders", ignore_result=True)
+        client.lpush(key, task_message("orders.place", ("job-1",), "orders"))
+        ours, kombus = (json.loads(raw) for raw in client.lrange(key, 0, -1))  # LPUSH: newest first
+        assert shape(ours) == shape(kombus)
+        headers, properties = ours["headers"], ours["properties"]
+        assert headers["id"] == headers["root_id"] == properties["correlation_id"]
+        assert properties["delivery_tag"] != kombus["properties"]["delivery_tag"]
+    finally:
+        client.delete(key)
+        client.close()
+        app.close()

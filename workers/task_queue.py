@@ -1,0 +1,48 @@
+"""Task messages for the Celery queues, built without Celery: what the web process LPUSHes itself.
+
+Importing this builds no Celery app and reads no settings (the web process imports it at start-up,
+where a configuration error must surface in `create_app`, not at import).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import uuid
+
+import orjson
+
+QUEUES = ("orders", "default")
+_HOST = socket.gethostname()
+
+
+def queue_key(settings, queue: str) -> str:
+    """The Redis list kombu's Redis transport reads `queue` from (priority 0, our key prefix)."""
+    return f"{settings.redis_key_prefix}celery:{queue}"
+
+
+def task_message(name: str, args: tuple | list, queue: str) -> bytes:
+    """A task message as `send_task(name, args, queue=queue, ignore_result=True)` would LPUSH it:
+    Celery's message protocol v2 (docs.celeryq.dev, "Message Protocol") in kombu's Redis envelope
+    (JSON body, base64-encoded). tests/orders/test_task_message.py holds it to kombu's own output."""
+    task_id = str(uuid.uuid4())
+    body = orjson.dumps([list(args), {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
+    return orjson.dumps({
+        "body": base64.b64encode(body).decode(),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {
+            "lang": "py", "task": name, "id": task_id, "shadow": None, "eta": None, "expires": None,
+            "group": None, "group_index": None, "retries": 0, "timelimit": [None, None], "root_id": task_id,
+            "parent_id": None, "argsrepr": repr(tuple(args)), "kwargsrepr": "{}", "origin": f"{os.getpid()}@{_HOST}",
+            "ignore_result": True, "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
+        },
+        "properties": {
+            "correlation_id": task_id, "reply_to": "", "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0,
+            "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
+        },
+    })
+
+
