@@ -1,5 +1,5 @@
-"""Real processes for integration tests: the gateway's web process (and later workers) on loopback
-ports, started as a user would start them, and stopped with everything they spawned."""
+"""Real processes for integration tests: the gateway's web process, Celery workers and the stream
+relay on loopback ports, started as a user would start them, and stopped with everything they spawned."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_JWT_SECRET = "test-only-jwt-secret-" + "x" * 24
+# Upstream drops in tests are injected on purpose: reconnect in a fraction of a second, not 1-30 s.
+FAST_RECONNECT = {"STREAM_RECONNECT_BASE": "0.2", "STREAM_RECONNECT_MAX": "2"}
 
 
 def free_port() -> int:
@@ -165,3 +167,31 @@ class WorkerProcess:
         self.log_file.close()
         os.unlink(self.log_file.name)
         shutil.rmtree(self.schedule_dir, ignore_errors=True)
+
+
+class RelayProcess:
+    """`python -m workers.stream` against a paper exchange (anything with `.url` and `.port`), with its
+    own key prefix (unless given), without the API secret."""
+
+    def __init__(self, paper, redis_url: str, prefix: str | None = None, **env: str):
+        self.prefix = prefix or f"sgtest:{uuid.uuid4().hex}:"
+        environ = {
+            **os.environ, "SPOTGATE_MODE": "paper", "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": self.prefix,
+            "BINANCE_API_URL": paper.url, "BINANCE_STREAM_URL": f"ws://127.0.0.1:{paper.port}",
+            "BINANCE_WS_API_URL": f"ws://127.0.0.1:{paper.port}/ws-api/v3", "LOG_LEVEL": "INFO",
+            **FAST_RECONNECT, **env,
+        }
+        environ.pop("BINANCE_API_KEY", None)
+        environ.pop("BINANCE_API_SECRET", None)
+        self.log_file = tempfile.NamedTemporaryFile(prefix="spotgate-stream-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen([sys.executable, "-m", "workers.stream"], cwd=ROOT, env=environ,
+                                     stdout=self.log_file, stderr=subprocess.STDOUT)
+
+    def log_text(self) -> str:
+        with open(self.log_file.name, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.log_file.close()
+        os.unlink(self.log_file.name)

@@ -1,52 +1,19 @@
-"""The stream relay under test: `python -m workers.stream` as a subprocess against a paper exchange
-and the suite's Redis, and a Redis subscriber standing in for the web processes (which write the
-demand and read `md:*` exactly like this, per docs/streams-protocol.md)."""
+"""The stream relay under test: `python -m workers.stream` as a subprocess (tests.processes.RelayProcess)
+against a paper exchange and the suite's Redis, and a Redis subscriber standing in for the web
+processes (which write the demand and read `md:*` exactly like this, per docs/streams-protocol.md)."""
 
 from __future__ import annotations
 
-import os
 import queue
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import uuid
 
 import orjson
 import pytest
 import redis
 
 from tests.paper.conftest import PaperProcess
-from tests.processes import ROOT, stop_process
-
-FAST = {"STREAM_RECONNECT_BASE": "0.2", "STREAM_RECONNECT_MAX": "2"}
-
-
-class RelayProcess:
-    """`python -m workers.stream` with its own key prefix (unless given), without the API secret."""
-
-    def __init__(self, paper: PaperProcess, redis_url: str, prefix: str | None = None, **env: str):
-        self.prefix = prefix or f"sgtest:{uuid.uuid4().hex}:"
-        environ = {
-            **os.environ, "SPOTGATE_MODE": "paper", "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": self.prefix,
-            "BINANCE_API_URL": paper.url, "BINANCE_STREAM_URL": f"ws://127.0.0.1:{paper.port}",
-            "BINANCE_WS_API_URL": f"ws://127.0.0.1:{paper.port}/ws-api/v3", "LOG_LEVEL": "INFO", **FAST, **env,
-        }
-        environ.pop("BINANCE_API_KEY", None)
-        environ.pop("BINANCE_API_SECRET", None)
-        self.log_file = tempfile.NamedTemporaryFile(prefix="spotgate-stream-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen([sys.executable, "-m", "workers.stream"], cwd=ROOT, env=environ,
-                                     stdout=self.log_file, stderr=subprocess.STDOUT)
-
-    def log_text(self) -> str:
-        with open(self.log_file.name, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-        self.log_file.close()
-        os.unlink(self.log_file.name)
+from tests.processes import RelayProcess
 
 
 class Subscriber:
