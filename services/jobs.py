@@ -1,4 +1,4 @@
-"""Job records: what became of each queued order, kept in Redis and published as it changes.
+"""Job records: what became of each queued order, kept in Redis and published when it turns final.
 
 A job is `{id, status: queued|running|succeeded|failed, order, error, clientOrderId, request, owner,
 attempts, createdAt, updatedAt, executeAt}`. It only moves forward (queued → running → succeeded |
@@ -15,7 +15,7 @@ Keys (under the settings' prefix):
     idem:<owner>:<k>  Idempotency-Key → job id
     client:<cid>      clientOrderId → job id (the newest job using it), written when the job is created
     job:<id>:order    the order's latest state from the user data stream (the job's `orderUpdate`)
-    jobs:events       pub/sub channel: every change, as the record's JSON
+    jobs:events       pub/sub channel: a job turning final, and its later orderUpdates (the record's JSON)
 
 `JobStore` (sync, workers) and `AsyncJobStore` (web) share the key layout and the update script.
 """
@@ -45,10 +45,10 @@ local function update_job(job_key, open_key, events_key, record, ttl, score, job
   local new_status = cjson.decode(record)['status']
   if new_status == 'succeeded' or new_status == 'failed' then
     redis.call('ZREM', open_key, job_id)
+    redis.call('PUBLISH', events_key, record)
   else
     redis.call('ZADD', open_key, score, job_id)
   end
-  redis.call('PUBLISH', events_key, record)
   return record
 end
 """

@@ -457,3 +457,29 @@ def test_klines_with_an_end_time_return_the_last_candle_whole():
     last = history.klines("5m", None, end, 1000, now)[-1]
     assert last.open_time == T0 - 10 * MINUTE
     assert (last.volume, last.count) == whole[last.open_time]
+
+
+def test_average_price_is_the_volume_weighted_price_of_the_last_5_minutes():
+    """avgPrice is kept incrementally (every order's filter check reads it); it must equal the walk
+    over the trades it replaced, as the window slides and when asked about an earlier moment."""
+    import random
+
+    from paper_exchange.candles import MarketHistory
+
+    def walk(history, now):
+        trades = [t for t in history.trades if t.time >= now - 5 * MINUTE]
+        volume = sum((t.qty for t in trades), Decimal(0))
+        return sum((t.quote_qty for t in trades), Decimal(0)) / volume if volume else history.last.price
+
+    rng = random.Random(3)
+    history, now = MarketHistory(), 1_700_000_000_000
+    for i in range(3000):
+        now += rng.choice((0, 1, 50, 400, 2_000, 61_000))
+        price = Decimal(65000) + Decimal(rng.randint(-50_000, 50_000)) / 100
+        qty = Decimal(rng.randint(1, 5_000_000)) / 10**8
+        history.record(price, qty, (price * qty).quantize(Decimal("0.00000001")), now, rng.random() < 0.5)
+        if i % 7 == 0:
+            assert history.average_price(now) == walk(history, now)
+            earlier = now - rng.randint(0, 10 * MINUTE)  # behind the window kept: the walk answers
+            assert history.average_price(earlier) == walk(history, earlier)
+    assert history.average_price(now + 10 * MINUTE) == history.last.price  # no trade in the window
