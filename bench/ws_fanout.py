@@ -3,8 +3,9 @@
     python bench/ws_fanout.py [--clients 1000,5000,10000] [--rate 24000] [--seconds 5] [--processes 4]
 
 For each client count, a FRESH web process (so RSS deltas are not hidden by memory freed earlier)
-gets that many `/ws/trades/btcusdt` sockets from `--processes` asyncio client processes (the
-`websockets` library), then `P md:trades:BTCUSDT` receives trade messages as the stream relay
+gets that many `/ws/trades/btcusdt` sockets from `--processes` client processes (bench/_ws_client.py:
+an asyncio Protocol per socket under uvloop, so the load generator's own cost per frame stays small
+next to the server's on the shared cores), then `P md:trades:BTCUSDT` receives trade messages as the stream relay
 publishes them, paced to offer `--rate` deliveries/s (messages/s = rate / clients). Each message
 carries its publish time; each client records receive time − publish time. Trades are never
 conflated, so every message must reach every socket.
@@ -62,57 +63,32 @@ def rss(pid: int) -> int:
 
 
 def client_process(url: str, count: int, greeted: bool, conn) -> None:
-    asyncio.run(_clients(url, count, greeted, conn))
+    import uvloop
+
+    uvloop.run(_clients(url, count, greeted, conn))
 
 
 async def _clients(url: str, count: int, greeted: bool, conn) -> None:
-    import orjson
-    from websockets.asyncio.client import connect
+    from urllib.parse import urlsplit
 
-    latencies: list[int] = []  # ns
-    received = 0
-    closed = 0
-    sockets = []
+    from _ws_client import Fleet
 
-    async def open_one():
-        ws = await connect(url, max_queue=64, ping_interval=None, close_timeout=1, open_timeout=60)
-        if greeted:  # the gateway's welcome and subscribed (the bare baseline sends neither)
-            welcome = json.loads(await ws.recv())
-            subscribed = json.loads(await ws.recv())
-            assert welcome["type"] == "welcome" and subscribed["type"] == "subscribed", subscribed
-        return ws
-
-    async def listen(ws):
-        nonlocal received, closed
-        try:
-            async for raw in ws:
-                now = time.time_ns()
-                message = orjson.loads(raw)
-                if message.get("type") == "trade":
-                    received += 1
-                    latencies.append(now - message["data"]["sentAt"])
-        except Exception:
-            pass
-        closed += 1
-
+    parts = urlsplit(url)
+    fleet = Fleet(parts.hostname, parts.port, parts.path, greetings=2 if greeted else 0)
     try:
-        for start in range(0, count, 100):
-            sockets.extend(await asyncio.gather(*(open_one() for _ in range(min(100, count - start)))))
+        await fleet.open(count)
     except Exception as exc:
-        conn.send({"error": repr(exc), "opened": len(sockets)})
+        conn.send({"error": repr(exc), "opened": len(fleet.sockets)})
         return
-    tasks = [asyncio.create_task(listen(ws)) for ws in sockets]
-    conn.send({"ready": len(sockets)})
+    conn.send({"ready": len(fleet.sockets)})
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, conn.recv)  # "stop": the publisher is done
     expected = conn.recv()
     deadline = time.monotonic() + DRAIN_SECONDS
-    while received < expected * len(sockets) and time.monotonic() < deadline:
+    while len(fleet.latencies) < expected * len(fleet.sockets) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)  # drain: bounded wait for in-flight deliveries
-    conn.send({"received": received, "closed": closed, "latencies": latencies})
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    conn.send({"received": len(fleet.latencies), "closed": fleet.closed, "latencies": fleet.latencies})
+    fleet.close()
 
 
 # -- one measurement ------------------------------------------------------------------------------------
