@@ -76,20 +76,45 @@ class _Base:
 
 
 class BinanceClient(_Base):
-    """Synchronous client over a requests.Session (connection pooling, keep-alive)."""
+    """Synchronous client over a requests.Session's connection pool (keep-alive).
+
+    Requests go straight to the session's HTTPAdapter, prepared here: `Session.request` spends
+    ~130 µs a call merging settings (typing.Protocol isinstance checks) and running the cookie jar
+    over every answer, and Binance's API uses neither cookies nor redirects. What `Session.request`
+    would read from the environment on every call (proxies and no_proxy for this one host, the CA
+    bundle) is resolved once here, as requests resolves it."""
 
     def __init__(self, base_url: str, **kwargs):
         super().__init__(base_url, **kwargs)
+        import os
+
         import requests
 
         self._requests = requests
         self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if ca_bundle:
+            self.session.verify = ca_bundle
+
+    def _prepared(self, method: str, url: str, headers: dict[str, str]):
+        prepared = self._requests.PreparedRequest()
+        prepared.method, prepared.url, prepared.body = method, url, None
+        prepared.headers = self._requests.structures.CaseInsensitiveDict(self.session.headers)
+        prepared.headers.update(headers)
+        if method not in ("GET", "HEAD"):
+            prepared.headers["Content-Length"] = "0"  # parameters travel in the query string
+        prepared.hooks = {"response": []}
+        return prepared
 
     def send(self, request: Request) -> Response:
         url, headers = self._prepare(request)
         started = time.perf_counter()
+        session = self.session
         try:
-            answer = self.session.request(request.method, url, headers=headers, timeout=self.timeout)
+            answer = session.get_adapter(url).send(self._prepared(request.method, url, headers), timeout=self.timeout,
+                                                   verify=session.verify, cert=session.cert, proxies=session.proxies)
         except self._requests.ConnectTimeout as exc:
             raise UnavailableError(f"connect timeout: {exc}") from None
         except self._requests.ReadTimeout:

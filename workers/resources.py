@@ -7,13 +7,11 @@ the only place the Binance API secret is read into a client.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from functools import cached_property
 
 import redis
-import requests
 
 from binance_client import BinanceClient, endpoints
 from binance_client.budget import WeightBudget
@@ -45,7 +43,6 @@ class Resources:
         self.settings.require_binance_credentials()
         client = BinanceClient(self.settings.binance_api_url, api_key=self.settings.binance_api_key,
                                api_secret=self.settings.binance_api_secret, timeout=self.settings.upstream_timeout)
-        _read_http_environment_once(client.session, self.settings.binance_api_url)
         try:
             client.sync_time()
         except BinanceError as exc:  # the first signed call resyncs on -1021 anyway
@@ -91,19 +88,6 @@ class Resources:
     def user_stream(self) -> UserStreamKeys:
         return UserStreamKeys(self.client, self.settings.binance_api_key, self.settings.binance_api_secret,
                               self.budget, self.redis, self.settings.redis_key_prefix)
-
-
-def _read_http_environment_once(session, base_url: str) -> None:
-    """requests re-reads proxies (and no_proxy), the CA bundle and netrc from the environment on
-    every call: ~0.4 ms of a ~1.1 ms loopback order here. The client talks to one host only, so
-    resolve what applies to it once, as requests would, and stop re-reading (netrc is unused:
-    Binance authenticates by header)."""
-    proxies = requests.utils.get_environ_proxies(base_url)
-    ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    session.trust_env = False
-    session.proxies.update(proxies)
-    if ca_bundle:
-        session.verify = ca_bundle
 
 
 _lock = threading.Lock()

@@ -133,3 +133,14 @@ def test_weight_budget_is_shared_and_refuses_past_the_limit(redis_url, redis_pre
     paused = second.reserve(1)
     assert not paused.allowed and paused.paused_by == 418 and 4 < paused.retry_after <= 5
     conn.close()
+
+
+def test_proxy_settings_come_from_the_environment_as_requests_reads_them(monkeypatch):
+    """The client skips Session.request's per-call environment merge, so it resolves the proxy (and
+    no_proxy) for its one host when it is made; an operator's HTTPS_PROXY must still apply."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert BinanceClient("https://api.binance.com").session.proxies["https"] == "http://proxy.internal:3128"
+    monkeypatch.setenv("NO_PROXY", "api.binance.com")
+    assert "https" not in BinanceClient("https://api.binance.com").session.proxies
