@@ -21,7 +21,7 @@ import orjson
 
 from binance_client.budget import MINUTE_MS, RESERVE_FUNCTION, WeightBudget, verdict
 
-from .jobs import FINAL, JOB_TTL, UPDATE_FUNCTION, JobStore, _with_order_update
+from .jobs import JOB_TTL, UPDATE_FUNCTION, JobStore, with_order_update
 from .pacing import TAKE_FUNCTION, OrderPacer
 from .risk import LIMIT_FIELDS, OPEN_STATUSES, RiskStore
 
@@ -138,9 +138,9 @@ class JobRuns:
         if state == HELD:
             return Begun(HELD, _json(reply[1]), lock_ttl=max(0, int(reply[2])) / 1000)
         if state == DONE:
-            return Begun(DONE, _with_order_update(reply[1], reply[2]))
+            return Begun(DONE, with_order_update(reply[1], reply[2]))
         limits = _json(reply[4]) or {name: None for name in LIMIT_FIELDS}
-        return Begun(LOCKED, _with_order_update(reply[1], reply[2]), kill_switch=_json(reply[3]), limits=limits)
+        return Begun(LOCKED, with_order_update(reply[1], reply[2]), kill_switch=_json(reply[3]), limits=limits)
 
     def start(self, job: dict, weight: int) -> tuple[dict | None, GateVerdict | None]:
         """Store `job` (now running) and pass the gate: (the record as stored, the verdict), or
@@ -193,7 +193,3 @@ class JobRuns:
         if kind == "pace":
             return GateVerdict(False, wait=self.pacer.wait_after(int(reply[1]), now_ms))
         return GateVerdict(False, wait=verdict(reply[1:], now_ms).retry_after)
-
-
-def is_final(job: dict | None) -> bool:
-    return job is None or job["status"] in FINAL

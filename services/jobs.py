@@ -67,6 +67,11 @@ return 1
 """
 
 
+def is_final(job: dict | None) -> bool:
+    """Nothing more will happen to this job (or there is no such job)."""
+    return job is None or job["status"] in FINAL
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -104,7 +109,8 @@ class _Keys:
         return f"{self.prefix}job:{job_id}:order"
 
 
-def _with_order_update(raw, update) -> dict | None:
+def with_order_update(raw, update) -> dict | None:
+    """A stored job record (JSON) with its `orderUpdate` merged in; None when there is no record."""
     if not raw:
         return None
     job = orjson.loads(raw)
@@ -128,7 +134,7 @@ class JobStore(_Keys):
 
     def get(self, job_id: str) -> dict | None:
         raw, update = self.redis.mget(self.job(job_id), self.order_update(job_id))
-        return _with_order_update(raw, update)
+        return with_order_update(raw, update)
 
     def update(self, job_id: str, *, current: dict | None = None, **patch) -> dict | None:
         """Merge `patch` into the job unless it is final; returns the record as stored.
@@ -209,4 +215,4 @@ class AsyncJobStore(_Keys):
 
     async def get(self, job_id: str) -> dict | None:
         raw, update = await self.redis.mget(self.job(job_id), self.order_update(job_id))
-        return _with_order_update(raw, update)
+        return with_order_update(raw, update)

@@ -20,8 +20,8 @@ from binance_client.budget import WeightBudget
 from binance_client.errors import (AuthError, BinanceError, ClockSkewError, NotFoundError, OrderRejectedError,
                                    RateLimitedError, UnavailableError, UnknownOutcomeError)
 
-from .job_runs import DONE, HELD, GateVerdict, JobRuns, is_final
-from .jobs import FAILED, RUNNING, SUCCEEDED, JobStore, now_ms
+from .job_runs import DONE, HELD, Begun, GateVerdict, JobRuns
+from .jobs import FAILED, RUNNING, SUCCEEDED, JobStore, is_final, now_ms
 from .outcomes import error_from_binance, failure
 from .pacing import OrderPacer
 from .risk import RiskStore, kill_switch_refusal
@@ -112,14 +112,15 @@ class Placer:
         if begun.state == DONE:
             return begun.job
         try:
-            return self._place(begun.job, begun, lock)
+            return self._place(begun, lock)
         except LockLost:
             log.warning("job %s: lock lost mid-run; leaving the job to its new holder", job_id)
             raise PlacementPending(job_id, retry_in=self.lock_seconds) from None
         finally:
             lock.release()  # unless finish() released it with the final record
 
-    def _place(self, job: dict, begun, lock: _Lock) -> dict | None:
+    def _place(self, begun: Begun, lock: _Lock) -> dict | None:
+        job = begun.job
         job_id = job["id"]
         if job.get("executeAt") and job["executeAt"] > now_ms():
             return job  # released by maintenance.release_due_orders when due
