@@ -15,19 +15,13 @@ import logging
 import uuid
 
 import orjson
-from redis.exceptions import RedisError
 
 from services.jobs import FINAL
 from workers.task_queue import queue_key, task_message
 
-from .errors import GatewayTimeout, Unavailable, from_failure
+from .errors import GatewayTimeout, from_failure
 
 log = logging.getLogger("spotgate.dispatch")
-
-
-def queue_unavailable(task: str, exc: Exception) -> Unavailable:
-    log.error("could not enqueue %s: %r", task, exc)
-    return Unavailable("The task queue is unavailable", code="QUEUE_UNAVAILABLE", retry_after=1)
 
 
 class Dispatcher:
@@ -44,11 +38,8 @@ class Dispatcher:
     async def call(self, task: str, *args, queue: str = "default"):
         """Run `task` on a worker and return its data; its error is raised as the ApiError it maps to."""
         reply_to = f"{self.prefix}reply:{uuid.uuid4().hex}"
-        try:
-            await self.redis.lpush(*self.task(task, reply_to, *args, queue=queue))
-            popped = await self.redis.blpop([reply_to], timeout=self.reply_timeout)
-        except (RedisError, OSError) as exc:
-            raise queue_unavailable(task, exc) from None
+        await self.redis.lpush(*self.task(task, reply_to, *args, queue=queue))
+        popped = await self.redis.blpop([reply_to], timeout=self.reply_timeout)
         if popped is None:
             raise GatewayTimeout("No worker answered in time", code="WORKER_TIMEOUT", retry_after=1)
         message = orjson.loads(popped[1])

@@ -12,7 +12,8 @@
 On a WebSocket the same errors become `{"type": "error", "code", "message"[, "channel"]}` frames
 (`ws_error_frame`); those that end the connection close it with `ws_close_code(exc)` (4401, 4403, ...).
 
-`from_binance(exc)` maps binance_client's error tree onto this one. The body is always
+`from_binance(exc)` maps binance_client's error tree onto this one; a Redis failure anywhere in a
+request (the gateway's shared state) is 503 REDIS_UNAVAILABLE, never a 500. The body is always
 `{"error": {"code", "message", "details"}, "requestId", "timestamp"}`: never a stack trace, never a secret.
 """
 
@@ -22,6 +23,7 @@ import logging
 import math
 from enum import IntEnum
 
+from redis.exceptions import RedisError
 from sanic import Request, Sanic
 from sanic.exceptions import MethodNotAllowed, NotFound as SanicNotFound, SanicException
 
@@ -106,6 +108,12 @@ def setup_errors(app: Sanic) -> None:
     @app.exception(upstream.BinanceError)
     async def binance_error(request: Request, exc: upstream.BinanceError):
         return render(request, from_binance(exc))
+
+    @app.exception(RedisError)
+    async def redis_error(request: Request, exc: RedisError):
+        log.error("Redis failed on %s %s: %r", request.method, request.path, exc)
+        return render(request, Unavailable("The gateway's state store (Redis) is unavailable; try again",
+                                           code="REDIS_UNAVAILABLE", retry_after=1))
 
     @app.exception(SanicNotFound)
     async def not_found(request: Request, exc):

@@ -11,7 +11,6 @@ import time
 import uuid
 from decimal import Decimal
 
-from redis.exceptions import RedisError
 from sanic import Blueprint, Request
 
 from services.filters import OrderInvalid, check_client_order_id, check_order
@@ -19,7 +18,6 @@ from services.jobs import FAILED, SUCCEEDED, new_job, public_view
 
 from . import schemas as S
 from .auth import Role, json_body
-from .dispatch import queue_unavailable
 from .envelope import ok
 from .errors import NotFound, from_failure, invalid
 from .market import int_arg
@@ -89,10 +87,7 @@ async def place_order(request: Request):
         raise invalid("Idempotency-Key", "The Idempotency-Key header must be 1-128 characters")
     job = new_job(checked.request, client_id or f"sg-{uuid.uuid4().hex[:24]}", owner, execute_at)
     task = None if execute_at is not None else ctx.dispatch.task("orders.place", job["id"], queue="orders")
-    try:
-        job, _ = await ctx.jobs.create(job, idempotency_key, task)
-    except (RedisError, OSError) as exc:
-        raise queue_unavailable("orders.place", exc) from None
+    job, _ = await ctx.jobs.create(job, idempotency_key, task)  # one MULTI: the job and its task, or neither
     if execute_at is not None or "respond-async" in request.headers.get("Prefer", ""):
         return _job_answer(request, job)
     final = await ctx.job_watcher.wait(job["id"], ctx.settings.order_sync_wait, lambda: ctx.jobs.get(job["id"]))

@@ -35,3 +35,52 @@ def test_access_log_has_request_lines_but_never_the_token(upstream, redis_url):
         web.stop()
     assert "route=/api/v1/ticker/price" in log and "status=200" in log and "status=400" in log
     assert token not in log and token.split(".")[2] not in log
+
+
+def test_redis_refusing_writes_is_a_503_and_changes_nothing(upstream):
+    """A Redis that fails mid-request (here: out of memory, so reads work and writes are refused) is
+    answered 503 REDIS_UNAVAILABLE with Retry-After, never a 500; what was asked for did not happen.
+    A private redis-server: the suite's shared one must never be reconfigured."""
+    import shutil
+    import time
+
+    import pytest
+    import redis
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    web = None
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "private redis-server did not start"
+                time.sleep(0.05)
+        web = WebProcess(upstream.url, f"redis://127.0.0.1:{port}/0")
+        admin = {"Authorization": f"Bearer {web.token('admin')}"}
+        limits = {"allowedSymbols": ["BTCUSDT"]}
+        assert web.http.put(web.url + "/api/v1/risk/limits", json=limits, headers=admin, timeout=10).status_code == 200
+
+        client.config_set("maxmemory", 1)  # noeviction: every write is refused with OOM from now on
+        for method, path, body in (("PUT", "/api/v1/risk/limits", {"allowedSymbols": ["ETHUSDT"]}),
+                                   ("POST", "/api/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                                                              "quantity": "0.001"})):
+            answer = web.http.request(method, web.url + path, json=body, headers={**admin, "Prefer": "respond-async"},
+                                      timeout=10)
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["error"]["code"] == "REDIS_UNAVAILABLE" and answer.headers["Retry-After"] == "1"
+        client.config_set("maxmemory", 0)
+        assert web.get("/api/v1/risk/limits", role="admin").json()["data"]["allowedSymbols"] == ["BTCUSDT"]
+        assert not [k for k in client.scan_iter(match=f"{web.prefix}job:*")]  # no order was queued
+    finally:
+        if web is not None:
+            web.stop()
+        client.close()
+        stop_process(server)
