@@ -10,6 +10,7 @@ only where no Chromium is installed. Screenshots go to test-artifacts/dashboard/
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -73,6 +74,11 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
+# Chrome logs every 4xx answer as a console error; the page expects those (a wrong password, a
+# rejected order) and shows them. A 5xx, an exception or a CSP violation is a failure.
+HANDLED = re.compile(r"^Failed to load resource: the server responded with a status of 4\d\d ")
+
+
 @dataclass
 class Tab:
     """One browser tab on the dashboard, with every console error and page error it produced."""
@@ -87,18 +93,21 @@ class Tab:
 
 @pytest.fixture
 def open_tab(browser, stack):
-    """open_tab(viewport=DESKTOP, color_scheme="light") → a Tab on `/`, not signed in. At the end of
+    """open_tab(viewport=DESKTOP, color_scheme="light", setup=None) → a Tab on `/`, not signed in
+    (`setup(page)` runs before it navigates). At the end of
     the test no tab may have logged a console error (a CSP violation, an exception, a failed module)."""
     tabs: list[Tab] = []
 
-    def open_(viewport=DESKTOP, color_scheme="light", path="/") -> Tab:
+    def open_(viewport=DESKTOP, color_scheme="light", path="/", setup=None) -> Tab:
         context = browser.new_context(viewport=viewport, color_scheme=color_scheme,
                                       device_scale_factor=1, is_mobile=viewport["width"] < 500,
                                       has_touch=viewport["width"] < 500)
         page = context.new_page()
         tab = Tab(page, context)
-        page.on("console", lambda m: tab.errors.append(m.text) if m.type == "error" else None)
+        page.on("console", lambda m: tab.errors.append(m.text) if m.type == "error" and not HANDLED.match(m.text) else None)
         page.on("pageerror", lambda exc: tab.errors.append(str(exc)))
+        if setup is not None:
+            setup(page)
         page.goto(stack.web.url + path)
         tabs.append(tab)
         return tab
@@ -128,5 +137,5 @@ def sign_in_with_password(tab: Tab, user: str) -> None:
 def wait_live(tab: Tab, timeout: float = 30) -> None:
     """The connection indicator says live, and the header shows a price."""
     tab.page.wait_for_selector('#conn-state[data-state="live"]', timeout=timeout * 1000)
-    tab.page.wait_for_function("document.getElementById('last-price').textContent.trim() !== '–'",
+    tab.page.wait_for_function("() => document.getElementById('last-price').textContent.trim() !== '–'",
                                timeout=timeout * 1000)
