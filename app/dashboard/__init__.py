@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from sanic import Blueprint, Request, Sanic
+from sanic.exceptions import NotFound
+from sanic.handlers.directory import DirectoryHandler
 from sanic.response import file
 from sanic_ext import openapi
 
@@ -43,6 +45,13 @@ PAGE_HEADERS = {
     "Cache-Control": "no-cache",
 }
 
+class NoListing(DirectoryHandler):
+    """A folder is not a page: 404 (Sanic's own handler raises IsADirectoryError, a 500)."""
+
+    async def handle(self, request: Request, path: str):
+        raise NotFound("File not found")
+
+
 async def page(request: Request):
     return await file(STATIC / "index.html", headers=PAGE_HEADERS, mime_type="text/html; charset=utf-8")
 
@@ -52,7 +61,8 @@ def setup_dashboard(app: Sanic) -> None:
     app: its static route cannot be registered twice when tests build several apps."""
     bp = Blueprint("dashboard")
     bp.add_route(page, "/", methods=["GET"], name="page")
-    bp.static("/dashboard", STATIC, name="assets", use_content_range=False, stream_large_files=False)
+    bp.static("/dashboard", STATIC, name="assets", use_content_range=False, stream_large_files=False,
+              directory_handler=NoListing("/dashboard", STATIC))
 
     @bp.on_response
     async def harden(request: Request, response):

@@ -5,7 +5,8 @@ export class Frames {
   constructor() {
     this.dirty = new Map(); // name → draw function
     this.pending = false;
-    this.frames = 0;
+    this.frames = 0;  // frames that drew something
+    this.drawMs = 0;  // time spent drawing in them (bench/dashboard.py reads both)
   }
 
   /** Draw `name` with `draw` in the next frame (the latest draw function wins). */
@@ -18,6 +19,7 @@ export class Frames {
   }
 
   flush() {
+    const started = performance.now();
     this.pending = false;
     this.frames += 1;
     const work = [...this.dirty.values()];
@@ -29,5 +31,6 @@ export class Frames {
         console.error("render failed", exc); // one broken view must not stop the others
       }
     }
+    this.drawMs += performance.now() - started;
   }
 }

@@ -82,6 +82,7 @@ function showSignIn(reason) {
   if (reason === "expired") setText($("signin-error"), "Your session has expired; sign in again.");
   if (reason === "signed-out") setText($("signin-error"), "Signed out.");
   $("login-username").focus();
+  performance.mark("spotgate:signin-shown");
 }
 
 async function open() {
@@ -89,6 +90,8 @@ async function open() {
   $("signin").hidden = true;
   $("app").hidden = false;
   dashboard = new Dashboard();
+  // A handle for the browser console (and bench/dashboard.py): the render and socket state.
+  globalThis.spotgate = { frames: dashboard.frames, socket: dashboard.socket };
   await dashboard.start();
 }
 
