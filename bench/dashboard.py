@@ -1,6 +1,6 @@
 """The dashboard in headless Chromium: page load to the first price, and frame times while streaming.
 
-    python bench/dashboard.py [--runs 3] [--seconds 5] [--step-ms 50]
+    python bench/dashboard.py [--runs 3] [--seconds 5] [--step-ms 50] [--interval 1s]
 
 Starts the whole stack (paper exchange with a `--step-ms` market, worker with beat, stream relay, web —
 tests/e2e's System) and Debian's /usr/bin/chromium (Playwright drives it; its own browser download is
@@ -8,7 +8,7 @@ never used). Prints one JSON object:
 - page_load: `first_price_ms`, navigation start → the header shows the first BTCUSDT price (a tab
   already signed in: REST symbols, klines, ticker and the WebSocket all on the way); floor in the
   same run: `signin_shown_ms`, navigation start → the sign-in form (the same page and modules, no data).
-- streaming: `--seconds` windows with ticker, depth, trades and 1 s klines of BTCUSDT streaming —
+- streaming: `--seconds` windows with ticker, depth, trades and klines (`--interval`) of BTCUSDT streaming —
   WebSocket messages a second, frame intervals (requestAnimationFrame, p50/p95/p99/max), long tasks
   (> 50 ms) and the page's own draw time per frame; floor in the same run: the same frame measure on
   the idle sign-in page.
@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--step-ms", type=int, default=50)
+    parser.add_argument("--interval", default="1s", help="the chart's candle interval while streaming")
     args = parser.parse_args()
     if not os.access(CHROMIUM, os.X_OK):
         raise SystemExit(f"no Chromium at {CHROMIUM}: `make bench` installs Debian's chromium when run as root")
@@ -149,16 +150,18 @@ def measure(browser, system, args) -> dict:
         page.on("websocket", lambda ws: ws.on("framereceived", lambda _: received.__setitem__("n", received["n"] + 1)))
         page.goto(url)
         first_price.append(mark(page, "spotgate:first-price"))
-        page.click('#intervals button[data-interval="1s"]')
+        page.click(f'#intervals button[data-interval="{args.interval}"]')
         page.wait_for_selector('#ladder[data-state="live"]')
-        page.wait_for_function("() => document.getElementById('chart-caption').textContent.endsWith('· 1s')")
+        page.wait_for_function(f"() => document.getElementById('chart-caption').textContent.endsWith('· {args.interval}')")
+        # one more second: the new interval's history is drawn and its channel subscribed
+        page.evaluate("new Promise(r => setTimeout(r, 1000))")
         before, started = received["n"], time.monotonic()
         sample = frame_summary(page.evaluate(MEASURE_FRAMES, args.seconds * 1000))
         sample["ws_messages_per_s"] = (received["n"] - before) / (time.monotonic() - started)
         streaming.append(sample)
         context.close()
     return {
-        "bench": "dashboard", "chromium": browser.version, "viewport": VIEWPORT, "paper_step_ms": args.step_ms,
+        "bench": "dashboard", "chromium": browser.version, "viewport": VIEWPORT, "paper_step_ms": args.step_ms, "interval": args.interval,
         "page_load": {"first_price_ms": spread(first_price), "floor_signin_shown_ms": spread(signin)},
         "streaming": {"seconds": args.seconds, "while_streaming": combine(streaming), "floor_idle_page": combine(idle)},
     }

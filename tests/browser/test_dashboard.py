@@ -400,22 +400,22 @@ def test_stopping_the_stream_relay_turns_the_indicator_to_reconnecting_and_resta
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_screenshots_at_desktop_and_phone_sizes(open_tab, stack, artifacts, scheme):
-    order = stack.place_limit()  # something in open orders
-    try:
-        for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
-            tab = trader(open_tab, stack, sub="ops", role="admin", viewport=viewport, color_scheme=scheme)
-            page = tab.page
-            assert page.get_attribute("html", "data-theme") == scheme
+    for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        tab = trader(open_tab, stack, sub="ops", role="admin", viewport=viewport, color_scheme=scheme)
+        page = tab.page
+        assert page.get_attribute("html", "data-theme") == scheme
+        order = stack.place_limit()  # something in open orders and in the event log
+        try:
             page.wait_for_selector('#ladder[data-state="live"]')
             page.wait_for_function("() => Number(document.getElementById('chart').dataset.candles) >= 100")
             open_order_row(tab, order["orderId"]).wait_for(timeout=15_000)
+            wait_event(tab, rf"— NEW .*\(#{order['orderId']}\)")
             page.wait_for_function("() => !document.getElementById('sys-workers').textContent.startsWith('–')")
             # nothing sticks out sideways: the page fits the screen's width
             assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
             # two more frames: the chart's canvas has drawn what the last messages brought
             page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
             page.screenshot(path=artifacts / f"dashboard-{name}-{scheme}.png")
-            if name == "desktop":
-                page.screenshot(path=artifacts / f"dashboard-{name}-{scheme}-full.png", full_page=True)
-    finally:
-        stack.cancel(order)
+            page.screenshot(path=artifacts / f"dashboard-{name}-{scheme}-full.png", full_page=True)
+        finally:
+            stack.cancel(order)
