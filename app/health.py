@@ -115,12 +115,12 @@ async def _ping_worker(ctx) -> dict:
 
 async def _order_counts(ctx) -> dict:
     """Orders sent in the current 10 s and daily windows, against the pacing limits (90 % of
-    exchangeInfo's ORDERS limits) the workers apply."""
+    exchangeInfo's ORDERS limits) the workers apply. A status read costs no upstream weight: the
+    limits come from the exchangeInfo this process already holds (Binance's defaults before that)."""
     pacer = OrderPacer(ctx.settings.redis_key_prefix)
-    try:
-        pacer.set_limits_from_exchange_info(await ctx.market.exchange_info())
-    except (BinanceError, ApiError):
-        pass  # Binance's default limits until exchangeInfo answers
+    info = ctx.market.known_exchange_info()
+    if info is not None:
+        pacer.set_limits_from_exchange_info(info)
     ten, day = await ctx.redis.mget(pacer.keys(int(time.time() * 1000)))
     return {"last10s": int(ten or 0), "limit10s": pacer.per_10s, "today": int(day or 0), "limitDay": pacer.per_day}
 

@@ -55,3 +55,23 @@ def test_nothing_outside_the_static_folder_is_served(stack, path):
     answer = requests.get(stack.web.url + path, timeout=10)
     assert answer.status_code == 404 and answer.json()["error"]["code"] == "NOT_FOUND"
     assert "create_app" not in answer.text
+
+
+def test_status_reports_the_relay_the_workers_and_the_order_counts_the_page_shows(stack):
+    answer = stack.web.get("/api/v1/status")
+    assert answer.status_code == 200, answer.text
+    status = answer.json()["data"]
+    streams, workers, orders = status["streams"], status["workers"], status["orders"]
+    assert streams["running"] is True and 0 <= streams["reportAgeMs"] <= 3000
+    assert streams["connections"] >= 1 and streams["userStream"]["subscribed"] is True
+    assert workers["answering"] is True and workers["latencyMs"] > 0
+    assert set(workers["queued"]) == {"orders", "default"}
+    # the paper exchange's ORDERS limits (100 / 10 s, 200,000 / day) less the 10 % headroom
+    assert (orders["limit10s"], orders["limitDay"]) == (90, 180_000)
+    before = orders["last10s"]
+    order = stack.place_limit()
+    try:
+        after = stack.web.get("/api/v1/status").json()["data"]["orders"]
+        assert after["today"] >= 1 and (after["last10s"] >= before + 1 or after["last10s"] >= 1)
+    finally:
+        stack.cancel(order)
