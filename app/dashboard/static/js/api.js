@@ -55,7 +55,12 @@ export class Api {
     const error = ApiError.from(response, envelope);
     if (error.status === 401 && !retried) {
       if (error.code === "TOKEN_EXPIRED" && this.session.canRefresh) {
-        await this.session.refresh();
+        try {
+          await this.session.refresh();
+        } catch {
+          this.session.clear("expired"); // the refresh token is spent or revoked: sign in again
+          throw error;
+        }
         return this.request(method, path, { query, body, headers }, true);
       }
       if (["TOKEN_EXPIRED", "TOKEN_REVOKED", "TOKEN_INVALID"].includes(error.code)) this.session.clear("expired");
