@@ -41,10 +41,12 @@ run: venv ## Start the whole system in paper mode (Procfile.dev).
 		$(VENV)/bin/honcho -f Procfile.dev -e .env,.run/redis.env start
 
 test: venv ## Run the whole test suite (PYTEST_ARGS=... to narrow it).
+	scripts/ensure_chromium.sh
 	$(WITH_REDIS) && \
 		$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: venv ## Run every bench/*.py (not _helpers); each prints JSON.
+	scripts/ensure_chromium.sh
 	$(WITH_REDIS) || exit 1; \
 		status=0; found=0; \
 		for f in bench/[!_]*.py; do \

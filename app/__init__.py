@@ -10,6 +10,7 @@ from config import Settings
 from config.logging import setup_logging
 
 from .auth import Role, protect, setup_auth
+from .dashboard import setup_dashboard
 from .docs import setup_docs
 from .errors import setup_errors
 from .health import setup_health
@@ -57,4 +58,5 @@ def create_app(settings: Settings | None = None, *, name: str = "spotgate") -> S
     app.blueprint(risk_bp)        # /api/v1/risk/limits, /api/v1/admin/kill-switch
     setup_health(app)           # /health, /health/ready, /api/v1/status
     setup_ws(app)               # /ws WebSocket API and the per-process Redis fan-out hub
+    setup_dashboard(app)        # the trading page at / (static ES modules, public; its API calls carry the token)
     return app

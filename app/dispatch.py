@@ -35,11 +35,11 @@ class Dispatcher:
         """(queue list, message) for `name(*args)`: LPUSH the message onto the list to enqueue it."""
         return queue_key(self.settings, queue), task_message(name, args, queue)
 
-    async def call(self, task: str, *args, queue: str = "default"):
+    async def call(self, task: str, *args, queue: str = "default", timeout: float | None = None):
         """Run `task` on a worker and return its data; its error is raised as the ApiError it maps to."""
         reply_to = f"{self.prefix}reply:{uuid.uuid4().hex}"
         await self.redis.lpush(*self.task(task, reply_to, *args, queue=queue))
-        popped = await self.redis.blpop([reply_to], timeout=self.reply_timeout)
+        popped = await self.redis.blpop([reply_to], timeout=timeout or self.reply_timeout)
         if popped is None:
             raise GatewayTimeout("No worker answered in time", code="WORKER_TIMEOUT", retry_after=1)
         message = orjson.loads(popped[1])

@@ -1,18 +1,26 @@
-"""Liveness, readiness and status: what operators and load balancers poll."""
+"""Liveness, readiness and status: what operators, load balancers and the dashboard poll."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
+import orjson
 from sanic import Blueprint, Request, Sanic
 
 from binance_client.errors import BinanceError
+from services.pacing import OrderPacer
+from workers.stream_bus import StreamBus
+from workers.task_queue import QUEUES, queue_key
 
 from .envelope import ok
 from .errors import ApiError
 from . import schemas as S
 from .schemas import documented
+
+WORKER_PING_TIMEOUT = 2.0   # seconds a status request waits for a worker to answer its ping
+WORKER_PING_REUSE = 3.0     # seconds one ping's answer serves every status request of this process
+RELAY_STALE_MS = 3_000      # the relay reports every second: older than this, it is not running
 
 public = Blueprint("health")
 status_bp = Blueprint("status", url_prefix="/api/v1")
@@ -64,7 +72,57 @@ async def status(request: Request):
         "weight": {"usedThisMinute": await upstream.budget.used(), "budget": upstream.budget.limit,
                    "lastReportedByBinance": upstream.last_used_weight},
         "serverTimeOffsetMs": round(upstream.client.clock.offset_ms, 2),
+        "streams": await _relay(request.app.ctx),
+        "workers": await _workers(request.app.ctx),
+        "orders": await _order_counts(request.app.ctx),
     })
+
+
+async def _relay(ctx) -> dict:
+    """The stream relay's own report (it rewrites it every second, with a 10 s expiry)."""
+    raw = await ctx.redis.get(StreamBus(ctx.redis, ctx.settings.redis_key_prefix).status_key)
+    report = orjson.loads(raw) if raw else None
+    if not isinstance(report, dict):
+        return {"running": False, "reportAgeMs": None, "connections": 0, "channels": 0, "userStream": None}
+    age = max(0, int(time.time() * 1000) - int(report.get("updatedAt", 0)))
+    market = report.get("market") or []
+    return {"running": age <= RELAY_STALE_MS, "reportAgeMs": age,
+            "connections": sum(1 for c in market if c.get("open")),
+            "channels": sum(int(c.get("channels", 0)) for c in market),
+            "userStream": report.get("user")}
+
+
+async def _workers(ctx) -> dict:
+    """Whether a worker takes tasks (a ping through the default queue, shared by the requests of the
+    next few seconds so pollers cost one ping), and how many tasks wait in each queue."""
+    cached = getattr(ctx, "worker_ping", None)
+    if cached is None or time.monotonic() - cached[0] > WORKER_PING_REUSE:
+        cached = (time.monotonic(), asyncio.ensure_future(_ping_worker(ctx)))
+        ctx.worker_ping = cached
+    ping = await asyncio.shield(cached[1])
+    lengths = await asyncio.gather(*(ctx.redis.llen(queue_key(ctx.settings, q)) for q in QUEUES))
+    return {**ping, "queued": dict(zip(QUEUES, lengths))}
+
+
+async def _ping_worker(ctx) -> dict:
+    started = time.perf_counter()
+    try:
+        await ctx.dispatch.call("maintenance.ping", timeout=WORKER_PING_TIMEOUT)
+    except ApiError:  # WORKER_TIMEOUT: no worker took the task in time
+        return {"answering": False, "latencyMs": None}
+    return {"answering": True, "latencyMs": round((time.perf_counter() - started) * 1000, 2)}
+
+
+async def _order_counts(ctx) -> dict:
+    """Orders sent in the current 10 s and daily windows, against the pacing limits (90 % of
+    exchangeInfo's ORDERS limits) the workers apply. A status read costs no upstream weight: the
+    limits come from the exchangeInfo this process already holds (Binance's defaults before that)."""
+    pacer = OrderPacer(ctx.settings.redis_key_prefix)
+    info = ctx.market.known_exchange_info()
+    if info is not None:
+        pacer.set_limits_from_exchange_info(info)
+    ten, day = await ctx.redis.mget(pacer.keys(int(time.time() * 1000)))
+    return {"last10s": int(ten or 0), "limit10s": pacer.per_10s, "today": int(day or 0), "limitDay": pacer.per_day}
 
 
 def setup_health(app: Sanic) -> None:

@@ -45,6 +45,11 @@ class MarketData:
                 self.upstream.set_weight_limit(int(limit["limit"]) // max(1, int(limit.get("intervalNum", 1))))
         return info
 
+    def known_exchange_info(self) -> dict | None:
+        """The exchangeInfo this process last fetched, without going upstream (None before the first)."""
+        cached = getattr(self, "_by_name", None)
+        return cached[0] if cached else None
+
     async def symbols_by_name(self) -> dict[str, dict]:
         info = await self.exchange_info()
         cached = getattr(self, "_by_name", None)

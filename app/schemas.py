@@ -129,6 +129,9 @@ class Status:
     upstream: dict
     weight: dict
     serverTimeOffsetMs: float
+    streams: dict   # the stream relay: running, reportAgeMs, connections, channels, userStream
+    workers: dict   # answering (a ping through the default queue), latencyMs, queued per queue
+    orders: dict    # last10s, limit10s, today, limitDay (the workers' order pacing)
 
 
 @dataclass

@@ -1,12 +1,17 @@
-"""Beat-driven upkeep: release scheduled orders when due, re-drive jobs left behind, sync the clock."""
+"""Beat-driven upkeep: release scheduled orders when due, re-drive jobs left behind, sync the clock;
+and the ping `GET /api/v1/status` sends to tell whether any worker is taking tasks."""
 
 from __future__ import annotations
 
 from workers.celery_app import app
 from workers.resources import resources
 
+import socket
+import time
+
 from .base import SpotgateTask
 from .orders import place
+from .replies import answer
 
 STALE_MS = 120_000  # a job untouched this long has no live run (a run re-touches it or ends it)
 
@@ -26,6 +31,12 @@ def reconcile_jobs() -> int:
     for job_id in stale:
         place.delay(job_id)
     return len(stale)
+
+
+@app.task(name="maintenance.ping", base=SpotgateTask)
+def ping(reply_to: str) -> None:
+    """Answer at once: the web tier's proof that a worker takes tasks from the default queue."""
+    answer(reply_to, lambda: {"worker": socket.gethostname(), "at": int(time.time() * 1000)})
 
 
 @app.task(name="maintenance.sync_server_time", base=SpotgateTask)
