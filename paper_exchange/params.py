@@ -19,7 +19,9 @@ INT_RE = re.compile(r"^-?[0-9]{1,20}$")
 INT_LEGAL = "^[0-9]{1,20}$"
 CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 CLIENT_ID_LEGAL = r"^[\.A-Z\:/a-z0-9_-]{1,36}$"
-SYMBOL_RE = re.compile(r"^[A-Z0-9-_.]{1,20}$")
+# Symbols may hold non-ASCII characters since 2025-12 (UTF-8); ASCII ones stay upper case. The
+# legal range Binance names in its -1100 message is still the ASCII one.
+SYMBOL_RE = re.compile(r"^(?:[A-Z0-9\-_.]|[^\x00-\x7f]){1,20}$")
 SYMBOL_LEGAL = "^[A-Z0-9-_.]{1,20}$"
 MAX_RECV_WINDOW = 60_000
 DEFAULT_RECV_WINDOW = 5_000

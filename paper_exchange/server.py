@@ -723,7 +723,5 @@ async def _run_market(px: PaperExchange) -> None:
         now = now_ms()
         px.simulator.step(now)
         if now >= next_prune:
-            for market in px.exchange.markets.values():
-                market.history.prune(now)
             px.listen_keys = {k: v for k, v in px.listen_keys.items() if v[1] > now}
             next_prune = now + 60_000

@@ -250,7 +250,7 @@ class StreamHub:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._flush_scheduled = False
         symbols = list(self.exchange.markets)
-        self.names = {s: s.lower() for s in symbols}
+        self.names = {s: streams.stream_symbol(s) for s in symbols}
         self.depth = {s: streams.DepthDiffs() for s in symbols}
         self.last_trade: dict[str, int] = {}
         self.last_agg: dict[str, int] = {}
@@ -537,7 +537,7 @@ class StreamHub:
         self._send_kline(stream, market, start, end, closed=False, now=now)
 
     def _send_kline(self, stream, market, start: int, end: int, closed: bool, now: int) -> None:
-        candle = streams.current_candle(market.history, stream.interval, start, end)
+        candle = streams.current_candle(market.history, stream.interval, start, now)
         if candle is None:
             before = market.history.last
             candle = streams.empty_candle(start, before.price if before else market.spec.start_price)

@@ -10,11 +10,12 @@ from decimal import ROUND_DOWN, Decimal
 import jsonschema
 import pytest
 
+from paper_exchange.symbols import UNICODE_SYMBOL
 from tests.binance_openapi import load_spec
 from tests.paper.binance_errors import error_body
 from tests.paper.conftest import PaperProcess
 
-SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "ETHBTC"]
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "ETHBTC", UNICODE_SYMBOL]
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +48,10 @@ PUBLIC = [
     ("/api/v3/aggTrades", {"symbol": "BTCUSDT", "limit": 20}),
     ("/api/v3/klines", {"symbol": "BTCUSDT", "interval": "1m", "limit": 20}),
     ("/api/v3/klines", {"symbol": "ETHBTC", "interval": "1h"}),
+    ("/api/v3/klines", {"symbol": "BTCUSDT", "interval": "1d", "startTime": 0, "limit": 1000}),
+    ("/api/v3/klines", {"symbol": "BTCUSDT", "interval": "1s", "limit": 1000}),
+    ("/api/v3/klines", {"symbol": UNICODE_SYMBOL, "interval": "1M"}),
+    ("/api/v3/ticker/price", {"symbol": UNICODE_SYMBOL}),
     ("/api/v3/uiKlines", {"symbol": "BTCUSDT", "interval": "5m", "limit": 20}),
     ("/api/v3/avgPrice", {"symbol": "BNBUSDT"}),
     ("/api/v3/ticker/24hr", {"symbol": "BTCUSDT"}),
