@@ -23,6 +23,7 @@ import socket
 import time
 from collections import deque
 from decimal import Decimal, InvalidOperation
+from urllib.parse import unquote
 
 import orjson
 from sanic import Request, Sanic
@@ -671,11 +672,21 @@ def _apply_control(hub: StreamHub, conn: Connection, control: streams.Control) -
 
 
 async def _open_streams(hub: StreamHub, request: Request, ws, names: list[str], combined: bool) -> None:
+    """A market stream connection, subscribed to the streams its URL names. Binance keeps a
+    connection open whatever its path says (`/ws/0`, an index some clients use; `/stream` with no
+    streams): what is not a stream is ignored, and SUBSCRIBE works as on any connection."""
     conn = Connection(hub, ws, request, "stream", combined)
-    names = [n for n in names if n]
+    now = now_ms()
+    wanted = []
+    for name in dict.fromkeys(unquote(n) for n in names if n):
+        try:
+            hub.check_names([name], now)
+        except ControlError:
+            continue
+        wanted.append(name)
     try:
-        hub.subscribe(conn, names, now_ms())
-    except ControlError as exc:
+        hub.subscribe(conn, wanted[:streams.MAX_STREAMS], now)
+    except ControlError as exc:  # cannot happen for checked names, but a refusal must not pass silently
         await ws.close(1008, exc.msg[:120])
         return
     conn.count_control_frames()
