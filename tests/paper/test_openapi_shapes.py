@@ -180,6 +180,19 @@ def test_market_order_full_response_with_fills(trader, spec):
     spec.validate("GET", "/api/v3/myTrades", 200, ok(trader.signed("GET", "/api/v3/myTrades", symbol="BTCUSDT")))
 
 
+@pytest.mark.parametrize("resp_type, component", [("RESULT", "orderResponseResult"), ("FULL", "orderResponseFull")])
+def test_an_expired_order_with_its_expiry_reason_still_has_binances_shape(trader, spec, resp_type, component):
+    body = ok(trader.signed("POST", "/api/v3/order", symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="IOC",
+                            quantity="0.001", price=resting_buy_price(trader), newOrderRespType=resp_type))
+    assert (body["status"], body["expiryReason"]) == ("EXPIRED", "UNFILLED_IOC_QUANTITY_EXPIRED")
+    spec.validate("POST", "/api/v3/order", 200, body)
+    spec.validate_component(component, body)
+    queried = ok(trader.signed("GET", "/api/v3/order", symbol="BTCUSDT", orderId=body["orderId"]))
+    spec.validate("GET", "/api/v3/order", 200, queried)
+    assert queried["expiryReason"] == "UNFILLED_IOC_QUANTITY_EXPIRED"
+    spec.validate("GET", "/api/v3/allOrders", 200, ok(trader.signed("GET", "/api/v3/allOrders", symbol="BTCUSDT")))
+
+
 def test_test_order_replies(trader, spec):
     order = dict(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.001",
                  price=resting_buy_price(trader))
