@@ -20,7 +20,7 @@ WITH_REDIS = redis_env="$$(scripts/ensure_redis.sh)" && eval "$$redis_env" && \
 
 help: ## List the targets.
 	@echo "spotgate make targets:"
-	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 	@echo "Variables: PYTEST_ARGS=\"tests/test_config.py -x\"  REDIS_URL=redis://host:6379/0"
 
 venv: $(VENV)/.installed ## Create .venv and install requirements.txt.
