@@ -16,11 +16,11 @@ WITH_REDIS = redis_env="$$(scripts/ensure_redis.sh)" && eval "$$redis_env" && \
 	trap 'scripts/stop_private_redis.sh' EXIT && trap 'exit 130' INT && trap 'exit 143' TERM
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test bench clean
+.PHONY: help venv demo-keys run test bench clean
 
 help: ## List the targets.
 	@echo "spotgate make targets:"
-	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 	@echo "Variables: PYTEST_ARGS=\"tests/test_config.py -x\"  REDIS_URL=redis://host:6379/0"
 
 venv: $(VENV)/.installed ## Create .venv and install requirements.txt.
@@ -30,9 +30,14 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	touch $@
 
+# The paper exchange's demo RSA and Ed25519 key pairs (.run/demo-keys/, made once per clone, never
+# committed); the paper exchange registers their public halves by default.
+demo-keys: venv ## Make the paper exchange's demo RSA/Ed25519 key pairs when absent.
+	@$(PY) -m paper_exchange.demo_keys .run/demo-keys >/dev/null
+
 # honcho lets .env override the environment; .run/redis.env (read last) keeps the Redis
 # that ensure_redis.sh chose, which may be a private one on a random port.
-run: venv ## Start the whole system in paper mode (Procfile.dev).
+run: venv demo-keys ## Start the whole system in paper mode (Procfile.dev).
 	@echo "spotgate (paper mode):"
 	@echo "  gateway          http://127.0.0.1:$(WEB_PORT)/  (once the web process lands)"
 	@echo "  paper exchange   http://127.0.0.1:$(PAPER_PORT)  streams ws://127.0.0.1:$(PAPER_PORT)/ws  WS-API ws://127.0.0.1:$(PAPER_PORT)/ws-api/v3"

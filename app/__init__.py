@@ -38,7 +38,8 @@ def create_app(settings: Settings | None = None, *, name: str = "spotgate") -> S
     settings = settings or Settings.from_env()
     setup_logging(settings.log_level, settings.secret_values())
     # The web tier never holds Binance credentials, whatever the environment offers it.
-    settings = dataclasses.replace(settings, binance_api_key="", binance_api_secret="")
+    settings = dataclasses.replace(settings, binance_api_key="", binance_api_secret="",
+                                   binance_private_key_file=None, binance_private_key_passphrase=None)
     app = Sanic(name)
     app.ctx.settings = settings
     setup_resources(app)        # Redis, the Binance client, the weight budget (opened at start)

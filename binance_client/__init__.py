@@ -6,5 +6,7 @@ Imports nothing of spotgate: settings are passed in, so it can be tested and reu
 from .client import AsyncBinanceClient, BinanceClient
 from .errors import BinanceError
 from .endpoints import Request
+from .signing import KeyType, Signer, load_signer, load_signer_file
 
-__all__ = ["AsyncBinanceClient", "BinanceClient", "BinanceError", "Request"]
+__all__ = ["AsyncBinanceClient", "BinanceClient", "BinanceError", "KeyType", "Request", "Signer", "load_signer",
+           "load_signer_file"]

@@ -20,7 +20,7 @@ from .clock import Clock
 from .endpoints import Request, Security
 from .errors import BinanceError, TimeoutError_, UnavailableError, UnknownOutcomeError, classify
 from .ratelimit import RateLimitInfo
-from .signing import signed_query, wire
+from .signing import Signer, hmac_signer, signed_query, wire
 
 API_KEY_HEADER = "X-MBX-APIKEY"
 
@@ -35,15 +35,18 @@ class Response:
 
 class _Base:
     def __init__(self, base_url: str, *, api_key: str | None = None, api_secret: str | None = None,
-                 recv_window: int = 5000, timeout: float = 10.0, clock: Clock | None = None):
+                 signer: Signer | None = None, recv_window: int = 5000, timeout: float = 10.0,
+                 clock: Clock | None = None):
+        """`signer` signs SIGNED requests with any key type (signing.load_signer); `api_secret` is
+        the older way to give an HMAC key."""
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
-        self._secret = api_secret
+        self.signer = signer or (hmac_signer(api_secret) if api_secret else None)
         self.recv_window = recv_window
         self.timeout = timeout
         self.clock = clock or Clock()
 
-    def __repr__(self) -> str:  # never show the secret
+    def __repr__(self) -> str:  # never show the key
         return f"{type(self).__name__}({self.base_url!r})"
 
     def _prepare(self, request: Request) -> tuple[str, dict[str, str]]:
@@ -53,9 +56,9 @@ class _Base:
                 raise BinanceError("an API key is required for this request")
             headers[API_KEY_HEADER] = self.api_key
         if request.security is Security.SIGNED:
-            if not self._secret:
-                raise BinanceError("an API secret is required for SIGNED requests")
-            query = signed_query(request.params, self._secret, self.clock.now_ms(), self.recv_window)
+            if self.signer is None:
+                raise BinanceError("a signing key is required for SIGNED requests")
+            query = signed_query(request.params, self.signer, self.clock.now_ms(), self.recv_window)
         else:
             query = urlencode([(k, wire(v)) for k, v in request.params.items()])
         url = f"{self.base_url}{request.path}"

@@ -25,6 +25,14 @@ class Request:
     security: Security = Security.NONE
     weight: int = 1
     is_order: bool = False  # counts against the ORDERS limits
+    # CHANGELOG 2026-03-27: the weight is charged only when the request fails (order placement, cancels)
+    free_on_success: bool = False
+
+    @property
+    def reserved_weight(self) -> int:
+        """What to reserve in a weight budget before sending: nothing for a request that is free when
+        it succeeds (its failure shows in Binance's X-MBX-USED-WEIGHT-1M)."""
+        return 0 if self.free_on_success else self.weight
 
     def __post_init__(self):
         object.__setattr__(self, "params", {k: v for k, v in self.params.items() if v is not None})
@@ -107,12 +115,12 @@ def new_order(symbol: str, side: str, type_: str, *, quantity: str | None = None
               quote_order_qty: str | None = None, price: str | None = None, stop_price: str | None = None,
               time_in_force: str | None = None, new_client_order_id: str | None = None,
               new_order_resp_type: str = "FULL") -> Request:
-    """POST /api/v3/order (TRADE), weight 1, counts against ORDERS."""
+    """POST /api/v3/order (TRADE), weight 1 (0 when it succeeds), counts against ORDERS."""
     return Request("POST", "/api/v3/order", {
         "symbol": symbol, "side": side, "type": type_, "timeInForce": time_in_force, "quantity": quantity,
         "quoteOrderQty": quote_order_qty, "price": price, "stopPrice": stop_price,
         "newClientOrderId": new_client_order_id, "newOrderRespType": new_order_resp_type,
-    }, Security.SIGNED, weight=1, is_order=True)
+    }, Security.SIGNED, weight=1, is_order=True, free_on_success=True)
 
 
 def get_order(symbol: str, *, order_id: int | None = None, orig_client_order_id: str | None = None) -> Request:
@@ -122,9 +130,10 @@ def get_order(symbol: str, *, order_id: int | None = None, orig_client_order_id:
 
 
 def cancel_order(symbol: str, *, order_id: int | None = None, orig_client_order_id: str | None = None) -> Request:
-    """DELETE /api/v3/order (TRADE), weight 1."""
+    """DELETE /api/v3/order (TRADE), weight 1 (0 when it succeeds)."""
     return Request("DELETE", "/api/v3/order", {"symbol": symbol, "orderId": order_id,
-                                               "origClientOrderId": orig_client_order_id}, Security.SIGNED)
+                                               "origClientOrderId": orig_client_order_id}, Security.SIGNED,
+                   free_on_success=True)
 
 
 def open_orders(symbol: str | None = None) -> Request:
@@ -133,8 +142,8 @@ def open_orders(symbol: str | None = None) -> Request:
 
 
 def cancel_open_orders(symbol: str) -> Request:
-    """DELETE /api/v3/openOrders (TRADE), weight 1."""
-    return Request("DELETE", "/api/v3/openOrders", {"symbol": symbol}, Security.SIGNED)
+    """DELETE /api/v3/openOrders (TRADE), weight 1 (0 when it succeeds)."""
+    return Request("DELETE", "/api/v3/openOrders", {"symbol": symbol}, Security.SIGNED, free_on_success=True)
 
 
 def all_orders(symbol: str, *, order_id: int | None = None, start_time: int | None = None,

@@ -74,7 +74,9 @@ DEFAULTS = {
     "STREAM_DEPTH_LIMIT": "1000",
     "LISTEN_KEY_KEEPALIVE": "1800",
 }
-SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,20}$")
+# Binance symbols: ASCII upper case and digits, and non-ASCII characters (UTF-8 names, 2025-12)
+SYMBOL_RE = re.compile(r"^(?:[A-Z0-9]|[^\x00-\x7f]){1,20}$")
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 # Binance cuts stream connections after 24 h and allows 1,024 streams on one; depth snapshots go to 5000.
 MAX_STREAMS_PER_CONNECTION = 1024
 DEPTH_SNAPSHOT_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
@@ -134,21 +136,27 @@ class Settings:
     stream_rotate_after: float
     stream_depth_limit: int
     listen_key_keepalive: float
+    # An RSA or Ed25519 private key (PEM; type read from the file) used instead of the HMAC secret.
+    binance_private_key_file: str | None = None
+    binance_private_key_passphrase: str | None = field(default=None, repr=False)
 
     @property
     def is_paper(self) -> bool:
         return self.mode == PAPER
 
     def require_binance_credentials(self) -> None:
-        """For processes that sign Binance calls (the worker): refuse to run without a key pair."""
-        for name, value in (("BINANCE_API_KEY", self.binance_api_key), ("BINANCE_API_SECRET", self.binance_api_secret)):
-            if not value:
-                raise ValueError(f"{name} must be set when SPOTGATE_MODE=live")
+        """For processes that sign Binance calls (the worker): refuse to run without an API key and
+        its signing half (BINANCE_PRIVATE_KEY_FILE, or else BINANCE_API_SECRET)."""
+        if not self.binance_api_key:
+            raise ValueError("BINANCE_API_KEY must be set when SPOTGATE_MODE=live")
+        if not self.binance_private_key_file and not self.binance_api_secret:
+            raise ValueError("BINANCE_PRIVATE_KEY_FILE (or BINANCE_API_SECRET for an HMAC key) must be set "
+                             "when SPOTGATE_MODE=live")
 
     def secret_values(self) -> tuple[str, ...]:
         """Values that must never reach a log line or a response."""
         candidates = (self.binance_api_secret, self.jwt_secret, self.binance_api_key,
-                      self.jwt_private_key)
+                      self.jwt_private_key, self.binance_private_key_passphrase)
         return tuple(value for value in candidates if value)
 
     @classmethod
@@ -256,6 +264,8 @@ class Settings:
             stream_depth_limit=_choice_int("STREAM_DEPTH_LIMIT", setting("STREAM_DEPTH_LIMIT"),
                                            DEPTH_SNAPSHOT_LIMITS),
             listen_key_keepalive=_seconds("LISTEN_KEY_KEEPALIVE", setting("LISTEN_KEY_KEEPALIVE")),
+            binance_private_key_file=get("BINANCE_PRIVATE_KEY_FILE"),
+            binance_private_key_passphrase=get("BINANCE_PRIVATE_KEY_PASSPHRASE"),
         )
 
 
@@ -344,11 +354,12 @@ def _symbols(name: str, value: str) -> tuple[str, ...]:
     symbols: list[str] = []
     if value.strip().lower() == "none":
         return ()
-    for item in (i.strip().upper() for i in value.split(",")):
+    # only ASCII letters are folded: str.upper() would turn "btcuſdt" into "BTCUSDT"
+    for item in (i.strip().translate(_ASCII_UPPER) for i in value.split(",")):
         if not item:
             continue
         if not SYMBOL_RE.match(item):
-            raise ValueError(f"{name}: {item!r} is not a symbol (A-Z and 0-9, at most 20)")
+            raise ValueError(f"{name}: {item!r} is not a symbol (A-Z, 0-9 or non-ASCII, at most 20)")
         if item not in symbols:
             symbols.append(item)
     return tuple(symbols)

@@ -6,11 +6,17 @@ REST endpoints always agree with each other.
 
 from __future__ import annotations
 
+import bisect
+import datetime as dt
 from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from .money import ZERO
+
+if TYPE_CHECKING:
+    from .history import SyntheticPast
 
 MINUTE = 60_000
 INTERVALS_MS = {
@@ -21,6 +27,7 @@ INTERVALS_MS = {
 }
 KEEP_TRADES = 50_000
 AVERAGE_MINUTES = 5  # Binance's avgPrice window
+MONDAY = 4 * 1440 * MINUTE  # 1970-01-05, the first Monday: Binance's weekly candles open on Mondays
 
 
 @dataclass(slots=True)
@@ -91,29 +98,48 @@ class Candle:
 
 
 def month_start(ms: int) -> int:
-    import datetime as dt
-
     day = dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
     return int(dt.datetime(day.year, day.month, 1, tzinfo=dt.timezone.utc).timestamp() * 1000)
 
 
 def next_month(ms: int) -> int:
-    import datetime as dt
-
     day = dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
     year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
     return int(dt.datetime(year, month, 1, tzinfo=dt.timezone.utc).timestamp() * 1000)
 
 
-class MarketHistory:
-    """Trades, aggregate trades and 1m candles of one symbol."""
+def bucket_start(interval: str, ms: int) -> int:
+    """Open time of the candle of `interval` holding `ms` (UTC; weeks start on Monday, as Binance's)."""
+    if interval == "1M":
+        return month_start(ms)
+    length = INTERVALS_MS[interval]
+    if interval == "1w":
+        return ms - (ms - MONDAY) % length
+    return ms - ms % length
 
-    def __init__(self) -> None:
+
+def bucket_after(interval: str, start: int) -> int:
+    """Open time of the candle after the one opening at `start`."""
+    return next_month(start) if interval == "1M" else start + INTERVALS_MS[interval]
+
+
+def bucket_before(interval: str, start: int) -> int:
+    return month_start(start - 1) if interval == "1M" else start - INTERVALS_MS[interval]
+
+
+class MarketHistory:
+    """Trades, aggregate trades and 1m candles of one symbol, and (when given) its synthetic past
+    before the first recorded trade (history.py), which klines continue into seamlessly."""
+
+    def __init__(self, past: "SyntheticPast | None" = None) -> None:
         self.trades: deque[PublicTrade] = deque(maxlen=KEEP_TRADES)
         self.agg_trades: deque[AggTrade] = deque(maxlen=KEEP_TRADES)
         self.minutes: dict[int, Candle] = {}
+        self._minute_keys: list[int] = []  # self.minutes' keys, in order (bisect for time ranges)
+        self.past = past
         self.next_trade_id = 1
         self.next_agg_id = 1
+        self._dropped_before = -1  # trades before this time may have left self.trades (KEEP_TRADES)
         self._open_agg: tuple[object, Decimal] | None = None  # (taker order, price) of the last agg trade
         # The trades of the last AVERAGE_MINUTES with their sums, so avgPrice (read by every order's
         # filter check) costs O(1) amortized instead of a walk over minutes of trades.
@@ -126,12 +152,19 @@ class MarketHistory:
     def last(self) -> PublicTrade | None:
         return self.trades[-1] if self.trades else None
 
+    @property
+    def horizon(self) -> int:
+        """Where the recorded trades take over from the synthetic past."""
+        return self.past.horizon if self.past is not None else -1
+
     def record(self, price: Decimal, qty: Decimal, quote: Decimal, time: int, is_buyer_maker: bool,
                taker=None) -> PublicTrade:
         trade = PublicTrade(self.next_trade_id, price, qty, quote, time, is_buyer_maker)
         self.next_trade_id += 1
         if self.trades and time < self.trades[-1].time:
             self._in_order = False
+        if len(self.trades) == KEEP_TRADES:
+            self._dropped_before = max(self._dropped_before, self.trades[0].time + 1)
         self.trades.append(trade)
         self._remember(trade)
         # Binance aggregates the fills of one taker order at one price into one aggTrade.
@@ -147,6 +180,10 @@ class MarketHistory:
         candle = self.minutes.get(minute)
         if candle is None:
             candle = self.minutes[minute] = Candle(minute, price, price, price, price)
+            if self._minute_keys and minute < self._minute_keys[-1]:
+                bisect.insort(self._minute_keys, minute)
+            else:
+                self._minute_keys.append(minute)
         candle.add(trade)
         return trade
 
@@ -155,46 +192,139 @@ class MarketHistory:
 
     # -- queries ------------------------------------------------------------------------------------
 
-    def klines(self, interval: str, start: int | None, end: int | None, limit: int, now: int) -> list[Candle]:
-        """Candles of `interval`, oldest first; like Binance, without a range it returns the newest."""
-        if interval == "1s":
-            return self._second_klines(start, end, limit, now)
-        if not self.minutes:
-            return []
-        length = INTERVALS_MS[interval]
-        bucket = month_start if interval == "1M" else (lambda ms: ms - ms % length)
-        buckets: dict[int, Candle] = {}
-        first_minute = min(self.minutes)
-        lo = bucket(start) if start is not None else bucket(first_minute)
-        hi = end if end is not None else now
-        for minute in sorted(self.minutes):
-            key = bucket(minute)
-            if key < lo or key > hi:  # by candle, not minute: a candle opened by endTime is returned whole
-                continue
-            candle = self.minutes[minute]
-            agg = buckets.get(key)
-            if agg is None:
-                agg = buckets[key] = Candle(key, candle.open, candle.high, candle.low, candle.close)
-            agg.merge(candle)
-        # Binance fills gaps with empty candles carrying the previous close; the simulated market
-        # trades every minute, so gaps only appear before the first trade.
-        rows = [buckets[k] for k in sorted(buckets) if (start is None or k >= bucket(start))]
-        if start is not None:
-            return rows[:limit]
-        return rows[-limit:]
+    def earliest(self) -> int | None:
+        """The first moment with market data: the listing (synthetic past) or the first trade."""
+        if self.past is not None and not self.past.empty:
+            return self.past.listed
+        return self._minute_keys[0] if self._minute_keys else None
 
-    def _second_klines(self, start, end, limit, now) -> list[Candle]:
-        buckets: dict[int, Candle] = {}
-        for trade in self.trades:
-            key = trade.time - trade.time % 1000
-            if (start is not None and key < start - start % 1000) or (end is not None and key > end):
+    def klines(self, interval: str, start: int | None, end: int | None, limit: int, now: int) -> list[Candle]:
+        """Candles of `interval`, oldest first, as Binance pages them: from the first candle opening at
+        or after `startTime`, else the newest ending with the one open at `endTime` (or now); none
+        before the listing. Intervals without trades are flat at the previous close."""
+        first = self.earliest()
+        if first is None:
+            return []
+        lowest = bucket_start(interval, first)
+        last = bucket_start(interval, min(end, now) if end is not None else now)
+        opens: list[int] = []
+        if start is not None:
+            b = bucket_start(interval, start)
+            b = max(lowest, b if b == start else bucket_after(interval, b))
+            while b <= last and len(opens) < limit:
+                opens.append(b)
+                b = bucket_after(interval, b)
+        else:
+            b = last
+            while b >= lowest and len(opens) < limit:
+                opens.append(b)
+                b = bucket_before(interval, b)
+            opens.reverse()
+        if interval == "1s":
+            return self._second_candles(opens, now)
+        candles = []
+        for b in opens:
+            candle = self.candle(interval, b, now)
+            if candle is not None:
+                candles.append(candle)
+        return candles
+
+    def candle(self, interval: str, open_time: int, now: int) -> Candle | None:
+        """The candle of `interval` opening at `open_time` (open while `now` is inside it), built from
+        the synthetic past before the horizon and the recorded minutes after it; None before any data."""
+        if interval == "1s":
+            found = self._second_candles([open_time], now)
+            return found[0] if found else None
+        close = bucket_after(interval, open_time)
+        parts: list[Candle] = []
+        horizon = self.horizon
+        if self.past is not None and open_time < horizon:
+            node = self.past.aggregate(open_time, close)
+            if node is not None:
+                parts.append(self.past.to_candle(node, open_time))
+        lo = bisect.bisect_left(self._minute_keys, max(open_time, horizon))
+        hi = bisect.bisect_left(self._minute_keys, min(close, now + 1))
+        parts.extend(self.minutes[m] for m in self._minute_keys[lo:hi])
+        return self._combine(open_time, parts)
+
+    def _combine(self, open_time: int, parts: list[Candle]) -> Candle | None:
+        total: Candle | None = None
+        for part in parts:
+            if part.count == 0:
                 continue
-            candle = buckets.get(key)
+            if total is None:
+                total = Candle(open_time, part.open, part.high, part.low, part.close)
+            total.merge(part)
+        if total is None:
+            before = self.close_before_minute(open_time)
+            return None if before is None else Candle(open_time, before, before, before, before)
+        return total
+
+    def close_before_minute(self, minute: int) -> Decimal | None:
+        """The last price before the minute starting at `minute`: the close of the last recorded
+        minute before it, else of the synthetic past there (None before any data)."""
+        i = bisect.bisect_left(self._minute_keys, minute)
+        if i > 0:
+            return self.minutes[self._minute_keys[i - 1]].close
+        past = self.past
+        if past is not None and not past.empty and minute >= past.listed:
+            return past.close_before(min(minute, past.horizon)) * past.tick
+        return None
+
+    def _second_candles(self, opens: list[int], now: int) -> list[Candle]:
+        """1s candles: the synthetic past's seconds, then the kept trades; recorded seconds whose
+        trades are gone are their minute split into seconds (so they still add up to it)."""
+        if not opens:
+            return []
+        horizon, past = self.horizon, self.past
+        lo, hi = opens[0], opens[-1] + 1000
+        inside: list[PublicTrade] = []
+        before: PublicTrade | None = None
+        for trade in reversed(self.trades):
+            if trade.time < lo:
+                before = trade
+                break
+            if trade.time < hi:
+                inside.append(trade)
+        by_second: dict[int, Candle] = {}
+        for trade in reversed(inside):
+            key = trade.time - trade.time % 1000
+            candle = by_second.get(key)
             if candle is None:
-                candle = buckets[key] = Candle(key, trade.price, trade.price, trade.price, trade.price)
+                candle = by_second[key] = Candle(key, trade.price, trade.price, trade.price, trade.price)
             candle.add(trade)
-        rows = [buckets[k] for k in sorted(buckets)]
-        return rows[:limit] if start is not None else rows[-limit:]
+        covered_from = horizon
+        if self._dropped_before >= 0:
+            covered_from = max(horizon, (self._dropped_before // MINUTE + 1) * MINUTE)
+        close = before.price if before is not None else self.close_before_minute(lo - lo % MINUTE)
+        splits: dict[int, list] = {}
+        rows = []
+        for b in opens:
+            if past is not None and b < covered_from:
+                if b < horizon:
+                    node = past.second(b // 1000)
+                else:
+                    minute = b - b % MINUTE
+                    children = splits.get(minute)
+                    if children is None:
+                        previous = self.close_before_minute(minute)
+                        prev_ticks = int(previous / past.tick) if previous is not None else past.closes[-1]
+                        recorded = self.minutes.get(minute)
+                        node = past.to_node(recorded, previous) if recorded is not None else None
+                        children = splits[minute] = (
+                            past.split_recorded(minute // MINUTE, node, prev_ticks) if node is not None
+                            else [past.to_node(Candle(minute, previous, previous, previous, previous), previous)] * 60)
+                    node = children[(b % MINUTE) // 1000]
+                row = past.to_candle(node, b)
+            else:
+                row = by_second.get(b)
+                if row is None:
+                    if close is None:
+                        continue
+                    row = Candle(b, close, close, close, close)
+            close = row.close
+            rows.append(row)
+        return rows
 
     def close_time(self, candle: Candle, interval: str) -> int:
         if interval == "1M":
@@ -202,23 +332,21 @@ class MarketHistory:
         return candle.open_time + INTERVALS_MS[interval] - 1
 
     def window(self, start: int, end: int) -> Candle | None:
-        """All trading between two times, by whole minutes, as one candle (for 24 h stats)."""
+        """All recorded trading between two times, by whole minutes, as one candle (for 24 h stats)."""
         total: Candle | None = None
-        lo = start - start % MINUTE
-        for minute in sorted(self.minutes):
-            if lo <= minute <= end:
-                candle = self.minutes[minute]
-                if total is None:
-                    total = Candle(minute, candle.open, candle.high, candle.low, candle.close)
-                total.merge(candle)
+        lo = bisect.bisect_left(self._minute_keys, start - start % MINUTE)
+        hi = bisect.bisect_right(self._minute_keys, end)
+        for minute in self._minute_keys[lo:hi]:
+            candle = self.minutes[minute]
+            if total is None:
+                total = Candle(minute, candle.open, candle.high, candle.low, candle.close)
+            total.merge(candle)
         return total
 
     def close_before(self, time: int) -> Decimal | None:
-        best = None
-        for minute, candle in self.minutes.items():
-            if minute < time - time % MINUTE and (best is None or minute > best.open_time):
-                best = candle
-        return best.close if best else None
+        """The close of the last recorded minute before the one holding `time`."""
+        i = bisect.bisect_left(self._minute_keys, time - time % MINUTE)
+        return self.minutes[self._minute_keys[i - 1]].close if i > 0 else None
 
     def average_price(self, now: int, mins: int = AVERAGE_MINUTES) -> Decimal | None:
         """Binance's avgPrice: the volume-weighted price of the last `mins` minutes of trades."""
@@ -257,8 +385,3 @@ class MarketHistory:
             self._recent_since = old.time + 1
         if not recent:
             self._recent_qty = self._recent_quote = ZERO  # no rounding residue can outlive the window
-
-    def prune(self, now: int, keep_ms: int = 3 * 1440 * MINUTE) -> None:
-        cutoff = now - keep_ms
-        for minute in [m for m in self.minutes if m < cutoff]:
-            del self.minutes[minute]

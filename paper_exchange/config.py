@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from decimal import Decimal, InvalidOperation
 
 # Binance's own documented HMAC example pair (rest-api.md, "SIGNED endpoint examples"): a demo
@@ -15,6 +16,12 @@ from decimal import Decimal, InvalidOperation
 DEMO_API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 DEMO_API_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
 DEMO_BALANCES = "USDT:10000,BTC:1,ETH:10,BNB:10"
+# API keys of the same demo account for an RSA and an Ed25519 public key: Binance's own documented
+# example API keys (rest-api.md, "SIGNED Endpoint Examples"), as obviously not secret as the pair
+# above. The public keys are files (`python -m paper_exchange.demo_keys`, run by `make`, makes demo ones).
+DEMO_RSA_API_KEY = "CAvIjXy3F44yW6Pou5k8Dy1swsYDWJZLeoK2r8G4cFDnE9nosRppc2eKc1T8TRTQ"
+DEMO_ED25519_API_KEY = "4yNzx3yWC5bS6YTwEkSRaC0nRmSQIIStAUOh1b6kqaBrTLIhjCpI5lJH8q8R8WNO"
+DEMO_KEY_DIR = Path(".run") / "demo-keys"
 
 
 def parse_balances(text: str) -> dict[str, Decimal]:
@@ -42,6 +49,17 @@ def _int(env, name: str, default: int) -> int:
         raise ValueError(f"{name}: expected an integer, got {raw!r}") from None
 
 
+def _key_file(env, name: str, demo: str) -> str | None:
+    """The variable's file (which must then exist), else the demo key `make` made, if it did."""
+    value = env.get(name)
+    if value:
+        if not Path(value).is_file():
+            raise ValueError(f"{name}: no such file {value!r}")
+        return value
+    default = DEMO_KEY_DIR / demo
+    return str(default) if default.is_file() else None
+
+
 @dataclass(frozen=True)
 class PaperConfig:
     host: str = "127.0.0.1"
@@ -58,6 +76,10 @@ class PaperConfig:
     listen_key_ttl: int = 3600        # seconds a listen key lives without a keepalive
     step_ms: int = 250                # how often the simulated market moves
     history_minutes: int = 1440       # simulated trade history created at start
+    rsa_api_key: str = DEMO_RSA_API_KEY
+    rsa_public_key_file: str | None = None       # None: no RSA key registered
+    ed25519_api_key: str = DEMO_ED25519_API_KEY
+    ed25519_public_key_file: str | None = None
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "PaperConfig":
@@ -75,6 +97,10 @@ class PaperConfig:
             listen_key_ttl=_int(env, "PAPER_LISTEN_KEY_TTL", 3600),
             step_ms=_int(env, "PAPER_STEP_MS", 250),
             history_minutes=_int(env, "PAPER_HISTORY_MINUTES", 1440),
+            rsa_api_key=env.get("PAPER_RSA_API_KEY") or DEMO_RSA_API_KEY,
+            rsa_public_key_file=_key_file(env, "PAPER_RSA_PUBLIC_KEY_FILE", "rsa-public.pem"),
+            ed25519_api_key=env.get("PAPER_ED25519_API_KEY") or DEMO_ED25519_API_KEY,
+            ed25519_public_key_file=_key_file(env, "PAPER_ED25519_PUBLIC_KEY_FILE", "ed25519-public.pem"),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -90,6 +90,7 @@ class Order:
     reserve_at_price: bool = True  # buy locks are price*qty per unit; market buys spend from a pool
     fills: list[Fill] = field(default_factory=list)
     orig_client_order_id: str | None = None  # set on cancel: Binance answers with both ids
+    expiry_reason: str | None = None  # why an EXPIRED order expired (enums.md "Expiry Reasons", 2026-05)
     cancel_client_order_id: str | None = None
 
     @property
@@ -326,6 +327,8 @@ class Exchange:
             market.book.add(order)
         else:
             order.status = "EXPIRED"
+            order.expiry_reason = {"FOK": "UNFILLED_FOK_ORDER_EXPIRED", "IOC": "UNFILLED_IOC_QUANTITY_EXPIRED"}.get(
+                order.time_in_force or "", "INSUFFICIENT_LIQUIDITY")  # a market order the book ran out on
             order.update_time = now
             self._finish(order, now)
             self._emit(OrderEvent(order, "EXPIRED", None, now))
@@ -437,6 +440,8 @@ class Exchange:
                         extra = (cost or ZERO) - order.locked
                         if cost is None or extra > bal.free:
                             order.status = "EXPIRED"
+                            # no book to price it, or no funds for it at trigger time: refused there
+                            order.expiry_reason = "INSUFFICIENT_LIQUIDITY" if cost is None else "REJECTED"
                             self._finish(order, now)
                             self._emit(OrderEvent(order, "EXPIRED", None, now))
                             continue

@@ -83,6 +83,15 @@ class RateLimits:
         state.weight.used += weight
         return state.weight.used
 
+    def refund_weight(self, ip: str, weight: int, now: int) -> int:
+        """Give back weight charged in this window (a request that turned out free); the count now."""
+        state = self.ips.get(ip)
+        if state is None:
+            return 0
+        state.weight.roll(now)
+        state.weight.used = max(0, state.weight.used - weight)
+        return state.weight.used
+
     def used_weight(self, ip: str, now: int) -> int:
         state = self.ips.get(ip)
         if state is None:

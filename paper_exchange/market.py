@@ -15,6 +15,7 @@ from decimal import Decimal
 from . import errors
 from .candles import MINUTE
 from .engine import Exchange, Order
+from .history import SyntheticPast
 from .money import ZERO
 
 MAKER = "paper-market-maker"
@@ -26,6 +27,7 @@ class MarketSimulator:
     def __init__(self, exchange: Exchange, seed: int = 0, levels: int = 20, volatility: float = 0.0001,
                  level_gap_bps: float = 2.0, spread_bps: float = 1.0, trade_probability: float = 0.5):
         self.exchange = exchange
+        self.seed = seed
         self.rng = random.Random(seed)
         self.levels = levels
         self.volatility = volatility  # per-second standard deviation of log price
@@ -45,21 +47,31 @@ class MarketSimulator:
     # -- history ------------------------------------------------------------------------------------
 
     def seed_history(self, now: int, minutes: int = 1440, trades_per_minute: int = 3) -> None:
-        """A day of past trades ending at today's price (public history only: it predates every
-        account, so no balance moves)."""
+        """Recorded trades for the last `minutes` (public history only: it predates every account,
+        so no balance moves), after a synthetic past reaching back to each symbol's listing
+        (history.py). The trades walk from where that past ends to today's price."""
         step_sd = self.volatility * math.sqrt(60 / trades_per_minute)
+        horizon = now - now % MINUTE - minutes * MINUTE
         for symbol, market in self.exchange.markets.items():
             spec = market.spec
+            past = SyntheticPast(
+                symbol, self.seed, spec.listed, horizon, int(spec.start_price / spec.tick_size),
+                tick=spec.tick_size, step=spec.step_size, quote_usd=65_000.0 if spec.quote == "BTC" else 1.0,
+                min_ticks=int(spec.min_price / spec.tick_size), max_ticks=int(spec.max_price / spec.tick_size))
+            market.history.past = past
             walk, level = [], 0.0
             for _ in range(minutes * trades_per_minute):
                 level += self.rng.gauss(0, step_sd)
                 walk.append(level)
-            start = now - now % MINUTE - minutes * MINUTE
             end_level = walk[-1] if walk else 0.0
+            fair = self.fair[symbol]
+            begin = float(past.close_before(horizon) * spec.tick_size) if not past.empty else fair
             for i, level in enumerate(walk):
-                price = self._to_tick(spec, self.fair[symbol] * math.exp(level - end_level))
+                t = (i + 1) / len(walk)  # a bridge: from the past's last close to today's fair price
+                log_price = math.log(begin) * (1 - t) + math.log(fair) * t + level - end_level * t
+                price = self._to_tick(spec, math.exp(log_price))
                 minute, k = divmod(i, trades_per_minute)
-                at = start + minute * MINUTE + (k * MINUTE) // trades_per_minute + self.rng.randrange(1000)
+                at = horizon + minute * MINUTE + (k * MINUTE) // trades_per_minute + self.rng.randrange(1000)
                 qty = self._random_qty(spec, price, small=True)
                 market.history.record(price, qty, price * qty, at, is_buyer_maker=self.rng.random() < 0.5)
         self.last_step = now

@@ -1,11 +1,10 @@
 """Request parameters as Binance reads them: from the query string and the form body, typed and
 checked with Binance's errors, with every parameter required to be read (-1104 otherwise), and the
-HMAC-SHA256 signature of SIGNED requests verified over the exact bytes that were sent."""
+signature of SIGNED requests (HMAC, RSA or Ed25519: keys.py) verified over the exact bytes that
+were sent."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 from decimal import Decimal
@@ -19,7 +18,9 @@ INT_RE = re.compile(r"^-?[0-9]{1,20}$")
 INT_LEGAL = "^[0-9]{1,20}$"
 CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 CLIENT_ID_LEGAL = r"^[\.A-Z\:/a-z0-9_-]{1,36}$"
-SYMBOL_RE = re.compile(r"^[A-Z0-9-_.]{1,20}$")
+# Symbols may hold non-ASCII characters since 2025-12 (UTF-8); ASCII ones stay upper case. The
+# legal range Binance names in its -1100 message is still the ASCII one.
+SYMBOL_RE = re.compile(r"^(?:[A-Z0-9\-_.]|[^\x00-\x7f]){1,20}$")
 SYMBOL_LEGAL = "^[A-Z0-9-_.]{1,20}$"
 MAX_RECV_WINDOW = 60_000
 DEFAULT_RECV_WINDOW = 5_000
@@ -144,8 +145,9 @@ class Params:
 
     # -- SIGNED security ------------------------------------------------------------------------
 
-    def verify_signed(self, secret: str, now: int) -> None:
-        """timestamp + recvWindow + signature as Binance checks them (signature over query + body)."""
+    def verify_signed(self, api_key, now: int) -> None:
+        """timestamp + recvWindow + signature as Binance checks them (signature over query + body,
+        by the key's kind: `keys.ApiKey.verify`)."""
         timestamp = self.integer("timestamp", required=True)
         # recvWindow is a DECIMAL with up to three places (microseconds) since 2025-08.
         recv_window = self.decimal("recvWindow", places=3)
@@ -160,7 +162,7 @@ class Params:
         # Exactly the bytes sent: since 2026-01-15 Binance rejects signatures computed over a
         # payload that was not percent-encoded first, so a decoded-payload signature must fail here too.
         payload = _without_signature(self.query) + _without_signature(self.body)
-        if not _hmac_ok(secret, payload, signature):
+        if not api_key.verify(payload.encode(), signature):
             raise errors.invalid_signature()
         if timestamp >= MICROSECOND_TIMESTAMPS:
             timestamp_ms = Decimal(timestamp) / 1000
@@ -175,7 +177,3 @@ class Params:
 def _without_signature(source: str) -> str:
     return "&".join(part for part in source.split("&") if part and not part.startswith("signature="))
 
-
-def _hmac_ok(secret: str, payload: str, signature: str) -> bool:
-    expected = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature.lower())

@@ -9,6 +9,7 @@ Everything runs on the event loop thread, so the core needs no locks.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import string
 import time
@@ -26,6 +27,7 @@ from .config import PaperConfig
 from .engine import Exchange
 from .errors import BinanceError
 from .faults import FaultBook
+from .keys import ED25519, HMAC, RSA, ApiKey, register
 from .limits import RateLimits
 from .market import MAKER, NOISE, MarketSimulator
 from .params import Params
@@ -63,19 +65,21 @@ class Endpoint:
     weight: Callable[[Params], int]
     handler: Callable[["PaperExchange", Call], object]
     counts_order: bool = False
+    free_on_success: bool = False  # CHANGELOG 2026-03-27: weight 0 when it succeeds, charged when it fails
 
 
 ENDPOINTS: list[Endpoint] = []
 
 
-def endpoint(method: str, path: str, security: str = "NONE", weight=1, counts_order: bool = False):
+def endpoint(method: str, path: str, security: str = "NONE", weight=1, counts_order: bool = False,
+             free_on_success: bool = False):
     weigh = weight if callable(weight) else (lambda params, w=weight: w)
 
-    def register(fn):
-        ENDPOINTS.append(Endpoint(method, path, security, weigh, fn, counts_order))
+    def register_endpoint(fn):
+        ENDPOINTS.append(Endpoint(method, path, security, weigh, fn, counts_order, free_on_success))
         return fn
 
-    return register
+    return register_endpoint
 
 
 class PaperExchange:
@@ -90,7 +94,12 @@ class PaperExchange:
                                  config.ban_after, config.ban_seconds)
         self.faults = FaultBook(config.seed)
         self.listen_keys: dict[str, tuple[str, int]] = {}  # key -> (account, expires at ms)
-        self.api_keys = {config.api_key: (ACCOUNT, config.api_secret)}
+        # every API key of the demo account: the HMAC pair, and RSA / Ed25519 public keys if given
+        self.api_keys = {config.api_key: ApiKey(config.api_key, ACCOUNT, HMAC, secret=config.api_secret)}
+        for api_key, path, kind in ((config.rsa_api_key, config.rsa_public_key_file, RSA),
+                                    (config.ed25519_api_key, config.ed25519_public_key_file, ED25519)):
+            if path is not None:
+                self.api_keys[api_key] = register(api_key, ACCOUNT, path, kind)
 
     def start(self, now: int) -> None:
         self.simulator.seed_history(now, minutes=self.config.history_minutes)
@@ -125,13 +134,21 @@ def server_time(px: PaperExchange, call: Call):
     return {"serverTime": call.now}
 
 
+SYMBOL_STATUSES = ("TRADING", "END_OF_DAY", "HALT", "BREAK", "CANCEL_ONLY")  # enums.md (CANCEL_ONLY: 2026-07)
+
+
 @endpoint("GET", "/api/v3/exchangeInfo", weight=20)
 def exchange_info(px: PaperExchange, call: Call):
-    markets, _ = px.markets_for(call.params)
+    markets, named = px.markets_for(call.params)
+    named = named or "symbols" in call.params
     call.params.raw("permissions")
     call.params.raw("showPermissionSets")
-    call.params.raw("symbolStatus")
+    status = call.params.enum("symbolStatus", SYMBOL_STATUSES, lambda: BinanceError(-1122, "Invalid symbolStatus."))
     call.params.finish()
+    if status is not None:
+        if named and any(m.spec.status != status for m in markets):
+            raise BinanceError(-1220, "The symbol's status does not match the requested symbolStatus.")
+        markets = [m for m in markets if m.spec.status == status]
     return wire.exchange_info(px.exchange, markets, px.limits.describe(), call.now)
 
 
@@ -319,7 +336,7 @@ def _order_request(px: PaperExchange, call: Call) -> dict:
                 stop_price=stop_price, time_in_force=tif, client_order_id=client_id, resp_type=resp_type)
 
 
-@endpoint("POST", "/api/v3/order", security="SIGNED", weight=1, counts_order=True)
+@endpoint("POST", "/api/v3/order", security="SIGNED", weight=1, counts_order=True, free_on_success=True)
 def new_order(px: PaperExchange, call: Call):
     req = _order_request(px, call)
     call.params.finish()
@@ -364,7 +381,7 @@ def get_order(px: PaperExchange, call: Call):
     return wire.order_detail(order)
 
 
-@endpoint("DELETE", "/api/v3/order", security="SIGNED", weight=1)
+@endpoint("DELETE", "/api/v3/order", security="SIGNED", weight=1, free_on_success=True)
 def cancel_order(px: PaperExchange, call: Call):
     symbol, order_id, client_id = _order_ref(call)
     new_client_id = call.params.client_order_id("newClientOrderId", errors.empty_new_client_order_id)
@@ -392,7 +409,7 @@ def open_orders(px: PaperExchange, call: Call):
     return [wire.order_detail(o) for o in sorted(orders, key=lambda o: (o.symbol, o.order_id))]
 
 
-@endpoint("DELETE", "/api/v3/openOrders", security="SIGNED", weight=1)
+@endpoint("DELETE", "/api/v3/openOrders", security="SIGNED", weight=1, free_on_success=True)
 def cancel_open_orders(px: PaperExchange, call: Call):
     symbol = call.params.symbol()
     call.params.finish()
@@ -512,7 +529,8 @@ async def _serve(px: PaperExchange, ep: Endpoint, request: Request) -> HTTPRespo
             params = Params(request.query_string or "", body)
         except UnicodeDecodeError:
             raise errors.illegal_chars("body", "utf-8") from None
-        used = px.limits.charge_weight(ip, ep.weight(params), now)
+        weight = ep.weight(params)
+        used = px.limits.charge_weight(ip, weight, now)
         headers["X-MBX-USED-WEIGHT-1M"] = headers["X-MBX-USED-WEIGHT"] = str(used)
         rules = px.faults.pick(ep.method, ep.path)
         after = []
@@ -525,15 +543,21 @@ async def _serve(px: PaperExchange, ep: Endpoint, request: Request) -> HTTPRespo
             else:
                 return _fault_response(rule, headers)
         if ep.security != "NONE":
-            account_name, secret = _authenticate(px, request)
+            api_key = _authenticate(px, request)
+            account_name = api_key.account
             if ep.security == "SIGNED":
-                params.verify_signed(secret, now_ms())
+                params.verify_signed(api_key, now_ms())
         if ep.counts_order:
             ten_s, day = px.limits.charge_order(account_name, now)
             headers["X-MBX-ORDER-COUNT-10S"], headers["X-MBX-ORDER-COUNT-1D"] = str(ten_s), str(day)
         result = ep.handler(px, Call(params, now, account_name, ip))
         for rule in after:
             return _fault_response(rule, headers)
+        if ep.free_on_success:
+            # admitted like any request (refused when the minute's weight is spent), but a success
+            # costs nothing: the weight taken above goes back
+            used = px.limits.refund_weight(ip, weight, now)
+            headers["X-MBX-USED-WEIGHT-1M"] = headers["X-MBX-USED-WEIGHT"] = str(used)
         return json_response(result, headers=headers)
     except BinanceError as exc:
         if exc.retry_after is not None:
@@ -567,7 +591,7 @@ def _fault_response(rule, headers: dict) -> HTTPResponse:
     return json_response(exc.body(), status=exc.http_status, headers=headers)
 
 
-def _authenticate(px: PaperExchange, request: Request) -> tuple[str, str]:
+def _authenticate(px: PaperExchange, request: Request) -> ApiKey:
     key = request.headers.get(API_KEY_HEADER)
     if not key or not key.isalnum() or len(key) > 128:
         raise errors.api_key_format_invalid()
@@ -647,6 +671,23 @@ def _admin_routes(app: Sanic, px: PaperExchange) -> None:
         return json_response({"running": px.simulator.running,
                               "fair": {s: f"{p:.8f}" for s, p in px.simulator.fair.items()}})
 
+    @app.route("/_paper/symbols", methods=["GET", "POST"])
+    async def symbol_status(request: Request):
+        """GET: every symbol's status. POST {"symbol", "status"}: e.g. CANCEL_ONLY (new orders refused
+        with -2010 "Market is closed.", cancels still allowed), TRADING again."""
+        if request.method == "POST":
+            try:
+                body = orjson.loads(request.body or b"{}")
+            except orjson.JSONDecodeError as exc:
+                return json_response({"error": str(exc)}, status=400)
+            market = px.exchange.markets.get(body.get("symbol")) if isinstance(body, dict) else None
+            if market is None:
+                return json_response({"error": "unknown symbol"}, status=400)
+            if body.get("status") not in SYMBOL_STATUSES:
+                return json_response({"error": f"status must be one of {', '.join(SYMBOL_STATUSES)}"}, status=400)
+            market.spec = dataclasses.replace(market.spec, status=body["status"])
+        return json_response({s: m.spec.status for s, m in px.exchange.markets.items()})
+
     @app.route("/_paper/limits", methods=["GET", "POST"])
     async def limits(request: Request):
         if request.method == "POST":
@@ -723,7 +764,5 @@ async def _run_market(px: PaperExchange) -> None:
         now = now_ms()
         px.simulator.step(now)
         if now >= next_prune:
-            for market in px.exchange.markets.values():
-                market.history.prune(now)
             px.listen_keys = {k: v for k, v in px.listen_keys.items() if v[1] > now}
             next_prune = now + 60_000

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from .candles import INTERVALS_MS, MINUTE, Candle, MarketHistory, month_start, next_month
+from .candles import INTERVALS_MS, Candle, MarketHistory, bucket_after, bucket_start
 from .money import ZERO, fmt
 
 MAX_STREAMS = 1024           # per connection (web-socket-streams.md, "WebSocket Limits")
@@ -26,8 +26,10 @@ METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GE
 PARTIAL_LEVELS = (5, 10, 20)
 
 _KINDS = "trade|aggTrade|miniTicker|ticker|bookTicker"
+# Symbols are lower case in stream names; only ASCII letters have a case there: a symbol's
+# non-ASCII characters (UTF-8 symbols, 2025-12) are written as they are.
 _STREAM_RE = re.compile(
-    r"^(?P<symbol>[a-z0-9]{1,20})@(?:(?P<kind>" + _KINDS + r")"
+    r"^(?P<symbol>(?:[a-z0-9]|[^\x00-\x7f]){1,20})@(?:(?P<kind>" + _KINDS + r")"
     r"|kline_(?P<interval>" + "|".join(INTERVALS_MS) + r")"
     r"|depth(?P<levels>5|10|20)?(?P<fast>@100ms)?)$"
 )
@@ -86,7 +88,7 @@ def parse_stream(name: str) -> Stream | None:
     match = _STREAM_RE.match(name) if isinstance(name, str) else None
     if match is None:
         return None
-    symbol = match["symbol"].upper()
+    symbol = match["symbol"].translate(_TO_UPPER)
     if match["kind"]:
         return Stream(name, symbol, match["kind"])
     if match["interval"]:
@@ -95,6 +97,16 @@ def parse_stream(name: str) -> Stream | None:
     if match["levels"]:
         return Stream(name, symbol, "partialDepth", levels=int(match["levels"]), speed_ms=speed)
     return Stream(name, symbol, "depth", speed_ms=speed)
+
+
+_TO_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_TO_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def stream_symbol(symbol: str) -> str:
+    """A symbol as stream names spell it: ASCII letters lowered, everything else as it is (never
+    str.lower(), which would also fold non-ASCII letters)."""
+    return symbol.translate(_TO_LOWER)
 
 
 # -- control messages -------------------------------------------------------------------------------
@@ -304,38 +316,13 @@ class DepthDiffs:
 
 def kline_bounds(interval: str, now: int) -> tuple[int, int]:
     """Open time and close time of the candle of `interval` that contains `now` (UTC)."""
-    if interval == "1M":
-        start = month_start(now)
-        return start, next_month(start) - 1
-    length = INTERVALS_MS[interval]
-    start = now - now % length
-    return start, start + length - 1
+    start = bucket_start(interval, now)
+    return start, bucket_after(interval, start) - 1
 
 
-def current_candle(history: MarketHistory, interval: str, start: int, end: int) -> Candle | None:
-    """The candle [start, end] built from the same trades REST klines use (None before any trade)."""
-    if interval == "1s":
-        recent = []
-        for t in reversed(history.trades):
-            if t.time < start:
-                break
-            if t.time <= end:
-                recent.append(t)
-        if not recent:
-            return None
-        candle = Candle(start, ZERO, ZERO, ZERO, ZERO)
-        for t in reversed(recent):
-            candle.add(t)
-        return candle
-    total = None
-    for minute in range(start, end + 1, MINUTE):
-        piece = history.minutes.get(minute)
-        if piece is None or piece.count == 0:
-            continue
-        if total is None:
-            total = Candle(start, piece.open, piece.high, piece.low, piece.close)
-        total.merge(piece)
-    return total
+def current_candle(history: MarketHistory, interval: str, start: int, now: int) -> Candle | None:
+    """The candle opening at `start`, as REST klines build it, up to `now` (None before any data)."""
+    return history.candle(interval, start, now)
 
 
 def empty_candle(start: int, close: Decimal) -> Candle:

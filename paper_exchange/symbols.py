@@ -32,6 +32,7 @@ class SymbolSpec:
     max_notional: Decimal
     status: str = "TRADING"
     order_types: tuple[str, ...] = field(default=ORDER_TYPES)
+    listed: int = 0  # ms, a UTC midnight: where the symbol's kline history begins
 
     # -- filters, in the order Binance evaluates them ------------------------------------------
 
@@ -108,19 +109,27 @@ class SymbolSpec:
         }
 
 
-def _spec(symbol, base, quote, price, tick, step, min_notional, max_qty="9000", market_max="100") -> SymbolSpec:
+def _spec(symbol, base, quote, price, tick, step, min_notional, listed, max_qty="9000",
+          market_max="100") -> SymbolSpec:
     tick, step = D(tick), D(step)
     return SymbolSpec(
         symbol=symbol, base=base, quote=quote, start_price=D(price),
         tick_size=tick, min_price=tick, max_price=D("1000000"),
         step_size=step, min_qty=step, max_qty=D(max_qty), market_max_qty=D(market_max),
-        min_notional=D(min_notional), max_notional=D("9000000"),
+        min_notional=D(min_notional), max_notional=D("9000000"), listed=listed,
     )
 
 
+# Listing dates as on Binance (klines page back to them). The fifth symbol has a UTF-8 name, as
+# Binance allows since 2025-12 (CHANGELOG 2025-12-02/15; the testnet lists 这是测试币456): REST and
+# WebSocket API answers carry it as it is, in UTF-8; stream names lower its ASCII letters only
+# (币安人生usdt@trade); a signed request percent-encodes it before signing.
+UNICODE_SYMBOL = "币安人生USDT"
 DEFAULT_SYMBOLS: tuple[SymbolSpec, ...] = (
-    _spec("BTCUSDT", "BTC", "USDT", "65000.00", "0.01", "0.00001", "5"),
-    _spec("ETHUSDT", "ETH", "USDT", "3200.00", "0.01", "0.0001", "5"),
-    _spec("BNBUSDT", "BNB", "USDT", "600.00", "0.01", "0.001", "5"),
-    _spec("ETHBTC", "ETH", "BTC", "0.04900", "0.00001", "0.001", "0.0001", market_max="1000"),
+    _spec("BTCUSDT", "BTC", "USDT", "65000.00", "0.01", "0.00001", "5", listed=1502928000000),
+    _spec("ETHUSDT", "ETH", "USDT", "3200.00", "0.01", "0.0001", "5", listed=1502928000000),
+    _spec("BNBUSDT", "BNB", "USDT", "600.00", "0.01", "0.001", "5", listed=1509926400000),
+    _spec("ETHBTC", "ETH", "BTC", "0.04900", "0.00001", "0.001", "0.0001", listed=1499990400000, market_max="1000"),
+    _spec(UNICODE_SYMBOL, "币安人生", "USDT", "0.1500", "0.0001", "1", "5", listed=1765843200000,
+          max_qty="90000000", market_max="9000000"),
 )

@@ -4,13 +4,13 @@ WebSocket API requests that manage user data subscriptions (web-socket-api.md, u
     execution_report(event, ...)     an engine OrderEvent -> executionReport (every field Binance lists)
     BalanceWatch                     which assets of an account changed since the last outboundAccountPosition
     parse_request(text)              a WS-API request frame -> Request, or raises RequestError
-    verify_signature_subscription    userDataStream.subscribe.signature's apiKey/timestamp/signature checks
+    verify_signed_request            apiKey/timestamp/signature checks of userDataStream.subscribe.signature
+                                     and session.logon (HMAC, RSA or Ed25519 keys: keys.py)
+    session_status                   session.logon / session.status / session.logout's result
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 from dataclasses import dataclass
@@ -25,7 +25,8 @@ MAX_RECV_WINDOW = 60_000
 MAX_ACTIVE_SUBSCRIPTIONS = 1_000
 MAX_SUBSCRIPTION_IDS = 65_535
 WEIGHTS = {"ping": 1, "time": 1, "userDataStream.subscribe.signature": 2, "userDataStream.unsubscribe": 2,
-           "session.subscriptions": 2}
+           "session.subscriptions": 2, "session.logon": 2, "session.status": 2, "session.logout": 2,
+           "userDataStream.subscribe": 2}
 CONNECT_WEIGHT = 2
 _ID_RE = re.compile(r"^[a-zA-Z0-9\-_]{1,36}$")
 _ID_MSG = ("Invalid 'id' in JSON request; expected an integer, a string matching '^[a-zA-Z0-9-_]{1,36}$', "
@@ -79,6 +80,8 @@ def execution_report(event: OrderEvent, execution_id: int, now: int) -> dict:
     if order.working_time >= 0 and not untriggered_stop:
         report["W"] = order.working_time
     report["V"] = "NONE"
+    if event.execution == "EXPIRED" and order.expiry_reason is not None:
+        report["eR"] = order.expiry_reason  # since 2026-03-26
     return report
 
 
@@ -221,9 +224,12 @@ def _millis(name: str, value) -> Decimal:
     return number
 
 
-def verify_signature_subscription(params: dict, api_keys: dict[str, tuple[str, str]], now: int) -> str:
-    """userDataStream.subscribe.signature: returns the account the signature proves, or raises
-    Binance's error (-1102 missing/oversized, -2014/-2015 key, -1022 signature, -1021 time)."""
+def verify_signed_request(params: dict, api_keys: dict, now: int):
+    """The apiKey/timestamp/signature checks of a SIGNED WebSocket API request (parameters apiKey,
+    timestamp, signature, recvWindow): returns the `keys.ApiKey` the signature proves, or raises
+    Binance's error (-1102 missing/oversized, -2014/-2015 key, -1022 signature, -1021 time).
+    The signature covers `signature_payload(params)` in UTF-8 (not percent-encoded, as
+    web-socket-api.md says), verified by the key's kind."""
     for name in ("apiKey", "timestamp", "signature"):
         if params.get(name) in (None, ""):
             raise errors.mandatory_missing(name)
@@ -244,18 +250,24 @@ def verify_signature_subscription(params: dict, api_keys: dict[str, tuple[str, s
     key, signature = params["apiKey"], params["signature"]
     if not isinstance(key, str) or not key.isalnum() or len(key) > 128:
         raise errors.api_key_format_invalid()
-    entry = api_keys.get(key)
-    if entry is None:
+    api_key = api_keys.get(key)
+    if api_key is None:
         raise errors.rejected_api_key()
-    account, secret = entry
-    expected = hmac.new(secret.encode(), signature_payload(params).encode(), hashlib.sha256).hexdigest()
-    if not isinstance(signature, str) or not hmac.compare_digest(expected, signature.lower()):
+    if not api_key.verify(signature_payload(params).encode(), signature):
         raise errors.invalid_signature()
     if timestamp >= now + 1000:
         raise errors.timestamp_ahead()
     if now - timestamp > recv_window:
         raise errors.timestamp_outside_window()
-    return account
+    return api_key
+
+
+def session_status(api_key: str | None, authorized_since: int | None, connected_since: int,
+                   return_rate_limits: bool, now: int, user_data_stream: bool) -> dict:
+    """The result of session.logon, session.status and session.logout (web-socket-api.md), field for
+    field; apiKey and authorizedSince are null on a connection that is not logged on."""
+    return {"apiKey": api_key, "authorizedSince": authorized_since, "connectedSince": connected_since,
+            "returnRateLimits": return_rate_limits, "serverTime": now, "userDataStream": user_data_stream}
 
 
 def response(request_id, result, rate_limits: list | None) -> dict:

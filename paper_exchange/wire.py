@@ -34,6 +34,8 @@ def order_result(order: Order, transact_time: int) -> dict:
         body["stopPrice"] = fmt(order.stop_price)
     body["workingTime"] = order.working_time
     body["selfTradePreventionMode"] = "NONE"
+    if order.expiry_reason is not None:  # RESULT and FULL answers only (since 2026-03-26)
+        body["expiryReason"] = order.expiry_reason
     return body
 
 
@@ -79,6 +81,7 @@ def order_detail(order: Order) -> dict:
         "workingTime": order.working_time,
         "origQuoteOrderQty": fmt(order.orig_quote_qty),
         "selfTradePreventionMode": "NONE",
+        **({"expiryReason": order.expiry_reason} if order.expiry_reason is not None else {}),
     }
 
 

@@ -23,6 +23,7 @@ import socket
 import time
 from collections import deque
 from decimal import Decimal, InvalidOperation
+from urllib.parse import unquote
 
 import orjson
 from sanic import Request, Sanic
@@ -33,6 +34,7 @@ from websockets.protocol import State
 from . import streams, user_stream, wire
 from .engine import OrderEvent
 from .errors import BinanceError
+from .keys import ED25519
 from .streams import ControlError, StreamConfig
 from .user_stream import RequestError
 
@@ -88,6 +90,13 @@ class Connection:
         self.streams: dict[str, None] = {}    # subscription order, for LIST_SUBSCRIPTIONS
         self.subscriptions: dict[int, str] = {}  # WS-API: subscriptionId -> account
         self.next_subscription_id = 0
+        # WS-API session (session.logon): the Ed25519 key it is logged on with, and the subscription
+        # userDataStream.subscribe made for it (session.logout ends that one only)
+        self.session_key = None
+        self.authorized_since: int | None = None
+        self.logon_subscription: int | None = None
+        self.connected_since = now_ms()
+        self.default_limits = True
         self.queue: deque = deque()           # (enqueued at, frame bytes or _Close)
         self.wakeup = asyncio.Event()
         self.sent = 0
@@ -225,6 +234,7 @@ class Connection:
     def describe(self) -> dict:
         return {"id": self.id, "path": self.path, "kind": self.kind, "combined": self.combined,
                 "streams": list(self.streams), "subscriptions": sorted(self.subscriptions),
+                "loggedOn": self.session_key.key if self.session_key else None,
                 "queued": len(self.queue), "sent": self.sent,
                 "age_s": round(time.monotonic() - self.opened, 3)}
 
@@ -236,7 +246,7 @@ class StreamHub:
         self.px = px
         self.config = config
         self.exchange = px.exchange
-        self.user_account = px.api_keys[px.config.api_key][0]
+        self.user_account = px.api_keys[px.config.api_key].account
         self.connections: set[Connection] = set()
         self.market: dict[str, set[Connection]] = {}
         self.listen: dict[str, set[Connection]] = {}          # listen key -> connections
@@ -250,7 +260,7 @@ class StreamHub:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._flush_scheduled = False
         symbols = list(self.exchange.markets)
-        self.names = {s: s.lower() for s in symbols}
+        self.names = {s: streams.stream_symbol(s) for s in symbols}
         self.depth = {s: streams.DepthDiffs() for s in symbols}
         self.last_trade: dict[str, int] = {}
         self.last_agg: dict[str, int] = {}
@@ -332,6 +342,8 @@ class StreamHub:
 
     def end_subscription(self, conn: Connection, sub_id: int, notify: bool = True) -> None:
         account = conn.subscriptions.pop(sub_id)
+        if conn.logon_subscription == sub_id:
+            conn.logon_subscription = None
         subs = self.api.get(account, {})
         subs.pop(conn, None)
         if not subs:
@@ -537,7 +549,7 @@ class StreamHub:
         self._send_kline(stream, market, start, end, closed=False, now=now)
 
     def _send_kline(self, stream, market, start: int, end: int, closed: bool, now: int) -> None:
-        candle = streams.current_candle(market.history, stream.interval, start, end)
+        candle = streams.current_candle(market.history, stream.interval, start, now)
         if candle is None:
             before = market.history.last
             candle = streams.empty_candle(start, before.price if before else market.spec.start_price)
@@ -671,11 +683,21 @@ def _apply_control(hub: StreamHub, conn: Connection, control: streams.Control) -
 
 
 async def _open_streams(hub: StreamHub, request: Request, ws, names: list[str], combined: bool) -> None:
+    """A market stream connection, subscribed to the streams its URL names. Binance keeps a
+    connection open whatever its path says (`/ws/0`, an index some clients use; `/stream` with no
+    streams): what is not a stream is ignored, and SUBSCRIBE works as on any connection."""
     conn = Connection(hub, ws, request, "stream", combined)
-    names = [n for n in names if n]
+    now = now_ms()
+    wanted = []
+    for name in dict.fromkeys(unquote(n) for n in names if n):
+        try:
+            hub.check_names([name], now)
+        except ControlError:
+            continue
+        wanted.append(name)
     try:
-        hub.subscribe(conn, names, now_ms())
-    except ControlError as exc:
+        hub.subscribe(conn, wanted[:streams.MAX_STREAMS], now)
+    except ControlError as exc:  # cannot happen for checked names, but a refusal must not pass silently
         await ws.close(1008, exc.msg[:120])
         return
     conn.count_control_frames()
@@ -730,8 +752,33 @@ def _api_method(hub: StreamHub, conn: Connection, request, now: int, after: list
         user_stream.check_unread(params, {"returnRateLimits"})
         return {"serverTime": now}
     if method == "userDataStream.subscribe.signature":
-        account = user_stream.verify_signature_subscription(params, hub.px.api_keys, now)
-        return {"subscriptionId": hub.start_subscription(conn, account)}
+        api_key = user_stream.verify_signed_request(params, hub.px.api_keys, now)
+        return {"subscriptionId": hub.start_subscription(conn, api_key.account)}
+    if method == "session.logon":
+        api_key = user_stream.verify_signed_request(params, hub.px.api_keys, now)
+        if api_key.kind != ED25519:
+            # web-socket-api.md: "Only Ed25519 keys are supported for this feature" (no code given)
+            raise BinanceError(-1002, "You are not authorized to execute this request.", 401)
+        conn.session_key, conn.authorized_since = api_key, now
+        return _session(conn, now)
+    if method == "session.status":
+        user_stream.check_unread(params, {"returnRateLimits"})
+        return _session(conn, now)
+    if method == "session.logout":
+        user_stream.check_unread(params, {"returnRateLimits"})
+        # only the logon's own subscription ends (then its eventStreamTerminated), not the signed ones
+        ending = conn.logon_subscription
+        conn.session_key = conn.authorized_since = None
+        if ending is not None:
+            after.append(lambda: hub.end_subscription(conn, ending) if ending in conn.subscriptions else None)
+        return _session(conn, now, without=ending)
+    if method == "userDataStream.subscribe":
+        user_stream.check_unread(params, {"returnRateLimits"})
+        if conn.session_key is None:
+            raise BinanceError(-1002, "You are not authorized to execute this request.", 401)
+        sub_id = hub.start_subscription(conn, conn.session_key.account)
+        conn.logon_subscription = sub_id
+        return {"subscriptionId": sub_id}
     if method == "userDataStream.unsubscribe":
         user_stream.check_unread(params, {"subscriptionId", "returnRateLimits"})
         wanted = params.get("subscriptionId")
@@ -749,10 +796,14 @@ def _api_method(hub: StreamHub, conn: Connection, request, now: int, after: list
     if method == "session.subscriptions":
         user_stream.check_unread(params, {"returnRateLimits"})
         return [{"subscriptionId": sub_id} for sub_id in sorted(conn.subscriptions)]
-    if method == "userDataStream.subscribe":
-        # needs a session logged on with an Ed25519 key (session.logon), which the paper exchange lacks
-        raise BinanceError(-1002, "You are not authorized to execute this request.", 401)
     raise user_stream.unknown_method()
+
+
+def _session(conn: Connection, now: int, without: int | None = None) -> dict:
+    key = conn.session_key
+    return user_stream.session_status(key.key if key else None, conn.authorized_since, conn.connected_since,
+                                      conn.default_limits, now,
+                                      any(sub_id != without for sub_id in conn.subscriptions))
 
 
 async def _open_api(hub: StreamHub, request: Request, ws) -> None:
@@ -763,6 +814,7 @@ async def _open_api(hub: StreamHub, request: Request, ws) -> None:
         await ws.close(1008, exc.msg[:120])
         return
     default_limits = request.args.get("returnRateLimits", "true").lower() != "false"
+    conn.default_limits = default_limits
     await _serve(hub, conn, _api_reader(hub, conn, default_limits))
 
 

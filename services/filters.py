@@ -64,8 +64,12 @@ def _on_grid(value: Decimal, low: Decimal, step: Decimal) -> bool:
 
 def check_order(body: dict, symbol_info: dict, reference_price: Decimal | None) -> CheckedOrder:
     """Validate `body` (already JSON) for `symbol_info` (one exchangeInfo symbol)."""
-    if symbol_info.get("status") != "TRADING":
-        raise OrderInvalid("symbol", f"{symbol_info['symbol']} is not trading now")
+    status = symbol_info.get("status")
+    if status == "CANCEL_ONLY":  # Binance's status since 2026-07: cancels only
+        raise OrderInvalid("symbol", f"{symbol_info['symbol']} is CANCEL_ONLY: it takes no new orders now, "
+                                     "only cancels", rule="CANCEL_ONLY")
+    if status != "TRADING":
+        raise OrderInvalid("symbol", f"{symbol_info['symbol']} is not trading now (status {status})", rule=status)
     side = str(body.get("side", "")).upper()
     if side not in SIDES:
         raise OrderInvalid("side", "'side' must be BUY or SELL")

@@ -29,7 +29,10 @@ from .risk import RiskStore, kill_switch_refusal
 log = logging.getLogger("spotgate.placement")
 DUPLICATE = "Duplicate order sent."
 RENEW_AFTER = 1.0  # seconds: how stale a job lock's renewal may be before a step that can block
-ORDER_WEIGHT = 1   # POST /api/v3/order
+# POST /api/v3/order costs no weight when it succeeds (CHANGELOG 2026-03-27): the gate reserves none
+# (it still refuses while the budget is spent or paused); a refused order is counted from Binance's
+# X-MBX-USED-WEIGHT-1M on the refusal.
+ORDER_WEIGHT = endpoints.new_order("X", "BUY", "MARKET").reserved_weight
 LOOKUP_WEIGHT = 4  # GET /api/v3/order
 OPEN_ORDERS_WEIGHT = 80  # GET /api/v3/openOrders without a symbol
 
@@ -177,6 +180,7 @@ class Placer:
                     new_client_order_id=client_id, new_order_resp_type="FULL"))
                 return self._finish(job, lock, status=SUCCEEDED, order=order, error=None)
             except OrderRejectedError as exc:
+                self.budget.observe(exc.rate_limits.used_weight_1m)
                 if exc.msg == DUPLICATE:
                     may_exist = True
                     continue
@@ -194,6 +198,7 @@ class Placer:
                 self.budget.pause(wait, exc.http_status)
                 lock.keep(wait, deadline)
             except AuthError as exc:
+                self.budget.observe(exc.rate_limits.used_weight_1m)
                 return self._finish(job, lock, status=FAILED, error=error_from_binance(exc))
             except UnknownOutcomeError as exc:
                 log.warning("job %s: outcome unknown (%s); looking %s up before any resend", job_id, exc, client_id)
@@ -204,6 +209,7 @@ class Placer:
                 lock.keep(backoff, deadline)  # nothing was sent
                 backoff = min(self.max_backoff, backoff * 2)
             except BinanceError as exc:
+                self.budget.observe(exc.rate_limits.used_weight_1m)
                 return self._finish(job, lock, status=FAILED, error=error_from_binance(exc))
             except BudgetSpent as exc:
                 lock.keep(exc.retry_after, deadline)

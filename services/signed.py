@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from binance_client import BinanceClient
 from binance_client.budget import WeightBudget
 from binance_client.endpoints import Request
-from binance_client.errors import (BinanceError, ClockSkewError, RateLimitedError, UnavailableError,
-                                   UnknownOutcomeError)
+from binance_client.errors import (BinanceError, ClockSkewError, RateLimitedError, RejectedError,
+                                   UnavailableError, UnknownOutcomeError)
 
 
 class BudgetSpent(BinanceError):
@@ -26,7 +26,7 @@ class SignedCaller:
     def call(self, request: Request):
         delay = 0.2
         for attempt in range(self.attempts):
-            verdict = self.budget.reserve(request.weight)
+            verdict = self.budget.reserve(request.reserved_weight)
             if not verdict.allowed:
                 raise BudgetSpent("Upstream request-weight budget is spent", http_status=429,
                                   retry_after=verdict.retry_after)
@@ -37,6 +37,10 @@ class SignedCaller:
                 continue
             except RateLimitedError as exc:
                 self.budget.pause(exc.retry_after or 1, exc.http_status)
+                raise
+            except RejectedError as exc:
+                # refused: Binance charged it (a failed cancel too, though a successful one is free)
+                self.budget.observe(exc.rate_limits.used_weight_1m)
                 raise
             except (UnknownOutcomeError, UnavailableError):
                 if attempt == self.attempts - 1:

@@ -2,7 +2,10 @@
 never holds the secret.
 
 - `subscription_params()`: signed params for `userDataStream.subscribe.signature` on the WebSocket
-  API (apiKey, timestamp, signature — HMAC over the params sorted by name), to be used at once.
+  API (apiKey, timestamp, signature over the params sorted by name, by the key's type), to be used at once.
+- `session_request()`: how the relay should subscribe: with an Ed25519 key `session.logon` (the same
+  signed params) and then `userDataStream.subscribe` on the logged-on session; with HMAC or RSA keys
+  (which session.logon does not take) `userDataStream.subscribe.signature`.
 - Listen keys (`listen-key` mode, for venues that still have them): `open_listen_key()` creates (or,
   while one is active, extends and returns) the account's key and keeps it in Redis so that beat's
   `keep_listen_key_alive()` can refresh it every LISTEN_KEY_KEEPALIVE seconds.
@@ -19,11 +22,13 @@ from dataclasses import dataclass, field
 from binance_client import BinanceClient, endpoints
 from binance_client.budget import WeightBudget
 from binance_client.errors import BinanceError
-from binance_client.signing import ws_api_params
+from binance_client.signing import KeyType, Signer, ws_api_params
 
 log = logging.getLogger("spotgate.user_stream")
 LISTEN_KEY_TTL = 3600  # Binance drops a listen key 60 minutes after its last keepalive
 INVALID_LISTEN_KEY = -1125
+SESSION_LOGON = "session.logon"
+SUBSCRIBE_SIGNATURE = "userDataStream.subscribe.signature"
 
 
 class BudgetSpent(BinanceError):
@@ -34,7 +39,7 @@ class BudgetSpent(BinanceError):
 class UserStreamKeys:
     client: BinanceClient
     api_key: str
-    api_secret: str = field(repr=False)
+    signer: Signer = field(repr=False)
     budget: WeightBudget
     redis: object
     prefix: str
@@ -45,7 +50,12 @@ class UserStreamKeys:
 
     def subscription_params(self) -> dict:
         """Signed params for userDataStream.subscribe.signature, stamped with the server-synced clock."""
-        return ws_api_params({}, self.api_key, self.api_secret, self.client.clock.now_ms())
+        return ws_api_params({}, self.api_key, self.signer, self.client.clock.now_ms())
+
+    def session_request(self) -> dict:
+        """{"method", "params"}: the first request the relay sends on a new WebSocket API connection."""
+        method = SESSION_LOGON if self.signer.key_type is KeyType.ED25519 else SUBSCRIBE_SIGNATURE
+        return {"method": method, "params": self.subscription_params()}
 
     def open_listen_key(self) -> dict:
         """POST /api/v3/userDataStream → {"listenKey"}; the key is kept for the keepalive."""

@@ -16,6 +16,13 @@ def signature(reply_to: str) -> None:
     answer(reply_to, lambda: resources().user_stream.subscription_params())
 
 
+@app.task(name="user_stream.session", base=SpotgateTask)
+def session(reply_to: str) -> None:
+    """{"method", "params"}: session.logon params for an Ed25519 key (the relay then sends
+    userDataStream.subscribe), else userDataStream.subscribe.signature params (ws-api mode)."""
+    answer(reply_to, lambda: resources().user_stream.session_request())
+
+
 @app.task(name="user_stream.listen_key", base=SpotgateTask)
 def listen_key(reply_to: str) -> None:
     """{"listenKey"} to connect to (listen-key mode)."""

@@ -97,6 +97,17 @@ def test_live_mode_signing_processes_refuse_missing_binance_credentials(missing)
         settings.require_binance_credentials()
 
 
+def test_a_private_key_file_replaces_the_api_secret():
+    env = {k: v for k, v in LIVE_KEYS.items() if k != "BINANCE_API_SECRET"}
+    settings = Settings.from_env({**env, "BINANCE_PRIVATE_KEY_FILE": "/run/keys/ed25519.pem",
+                                  "BINANCE_PRIVATE_KEY_PASSPHRASE": "pass-phrase-value"})
+    settings.require_binance_credentials()  # a key file is enough: no HMAC secret needed
+    assert settings.binance_private_key_file == "/run/keys/ed25519.pem"
+    assert "pass-phrase-value" in settings.secret_values() and "pass-phrase-value" not in repr(settings)
+    with pytest.raises(ValueError, match="BINANCE_PRIVATE_KEY_FILE"):
+        Settings.from_env(env).require_binance_credentials()
+
+
 @pytest.mark.parametrize("jwt_secret", [None, "", DEV_JWT_SECRET])
 def test_live_mode_refuses_the_dev_jwt_secret(jwt_secret):
     env = {k: v for k, v in LIVE_KEYS.items() if k != "JWT_SECRET"}

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import worker_init
 from kombu import Queue
 
 from config import Settings
@@ -65,3 +66,15 @@ def _configure(app: Celery, settings: Settings) -> None:
 
 app = Celery("spotgate", include=["tasks.orders", "tasks.account", "tasks.maintenance", "tasks.user_stream"])
 _configure(app, Settings.from_env())
+
+
+@worker_init.connect
+def _refuse_to_start_without_a_usable_key(**_) -> None:
+    """A worker that cannot sign must not start and then fail every task: check the key first (it is
+    loaded again, on first use, in each worker process)."""
+    from workers.resources import signing_key
+
+    try:
+        signing_key(Settings.from_env())
+    except ValueError as exc:
+        raise SystemExit(f"spotgate worker refuses to start: {exc}") from None

@@ -18,7 +18,12 @@ from dataclasses import dataclass
 INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
 MARKET_KINDS = ("ticker", "trades", "kline", "depth")
 USER, ORDERS = "user", "orders"
-_SYMBOL = re.compile(r"^[A-Z0-9]{1,20}$")
+# Symbols as exchangeInfo lists them: ASCII upper case and digits, and (since 2025-12) any non-ASCII
+# characters. Stream names lower the ASCII letters only: str.lower()/upper() would fold non-ASCII
+# letters too (and "ſ".upper() == "S").
+_SYMBOL = re.compile(r"^(?:[A-Z0-9]|[^\x00-\x7f]){1,20}$")
+_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,7 @@ class Channel:
     @property
     def streams(self) -> tuple[str, ...]:
         """The Binance streams (combined-stream names) this channel needs."""
-        lower = self.symbol.lower()
+        lower = self.symbol.translate(_LOWER)
         if self.kind == "ticker":
             return (f"{lower}@ticker", f"{lower}@bookTicker")
         if self.kind == "trades":
@@ -62,7 +67,7 @@ def route(stream: str) -> tuple[str, str] | None:
     symbol, _, kind = stream.partition("@")
     if not kind:
         return None
-    symbol = symbol.upper()
+    symbol = symbol.translate(_UPPER)
     if kind in ("ticker", "bookTicker"):
         return f"ticker:{symbol}", kind
     if kind == "trade":
@@ -135,4 +140,4 @@ def order_from_report(report: dict) -> dict:
             "side": report["S"], "type": report["o"], "status": report["X"], "price": report["p"],
             "origQty": report["q"], "executedQty": report["z"], "cummulativeQuoteQty": report["Z"],
             "lastFillPrice": report["L"], "lastFillQty": report["l"], "updateTime": report["T"],
-            "executionType": report["x"]}
+            "executionType": report["x"], **({"expiryReason": report["eR"]} if "eR" in report else {})}

@@ -1,7 +1,7 @@
 """What a worker process holds: settings, Redis, the signing Binance client and the services.
 
 Built on first use inside each worker process (after Celery forks), never at import time. This is
-the only place the Binance API secret is read into a client.
+the only place the Binance signing key (BINANCE_PRIVATE_KEY_FILE, or the HMAC secret) is read.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from functools import cached_property
 
 import redis
 
-from binance_client import BinanceClient, endpoints
+from binance_client import BinanceClient, Signer, endpoints, load_signer_file
+from binance_client.signing import hmac_signer
 from binance_client.budget import WeightBudget
 from binance_client.errors import BinanceError
 from config import Settings
@@ -39,10 +40,13 @@ class Resources:
         return redis.Redis.from_url(self.settings.redis_url, health_check_interval=30)
 
     @cached_property
+    def signer(self) -> Signer:
+        return signing_key(self.settings)
+
+    @cached_property
     def client(self) -> BinanceClient:
-        self.settings.require_binance_credentials()
         client = BinanceClient(self.settings.binance_api_url, api_key=self.settings.binance_api_key,
-                               api_secret=self.settings.binance_api_secret, timeout=self.settings.upstream_timeout)
+                               signer=self.signer, timeout=self.settings.upstream_timeout)
         try:
             client.sync_time()
         except BinanceError as exc:  # the first signed call resyncs on -1021 anyway
@@ -86,8 +90,25 @@ class Resources:
 
     @cached_property
     def user_stream(self) -> UserStreamKeys:
-        return UserStreamKeys(self.client, self.settings.binance_api_key, self.settings.binance_api_secret,
+        return UserStreamKeys(self.client, self.settings.binance_api_key, self.signer,
                               self.budget, self.redis, self.settings.redis_key_prefix)
+
+
+def signing_key(settings: Settings) -> Signer:
+    """The RSA or Ed25519 key of BINANCE_PRIVATE_KEY_FILE (type read from the PEM), else the HMAC
+    secret; ValueError naming the variable when it cannot be used."""
+    settings.require_binance_credentials()
+    path = settings.binance_private_key_file
+    if not path:
+        return hmac_signer(settings.binance_api_secret)
+    try:
+        signer = load_signer_file(path, settings.binance_private_key_passphrase)
+    except OSError as exc:
+        raise ValueError(f"BINANCE_PRIVATE_KEY_FILE: cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ValueError(f"BINANCE_PRIVATE_KEY_FILE: {exc}") from None
+    log.info("signing with the %s key of %s", signer.key_type, path)
+    return signer
 
 
 _lock = threading.Lock()

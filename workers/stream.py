@@ -121,7 +121,8 @@ def main() -> None:
     settings = Settings.from_env()
     # Nothing here signs: drop the secret even where the environment carries it (one Heroku config
     # for every dyno), so it cannot leak from this process.
-    settings = dataclasses.replace(settings, binance_api_secret="")
+    settings = dataclasses.replace(settings, binance_api_secret="", binance_private_key_file=None,
+                                   binance_private_key_passphrase=None)
     setup_logging(settings.log_level, settings.secret_values())
     relay = Relay(settings)
     signal.signal(signal.SIGTERM, relay.stop)

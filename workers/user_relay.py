@@ -5,7 +5,8 @@
     UserEvents       an event → Redis Stream + `md:user` (+ `md:orders` and the job's orderUpdate for
                      executionReports); events seen twice (two connections while rotating) count once
     WsApiUserStream  USER_STREAM_MODE=ws-api: a WebSocket API connection subscribed with
-                     `userDataStream.subscribe.signature`, resubscribed after every reconnect and
+                     `session.logon` + `userDataStream.subscribe` (Ed25519 keys) or
+                     `userDataStream.subscribe.signature` (HMAC, RSA), again after every reconnect and
                      eventStreamTerminated
     ListenKeyStream  USER_STREAM_MODE=listen-key: `/ws/<listenKey>`, a new key on listenKeyExpired
 
@@ -187,13 +188,19 @@ class UserStream(ABC):
 
 
 class WsApiUserStream(UserStream):
+    """On every new connection (first, and after each reconnect), a worker says how to subscribe
+    (`user_stream.session`): with an Ed25519 key `session.logon` with params it signed, then
+    `userDataStream.subscribe` on the logged-on session; with another key type
+    `userDataStream.subscribe.signature`. The relay never holds the key."""
+
     mode = "ws-api"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.request_ids = itertools.count(1)
-        self.pending: dict[Link, int] = {}
+        self.pending: dict[Link, tuple[str, int]] = {}   # link -> (method, request id) awaiting a reply
         self.subscription: dict[Link, int] = {}
+        self.auth: str | None = None                      # how the last subscription was made
 
     def url(self) -> str:
         return self.settings.binance_ws_api_url
@@ -201,12 +208,16 @@ class WsApiUserStream(UserStream):
     def on_open(self, link: Link) -> None:
         self._subscribe(link)
 
+    def _send(self, link: Link, method: str, params: dict | None = None) -> None:
+        request_id = next(self.request_ids)
+        self.pending[link] = (method, request_id)
+        link.send({"id": request_id, "method": method, **({"params": params} if params is not None else {})})
+
     def _subscribe(self, link: Link) -> None:
         # signed by a worker and used at once: the timestamp is only good for recvWindow
-        params = self.worker.call("user_stream.signature")
-        request_id = next(self.request_ids)
-        self.pending[link] = request_id
-        link.send({"id": request_id, "method": "userDataStream.subscribe.signature", "params": params})
+        first = self.worker.call("user_stream.session")
+        self.auth = first["method"]
+        self._send(link, first["method"], first["params"])
 
     def on_message(self, link: Link, message) -> None:
         if not isinstance(message, dict):
@@ -222,21 +233,29 @@ class WsApiUserStream(UserStream):
                     log.warning("user stream: subscription terminated upstream, subscribing again")
                     self._unsubscribed(link)
                     try:
-                        self._subscribe(link)
+                        self._subscribe(link)  # a fresh logon too: the session may have ended with it
                     except Exception as exc:
                         log.error("user stream: cannot subscribe again (%s): reconnecting", exc)
                         link.drop()
                 return
             self.events.handle(event)
             return
-        if "id" in message and message["id"] == self.pending.get(link):
-            del self.pending[link]
-            if message.get("status") == 200:
-                self.subscription[link] = message["result"]["subscriptionId"]
-                self.subscribed_on(link)
-            else:
-                log.error("user stream: subscription refused: %s", message.get("error"))
-                link.drop()  # try again after the link's backoff
+        waiting = self.pending.get(link)
+        if waiting is None or message.get("id") != waiting[1]:
+            return
+        method = waiting[0]
+        del self.pending[link]
+        if message.get("status") != 200:
+            log.error("user stream: %s refused: %s", method, message.get("error"))
+            link.drop()  # try again after the link's backoff
+        elif method == "session.logon":
+            self._send(link, "userDataStream.subscribe")
+        else:
+            self.subscription[link] = message["result"]["subscriptionId"]
+            self.subscribed_on(link)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "auth": self.auth}
 
 
 class ListenKeyStream(UserStream):

@@ -44,6 +44,19 @@ def test_klines_come_as_named_candles(gateway):
     assert all(a["openTime"] < b["openTime"] for a, b in zip(candles, candles[1:]))
 
 
+@pytest.mark.parametrize("interval, limit", [("1h", 100), ("1m", 1000), ("1d", 1000)])
+def test_seed_scenario_klines_are_full_pages(gateway, interval, limit):
+    # GET /api/v1/klines?symbol=BTCUSDT&interval=1h&limit=100, as a new user tries it first
+    answer = gateway.get("/api/v1/klines", symbol="BTCUSDT", interval=interval, limit=limit)
+    candles = answer.json()["data"]
+    assert answer.status_code == 200 and len(candles) == limit
+    length = candles[1]["openTime"] - candles[0]["openTime"]
+    assert all(b["openTime"] - a["openTime"] == length for a, b in zip(candles, candles[1:]))
+    older = gateway.get("/api/v1/klines", symbol="BTCUSDT", interval=interval, limit=limit,
+                        endTime=candles[0]["openTime"] - 1).json()["data"]
+    assert len(older) == limit and older[-1]["openTime"] == candles[0]["openTime"] - length
+
+
 def test_depth_trades_24hr_book_ticker_exchange_info_symbols(gateway):
     depth = gateway.get("/api/v1/depth", symbol="ETHUSDT", limit=5).json()["data"]
     assert len(depth["bids"]) == 5 and float(depth["bids"][0][0]) < float(depth["asks"][0][0])
@@ -56,7 +69,7 @@ def test_depth_trades_24hr_book_ticker_exchange_info_symbols(gateway):
     info = gateway.get("/api/v1/exchangeInfo", symbol="ETHBTC").json()["data"]
     assert [s["symbol"] for s in info["symbols"]] == ["ETHBTC"]
     usdt = gateway.get("/api/v1/symbols", quoteAsset="usdt").json()["data"]
-    assert {s["symbol"] for s in usdt} == {"BTCUSDT", "ETHUSDT", "BNBUSDT"}
+    assert {s["symbol"] for s in usdt} == {"BTCUSDT", "ETHUSDT", "BNBUSDT", "币安人生USDT"}
     assert usdt[0]["tickSize"] and usdt[0]["stepSize"] and usdt[0]["minNotional"]
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
+import base64
 import hashlib
 import hmac
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from functools import lru_cache
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 import requests
@@ -18,6 +23,36 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 DEMO_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+# the paper exchange's default API keys for its RSA and Ed25519 public keys (Binance's doc examples)
+RSA_KEY = "CAvIjXy3F44yW6Pou5k8Dy1swsYDWJZLeoK2r8G4cFDnE9nosRppc2eKc1T8TRTQ"
+ED25519_KEY = "4yNzx3yWC5bS6YTwEkSRaC0nRmSQIIStAUOh1b6kqaBrTLIhjCpI5lJH8q8R8WNO"
+
+
+@lru_cache(maxsize=1)
+def key_files() -> dict[str, Path]:
+    """RSA and Ed25519 key pairs for this test run (every paper process registers the public ones),
+    made the way `make` makes the demo keys, in a directory removed when the run ends."""
+    from paper_exchange import demo_keys
+
+    directory = Path(tempfile.mkdtemp(prefix="spotgate-test-keys-"))
+    atexit.register(shutil.rmtree, directory, True)
+    return demo_keys.ensure(directory)
+
+
+def private_key(kind: str):
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    return load_pem_private_key(key_files()[f"{kind}_private"].read_bytes(), password=None)
+
+
+def asymmetric_signature(kind: str, payload: bytes) -> str:
+    """Base64 RSASSA-PKCS1-v1_5/SHA-256 or Ed25519 signature (rest-api.md, "SIGNED Endpoint Examples")."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    key = private_key(kind)
+    raw = key.sign(payload, padding.PKCS1v15(), hashes.SHA256()) if kind == "rsa" else key.sign(payload)
+    return base64.b64encode(raw).decode()
 
 
 def free_port() -> int:
@@ -34,7 +69,10 @@ class PaperProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.key, self.secret = DEMO_KEY, DEMO_SECRET
-        environ = {**os.environ, "PAPER_SEED": str(seed), "PAPER_HISTORY_MINUTES": "120", **env}
+        keys = key_files()
+        environ = {**os.environ, "PAPER_SEED": str(seed), "PAPER_HISTORY_MINUTES": "120",
+                   "PAPER_RSA_PUBLIC_KEY_FILE": str(keys["rsa_public"]),
+                   "PAPER_ED25519_PUBLIC_KEY_FILE": str(keys["ed25519_public"]), **env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "paper_exchange", "--port", str(self.port)],
             cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -83,10 +121,16 @@ class PaperProcess:
         return hmac.new((secret or self.secret).encode(), payload.encode(), hashlib.sha256).hexdigest()
 
     def signed(self, method: str, path: str, *, key: str | None = None, secret: str | None = None,
-               in_body: bool = False, **params) -> requests.Response:
+               in_body: bool = False, key_type: str = "hmac", **params) -> requests.Response:
+        """A SIGNED request; key_type "rsa" / "ed25519" signs with this run's key pair under the
+        exchange's RSA / Ed25519 API key (base64, percent-encoded in the query)."""
         params.setdefault("timestamp", int(time.time() * 1000))
         query = urlencode(params)
-        signature = self.sign(query, secret)
+        if key_type == "hmac":
+            signature = self.sign(query, secret)
+        else:
+            signature = quote(asymmetric_signature(key_type, query.encode()), safe="")
+            key = key or {"rsa": RSA_KEY, "ed25519": ED25519_KEY}[key_type]
         headers = {"X-MBX-APIKEY": key or self.key}
         payload = f"{query}&signature={signature}"
         if in_body:

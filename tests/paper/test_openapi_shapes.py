@@ -10,11 +10,12 @@ from decimal import ROUND_DOWN, Decimal
 import jsonschema
 import pytest
 
+from paper_exchange.symbols import UNICODE_SYMBOL
 from tests.binance_openapi import load_spec
 from tests.paper.binance_errors import error_body
 from tests.paper.conftest import PaperProcess
 
-SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "ETHBTC"]
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "ETHBTC", UNICODE_SYMBOL]
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +48,10 @@ PUBLIC = [
     ("/api/v3/aggTrades", {"symbol": "BTCUSDT", "limit": 20}),
     ("/api/v3/klines", {"symbol": "BTCUSDT", "interval": "1m", "limit": 20}),
     ("/api/v3/klines", {"symbol": "ETHBTC", "interval": "1h"}),
+    ("/api/v3/klines", {"symbol": "BTCUSDT", "interval": "1d", "startTime": 0, "limit": 1000}),
+    ("/api/v3/klines", {"symbol": "BTCUSDT", "interval": "1s", "limit": 1000}),
+    ("/api/v3/klines", {"symbol": UNICODE_SYMBOL, "interval": "1M"}),
+    ("/api/v3/ticker/price", {"symbol": UNICODE_SYMBOL}),
     ("/api/v3/uiKlines", {"symbol": "BTCUSDT", "interval": "5m", "limit": 20}),
     ("/api/v3/avgPrice", {"symbol": "BNBUSDT"}),
     ("/api/v3/ticker/24hr", {"symbol": "BTCUSDT"}),
@@ -173,6 +178,19 @@ def test_market_order_full_response_with_fills(trader, spec):
     spec.validate("GET", "/api/v3/myTrades", 200, trades)
     assert {t["id"] for t in trades} == {f["tradeId"] for f in body["fills"]}
     spec.validate("GET", "/api/v3/myTrades", 200, ok(trader.signed("GET", "/api/v3/myTrades", symbol="BTCUSDT")))
+
+
+@pytest.mark.parametrize("resp_type, component", [("RESULT", "orderResponseResult"), ("FULL", "orderResponseFull")])
+def test_an_expired_order_with_its_expiry_reason_still_has_binances_shape(trader, spec, resp_type, component):
+    body = ok(trader.signed("POST", "/api/v3/order", symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="IOC",
+                            quantity="0.001", price=resting_buy_price(trader), newOrderRespType=resp_type))
+    assert (body["status"], body["expiryReason"]) == ("EXPIRED", "UNFILLED_IOC_QUANTITY_EXPIRED")
+    spec.validate("POST", "/api/v3/order", 200, body)
+    spec.validate_component(component, body)
+    queried = ok(trader.signed("GET", "/api/v3/order", symbol="BTCUSDT", orderId=body["orderId"]))
+    spec.validate("GET", "/api/v3/order", 200, queried)
+    assert queried["expiryReason"] == "UNFILLED_IOC_QUANTITY_EXPIRED"
+    spec.validate("GET", "/api/v3/allOrders", 200, ok(trader.signed("GET", "/api/v3/allOrders", symbol="BTCUSDT")))
 
 
 def test_test_order_replies(trader, spec):

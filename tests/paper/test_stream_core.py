@@ -14,6 +14,7 @@ from paper_exchange import streams, user_stream
 from paper_exchange.candles import MarketHistory
 from paper_exchange.engine import Exchange
 from paper_exchange.errors import BinanceError
+from paper_exchange.keys import HMAC, ApiKey
 from paper_exchange.streams import ControlError
 from paper_exchange.symbols import DEFAULT_SYMBOLS
 
@@ -119,15 +120,15 @@ def test_signature_payload_is_binances_worked_example():
 
 
 def test_subscription_signature_checks():
-    keys = {DOC_KEY: ("paper-user", DOC_SECRET)}
+    keys = {DOC_KEY: ApiKey(DOC_KEY, "paper-user", HMAC, secret=DOC_SECRET)}
     params = {"apiKey": DOC_KEY, "timestamp": 1645423376532, "recvWindow": 100}
     params["signature"] = hmac.new(DOC_SECRET.encode(), user_stream.signature_payload(params).encode(),
                                    hashlib.sha256).hexdigest().upper()  # HMAC signatures are case-insensitive
-    assert user_stream.verify_signature_subscription(params, keys, 1645423376532 + 100) == "paper-user"
+    assert user_stream.verify_signed_request(params, keys, 1645423376532 + 100).account == "paper-user"
 
     def code(p, now=1645423376532 + 50):
         with pytest.raises(BinanceError) as caught:
-            user_stream.verify_signature_subscription(p, keys, now)
+            user_stream.verify_signed_request(p, keys, now)
         return caught.value.code
 
     assert code(params, now=1645423376532 + 101) == -1021

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import time
+from urllib.parse import quote
 from decimal import Decimal
 
 import pytest
 import websocket
 
+from paper_exchange.symbols import UNICODE_SYMBOL
 from tests.paper.conftest import PaperProcess
 from tests.paper.ws_client import LocalBook, connect, recv_json, reply_to, rest_depth, wait_for
 
@@ -239,13 +241,53 @@ def test_a_connection_holds_at_most_1024_streams(market):
         ws.close()
 
 
-def test_invalid_stream_in_the_url_is_refused(market):
+def test_a_url_naming_no_stream_stays_open_and_subscribe_works_on_it(market):
+    """`/ws/0` (an index some clients put in the path), unknown names, uppercase names and a
+    listen key that does not exist: Binance keeps the connection; what is not a stream is ignored."""
     px = market
-    for path in ("/ws/btcusdt@nonsense", "/stream?streams=btcusdt@trade/BTCUSDT@trade", "/ws/no-such-listen-key"):
+    for path, kept in (("/ws/0", []), ("/ws/btcusdt@nonsense", []), ("/ws/no-such-listen-key", []),
+                       ("/stream?streams=btcusdt@trade/BTCUSDT@trade", ["btcusdt@trade"])):
         ws = connect(px, path)
         try:
-            opcode, frame = ws.recv_data_frame(control_frame=True)
-            assert opcode == websocket.ABNF.OPCODE_CLOSE
-            assert int.from_bytes(frame.data[:2], "big") == 1008
+            ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 1}))
+            assert reply_to(ws, 1) == {"result": kept, "id": 1}, path
+        finally:
+            ws.close()
+    ws = connect(px, "/ws/0")
+    try:
+        ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["bnbusdt@depth@100ms"], "id": 7}))
+        assert reply_to(ws, 7) == {"result": None, "id": 7}
+        event = wait_for(ws, lambda m: m.get("e") == "depthUpdate", timeout=5, what="a diff on /ws/0")
+        assert event["s"] == "BNBUSDT" and "stream" not in event
+    finally:
+        ws.close()
+
+
+def test_combined_connections_without_streams_or_subscribing_later_get_wrapped_events(market):
+    px = market
+    for path in ("/stream", "/stream?streams=", "/stream?streams=btcusdt@trade"):
+        ws = connect(px, path)
+        try:
+            ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["ethbtc@depth@100ms"], "id": 3}))
+            assert reply_to(ws, 3) == {"result": None, "id": 3}
+            wrapped = wait_for(ws, lambda m: m.get("stream") == "ethbtc@depth@100ms", timeout=5, what=path)
+            assert wrapped["data"]["e"] == "depthUpdate" and wrapped["data"]["s"] == "ETHBTC"
+            ws.send(json.dumps({"method": "GET_PROPERTY", "params": ["combined"], "id": 4}))
+            assert reply_to(ws, 4) == {"result": True, "id": 4}
+        finally:
+            ws.close()
+
+
+def test_the_utf8_symbol_streams_under_its_url_encoded_name(market):
+    """Stream names lower only ASCII letters (币安人生usdt@...); URLs may percent-encode them
+    (CHANGELOG 2025-12-02), and the events carry the symbol in UTF-8."""
+    px = market
+    name = UNICODE_SYMBOL.replace("USDT", "usdt") + "@depth@100ms"
+    for path in ("/ws/" + quote(name), "/stream?streams=" + quote(name)):
+        ws = connect(px, path)
+        try:
+            event = wait_for(ws, lambda m: (m.get("data") or m).get("e") == "depthUpdate", timeout=5, what=path)
+            assert (event.get("data") or event)["s"] == UNICODE_SYMBOL
+            assert event.get("stream", name) == name
         finally:
             ws.close()

@@ -16,6 +16,9 @@ from workers.upstream_ws import Backoff
     ("kline:BNBUSDT:1m", ("bnbusdt@kline_1m",)),
     ("kline:BNBUSDT:1M", ("bnbusdt@kline_1M",)),
     ("depth:ETHUSDT", ("ethusdt@depth@100ms",)),
+    # a UTF-8 symbol: only its ASCII letters change case in stream names
+    ("ticker:币安人生USDT", ("币安人生usdt@ticker", "币安人生usdt@bookTicker")),
+    ("kline:币安人生USDT:1h", ("币安人生usdt@kline_1h",)),
 ])
 def test_channels_map_to_binance_streams_and_back(name, streams):
     channel = Channel.parse(name)
@@ -25,7 +28,7 @@ def test_channels_map_to_binance_streams_and_back(name, streams):
 
 @pytest.mark.parametrize("name", ["ticker:btcusdt", "ticker:", "kline:BTCUSDT", "kline:BTCUSDT:7m",
                                   "depth:BTCUSDT:x", "user", "orders", "trades:BTC-USDT", "book:BTCUSDT",
-                                  "ticker:" + "A" * 21])
+                                  "ticker:" + "A" * 21, "ticker:币安人生usdt"])
 def test_malformed_or_non_market_channels_are_refused(name):
     assert Channel.parse(name) is None
 
@@ -58,6 +61,9 @@ def test_trade_kline_and_order_shapes():
               "p": "1", "q": "2", "z": "0", "Z": "0", "L": "0", "l": "0", "T": 11, "x": "CANCELED"}
     assert order_from_report(report)["clientOrderId"] == "sg-abc"  # the order's id, not the cancel's
     assert order_from_report({**report, "C": "", "c": "sg-new"})["clientOrderId"] == "sg-new"
+    assert "expiryReason" not in order_from_report(report)
+    expired = {**report, "X": "EXPIRED", "x": "EXPIRED", "eR": "UNFILLED_IOC_QUANTITY_EXPIRED"}
+    assert order_from_report(expired)["expiryReason"] == "UNFILLED_IOC_QUANTITY_EXPIRED"  # Binance's eR
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap_and_resets():

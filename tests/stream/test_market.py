@@ -121,3 +121,18 @@ def test_streams_past_one_connections_limit_open_another_connection(paper, make_
         if item and item[1] in ("ticker:BTCUSDT", "ticker:ETHUSDT", "kline:ETHBTC:1s"):
             seen.add(item[1])
     assert seen == {"ticker:BTCUSDT", "ticker:ETHUSDT", "kline:ETHBTC:1s"}
+
+
+def test_a_utf8_symbol_streams_through_redis_under_its_own_name(paper, make_relay, make_subscriber, redis_client):
+    """币安人生USDT: STREAM_SYMBOLS and demand name it as exchangeInfo does; upstream it is
+    币安人生usdt@... (only ASCII letters lowered); Redis channels and keys carry the UTF-8 name."""
+    symbol = "币安人生USDT"
+    relay = make_relay(paper, STREAM_SYMBOLS=symbol)
+    sub = make_subscriber(relay.prefix)
+    _, ticker = sub.wait_for(lambda ch, m: ch == f"ticker:{symbol}", timeout=10, what="a ticker of the UTF-8 symbol")
+    assert ticker["data"]["symbol"] == symbol and set(ticker["data"]) == TICKER_FIELDS
+    assert orjson.loads(redis_client.get(f"{relay.prefix}ticker:{symbol}"))["symbol"] == symbol
+    assert {"币安人生usdt@ticker", "币安人生usdt@bookTicker"} <= subscribed_upstream(paper)
+    demand(redis_client, relay.prefix, f"trades:{symbol}")
+    _, trade = sub.wait_for(lambda ch, m: ch == f"trades:{symbol}", timeout=10, what="a trade of the UTF-8 symbol")
+    assert Decimal(trade["data"]["price"]) > 0
