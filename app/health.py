@@ -7,6 +7,7 @@ import time
 
 from sanic import Blueprint, Request, Sanic
 
+from binance_client.budget import PRIORITIES
 from binance_client.errors import BinanceError
 
 from .envelope import ok
@@ -62,6 +63,7 @@ async def status(request: Request):
         "upstream": {"url": request.app.ctx.settings.binance_api_url, "reachable": latency is not None,
                      "latencyMs": latency, "calls": calls},
         "weight": {"usedThisMinute": await upstream.budget.used(), "budget": upstream.budget.limit,
+                   "ceilings": {p: upstream.budget.ceiling(p) for p in PRIORITIES},
                    "lastReportedByBinance": upstream.last_used_weight},
         "serverTimeOffsetMs": round(upstream.client.clock.offset_ms, 2),
     })
