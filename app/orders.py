@@ -1,8 +1,11 @@
 """Orders and account (trader for writes, viewer for reads): validate, queue, answer.
 
 `POST /api/v1/order` validates against exchangeInfo filters and risk limits, records a job with a
-client order id, and queues `orders.place`; it then waits (up to ORDER_SYNC_WAIT) for the outcome
-and answers the order, or answers 202 with the job. Every signed call runs in a worker.
+client order id, and queues `orders.place` (services/jobs.CREATE: one script that also claims the
+Idempotency-Key and the client order id); it then waits (up to ORDER_SYNC_WAIT) for the outcome and
+answers the order, or answers 202 with the job — async requests, retried or not, always get the job.
+Every signed call runs in a worker, waited for up to UPSTREAM_TIMEOUT (then 504: WORKER_TIMEOUT for
+reads, OUTCOME_UNKNOWN for cancels) and charged to the client's weight quota (app/quotas.py).
 """
 
 from __future__ import annotations
