@@ -167,19 +167,30 @@ async def cancel_order(request: Request):
     symbol = await ctx.market.symbol(request.args.get("symbol"))
     order_id, client_id = _order_ref(request, {k: request.args.get(k) for k in ("orderId", "clientOrderId")})
     ref = {"symbol": symbol, **({"orderId": order_id} if order_id is not None else {"clientOrderId": client_id})}
-    order = await ctx.dispatch.call("orders.cancel", symbol, order_id, client_id, queue="orders",
-                                    unknown=lambda waited: outcome_unknown("cancel", waited, "/api/v1/order", ref))
-    return ok(request, order)
+    return ok(request, await cancel(ctx, "orders.cancel", (symbol, order_id, client_id), "/api/v1/order", ref))
 
 
-def outcome_unknown(what: str, waited: float, look_up: str, ref: dict) -> GatewayTimeout:
-    """504 for a write whose worker did not answer in time: it may or may not have happened (a call
-    already in flight finishes), but a worker that takes it up later does not run it."""
+# A worker's answer that Binance's was lost or late (services.outcomes): the cancel may have happened.
+UNKNOWN_OUTCOME_CODES = ("UPSTREAM_ERROR", "UPSTREAM_TIMEOUT")
+
+
+async def cancel(ctx, task: str, args: tuple, look_up: str, ref: dict):
+    """Run a cancel task; whenever its outcome is unknown — no worker answer in time, or Binance's
+    answer lost — the client is told so, and where to look, instead of "failed"."""
     query = "&".join(f"{k}={v}" for k, v in ref.items())
-    return GatewayTimeout(f"No answer within {waited:g} s: the {what}'s outcome is unknown — look it up "
-                          f"(GET {look_up}?{query}) before trying again", code="OUTCOME_UNKNOWN", retry_after=1,
-                          details={"outcome": "unknown", "waitedSeconds": waited, "lookUp": f"{look_up}?{query}",
-                                   **ref})
+
+    def unknown(why: str) -> GatewayTimeout:
+        return GatewayTimeout(f"{why}: the cancel's outcome is unknown — look it up (GET {look_up}?{query}) "
+                              "before trying again", code="OUTCOME_UNKNOWN", retry_after=1,
+                              details={"outcome": "unknown", "lookUp": f"{look_up}?{query}", **ref})
+
+    try:
+        return await ctx.dispatch.call(task, *args, queue="orders",
+                                       unknown=lambda waited: unknown(f"No answer within {waited:g} s"))
+    except ApiError as exc:
+        if exc.code in UNKNOWN_OUTCOME_CODES:
+            raise unknown(f"Binance's answer was lost ({exc.message})") from None
+        raise
 
 
 @reads.get("/order")
@@ -211,9 +222,7 @@ async def open_orders(request: Request):
 async def cancel_open_orders(request: Request):
     ctx = request.app.ctx
     symbol = await ctx.market.symbol(request.args.get("symbol"))
-    return ok(request, await ctx.dispatch.call(
-        "orders.cancel_all", symbol, queue="orders",
-        unknown=lambda waited: outcome_unknown("cancel", waited, "/api/v1/openOrders", {"symbol": symbol})))
+    return ok(request, await cancel(ctx, "orders.cancel_all", (symbol,), "/api/v1/openOrders", {"symbol": symbol}))
 
 
 @reads.get("/allOrders")

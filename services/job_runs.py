@@ -7,7 +7,7 @@ costs three Redis round trips around its one call to Binance (it took a dozen as
              neither are taken); passing, it hands back the risk limits as they are now, for the
              run's last check before sending
     finish   write the final record, note the order for risk and positions, free or date its
-             open-order slot (risk.OpenOrderSlots), release the lock
+             open-order slot (risk.OPEN_SLOT), release the lock
     renew, release   the lock — only by the run holding it (its random token)
 
 The scripts are composed of the Lua functions the single-purpose scripts use (jobs.UPDATE_FUNCTION,

@@ -13,9 +13,9 @@ and is refused while `maxOrderNotional` is set (RISK_UNPRICED).
 The web tier checks everything before queueing; the worker checks everything but the per-token rate
 again right before sending (services/placement.py): the limits as they are then, the allowed
 symbols, the notional at the current price, the kill switch — a refusal fails the job with the same
-error the web tier gives. `maxOpenOrders` is held across workers by `OpenOrderSlots`: the exchange's
-count (cached for OPEN_COUNT_MAX_AGE) plus every order a worker is sending or has sent since that count,
-checked and reserved in one script.
+error the web tier gives. `maxOpenOrders` is held across workers by `RiskStore.take_open_slot`: the
+exchange's count (`open_count`, cached for OPEN_COUNT_MAX_AGE_MS) plus every order a worker is sending
+or has sent since that count, checked and reserved in one script (OPEN_SLOT).
 
 Keys (under the settings' prefix): `risk:limits`, `risk:kill-switch` (JSON); `risk:rate:<owner>:<minute>`
 (orders per token subject and calendar minute); `risk:open-orders` (orders known open);
