@@ -18,6 +18,7 @@ from .market import bp as market_bp, setup_market
 from .observability import setup_observability
 from .orders import reads as account_reads, writes as order_writes
 from .positions import bp as positions_bp
+from .quotas import setup_quotas
 from .resources import setup_resources
 from .ws import setup_ws
 from .risk import bp as risk_bp
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, *, name: str = "spotgate") -> S
     app = Sanic(name)
     app.ctx.settings = settings
     setup_resources(app)        # Redis, the Binance client, the weight budget (opened at start)
+    setup_quotas(app)           # upstream weight charged per client (token subject, or IP)
     setup_observability(app)    # request ids, access log, CORS
     setup_errors(app)           # the error envelope
     setup_docs(app)             # OpenAPI at /docs

@@ -3,7 +3,11 @@
 
 - `task(name, ...)`: a Celery task message and the queue list it goes to, for an LPUSH that may share
   a MULTI with other writes (an order's job record and its task are written together).
-- `call(task, ...)`: enqueue a task with a fresh reply list and BLPOP it (signed reads, cancels).
+- `call(task, ...)`: enqueue a task with a fresh reply list and BLPOP it (signed reads, cancels). The
+  wait is bounded by UPSTREAM_TIMEOUT (or the caller's `wait`), on a Redis connection whose socket
+  timeout outlasts it (redis-py's default 5 s would cut a longer BLPOP and look like Redis failing).
+  The task carries the same deadline: a worker that takes it up later does not run it, so what the
+  client was told (504, outcome unknown: look it up) stays true.
 - `JobWatcher`: ONE pub/sub subscription per web process on `jobs:events`; requests waiting for an
   order's outcome get a future that the watcher resolves when the job turns final.
 """
@@ -12,36 +16,59 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
+from typing import Callable
 
 import orjson
 
 from services.jobs import FINAL
 from workers.task_queue import queue_key, task_message
 
-from .errors import GatewayTimeout, from_failure
+from .errors import ApiError, GatewayTimeout, from_failure
 
 log = logging.getLogger("spotgate.dispatch")
 
 
+REPLY_GRACE = 1.0  # seconds a reply may arrive after the task's deadline (the worker's last step)
+
+
 class Dispatcher:
-    def __init__(self, settings, redis, reply_timeout: float):
+    def __init__(self, settings, redis, waits, wait: float, quotas=None):
+        """`redis` for commands, `waits` (same server) for blocking reads whose socket timeout is
+        longer than any `wait`; `wait` is the default bound on a call (UPSTREAM_TIMEOUT); `quotas`
+        (app.quotas.ClientQuotas) is charged a call's `weight`."""
         self.settings = settings
+        self.quotas = quotas
         self.redis = redis
+        self.waits = waits
         self.prefix = settings.redis_key_prefix
-        self.reply_timeout = reply_timeout
+        self.wait = wait
 
-    def task(self, name: str, *args, queue: str = "default") -> tuple[str, bytes]:
-        """(queue list, message) for `name(*args)`: LPUSH the message onto the list to enqueue it."""
-        return queue_key(self.settings, queue), task_message(name, args, queue)
+    def task(self, name: str, *args, queue: str = "default", kwargs: dict | None = None) -> tuple[str, bytes]:
+        """(queue list, message) for `name(*args, **kwargs)`: LPUSH the message onto the list to enqueue it."""
+        return queue_key(self.settings, queue), task_message(name, args, queue, kwargs)
 
-    async def call(self, task: str, *args, queue: str = "default", timeout: float | None = None):
-        """Run `task` on a worker and return its data; its error is raised as the ApiError it maps to."""
+    async def call(self, task: str, *args, queue: str = "default", wait: float | None = None,
+                   deadline: bool = True, unknown: Callable[[float], ApiError] | None = None, weight: int = 0):
+        """Run `task` on a worker and return its data; its error is raised as the ApiError it maps to.
+        `weight` (the Binance weight the task will spend) is first charged to the client served.
+
+        Waits at most `wait` seconds (default UPSTREAM_TIMEOUT) plus REPLY_GRACE, then raises 504 —
+        `unknown(waited)` for calls that change something (their outcome is unknown), else
+        WORKER_TIMEOUT. With `deadline` the task is told when that is, and is not run after it."""
+        if weight and self.quotas is not None:
+            await self.quotas.charge_current(weight)
+        wait = self.wait if wait is None else wait
         reply_to = f"{self.prefix}reply:{uuid.uuid4().hex}"
-        await self.redis.lpush(*self.task(task, reply_to, *args, queue=queue))
-        popped = await self.redis.blpop([reply_to], timeout=timeout or self.reply_timeout)
+        kwargs = {"deadline": int(time.time() * 1000 + wait * 1000)} if deadline else None
+        await self.redis.lpush(*self.task(task, reply_to, *args, queue=queue, kwargs=kwargs))
+        popped = await self.waits.blpop([reply_to], timeout=wait + REPLY_GRACE)
         if popped is None:
-            raise GatewayTimeout("No worker answered in time", code="WORKER_TIMEOUT", retry_after=1)
+            if unknown is not None:
+                raise unknown(wait)
+            raise GatewayTimeout(f"No worker answered within {wait:g} s; nothing was changed, try again",
+                                 code="WORKER_TIMEOUT", retry_after=1, details={"waitedSeconds": wait})
         message = orjson.loads(popped[1])
         if not message["ok"]:
             raise from_failure(message["error"])

@@ -8,6 +8,7 @@ import time
 import orjson
 from sanic import Blueprint, Request, Sanic
 
+from binance_client.budget import PRIORITIES
 from binance_client.errors import BinanceError
 from services.pacing import OrderPacer
 from workers.stream_bus import StreamBus
@@ -70,6 +71,7 @@ async def status(request: Request):
         "upstream": {"url": request.app.ctx.settings.binance_api_url, "reachable": latency is not None,
                      "latencyMs": latency, "calls": calls},
         "weight": {"usedThisMinute": await upstream.budget.used(), "budget": upstream.budget.limit,
+                   "ceilings": {p: upstream.budget.ceiling(p) for p in PRIORITIES},
                    "lastReportedByBinance": upstream.last_used_weight},
         "serverTimeOffsetMs": round(upstream.client.clock.offset_ms, 2),
         "streams": await _relay(request.app.ctx),
@@ -107,7 +109,7 @@ async def _workers(ctx) -> dict:
 async def _ping_worker(ctx) -> dict:
     started = time.perf_counter()
     try:
-        await ctx.dispatch.call("maintenance.ping", timeout=WORKER_PING_TIMEOUT)
+        await ctx.dispatch.call("maintenance.ping", wait=WORKER_PING_TIMEOUT)
     except ApiError:  # WORKER_TIMEOUT: no worker took the task in time
         return {"answering": False, "latencyMs": None}
     return {"answering": True, "latencyMs": round((time.perf_counter() - started) * 1000, 2)}

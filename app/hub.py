@@ -90,6 +90,10 @@ class Hub:
         self.connections: dict = {}               # connection → None
         self._admitted = weakref.WeakSet()        # requests let through, not yet connected
         self._feeds: dict[str, Feed] = {}
+        # depth channels per client (token subject, or IP without a token): each new book costs the
+        # relay a REST snapshot from the shared weight budget, so one client may follow only so many
+        self._depth_by_client: dict[str, dict[str, set]] = {}   # client → depth channel → its connections
+        self._depth_client_of: dict = {}                         # connection → the client it counts for
         # Pub/sub on its own client without retries: a lost connection must surface here, where
         # subscriptions are restored and clients resynced, not be reconnected silently.
         self._client = aioredis.Redis.from_url(settings.redis_url, retry=Retry(NoBackoff(), 0),
@@ -190,6 +194,8 @@ class Hub:
             conn.channels.add(channel.name)
             if channel.kind == ChannelKind.DEPTH:
                 conn.depth[channel.name] = None
+                client = self._depth_client_of.setdefault(conn, self.client_of(conn))
+                self._depth_by_client.setdefault(client, {}).setdefault(channel.name, set()).add(conn)
                 feed.waiting.add(conn)
                 self._load_snapshot(feed)
             elif channel.kind == ChannelKind.USER:
@@ -198,11 +204,45 @@ class Hub:
     def unregister(self, conn, names: list[str]) -> None:
         for name in names:
             conn.channels.discard(name)
+            if name in conn.depth:
+                self._depth_unfollow(conn, name)
             conn.depth.pop(name, None)
             feed = self._feeds.get(name)
             if feed is not None:
                 feed.subscribers.pop(conn, None)
                 feed.waiting.discard(conn)
+
+    @staticmethod
+    def client_of(conn) -> str:
+        """Whom a connection's depth channels count for: its token's subject, else its IP address."""
+        if conn.principal is not None:
+            return f"sub:{conn.principal.sub}"
+        return f"ip:{conn.request.remote_addr or conn.request.ip}"
+
+    def depth_room(self, conn) -> int:
+        """How many more depth channels this connection's client may follow (WS_MAX_DEPTH_CHANNELS)."""
+        client = self._depth_client_of.get(conn) or self.client_of(conn)
+        return self.settings.ws_max_depth_channels - len(self._depth_by_client.get(client, ()))
+
+    def follows_depth(self, conn, name: str) -> bool:
+        """Whether this connection's client already follows `name` (on any of its connections)."""
+        client = self._depth_client_of.get(conn) or self.client_of(conn)
+        return name in self._depth_by_client.get(client, ())
+
+    def _depth_unfollow(self, conn, name: str) -> None:
+        client = self._depth_client_of.get(conn)
+        channels = self._depth_by_client.get(client)
+        if channels is None:
+            return
+        holders = channels.get(name)
+        if holders is not None:
+            holders.discard(conn)
+            if not holders:
+                del channels[name]
+        if not channels:
+            del self._depth_by_client[client]
+        if not conn.depth.keys() - {name}:
+            self._depth_client_of.pop(conn, None)
 
     def _command(self, verb: str, name: str) -> None:
         # Sent by one task in call order, so an UNSUBSCRIBE never overtakes a later SUBSCRIBE.

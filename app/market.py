@@ -13,6 +13,7 @@ import orjson
 from sanic import Blueprint, Request, Sanic
 
 from binance_client import endpoints
+from services.prices import ticker_key
 
 from .envelope import ok
 from .errors import BadRequest, invalid
@@ -145,7 +146,7 @@ class MarketData:
 
     async def _streamed_ticker(self, symbol: str) -> dict | None:
         """The stream relay's latest ticker for `symbol`, if it is fresh."""
-        raw = await self.redis.get(f"{self.key_prefix}ticker:{symbol}")
+        raw = await self.redis.get(ticker_key(self.key_prefix, symbol))
         if raw is None:
             return None
         try:

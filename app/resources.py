@@ -11,11 +11,27 @@ from binance_client.budget import AsyncWeightBudget
 from services.jobs import AsyncJobStore
 from services.risk import AsyncRiskStore
 
-from .dispatch import Dispatcher, JobWatcher
+from .dispatch import REPLY_GRACE, Dispatcher, JobWatcher
 from .market import MarketData
-from .upstream import Upstream
+from .quotas import ClientQuotas
+from .upstream import SingleFlight, Upstream
 
 DEFAULT_WEIGHT_LIMIT = 6000  # until exchangeInfo says otherwise
+
+
+def longest_wait(settings) -> float:
+    """The longest a request waits for a worker: the kill switch's cancel-everything (app/risk.py)."""
+    from .risk import KILL_SWITCH_WAIT_FACTOR
+
+    return settings.upstream_timeout * KILL_SWITCH_WAIT_FACTOR
+
+
+def blocking_client(redis: aioredis.Redis, socket_timeout: float) -> aioredis.Redis:
+    """A client of the same server, with the same connection options (TLS included), for blocking
+    reads: its socket timeout must outlast the longest BLPOP (redis-py's default of 5 s does not)."""
+    pool = redis.connection_pool
+    return aioredis.Redis(connection_pool=type(pool)(
+        connection_class=pool.connection_class, **{**pool.connection_kwargs, "socket_timeout": socket_timeout}))
 
 
 def setup_resources(app: Sanic) -> None:
@@ -26,13 +42,19 @@ def setup_resources(app: Sanic) -> None:
         app_.ctx.redis = aioredis.Redis.from_url(settings.redis_url, health_check_interval=30)
         # Public data only: the web tier is given no API key and no secret.
         client = AsyncBinanceClient(settings.binance_api_url, timeout=settings.upstream_timeout)
-        budget = AsyncWeightBudget(app_.ctx.redis, settings.redis_key_prefix, DEFAULT_WEIGHT_LIMIT)
-        app_.ctx.upstream = Upstream(client, budget)
+        budget = AsyncWeightBudget(app_.ctx.redis, settings.redis_key_prefix, DEFAULT_WEIGHT_LIMIT,
+                                   order_reserve=settings.upstream_order_reserve,
+                                   cancel_reserve=settings.upstream_cancel_reserve)
+        app_.ctx.quotas = ClientQuotas(app_.ctx.redis, settings.redis_key_prefix, settings.client_weight_per_minute)
+        app_.ctx.upstream = Upstream(client, budget, app_.ctx.quotas)
         app_.ctx.upstream.set_weight_limit(DEFAULT_WEIGHT_LIMIT)
         app_.ctx.market = MarketData(app_.ctx.upstream, app_.ctx.redis, settings.redis_key_prefix)
         app_.ctx.jobs = AsyncJobStore(app_.ctx.redis, settings.redis_key_prefix)
         app_.ctx.risk = AsyncRiskStore(app_.ctx.redis, settings.redis_key_prefix)
-        app_.ctx.dispatch = Dispatcher(settings, app_.ctx.redis, reply_timeout=settings.upstream_timeout + 5)
+        app_.ctx.redis_waits = blocking_client(app_.ctx.redis, longest_wait(settings) + REPLY_GRACE + 5)
+        app_.ctx.dispatch = Dispatcher(settings, app_.ctx.redis, app_.ctx.redis_waits, wait=settings.upstream_timeout,
+                                       quotas=app_.ctx.quotas)
+        app_.ctx.positions_cache = SingleFlight(max_entries=4)
         app_.ctx.job_watcher = JobWatcher(app_.ctx.redis, app_.ctx.jobs.events)
         await app_.ctx.job_watcher.start()
 
@@ -40,4 +62,5 @@ def setup_resources(app: Sanic) -> None:
     async def close_resources(app_: Sanic):
         await app_.ctx.job_watcher.stop()
         await app_.ctx.upstream.client.close()
+        await app_.ctx.redis_waits.aclose()
         await app_.ctx.redis.aclose()

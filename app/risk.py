@@ -14,10 +14,13 @@ from services.risk import LIMIT_FIELDS, validate_limits
 from . import schemas as S
 from .auth import json_body
 from .envelope import ok
-from .errors import ApiError, invalid
+from .errors import ApiError, GatewayTimeout, invalid
 from .schemas import documented
 
 MAX_REASON = 256
+# Canceling everything takes up to 3 listings and a cancel per symbol: the request waits for it up to
+# this many UPSTREAM_TIMEOUTs. The task itself has no deadline: it runs to the end even when late.
+KILL_SWITCH_WAIT_FACTOR = 3
 
 bp = Blueprint("risk", url_prefix="/api/v1")  # admin
 
@@ -74,7 +77,14 @@ async def switch(ctx, engaged: bool, by: str, reason: str | None) -> dict:
     if not engaged:
         return {**state, "canceled": []}
     try:
-        canceled = await ctx.dispatch.call("orders.cancel_everything", queue="orders")
+        canceled = await ctx.dispatch.call(
+            "orders.cancel_everything", queue="orders", deadline=False,
+            wait=ctx.settings.upstream_timeout * KILL_SWITCH_WAIT_FACTOR,
+            unknown=lambda waited: GatewayTimeout(
+                f"No answer within {waited:g} s: canceling open orders goes on in a worker — look them up "
+                "(GET /api/v1/openOrders); engaging again cancels what is left", code="OUTCOME_UNKNOWN",
+                retry_after=1, details={"outcome": "unknown", "waitedSeconds": waited,
+                                        "lookUp": "/api/v1/openOrders"}))
     except ApiError as exc:
         exc.message = f"The kill switch is engaged, but canceling open orders failed: {exc.message}"
         exc.details = {**exc.details, "killSwitch": state}

@@ -185,6 +185,7 @@ class Job:
     createdAt: int
     updatedAt: int
     executeAt: int
+    expiresAt: int      # not sent by then: the job fails ORDER_EXPIRED
     request: dict
 
 

@@ -9,11 +9,9 @@ import time
 from typing import Awaitable, Callable
 
 from binance_client import AsyncBinanceClient, endpoints
-from binance_client.budget import AsyncWeightBudget
+from binance_client.budget import READ, AsyncWeightBudget
 from binance_client.endpoints import Request
 from binance_client.errors import BinanceError, RateLimitedError
-
-from .errors import TooManyRequests, Unavailable
 
 log = logging.getLogger("spotgate.upstream")
 BUDGET_SHARE = 0.9  # of Binance's REQUEST_WEIGHT limit; the rest is headroom for what we can't count
@@ -55,9 +53,10 @@ class SingleFlight:
 
 
 class Upstream:
-    def __init__(self, client: AsyncBinanceClient, budget: AsyncWeightBudget):
+    def __init__(self, client: AsyncBinanceClient, budget: AsyncWeightBudget, quotas=None):
         self.client = client
         self.budget = budget
+        self.quotas = quotas  # app.quotas.ClientQuotas: the weight is charged to the client served
         self.cache = SingleFlight()
         self.last_latency_ms: float | None = None
         self.last_used_weight: int | None = None
@@ -68,17 +67,11 @@ class Upstream:
         self.budget.limit = max(1, int(limit * BUDGET_SHARE))
 
     async def call(self, request: Request):
-        verdict = await self.budget.reserve(request.weight)
-        if not verdict.allowed:
-            if verdict.paused_by == 418:
-                raise Unavailable("Binance has banned this IP; waiting before calling again",
-                                  code="UPSTREAM_BANNED", retry_after=verdict.retry_after)
-            if verdict.paused_by is not None:
-                raise TooManyRequests("Binance rate limit reached; waiting before calling again",
-                                      code="UPSTREAM_RATE_LIMITED", retry_after=verdict.retry_after)
-            raise TooManyRequests("Upstream request-weight budget for this minute is spent",
-                                  code="UPSTREAM_BUDGET_SPENT", retry_after=verdict.retry_after,
-                                  details={"usedWeight": verdict.used, "limit": self.budget.limit})
+        if self.quotas is not None:
+            await self.quotas.charge_current(request.weight)
+        # market data draws on the budget only up to the READ ceiling: what is left is kept for
+        # orders and cancels (a refusal is BudgetSpentError → 429 UPSTREAM_BUDGET_SPENT, app/errors.py)
+        await self.budget.spend(request.weight, READ)
         self.calls += 1
         try:
             response = await self.client.send(request)

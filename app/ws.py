@@ -285,6 +285,14 @@ class Connection(Subscriber):
                     self.send_error(BadRequest(f"At most {self.settings.ws_max_subscriptions} subscriptions per "
                                                "connection", code="SUBSCRIPTION_LIMIT"), name)
                     continue
+                if channel.kind == ChannelKind.DEPTH and not self.hub.follows_depth(self, name) and \
+                        self.hub.depth_room(self) <= sum(c.kind == ChannelKind.DEPTH and
+                                                         not self.hub.follows_depth(self, c.name) for c in new):
+                    # each new book costs a REST snapshot from the weight budget everyone shares
+                    self.send_error(TooManyRequests(
+                        f"At most {self.settings.ws_max_depth_channels} depth channels per client (token, or IP "
+                        "address without one)", code="DEPTH_LIMIT"), name)
+                    continue
                 new.append(channel)
             accepted.append(name)
         if new:

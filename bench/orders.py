@@ -146,7 +146,10 @@ def main() -> None:
     worker = web = None
     try:
         worker = start_worker(paper_url, redis_url, prefix, args.pool, args.concurrency)
-        web, web_url = start_web(paper_url, redis_url, {"JWT_SECRET": SECRET, "REDIS_KEY_PREFIX": prefix})
+        # The async run queues thousands of MARKET orders at once on purpose: none may reach its
+        # time-to-live (ORDER_TTL_MARKET) while the queue drains, or it would measure expiries.
+        web, web_url = start_web(paper_url, redis_url, {"JWT_SECRET": SECRET, "REDIS_KEY_PREFIX": prefix,
+                                                        "ORDER_TTL_MARKET": "600"})
         headers = {"Authorization": f"Bearer {token()}", "Content-Type": "application/json"}
 
         def gateway_order(i: int, extra: dict | None = None):

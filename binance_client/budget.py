@@ -6,13 +6,26 @@ counter and refuses when the limit would be passed; after the call, `observe(hea
 counter to what Binance says was used (`X-MBX-USED-WEIGHT-1M`). A 429 or 418 from Binance
 `pause`s everyone until its Retry-After has passed, so the IP is not banned (further).
 
+One counter, three ceilings, so that market data can never starve the calls that move money:
+
+    READ     market data, signed reads, depth snapshots    up to limit × (1 − order_reserve)
+    ORDER    placing orders (send, look-ups, open-order counts), the user data stream
+                                                           up to limit × (1 − cancel_reserve)
+    CANCEL   cancels and the kill switch                   up to the whole limit
+
+`order_reserve` is the share kept for orders and cancels, `cancel_reserve` (part of it) the share
+kept for cancels alone: however busy readers or order flow are, the kill switch can still cancel.
+
 Async (redis.asyncio, web) and sync (redis, workers) front-ends run the same Lua scripts.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
+
+from .errors import BudgetSpentError
 
 # A Lua function, so other scripts (a worker's order gate) can reserve weight in the same call.
 RESERVE_FUNCTION = """
@@ -54,6 +67,8 @@ return 1
 """
 
 MINUTE_MS = 60_000
+READ, ORDER, CANCEL = "read", "order", "cancel"
+PRIORITIES = (READ, ORDER, CANCEL)
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,7 @@ class Verdict:
     used: int = 0
     retry_after: float = 0.0
     paused_by: int | None = None  # 429 or 418 when Binance itself paused us
+    ceiling: int = 0              # the ceiling of the call's priority (when refused by our count)
 
 
 def verdict(result, now_ms: int) -> Verdict:
@@ -76,20 +92,46 @@ def verdict(result, now_ms: int) -> Verdict:
     return Verdict(False, used=value, retry_after=max(0.001, (MINUTE_MS - now_ms % MINUTE_MS) / 1000))
 
 
+def spent(verdict_: Verdict) -> BudgetSpentError:
+    """The error for a refused reservation."""
+    return BudgetSpentError(verdict_.retry_after, used=verdict_.used, ceiling=verdict_.ceiling,
+                            paused_by=verdict_.paused_by)
+
+
 class _Budget:
     """Keys and scripts shared by the sync and async front-ends."""
 
-    def __init__(self, redis, prefix: str, limit: int):
+    def __init__(self, redis, prefix: str, limit: int, *, order_reserve: float = 0.0, cancel_reserve: float = 0.0):
+        if not 0 <= cancel_reserve <= order_reserve < 1:
+            raise ValueError("weight reserves must satisfy 0 <= cancel_reserve <= order_reserve < 1")
         self.redis = redis
         self.prefix = prefix
         self.limit = limit
+        self.order_reserve = order_reserve
+        self.cancel_reserve = cancel_reserve
         self._reserve = redis.register_script(RESERVE)
         self._observe = redis.register_script(OBSERVE)
         self._pause = redis.register_script(PAUSE)
 
-    def _reserve_call(self, weight: int):
+    def ceiling(self, priority: str = READ) -> int:
+        """How far the shared count may go for calls of `priority` (see the module docstring)."""
+        if priority not in PRIORITIES:
+            raise ValueError(f"unknown priority {priority!r}")
+        if priority == CANCEL:
+            return self.limit
+        share = self.cancel_reserve if priority == ORDER else self.order_reserve
+        return max(1, self.limit - math.ceil(self.limit * share))
+
+    def _reserve_call(self, weight: int, priority: str):
         now = int(time.time() * 1000)
-        return now, dict(keys=[self.weight_key(now), self.pause_key], args=[weight, self.limit, now, 2 * MINUTE_MS])
+        return now, dict(keys=[self.weight_key(now), self.pause_key],
+                         args=[weight, self.ceiling(priority), now, 2 * MINUTE_MS])
+
+    def _verdict(self, reply, now: int, priority: str) -> Verdict:
+        result = verdict(reply, now)
+        if not result.allowed and result.paused_by is None:
+            result = Verdict(False, used=result.used, retry_after=result.retry_after, ceiling=self.ceiling(priority))
+        return result
 
     def _observe_call(self, used_weight_1m: int):
         return dict(keys=[self.weight_key(int(time.time() * 1000))], args=[used_weight_1m, 2 * MINUTE_MS])
@@ -107,9 +149,15 @@ class _Budget:
 
 
 class AsyncWeightBudget(_Budget):
-    async def reserve(self, weight: int) -> Verdict:
-        now, call = self._reserve_call(weight)
-        return verdict(await self._reserve(**call), now)
+    async def reserve(self, weight: int, priority: str = READ) -> Verdict:
+        now, call = self._reserve_call(weight, priority)
+        return self._verdict(await self._reserve(**call), now, priority)
+
+    async def spend(self, weight: int, priority: str = READ) -> None:
+        """Reserve `weight` or raise BudgetSpentError."""
+        result = await self.reserve(weight, priority)
+        if not result.allowed:
+            raise spent(result)
 
     async def observe(self, used_weight_1m: int | None) -> None:
         if used_weight_1m is not None:
@@ -126,9 +174,18 @@ class AsyncWeightBudget(_Budget):
 class WeightBudget(_Budget):
     """The same budget for synchronous callers (Celery workers)."""
 
-    def reserve(self, weight: int) -> Verdict:
-        now, call = self._reserve_call(weight)
-        return verdict(self._reserve(**call), now)
+    def reserve(self, weight: int, priority: str = READ) -> Verdict:
+        now, call = self._reserve_call(weight, priority)
+        return self._verdict(self._reserve(**call), now, priority)
+
+    def spend(self, weight: int, priority: str = READ) -> None:
+        """Reserve `weight` or raise BudgetSpentError."""
+        result = self.reserve(weight, priority)
+        if not result.allowed:
+            raise spent(result)
+
+    def used(self) -> int:
+        return int(self.redis.get(self.weight_key(int(time.time() * 1000))) or 0)
 
     def observe(self, used_weight_1m: int | None) -> None:
         if used_weight_1m is not None:

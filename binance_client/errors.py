@@ -11,7 +11,9 @@
     ├── UnknownOutcomeError         5xx, -1006, -1007, connection lost after sending: the request
     │                               MAY have been executed (look an order up before resending)
     │   └── TimeoutError_           no answer within the timeout
-    └── UnavailableError            could not connect at all: nothing was sent
+    ├── UnavailableError            could not connect at all: nothing was sent
+    └── BudgetSpentError            our own shared weight budget (budget.py) is spent: Binance was
+                                    not called; `retry_after` says when the budget has room again
 
 `classify(status, body, headers)` builds the right one from an HTTP answer.
 """
@@ -73,6 +75,19 @@ class TimeoutError_(UnknownOutcomeError):
 
 class UnavailableError(BinanceError):
     pass
+
+
+class BudgetSpentError(BinanceError):
+    """`paused_by` is 429 or 418 when Binance itself told every process to wait, else None (our
+    own count reached the ceiling of this kind of call)."""
+
+    def __init__(self, retry_after: float, *, used: int = 0, ceiling: int = 0, paused_by: int | None = None):
+        super().__init__("Upstream request-weight budget is spent" if paused_by is None else
+                         f"Binance answered {paused_by}: waiting before calling again",
+                         http_status=429, retry_after=retry_after)
+        self.used = used
+        self.ceiling = ceiling
+        self.paused_by = paused_by
 
 
 def classify(status: int, body, rate_limits: RateLimitInfo) -> BinanceError:

@@ -60,6 +60,13 @@ DEFAULTS = {
     "REFRESH_TOKEN_TTL": "7d",
     "BROKER_VISIBILITY_TIMEOUT": "60",
     "ORDER_SYNC_WAIT": "3.0",
+    "ORDER_TTL_MARKET": "10",
+    "ORDER_TTL": "300",
+    "UPSTREAM_ORDER_RESERVE": "0.2",
+    "UPSTREAM_CANCEL_RESERVE": "0.05",
+    "CLIENT_WEIGHT_PER_MINUTE": "1200",
+    "POSITIONS_CACHE_TTL": "5",
+    "WS_MAX_DEPTH_CHANNELS": "10",
     "WS_PUBLIC_MARKET_DATA": "true",
     "WS_MAX_SUBSCRIPTIONS": "200",
     "WS_MESSAGE_RATE": "20",
@@ -122,6 +129,15 @@ class Settings:
     log_level: str
     broker_visibility_timeout: int
     order_sync_wait: float
+    # Orders not sent within this many seconds of being due fail ORDER_EXPIRED (services/placement.py).
+    order_ttl_market: float
+    order_ttl: float
+    # Shares of the upstream weight budget kept for orders and cancels / for cancels alone (budget.py).
+    upstream_order_reserve: float
+    upstream_cancel_reserve: float
+    # Upstream weight one token subject (or one IP without a token) may cause per minute (app/quotas.py).
+    client_weight_per_minute: int
+    positions_cache_ttl: float
     # WebSocket API (app/ws.py, app/hub.py): limits per connection, capacity per web process.
     ws_public_market_data: bool
     ws_max_subscriptions: int
@@ -129,6 +145,7 @@ class Settings:
     ws_send_queue: int
     ws_slow_client_timeout: float
     ws_heartbeat_interval: float
+    ws_max_depth_channels: int
     stream_symbols: tuple[str, ...]
     stream_max_streams: int
     stream_reconnect_base: float
@@ -220,6 +237,12 @@ class Settings:
         def url(name: str, schemes: tuple[str, ...]) -> str:
             return _url(name, get(name, upstream[name]), schemes)
 
+        order_reserve = _share("UPSTREAM_ORDER_RESERVE", setting("UPSTREAM_ORDER_RESERVE"))
+        cancel_reserve = _share("UPSTREAM_CANCEL_RESERVE", setting("UPSTREAM_CANCEL_RESERVE"))
+        if cancel_reserve > order_reserve:
+            raise ValueError("UPSTREAM_CANCEL_RESERVE is part of UPSTREAM_ORDER_RESERVE: it cannot be larger; "
+                             f"got {cancel_reserve} > {order_reserve}")
+
         return cls(
             port=_integer("PORT", setting("PORT"), low=1, high=65535),
             redis_url=_redis_url(setting("REDIS_URL")),
@@ -249,12 +272,19 @@ class Settings:
                 "BROKER_VISIBILITY_TIMEOUT", setting("BROKER_VISIBILITY_TIMEOUT"), low=5
             ),
             order_sync_wait=_seconds("ORDER_SYNC_WAIT", setting("ORDER_SYNC_WAIT")),
+            order_ttl_market=_seconds("ORDER_TTL_MARKET", setting("ORDER_TTL_MARKET")),
+            order_ttl=_seconds("ORDER_TTL", setting("ORDER_TTL")),
+            upstream_order_reserve=order_reserve,
+            upstream_cancel_reserve=cancel_reserve,
+            client_weight_per_minute=_integer("CLIENT_WEIGHT_PER_MINUTE", setting("CLIENT_WEIGHT_PER_MINUTE"), low=1),
+            positions_cache_ttl=_seconds("POSITIONS_CACHE_TTL", setting("POSITIONS_CACHE_TTL")),
             ws_public_market_data=_boolean("WS_PUBLIC_MARKET_DATA", setting("WS_PUBLIC_MARKET_DATA")),
             ws_max_subscriptions=_integer("WS_MAX_SUBSCRIPTIONS", setting("WS_MAX_SUBSCRIPTIONS"), low=1),
             ws_message_rate=_integer("WS_MESSAGE_RATE", setting("WS_MESSAGE_RATE"), low=1),
             ws_send_queue=_integer("WS_SEND_QUEUE", setting("WS_SEND_QUEUE"), low=8),
             ws_slow_client_timeout=_seconds("WS_SLOW_CLIENT_TIMEOUT", setting("WS_SLOW_CLIENT_TIMEOUT")),
             ws_heartbeat_interval=_seconds("WS_HEARTBEAT_INTERVAL", setting("WS_HEARTBEAT_INTERVAL")),
+            ws_max_depth_channels=_integer("WS_MAX_DEPTH_CHANNELS", setting("WS_MAX_DEPTH_CHANNELS"), low=1),
             stream_symbols=_symbols("STREAM_SYMBOLS", setting("STREAM_SYMBOLS")),
             stream_max_streams=_integer("STREAM_MAX_STREAMS", setting("STREAM_MAX_STREAMS"), low=2,
                                         high=MAX_STREAMS_PER_CONNECTION),
@@ -399,6 +429,17 @@ def _seconds(name: str, value: str) -> float:
         raise ValueError(f"{name} must be a number of seconds; got {value!r}") from None
     if not number > 0 or number == float("inf"):
         raise ValueError(f"{name} must be a positive number of seconds; got {value!r}")
+    return number
+
+
+def _share(name: str, value: str) -> float:
+    """A fraction in [0, 1): 0.2 for 20 %."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a fraction like 0.2; got {value!r}") from None
+    if not 0 <= number < 1:
+        raise ValueError(f"{name} must be at least 0 and below 1; got {value!r}")
     return number
 
 

@@ -4,12 +4,15 @@ costs three Redis round trips around its one call to Binance (it took a dozen as
     begin    take the job's lock; read the job, its orderUpdate, the kill switch and the risk limits
     start    mark the job running and pass the order gate, in one call
     gate     the order gate alone: kill switch, then the weight budget and an ORDERS slot (both or
-             neither are taken)
-    finish   write the final record, note the order for risk and positions, release the lock
+             neither are taken); passing, it hands back the risk limits as they are now, for the
+             run's last check before sending
+    finish   write the final record, note the order for risk and positions, free or date its
+             open-order slot (risk.OPEN_SLOT), release the lock
     renew, release   the lock — only by the run holding it (its random token)
 
 The scripts are composed of the Lua functions the single-purpose scripts use (jobs.UPDATE_FUNCTION,
-pacing.TAKE_FUNCTION, budget.RESERVE_FUNCTION), so there is one copy of each rule.
+pacing.TAKE_FUNCTION, budget.RESERVE_FUNCTION, risk.SLOT_DONE_FUNCTION), so there is one copy of each
+rule.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from binance_client.budget import MINUTE_MS, RESERVE_FUNCTION, WeightBudget, verdict
+from binance_client.budget import MINUTE_MS, ORDER, RESERVE_FUNCTION, WeightBudget, verdict
 
 from .jobs import JOB_TTL, UPDATE_FUNCTION, JobStore, with_order_update
 from .pacing import TAKE_FUNCTION, OrderPacer
-from .risk import LIMIT_FIELDS, OPEN_STATUSES, RiskStore
+from .risk import LIMIT_FIELDS, OPEN_STATUSES, SLOT_DONE_FUNCTION, RiskStore
 
 BEGIN = """
 local job = redis.call('GET', KEYS[2])
@@ -42,7 +45,7 @@ return {'done', job or false, redis.call('GET', KEYS[3]) or false}
 """
 
 GATE_FUNCTION = RESERVE_FUNCTION + TAKE_FUNCTION + """
-local function order_gate(kill_key, ten_key, day_key, weight_key, pause_key,
+local function order_gate(kill_key, ten_key, day_key, weight_key, pause_key, limits_key,
                           per_10s, per_day, weight, limit, now_ms, ttl_ms)
   local kill = redis.call('GET', kill_key)
   if kill and cjson.decode(kill)['engaged'] then return {'halt', kill} end
@@ -53,28 +56,29 @@ local function order_gate(kill_key, ten_key, day_key, weight_key, pause_key,
     redis.call('DECRBY', weight_key, weight)
     return {'pace', slot[2]}
   end
-  return {'pass'}
+  return {'pass', redis.call('GET', limits_key) or false}
 end
 """
 
 GATE = GATE_FUNCTION + """
-return order_gate(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], tonumber(ARGV[1]), tonumber(ARGV[2]),
+return order_gate(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], tonumber(ARGV[1]), tonumber(ARGV[2]),
                   tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6])
 """
 
 START = UPDATE_FUNCTION + GATE_FUNCTION + """
 local stored = update_job(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 if stored ~= ARGV[1] then return {'stale', stored or false} end
-return order_gate(KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], tonumber(ARGV[5]), tonumber(ARGV[6]),
+return order_gate(KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], tonumber(ARGV[5]), tonumber(ARGV[6]),
                   tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10])
 """
 
-FINISH = UPDATE_FUNCTION + """
+FINISH = UPDATE_FUNCTION + SLOT_DONE_FUNCTION + """
 local stored = update_job(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 if ARGV[6] ~= '' then
   if ARGV[7] == '1' then redis.call('SADD', KEYS[5], ARGV[6]) else redis.call('SREM', KEYS[5], ARGV[6]) end
   redis.call('SADD', KEYS[6], ARGV[8])
 end
+finish_open_slot(KEYS[7], ARGV[4], ARGV[7])
 if redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('DEL', KEYS[4]) end
 return stored or false
 """
@@ -107,6 +111,7 @@ class GateVerdict:
     passed: bool
     halted: dict | None = None    # the kill switch's state when it is engaged
     wait: float = 0.0             # seconds before trying again (pacing or weight budget)
+    limits: dict = field(default_factory=dict)  # passed: the risk limits as they are now
 
 
 def _text(value) -> str:
@@ -162,7 +167,7 @@ class JobRuns:
         member = f"{order.get('symbol')}:{order.get('orderId')}" if order and order.get("symbol") else ""
         is_open = "1" if order and order.get("status") in OPEN_STATUSES else "0"
         reply = self._finish(keys=self._job_keys(job["id"]) + [self.lock_key(job["id"]), self.risk.open_key,
-                                                              self.risk.traded_key],
+                                                              self.risk.traded_key, self.risk.slots_key],
                              args=[orjson.dumps(job), JOB_TTL, job["updatedAt"], job["id"], token, member, is_open,
                                    (order or {}).get("symbol") or ""])
         return _json(reply)
@@ -179,15 +184,17 @@ class JobRuns:
         return [self.jobs.job(job_id), self.jobs.open, self.jobs.events]
 
     def _gate_keys(self, now_ms: int) -> list[str]:
-        return [self.risk.kill_key, *self.pacer.keys(now_ms), self.budget.weight_key(now_ms), self.budget.pause_key]
+        return [self.risk.kill_key, *self.pacer.keys(now_ms), self.budget.weight_key(now_ms), self.budget.pause_key,
+                self.risk.limits_key]
 
     def _gate_args(self, weight: int, now_ms: int) -> list:
-        return [self.pacer.per_10s, self.pacer.per_day, weight, self.budget.limit, now_ms, 2 * MINUTE_MS]
+        # orders draw on the budget up to the ORDER ceiling: market data cannot spend their share
+        return [self.pacer.per_10s, self.pacer.per_day, weight, self.budget.ceiling(ORDER), now_ms, 2 * MINUTE_MS]
 
     def _verdict(self, reply, now_ms: int) -> GateVerdict:
         kind = _text(reply[0])
         if kind == "pass":
-            return GateVerdict(True)
+            return GateVerdict(True, limits=_json(reply[1]) or {})
         if kind == "halt":
             return GateVerdict(False, halted=_json(reply[1]))
         if kind == "pace":

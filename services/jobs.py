@@ -1,7 +1,9 @@
 """Job records: what became of each queued order, kept in Redis and published when it turns final.
 
 A job is `{id, status: queued|running|succeeded|failed, order, error, clientOrderId, request, owner,
-attempts, createdAt, updatedAt, executeAt}`. It only moves forward (queued → running → succeeded |
+attempts, createdAt, updatedAt, executeAt, expiresAt, valuation}`: `expiresAt` (ms) is when an order
+not yet sent is failed with ORDER_EXPIRED instead (services/placement.py); `valuation` how its quote
+asset converts to USDT for the risk check at send time (services/risk.Valuation). It only moves forward (queued → running → succeeded |
 failed) and always ends final: `maintenance.reconcile_jobs` re-drives any job left behind.
 
 What happens to the order afterwards (fills, cancels) arrives on the user data stream: the stream
@@ -12,10 +14,15 @@ Keys (under the settings' prefix):
     job:<id>          the record (JSON), kept JOB_TTL after its last change
     jobs:open         sorted set of non-final job ids by last change (for reconciliation)
     jobs:scheduled    sorted set of job ids by executeAt (released when due)
-    idem:<owner>:<k>  Idempotency-Key → job id
-    client:<cid>      clientOrderId → job id (the newest job using it), written when the job is created
+    idem:<owner>:<k>  Idempotency-Key → job id (both parts encoded with services.keys.part)
+    client:<cid>      clientOrderId → job id, written when the job is created; while it exists (JOB_TTL)
+                      no other job may use that clientOrderId
     job:<id>:order    the order's latest state from the user data stream (the job's `orderUpdate`)
     jobs:events       pub/sub channel: a job turning final, and its later orderUpdates (the record's JSON)
+
+A job is created by one script (CREATE) that claims the Idempotency-Key and the clientOrderId, writes
+the record and LPUSHes its task: of concurrent requests with one key exactly one creates a job, and
+every other one is answered with that job.
 
 `JobStore` (sync, workers) and `AsyncJobStore` (web) share the key layout and the update script.
 """
@@ -26,6 +33,8 @@ import time
 import uuid
 
 import orjson
+
+from .keys import part
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 FINAL = {SUCCEEDED, FAILED}
@@ -67,6 +76,36 @@ return 1
 """
 
 
+# KEYS: idempotency key (the job key again when there is none), job, client id, jobs:open, jobs:scheduled,
+#       the task's queue list (the job key again when there is no task)
+# ARGV: job id, record, JOB_TTL, IDEMPOTENCY_TTL, score (updatedAt), executeAt or '', task message or '',
+#       '1' with an Idempotency-Key, '1' to replace a key whose job has vanished
+CREATE = """
+if ARGV[8] == '1' and ARGV[9] ~= '1' then
+  local existing = redis.call('GET', KEYS[1])
+  if existing then return {'existing', existing} end
+end
+local holder = redis.call('GET', KEYS[3])
+if holder then return {'client-id', holder} end
+if ARGV[8] == '1' then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[4]) end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[3])
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
+if ARGV[6] ~= '' then redis.call('ZADD', KEYS[5], ARGV[6], ARGV[1]) end
+if ARGV[7] ~= '' then redis.call('LPUSH', KEYS[6], ARGV[7]) end
+return {'created', ARGV[1]}
+"""
+
+
+class ClientOrderIdInUse(Exception):
+    """Another job already uses this clientOrderId (`holder` is its id)."""
+
+    def __init__(self, client_order_id: str, holder: str):
+        super().__init__(client_order_id)
+        self.client_order_id = client_order_id
+        self.holder = holder
+
+
 def is_final(job: dict | None) -> bool:
     """Nothing more will happen to this job (or there is no such job)."""
     return job is None or job["status"] in FINAL
@@ -76,17 +115,21 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def new_job(request: dict, client_order_id: str, owner: str, execute_at: int | None = None) -> dict:
+def new_job(request: dict, client_order_id: str, owner: str, execute_at: int | None = None, *,
+            ttl_seconds: float | None = None, valuation: dict | None = None) -> dict:
+    """A queued job; `ttl_seconds` after it is due (executeAt, else now) it expires unsent."""
     stamp = now_ms()
+    expires_at = None if ttl_seconds is None else int((execute_at or stamp) + ttl_seconds * 1000)
     return {"id": uuid.uuid4().hex, "kind": "order", "status": QUEUED, "request": request,
             "clientOrderId": client_order_id, "owner": owner, "order": None, "error": None, "attempts": 0,
-            "createdAt": stamp, "updatedAt": stamp, "executeAt": execute_at}
+            "createdAt": stamp, "updatedAt": stamp, "executeAt": execute_at, "expiresAt": expires_at,
+            "valuation": valuation}
 
 
 def public_view(job: dict) -> dict:
     """What clients see of a job."""
     return {k: job.get(k) for k in ("id", "status", "clientOrderId", "order", "error", "createdAt", "updatedAt",
-                                    "executeAt", "request", "orderUpdate")}
+                                    "executeAt", "expiresAt", "request", "orderUpdate")}
 
 
 class _Keys:
@@ -100,10 +143,10 @@ class _Keys:
         return f"{self.prefix}job:{job_id}"
 
     def idempotency(self, owner: str, key: str) -> str:
-        return f"{self.prefix}idem:{owner}:{key}"
+        return f"{self.prefix}idem:{part(owner)}:{part(key)}"
 
     def by_client_id(self, client_order_id: str) -> str:
-        return f"{self.prefix}client:{client_order_id}"
+        return f"{self.prefix}client:{part(client_order_id)}"
 
     def order_update(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}:order"
@@ -188,30 +231,38 @@ class AsyncJobStore(_Keys):
     def __init__(self, redis, prefix: str):
         super().__init__(prefix)
         self.redis = redis
+        self._create = redis.register_script(CREATE)
 
     async def create(self, job: dict, idempotency_key: str | None = None,
                      task: tuple[str, bytes] | None = None) -> tuple[dict, bool]:
-        """Store a new job and LPUSH `task` (queue list, message) in the same MULTI, so a job is never
+        """Store a new job and LPUSH `task` (queue list, message) in one script, so a job is never
         recorded without its task nor queued without its record. With an Idempotency-Key already used
-        by this owner, return that job instead (created=False) and store and queue nothing."""
-        if idempotency_key is not None:
-            key = self.idempotency(job["owner"], idempotency_key)
-            if not await self.redis.set(key, job["id"], nx=True, ex=IDEMPOTENCY_TTL):
-                existing_id = await self.redis.get(key)
-                existing = await self.get(existing_id.decode() if isinstance(existing_id, bytes) else existing_id)
-                if existing is not None:
-                    return existing, False
-                await self.redis.set(key, job["id"], ex=IDEMPOTENCY_TTL)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.set(self.job(job["id"]), orjson.dumps(job), ex=JOB_TTL)
-        pipe.set(self.by_client_id(job["clientOrderId"]), job["id"], ex=JOB_TTL)
-        pipe.zadd(self.open, {job["id"]: job["updatedAt"]})
-        if job.get("executeAt"):
-            pipe.zadd(self.scheduled, {job["id"]: job["executeAt"]})
-        if task is not None:
-            pipe.lpush(*task)
-        await pipe.execute()
-        return job, True
+        by this owner, return that job instead (created=False) and store and queue nothing — also when
+        the other request is being served at this very moment. Raises ClientOrderIdInUse when another
+        job holds the clientOrderId."""
+        replace = False
+        while True:
+            idem = self.idempotency(job["owner"], idempotency_key) if idempotency_key is not None else self.job(job["id"])
+            reply = await self._create(
+                keys=[idem, self.job(job["id"]), self.by_client_id(job["clientOrderId"]), self.open, self.scheduled,
+                      task[0] if task is not None else self.job(job["id"])],
+                args=[job["id"], orjson.dumps(job), JOB_TTL, IDEMPOTENCY_TTL, job["updatedAt"],
+                      job.get("executeAt") or "", task[1] if task is not None else "",
+                      "1" if idempotency_key is not None else "0", "1" if replace else "0"])
+            outcome, job_id = _text(reply[0]), _text(reply[1])
+            if outcome == "created":
+                return job, True
+            if outcome == "client-id":
+                raise ClientOrderIdInUse(job["clientOrderId"], job_id)
+            existing = await self.get(job_id)
+            if existing is not None:
+                return existing, False
+            replace = True  # the key outlived its job (deleted by hand): it is this request's now
+
+    async def by_idempotency_key(self, owner: str, idempotency_key: str) -> dict | None:
+        """The job a request with this Idempotency-Key already made, if any."""
+        job_id = await self.redis.get(self.idempotency(owner, idempotency_key))
+        return None if job_id is None else await self.get(_text(job_id))
 
     async def get(self, job_id: str) -> dict | None:
         raw, update = await self.redis.mget(self.job(job_id), self.order_update(job_id))

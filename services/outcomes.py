@@ -20,6 +20,16 @@ def failure(status: int, code: str, message: str, details: dict | None = None,
 def error_from_binance(exc: upstream.BinanceError) -> dict:
     details = {"binanceCode": exc.code, "binanceMsg": exc.msg} if exc.code is not None else {}
     retry = exc.retry_after
+    if isinstance(exc, upstream.BudgetSpentError):
+        # the same answers the web tier gives when its own reservation is refused (app/upstream.py)
+        if exc.paused_by == 418:
+            return failure(503, "UPSTREAM_BANNED", "Binance has banned this IP; waiting before calling again", {},
+                           retry or 60)
+        if exc.paused_by is not None:
+            return failure(429, "UPSTREAM_RATE_LIMITED", "Binance rate limit reached; waiting before calling again",
+                           {}, retry or 1)
+        return failure(429, "UPSTREAM_BUDGET_SPENT", "Upstream request-weight budget for this minute is spent",
+                       {"usedWeight": exc.used, "limit": exc.ceiling}, retry or 1)
     if isinstance(exc, upstream.IpBannedError):
         return failure(503, "UPSTREAM_BANNED", "Binance has banned this IP for exceeding its limits", details,
                        retry or 60)

@@ -6,6 +6,13 @@ redelivered task), the order is looked up by its client order id before anything
 resend uses the SAME client id, so Binance itself refuses a double ("Duplicate order sent.", which
 means: look it up). Definitive rejections are never retried; -1021 resyncs the clock and retries;
 429/418 pause every process until Retry-After has passed.
+
+An order found by its client order id must be the job's order (symbol, side, type, prices, quantity):
+one placed outside the gateway under the same id fails the job with CLIENT_ORDER_ID_IN_USE instead of
+passing for it. Right before sending, once nothing of the order can be on the exchange, the run
+applies the whole risk check again (services/risk.py: the limits as they are then, the price now, a
+slot under maxOpenOrders) and the job's time-to-live: an order that could only be sent after its
+`expiresAt` fails with ORDER_EXPIRED, unsent.
 """
 
 from __future__ import annotations
@@ -14,17 +21,20 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from binance_client import BinanceClient, endpoints
-from binance_client.budget import WeightBudget
-from binance_client.errors import (AuthError, BinanceError, ClockSkewError, NotFoundError, OrderRejectedError,
-                                   RateLimitedError, UnavailableError, UnknownOutcomeError)
+from binance_client.budget import ORDER, WeightBudget
+from binance_client.errors import (AuthError, BinanceError, BudgetSpentError, ClockSkewError, NotFoundError,
+                                   OrderRejectedError, RateLimitedError, UnavailableError, UnknownOutcomeError)
 
 from .job_runs import DONE, HELD, Begun, GateVerdict, JobRuns
 from .jobs import FAILED, RUNNING, SUCCEEDED, JobStore, is_final, now_ms
 from .outcomes import error_from_binance, failure
 from .pacing import OrderPacer
-from .risk import RiskStore, kill_switch_refusal
+from .prices import Prices
+from .risk import (USDT, RiskStore, Valuation, kill_switch_refusal, limits_refusal, needs_reference,
+                   open_orders_refusal, order_value)
 
 log = logging.getLogger("spotgate.placement")
 DUPLICATE = "Duplicate order sent."
@@ -97,9 +107,12 @@ class Placer:
     # read timeouts) plus RENEW_AFTER, and no more, since it is how long a killed worker's job waits
     # before its redelivered task may take it over.
     lock_seconds: float = 25.0
+    prices: Prices | None = None    # current prices for the risk check (default: relay ticker, else Binance)
 
     def __post_init__(self) -> None:
         self.runs = JobRuns(self.jobs, self.pacer, self.budget, self.risk)
+        if self.prices is None:
+            self.prices = Prices(self.jobs.redis, self.jobs.prefix, self.client, self.budget)
 
     def place(self, job_id: str) -> dict | None:
         """Drive a job to a final state; raises PlacementPending to be retried later."""
@@ -131,20 +144,14 @@ class Placer:
         running = {k: v for k, v in job.items() if k != "orderUpdate"}  # kept in a key of its own
         running.update(status=RUNNING, attempts=job["attempts"] + 1, updatedAt=now_ms())
         request, client_id = job["request"], job["clientOrderId"]
-        cap = begun.limits.get("maxOpenOrders")
         halted = kill_switch_refusal(begun.kill_switch)
         verdict: GateVerdict | None = None
-        if may_exist or cap is not None or halted is not None:
+        if may_exist or halted is not None:
             job = self.jobs.update(job_id, current=running)
             if is_final(job):
                 return job
-            if not may_exist:
-                refusal = halted
-                if refusal is None and cap is not None and self._count_open() >= cap:
-                    refusal = failure(400, "RISK_MAX_OPEN_ORDERS", f"At most {cap} open orders are allowed",
-                                      {"limit": cap})
-                if refusal is not None:
-                    return self._finish(job, lock, status=FAILED, error=refusal)
+            if halted is not None and not may_exist:
+                return self._finish(job, lock, status=FAILED, error=halted)
         else:
             # the common case, a fresh order: mark it running and pass the gate in one round trip
             job, verdict = self.runs.start(running, ORDER_WEIGHT)
@@ -159,19 +166,32 @@ class Placer:
                     lock.keep()
                     found = self._lookup(request["symbol"], client_id)
                     if found is not None:
+                        if not matches(found, request):
+                            return self._finish(job, lock, status=FAILED, error=client_id_taken(client_id, found))
                         return self._finish(job, lock, status=SUCCEEDED, order=found, error=None)
+                # from here on nothing of this order is on the exchange (looked up just now, or never
+                # sent): it may still expire or be refused
+                if expired(job, 0.0):
+                    return self._finish(job, lock, status=FAILED, error=expiry_refusal(job))
                 # the kill switch is read again right before sending: one engaged meanwhile stops
                 # this order; pacing and weight are taken together, both or neither
                 verdict = verdict or self.runs.gate(ORDER_WEIGHT)
                 if verdict.halted is not None:
                     return self._finish(job, lock, status=FAILED, error=kill_switch_refusal(verdict.halted))
                 if not verdict.passed:
+                    if expired(job, verdict.wait):
+                        # it could only be sent after its time-to-live: fail it now, unsent
+                        return self._finish(job, lock, status=FAILED, error=expiry_refusal(job))
                     if time.monotonic() + verdict.wait > deadline:
                         break
                     lock.keep(verdict.wait, deadline)
                     verdict = None
                     continue
+                # the whole risk check again, with the limits as the gate read them and the price now
+                refusal = self._risk_refusal(job, verdict.limits)
                 verdict = None
+                if refusal is not None:
+                    return self._finish(job, lock, status=FAILED, error=refusal)
                 lock.keep()
                 order = self.client.call(endpoints.new_order(
                     request["symbol"], request["side"], request["type"], quantity=request.get("quantity"),
@@ -208,28 +228,52 @@ class Placer:
             except UnavailableError:
                 lock.keep(backoff, deadline)  # nothing was sent
                 backoff = min(self.max_backoff, backoff * 2)
+            except BudgetSpentError as exc:
+                # a look-up, a count or a price that could not be had (nothing was sent)
+                if not may_exist and expired(job, exc.retry_after or 0.0):
+                    return self._finish(job, lock, status=FAILED, error=expiry_refusal(job))
+                lock.keep(exc.retry_after or 1.0, deadline)
             except BinanceError as exc:
                 self.budget.observe(exc.rate_limits.used_weight_1m)
                 return self._finish(job, lock, status=FAILED, error=error_from_binance(exc))
-            except BudgetSpent as exc:
-                lock.keep(exc.retry_after, deadline)
         raise PlacementPending(job_id)
 
+    def _risk_refusal(self, job: dict, limits: dict) -> dict | None:
+        """services/risk.py's rules at send time: allowed symbols and the notional at the current
+        price (as the web tier applies them), then a slot under maxOpenOrders, reserved atomically."""
+        request = job["request"]
+        symbol = request["symbol"]
+        if "valuation" in job:
+            valuation = Valuation.from_json(job["valuation"])
+        else:  # a job queued before valuations were recorded
+            valuation = Valuation(USDT) if symbol.endswith(USDT) else None
+        allowed = limits.get("allowedSymbols")
+        value = None
+        if needs_reference(limits) and valuation is not None and (allowed is None or symbol in allowed):
+            value = order_value(request, self.prices.last(symbol))
+            if value is not None and valuation.via is not None:
+                value = valuation.to_usdt(value, self.prices.last(valuation.via))
+        refusal = limits_refusal(limits, symbol, value, valuation)
+        if refusal is not None:
+            return refusal
+        cap = limits.get("maxOpenOrders")
+        if cap is None:
+            return None
+        counted, since = self.risk.open_count(self._count_open)
+        if not self.risk.take_open_slot(job["id"], cap, counted, since):
+            return open_orders_refusal(cap)
+        return None
+
     def _lookup(self, symbol: str, client_id: str) -> dict | None:
-        self._spend(LOOKUP_WEIGHT)
+        self.budget.spend(LOOKUP_WEIGHT, ORDER)
         try:
             return self.client.call(endpoints.get_order(symbol, orig_client_order_id=client_id))
         except NotFoundError:
             return None
 
     def _count_open(self) -> int:
-        self._spend(OPEN_ORDERS_WEIGHT)
+        self.budget.spend(OPEN_ORDERS_WEIGHT, ORDER)
         return len(self.client.call(endpoints.open_orders()))
-
-    def _spend(self, weight: int) -> None:
-        verdict = self.budget.reserve(weight)
-        if not verdict.allowed:
-            raise BudgetSpent(verdict.retry_after)
 
     def _finish(self, job: dict, lock: _Lock, *, order: dict | None = None, **patch) -> dict | None:
         """Write the final record (and note the order), releasing the lock in the same call."""
@@ -240,10 +284,34 @@ class Placer:
         return self.runs.finish(final, lock.token, order)
 
 
-class BudgetSpent(Exception):
-    def __init__(self, retry_after: float):
-        super().__init__(f"weight budget spent for {retry_after:.1f} s")
-        self.retry_after = retry_after
+def expired(job: dict, within: float) -> bool:
+    """Whether the job's time-to-live is over `within` seconds from now (never for jobs without one)."""
+    expires_at = job.get("expiresAt")
+    return expires_at is not None and now_ms() + within * 1000 > expires_at
+
+
+def expiry_refusal(job: dict) -> dict:
+    return failure(409, "ORDER_EXPIRED", "The order was not sent: its time-to-live passed while it was queued",
+                   {"expiresAt": job.get("expiresAt")})
+
+
+def matches(order: dict, request: dict) -> bool:
+    """Whether `order` (found by our client order id) is the order `request` describes — not another
+    order that uses the same clientOrderId (one placed outside this gateway)."""
+    if (order.get("symbol"), order.get("side"), order.get("type")) != \
+            (request["symbol"], request["side"], request["type"]):
+        return False
+    for ours, theirs in (("price", "price"), ("stopPrice", "stopPrice"), ("quantity", "origQty"),
+                         ("quoteOrderQty", "origQuoteOrderQty")):
+        if request.get(ours) is not None and theirs in order and Decimal(order[theirs]) != Decimal(request[ours]):
+            return False
+    return True
+
+
+def client_id_taken(client_id: str, other: dict) -> dict:
+    return failure(409, "CLIENT_ORDER_ID_IN_USE",
+                   f"Another order on the exchange uses clientOrderId '{client_id}'; nothing was placed",
+                   {"field": "clientOrderId", "clientOrderId": client_id, "orderId": other.get("orderId")})
 
 
 __all__ = ["Placer", "PlacementPending", "failure"]

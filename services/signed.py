@@ -1,5 +1,6 @@
 """Signed calls other than placing orders (reads and cancels), with the shared weight budget, clock
-resync on -1021, and a few retries where repeating the call is harmless."""
+resync on -1021, and a few retries where repeating the call is harmless — none started after the
+caller's deadline (the web request waiting for it has given up by then)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,13 @@ import time
 from dataclasses import dataclass
 
 from binance_client import BinanceClient
-from binance_client.budget import WeightBudget
+from binance_client.budget import READ, WeightBudget
 from binance_client.endpoints import Request
-from binance_client.errors import (BinanceError, ClockSkewError, RateLimitedError, RejectedError,
+from binance_client.errors import (ClockSkewError, RateLimitedError, RejectedError, TimeoutError_,
                                    UnavailableError, UnknownOutcomeError)
 
-
-class BudgetSpent(BinanceError):
-    """Our shared weight budget is spent: Binance was not called."""
+def past(deadline_ms: int | None) -> bool:
+    return deadline_ms is not None and time.time() * 1000 >= deadline_ms
 
 
 @dataclass
@@ -23,17 +23,23 @@ class SignedCaller:
     budget: WeightBudget
     attempts: int = 3
 
-    def call(self, request: Request):
+    def call(self, request: Request, priority: str = READ, deadline_ms: int | None = None):
+        """Send `request`, reserving its weight at `priority` (budget.READ / ORDER / CANCEL).
+
+        No attempt starts once `deadline_ms` (epoch ms) has passed: then the unknown outcome of an
+        earlier attempt is raised, or TimeoutError_ when nothing may have been executed."""
         delay = 0.2
+        last: Exception | None = None
         for attempt in range(self.attempts):
-            verdict = self.budget.reserve(request.reserved_weight)
-            if not verdict.allowed:
-                raise BudgetSpent("Upstream request-weight budget is spent", http_status=429,
-                                  retry_after=verdict.retry_after)
+            if past(deadline_ms):
+                if last is not None:
+                    raise last
+                raise TimeoutError_("the caller's deadline passed before the call could start")
+            self.budget.spend(request.reserved_weight, priority)
             try:
                 response = self.client.send(request)
             except ClockSkewError:
-                self.client.sync_time()
+                self.client.sync_time()  # refused: nothing was done
                 continue
             except RateLimitedError as exc:
                 self.budget.pause(exc.retry_after or 1, exc.http_status)
@@ -42,9 +48,11 @@ class SignedCaller:
                 # refused: Binance charged it (a failed cancel too, though a successful one is free)
                 self.budget.observe(exc.rate_limits.used_weight_1m)
                 raise
-            except (UnknownOutcomeError, UnavailableError):
+            except (UnknownOutcomeError, UnavailableError) as exc:
                 if attempt == self.attempts - 1:
                     raise
+                if isinstance(exc, UnknownOutcomeError):
+                    last = exc
                 time.sleep(delay)
                 delay *= 2
                 continue

@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 
 from binance_client import BinanceClient, endpoints
-from binance_client.budget import WeightBudget
+from binance_client.budget import ORDER, WeightBudget
 from binance_client.errors import BinanceError
 from binance_client.signing import KeyType, Signer, ws_api_params
 
@@ -29,10 +29,6 @@ LISTEN_KEY_TTL = 3600  # Binance drops a listen key 60 minutes after its last ke
 INVALID_LISTEN_KEY = -1125
 SESSION_LOGON = "session.logon"
 SUBSCRIBE_SIGNATURE = "userDataStream.subscribe.signature"
-
-
-class BudgetSpent(BinanceError):
-    """Our shared weight budget is spent: Binance was not called."""
 
 
 @dataclass
@@ -82,10 +78,8 @@ class UserStreamKeys:
         return True
 
     def _call(self, request):
-        verdict = self.budget.reserve(request.weight)
-        if not verdict.allowed:
-            raise BudgetSpent("Upstream request-weight budget is spent", http_status=429,
-                              retry_after=verdict.retry_after)
+        # the account's events are how order states reach clients: not starved by market data
+        self.budget.spend(request.weight, ORDER)
         response = self.client.send(request)
         self.budget.observe(response.rate_limits.used_weight_1m)
         return response.data

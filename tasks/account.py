@@ -1,4 +1,7 @@
-"""Signed reads (queue `default`): account, orders, trades — answered to the waiting web request."""
+"""Signed reads (queue `default`): account, orders, trades — answered to the waiting web request.
+
+`deadline` (epoch ms, keyword) is when the requester stops waiting: nothing is started after it.
+"""
 
 from __future__ import annotations
 
@@ -10,33 +13,38 @@ from .replies import answer
 
 
 @app.task(name="account.get", base=SpotgateTask)
-def get_account(reply_to: str) -> None:
-    answer(reply_to, lambda: resources().orders.account())
+def get_account(reply_to: str, deadline: int | None = None) -> None:
+    answer(reply_to, lambda: resources().orders.account(deadline), deadline, "account.get")
 
 
 @app.task(name="account.order", base=SpotgateTask)
-def get_order(reply_to: str, symbol: str, order_id: int | None = None, client_order_id: str | None = None) -> None:
-    answer(reply_to, lambda: resources().orders.get(symbol, order_id, client_order_id))
+def get_order(reply_to: str, symbol: str, order_id: int | None = None, client_order_id: str | None = None,
+              deadline: int | None = None) -> None:
+    answer(reply_to, lambda: resources().orders.get(symbol, order_id, client_order_id, deadline_ms=deadline),
+           deadline, "account.order")
 
 
 @app.task(name="account.open_orders", base=SpotgateTask)
-def open_orders(reply_to: str, symbol: str | None = None) -> None:
-    answer(reply_to, lambda: resources().orders.open(symbol))
+def open_orders(reply_to: str, symbol: str | None = None, deadline: int | None = None) -> None:
+    answer(reply_to, lambda: resources().orders.open(symbol, deadline_ms=deadline), deadline, "account.open_orders")
 
 
 @app.task(name="account.all_orders", base=SpotgateTask)
 def all_orders(reply_to: str, symbol: str, order_id: int | None = None, start: int | None = None,
-               end: int | None = None, limit: int = 500) -> None:
-    answer(reply_to, lambda: resources().orders.all(symbol, order_id, start, end, limit))
+               end: int | None = None, limit: int = 500, deadline: int | None = None) -> None:
+    answer(reply_to, lambda: resources().orders.all(symbol, order_id, start, end, limit, deadline), deadline,
+           "account.all_orders")
 
 
 @app.task(name="account.trades", base=SpotgateTask)
 def my_trades(reply_to: str, symbol: str, order_id: int | None = None, start: int | None = None,
-              end: int | None = None, from_id: int | None = None, limit: int = 500) -> None:
-    answer(reply_to, lambda: resources().orders.trades(symbol, order_id, start, end, from_id, limit))
+              end: int | None = None, from_id: int | None = None, limit: int = 500,
+              deadline: int | None = None) -> None:
+    answer(reply_to, lambda: resources().orders.trades(symbol, order_id, start, end, from_id, limit, deadline),
+           deadline, "account.trades")
 
 
 @app.task(name="account.holdings", base=SpotgateTask)
-def holdings(reply_to: str, symbols: dict[str, str]) -> None:
+def holdings(reply_to: str, symbols: dict[str, str], deadline: int | None = None) -> None:
     """Balances and full trade histories for positions, in one task (one round trip for the web)."""
-    answer(reply_to, lambda: resources().orders.holdings(symbols))
+    answer(reply_to, lambda: resources().orders.holdings(symbols, deadline), deadline, "account.holdings")

@@ -22,16 +22,20 @@ def place(self, job_id: str) -> None:
 
 
 @app.task(name="orders.cancel", base=SpotgateTask)
-def cancel(reply_to: str, symbol: str, order_id: int | None = None, client_order_id: str | None = None) -> None:
-    answer(reply_to, lambda: resources().orders.cancel(symbol, order_id, client_order_id))
+def cancel(reply_to: str, symbol: str, order_id: int | None = None, client_order_id: str | None = None,
+           deadline: int | None = None) -> None:
+    """Cancel one order; not started once `deadline` (epoch ms) has passed (tasks/replies.py)."""
+    answer(reply_to, lambda: resources().orders.cancel(symbol, order_id, client_order_id, deadline), deadline,
+           "orders.cancel")
 
 
 @app.task(name="orders.cancel_all", base=SpotgateTask)
-def cancel_all(reply_to: str, symbol: str) -> None:
-    answer(reply_to, lambda: resources().orders.cancel_all(symbol))
+def cancel_all(reply_to: str, symbol: str, deadline: int | None = None) -> None:
+    answer(reply_to, lambda: resources().orders.cancel_all(symbol, deadline), deadline, "orders.cancel_all")
 
 
 @app.task(name="orders.cancel_everything", base=SpotgateTask)
 def cancel_everything(reply_to: str) -> None:
-    """The kill switch: cancel every open order on every symbol, answer the orders canceled."""
-    answer(reply_to, lambda: resources().orders.cancel_everything())
+    """The kill switch: cancel every open order on every symbol, answer the orders canceled. It has no
+    deadline (canceling is always wanted while the switch is engaged), so it runs even when late."""
+    answer(reply_to, lambda: resources().orders.cancel_everything(), None, "orders.cancel_everything")

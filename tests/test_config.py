@@ -48,6 +48,17 @@ def test_paper_mode_defaults_run_against_the_local_paper_exchange():
     assert settings.refresh_token_ttl == 7 * 86400
 
 
+def test_money_safety_defaults_are_the_documented_ones():
+    settings = Settings.from_env({})
+    assert (settings.order_ttl_market, settings.order_ttl) == (10.0, 300.0)
+    assert (settings.upstream_order_reserve, settings.upstream_cancel_reserve) == (0.2, 0.05)
+    assert settings.client_weight_per_minute == 1200
+    assert settings.positions_cache_ttl == 5.0
+    assert settings.ws_max_depth_channels == 10
+    relaxed = Settings.from_env({"UPSTREAM_ORDER_RESERVE": "0", "UPSTREAM_CANCEL_RESERVE": "0"})
+    assert (relaxed.upstream_order_reserve, relaxed.upstream_cancel_reserve) == (0.0, 0.0)
+
+
 def test_environment_values_are_parsed():
     settings = Settings.from_env(
         {
@@ -202,6 +213,14 @@ def test_invalid_token_lifetimes_raise_naming_the_variable(name, value):
         ("BINANCE_API_URL", "ws://127.0.0.1:8900"),
         ("BINANCE_STREAM_URL", "http://127.0.0.1:8900"),
         ("CORS_ORIGINS", " , "),
+        ("ORDER_TTL_MARKET", "0"),
+        ("ORDER_TTL", "soon"),
+        ("UPSTREAM_ORDER_RESERVE", "1"),
+        ("UPSTREAM_ORDER_RESERVE", "-0.1"),
+        ("UPSTREAM_CANCEL_RESERVE", "0.5"),  # more than the order reserve it is part of
+        ("CLIENT_WEIGHT_PER_MINUTE", "0"),
+        ("POSITIONS_CACHE_TTL", "-5"),
+        ("WS_MAX_DEPTH_CHANNELS", "0"),
     ],
 )
 def test_invalid_values_raise_naming_the_variable(name, value):

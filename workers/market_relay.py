@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from binance_client import BinanceClient, endpoints
-from binance_client.budget import WeightBudget
+from binance_client.budget import READ, WeightBudget
 from binance_client.errors import BinanceError, RateLimitedError
 
 from .channels import Channel, TickerState, kline, route, trade
@@ -48,9 +48,7 @@ class DepthSnapshots:
 
     def fetch(self, symbol: str) -> dict:
         request = endpoints.depth(symbol, self.limit)
-        verdict = self.budget.reserve(request.weight)
-        if not verdict.allowed:
-            raise BinanceError("request-weight budget spent", http_status=429, retry_after=verdict.retry_after)
+        self.budget.spend(request.weight, READ)  # market data: never from the share kept for orders
         try:
             response = self.client.send(request)
         except RateLimitedError as exc:

@@ -55,7 +55,9 @@ class Resources:
 
     @cached_property
     def budget(self) -> WeightBudget:
-        return WeightBudget(self.redis, self.settings.redis_key_prefix, int(DEFAULT_WEIGHT_LIMIT * 0.9))
+        return WeightBudget(self.redis, self.settings.redis_key_prefix, int(DEFAULT_WEIGHT_LIMIT * 0.9),
+                            order_reserve=self.settings.upstream_order_reserve,
+                            cancel_reserve=self.settings.upstream_cancel_reserve)
 
     @cached_property
     def jobs(self) -> JobStore:

@@ -63,7 +63,9 @@ class Relay:
         prefix = settings.redis_key_prefix
         self.bus = StreamBus(self.redis, prefix)
         client = BinanceClient(settings.binance_api_url, timeout=settings.upstream_timeout)
-        budget = WeightBudget(self.redis, prefix, int(DEFAULT_WEIGHT_LIMIT * 0.9))
+        budget = WeightBudget(self.redis, prefix, int(DEFAULT_WEIGHT_LIMIT * 0.9),
+                              order_reserve=settings.upstream_order_reserve,
+                              cancel_reserve=settings.upstream_cancel_reserve)
         self.market = MarketRelay(settings, self.bus, DepthSnapshots(client, budget, settings.stream_depth_limit))
         if celery is None:
             from workers.celery_app import app as celery

@@ -17,6 +17,8 @@ import time
 
 import orjson
 
+from services.prices import ticker_key
+
 from .channels import ORDERS, USER, message, order_from_report
 
 USER_EVENTS_MAXLEN = 10_000
@@ -69,7 +71,7 @@ class StreamBus:
     def ticker(self, symbol: str, ticker: dict) -> None:
         channel = f"ticker:{symbol}"
         pipe = self.redis.pipeline(transaction=False)
-        pipe.set(f"{self.prefix}ticker:{symbol}", orjson.dumps(ticker), ex=TICKER_TTL)
+        pipe.set(ticker_key(self.prefix, symbol), orjson.dumps(ticker), ex=TICKER_TTL)
         pipe.publish(self.channel(channel), orjson.dumps(message("ticker", channel, ticker)))
         pipe.execute()
 

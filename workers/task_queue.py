@@ -22,12 +22,13 @@ def queue_key(settings, queue: str) -> str:
     return f"{settings.redis_key_prefix}celery:{queue}"
 
 
-def task_message(name: str, args: tuple | list, queue: str) -> bytes:
-    """A task message as `send_task(name, args, queue=queue, ignore_result=True)` would LPUSH it:
+def task_message(name: str, args: tuple | list, queue: str, kwargs: dict | None = None) -> bytes:
+    """A task message as `send_task(name, args, kwargs, queue=queue, ignore_result=True)` would LPUSH it:
     Celery's message protocol v2 (docs.celeryq.dev, "Message Protocol") in kombu's Redis envelope
     (JSON body, base64-encoded). tests/orders/test_task_message.py holds it to kombu's own output."""
     task_id = str(uuid.uuid4())
-    body = orjson.dumps([list(args), {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
+    kwargs = kwargs or {}
+    body = orjson.dumps([list(args), kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
     return orjson.dumps({
         "body": base64.b64encode(body).decode(),
         "content-encoding": "utf-8",
@@ -35,7 +36,7 @@ def task_message(name: str, args: tuple | list, queue: str) -> bytes:
         "headers": {
             "lang": "py", "task": name, "id": task_id, "shadow": None, "eta": None, "expires": None,
             "group": None, "group_index": None, "retries": 0, "timelimit": [None, None], "root_id": task_id,
-            "parent_id": None, "argsrepr": repr(tuple(args)), "kwargsrepr": "{}", "origin": f"{os.getpid()}@{_HOST}",
+            "parent_id": None, "argsrepr": repr(tuple(args)), "kwargsrepr": repr(kwargs), "origin": f"{os.getpid()}@{_HOST}",
             "ignore_result": True, "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
         },
         "properties": {

@@ -10,9 +10,9 @@ import pytest
 import redis
 
 from binance_client import AsyncBinanceClient, BinanceClient, endpoints
-from binance_client.budget import WeightBudget
-from binance_client.errors import (AuthError, ClockSkewError, NotFoundError, OrderRejectedError, RateLimitedError,
-                                   TimeoutError_, UnavailableError, UnknownOutcomeError)
+from binance_client.budget import CANCEL, ORDER, READ, WeightBudget
+from binance_client.errors import (AuthError, BudgetSpentError, ClockSkewError, NotFoundError, OrderRejectedError,
+                                   RateLimitedError, TimeoutError_, UnavailableError, UnknownOutcomeError)
 from tests.processes import free_port
 
 
@@ -132,6 +132,31 @@ def test_weight_budget_is_shared_and_refuses_past_the_limit(redis_url, redis_pre
     first.pause(5, 418)
     paused = second.reserve(1)
     assert not paused.allowed and paused.paused_by == 418 and 4 < paused.retry_after <= 5
+    conn.close()
+
+
+def test_weight_budget_keeps_shares_for_orders_and_cancels(redis_url, redis_prefix):
+    """Market data stops at 80 % of the limit, new orders at 95 %, cancels may use all of it."""
+    conn = redis.Redis.from_url(redis_url)
+    prefix = f"{redis_prefix}budget-{uuid.uuid4().hex[:6]}:"
+    budget = WeightBudget(conn, prefix, limit=100, order_reserve=0.2, cancel_reserve=0.05)
+    assert (budget.ceiling(READ), budget.ceiling(ORDER), budget.ceiling(CANCEL)) == (80, 95, 100)
+    assert budget.reserve(80).allowed
+    refused = budget.reserve(1)  # READ by default
+    assert not refused.allowed and refused.ceiling == 80 and refused.used == 80
+    with pytest.raises(BudgetSpentError) as spent:
+        budget.spend(1, READ)
+    assert spent.value.ceiling == 80 and spent.value.retry_after > 0 and spent.value.paused_by is None
+    assert budget.reserve(15, ORDER).allowed
+    assert not budget.reserve(1, ORDER).allowed
+    assert budget.reserve(5, CANCEL).allowed
+    assert not budget.reserve(1, CANCEL).allowed
+    budget.pause(5, 429)  # Binance's own 429 stops every kind of call
+    with pytest.raises(BudgetSpentError) as paused:
+        WeightBudget(conn, prefix, limit=1000).spend(1, CANCEL)
+    assert paused.value.paused_by == 429
+    with pytest.raises(ValueError):
+        WeightBudget(conn, prefix, limit=100, order_reserve=0.1, cancel_reserve=0.2)
     conn.close()
 
 

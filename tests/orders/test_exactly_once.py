@@ -33,6 +33,9 @@ RICH = "USDT:10000000,BTC:1000,ETH:100,BNB:100000"
 RELAXED = {"PAPER_ORDERS_10S": "1000000", "PAPER_ORDERS_1D": "100000000", "PAPER_WEIGHT_LIMIT": "10000000",
            "PAPER_BALANCES": RICH}
 FINAL = ("succeeded", "failed")
+# These scenarios hold orders back on purpose (faults, a dead worker, a paced burst) and check that
+# each is placed once in the end: their MARKET orders must not reach their time-to-live meanwhile.
+LONG_TTL = {"ORDER_TTL_MARKET": "600"}
 
 
 # -- helpers -----------------------------------------------------------------------------------------
@@ -130,7 +133,7 @@ def cleanup(stack: Stack) -> None:
 def stack(redis_url):
     """Paper limits relaxed, a rich account, four worker processes. A 4 s upstream timeout keeps the
     job lock short (2 x timeout + 5 s), which is how long a killed worker's job waits to be taken up."""
-    s = Stack(redis_url, paper_env=RELAXED, worker_env={"UPSTREAM_TIMEOUT": "4"}, concurrency=4)
+    s = Stack(redis_url, paper_env=RELAXED, worker_env={"UPSTREAM_TIMEOUT": "4"}, web_env=LONG_TTL, concurrency=4)
     yield s
     cleanup(s)
 
@@ -242,7 +245,8 @@ def test_clock_skew_resyncs_and_places_once(redis_url, redelivered):
 
 def test_burst_over_the_orders_limit_is_paced_not_bounced(redis_url):
     limit = 20
-    burst = Stack(redis_url, paper_env={"PAPER_ORDERS_10S": str(limit), "PAPER_BALANCES": RICH}, concurrency=4)
+    burst = Stack(redis_url, paper_env={"PAPER_ORDERS_10S": str(limit), "PAPER_BALANCES": RICH}, web_env=LONG_TTL,
+                  concurrency=4)
     try:
         pause_key = f"{burst.prefix}upstream:pause"
         watcher = redis.Redis.from_url(redis_url)

@@ -191,3 +191,116 @@ def test_bad_kill_switch_bodies_are_400(stack):
         answer = admin(stack, "POST", "/api/v1/admin/kill-switch", body)
         assert answer.status_code == 400 and answer.json()["error"]["details"]["field"] == field
     assert admin(stack, "GET", "/api/v1/admin/kill-switch").json()["data"]["engaged"] is False
+
+
+# -- valuation (issue 10, item 3) ----------------------------------------------------------------------
+
+def last_price(stack, symbol: str) -> Decimal:
+    return Decimal(stack.paper.get("/api/v3/ticker/price", symbol=symbol).json()["price"])
+
+
+def test_a_limit_sell_far_below_the_market_is_valued_at_the_market(stack):
+    assert admin(stack, "PUT", "/api/v1/risk/limits", {"maxOrderNotional": "100"}).status_code == 200
+    market = last_price(stack, "ETHUSDT")
+    # 0.05 ETH at a limit of 200 USDT is "worth 10 USDT" at its own price, but it sells at the bids
+    dumped = stack.post("/api/v1/order", {"symbol": "ETHUSDT", "side": "SELL", "type": "LIMIT", "quantity": "0.05",
+                                          "price": "200"})
+    assert dumped.status_code == 400 and error_code(dumped) == "RISK_MAX_NOTIONAL", dumped.text
+    notional = Decimal(dumped.json()["error"]["details"]["notional"])
+    assert notional > 100 and abs(notional - Decimal("0.05") * market) < market * Decimal("0.0025")
+    # a BUY far above the market is valued at its own (worse) limit price
+    bid = stack.post("/api/v1/order", {"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.01",
+                                       "price": str((market * 4).quantize(Decimal("0.01")))})
+    assert bid.status_code == 400 and error_code(bid) == "RISK_MAX_NOTIONAL", bid.text
+    assert Decimal(bid.json()["error"]["details"]["notional"]) == Decimal("0.01") * (market * 4).quantize(
+        Decimal("0.01"))
+    assert exchange_open_orders(stack) == []
+
+
+def test_limits_are_in_usdt_whatever_the_quote_asset(stack):
+    assert admin(stack, "PUT", "/api/v1/risk/limits", {"maxOrderNotional": "1000"}).status_code == 200
+    eth_btc, btc_usdt = last_price(stack, "ETHBTC"), last_price(stack, "BTCUSDT")
+    price = str((eth_btc * Decimal("0.9")).quantize(Decimal("0.00001")))
+    # 1 ETH for ~0.05 BTC: "0.05" in its own quote asset, ~3,000 USDT
+    big = stack.post("/api/v1/order", {"symbol": "ETHBTC", "side": "BUY", "type": "LIMIT", "quantity": "1",
+                                       "price": price})
+    assert big.status_code == 400 and error_code(big) == "RISK_MAX_NOTIONAL", big.text
+    details = big.json()["error"]["details"]
+    assert details["currency"] == "USDT" and details["limit"] == "1000"
+    value = Decimal(details["notional"])
+    assert abs(value - eth_btc * btc_usdt) < eth_btc * btc_usdt * Decimal("0.01")  # the reference, in USDT
+    small = stack.post("/api/v1/order", {"symbol": "ETHBTC", "side": "BUY", "type": "LIMIT", "quantity": "0.1",
+                                         "price": price})
+    assert small.status_code == 201 and small.json()["data"]["status"] == "NEW", small.text
+
+
+# -- the worker's check at send time (issue 10, item 4) ------------------------------------------------
+
+def wait_job(stack, job_id: str, timeout: float = 20, token: str | None = None) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = stack.web.get(f"/api/v1/jobs/{job_id}", token=token, role="trader").json()["data"]
+        if job["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.1)
+
+
+def scheduled(stack, body: dict, delay_ms: int = 2500) -> dict:
+    answer = stack.post("/api/v1/order", {**body, "executeAt": int(time.time() * 1000) + delay_ms})
+    assert answer.status_code == 202, answer.text
+    return answer.json()["data"]
+
+
+def test_a_scheduled_order_meets_the_limits_as_they_are_when_it_is_sent(stack):
+    symbol_job = scheduled(stack, {"symbol": "BNBUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.02"})
+    size_job = scheduled(stack, {"symbol": "ETHUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01"})
+    # after queueing: BNBUSDT is no longer allowed, and ~30 USDT is over the notional cap
+    limits = {"allowedSymbols": ["ETHUSDT", "BTCUSDT"], "maxOrderNotional": "10"}
+    assert admin(stack, "PUT", "/api/v1/risk/limits", limits).status_code == 200
+
+    refused = wait_job(stack, symbol_job["id"])
+    assert refused["status"] == "failed" and refused["error"]["code"] == "RISK_SYMBOL_NOT_ALLOWED", refused
+    assert refused["error"]["httpStatus"] == 400  # what the web tier answers for the same order
+    too_big = wait_job(stack, size_job["id"])
+    assert too_big["status"] == "failed" and too_big["error"]["code"] == "RISK_MAX_NOTIONAL", too_big
+    assert too_big["error"]["details"]["currency"] == "USDT"
+    for job in (refused, too_big):
+        assert stack.paper.admin("GET", f"orders?clientOrderId={job['clientOrderId']}").json() == []
+
+
+def test_a_scheduled_order_is_valued_at_the_price_when_it_is_sent(stack):
+    start = last_price(stack, "BNBUSDT")
+    assert admin(stack, "PUT", "/api/v1/risk/limits", {"maxOrderNotional": "100"}).status_code == 200
+    job = scheduled(stack, {"symbol": "BNBUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.1"}, 3000)  # ~60
+    try:
+        stack.paper.admin("POST", "market", {"symbol": "BNBUSDT", "price": str(start * 3)})
+        # a trade at the new quotes makes it the last price
+        assert stack.paper.signed("POST", "/api/v3/order", symbol="BNBUSDT", side="BUY", type="MARKET",
+                                  quantity="0.01").status_code == 200
+        assert last_price(stack, "BNBUSDT") > start * 2
+        final = wait_job(stack, job["id"])
+        assert final["status"] == "failed" and final["error"]["code"] == "RISK_MAX_NOTIONAL", final
+        assert Decimal(final["error"]["details"]["notional"]) > 150
+        assert stack.paper.admin("GET", f"orders?clientOrderId={final['clientOrderId']}").json() == []
+    finally:
+        stack.paper.admin("POST", "market", {"symbol": "BNBUSDT", "price": str(start)})
+        stack.paper.signed("POST", "/api/v3/order", symbol="BNBUSDT", side="SELL", type="MARKET", quantity="0.01")
+
+
+def test_max_open_orders_holds_across_workers_sending_at_once(stack):
+    assert exchange_open_orders(stack) == []
+    assert admin(stack, "PUT", "/api/v1/risk/limits", {"maxOpenOrders": 1}).status_code == 200
+    # a slow count: every worker is counting open orders before any of them sends
+    stack.paper.admin("POST", "faults", {"kind": "latency", "latency_ms": 700, "method": "GET",
+                                         "path": "/api/v3/openOrders"})
+    try:
+        bot = stack.web.token("trader", sub=f"bot-{uuid.uuid4().hex[:8]}")
+        queued = [resting(stack, "BTCUSDT", token=bot) for _ in range(4)]
+        assert [q.status_code for q in queued] == [202] * 4, [q.text for q in queued]
+        jobs = [wait_job(stack, q.json()["data"]["id"], token=bot) for q in queued]
+    finally:
+        stack.paper.admin("DELETE", "faults")
+    assert sorted(j["status"] for j in jobs) == ["failed", "failed", "failed", "succeeded"], jobs
+    assert {j["error"]["code"] for j in jobs if j["status"] == "failed"} == {"RISK_MAX_OPEN_ORDERS"}
+    placed = [j["order"]["orderId"] for j in jobs if j["status"] == "succeeded"]
+    assert [o["orderId"] for o in exchange_open_orders(stack)] == placed

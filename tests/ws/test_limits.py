@@ -146,3 +146,35 @@ def _connect_when_a_slot_frees(gateway, attempts: int = 100):
             assert exc.response.status_code == 503
             time.sleep(0.05)
     raise AssertionError("no slot freed after a client left")
+
+
+def test_depth_channels_are_limited_per_client_across_its_connections(upstream, redis_url):
+    """Each new book costs the relay a REST snapshot from the shared weight budget: one client (an IP
+    without a token, or a token subject) may follow WS_MAX_DEPTH_CHANNELS books (2 here) at a time."""
+    g = Gateway(upstream, redis_url, WS_MAX_DEPTH_CHANNELS="2")
+    try:
+        with g.connect() as first, g.connect() as second:
+            first.next("welcome")
+            second.next("welcome")
+            first.send({"type": "subscribe", "channels": ["depth:BTCUSDT", "depth:ETHUSDT", "depth:BNBUSDT"]})
+            error = first.next("error")
+            assert (error["code"], error["channel"]) == ("DEPTH_LIMIT", "depth:BNBUSDT")
+            assert first.until(lambda m: m["type"] == "subscribed")["channels"] == ["depth:BTCUSDT", "depth:ETHUSDT"]
+            # the same IP on another connection: a book it already follows is free, a new one is not
+            second.send({"type": "subscribe", "channels": ["depth:ETHBTC", "depth:BTCUSDT", "ticker:ETHBTC"]})
+            error = second.until(lambda m: m["type"] == "error")
+            assert (error["code"], error["channel"]) == ("DEPTH_LIMIT", "depth:ETHBTC")
+            assert second.until(lambda m: m["type"] == "subscribed")["channels"] == ["depth:BTCUSDT", "ticker:ETHBTC"]
+            assert "depth:ETHBTC" not in g.relay.demand() and "depth:BNBUSDT" not in g.relay.demand()
+            # a token holder is another client
+            with g.connect(f"/ws?token={g.token()}") as holder:
+                holder.next("welcome")
+                holder.send({"type": "subscribe", "channels": ["depth:ETHBTC"]})
+                assert holder.until(lambda m: m["type"] in ("subscribed", "error"))["type"] == "subscribed"
+            # a book let go frees its place
+            first.send({"type": "unsubscribe", "channels": ["depth:ETHUSDT"]})
+            first.until(lambda m: m["type"] == "unsubscribed")
+            first.send({"type": "subscribe", "channels": ["depth:BNBUSDT"]})
+            assert first.until(lambda m: m["type"] in ("subscribed", "error"))["type"] == "subscribed"
+    finally:
+        g.stop()
