@@ -24,6 +24,22 @@ def test_live_mode_refuses_to_start_with_the_dev_jwt_secret(redis_url):
     assert b"JWT_SECRET" in out
 
 
+def test_paper_mode_web_process_refuses_the_dev_jwt_secret_against_binance(redis_url):
+    # An operator who sets a real Binance URL but forgets SPOTGATE_MODE=live.
+    env = {**os.environ, "REDIS_URL": redis_url, "BINANCE_API_URL": "https://api.binance.com"}
+    for name in ("SPOTGATE_MODE", "JWT_SECRET", "JWT_PUBLIC_KEY"):
+        env.pop(name, None)
+    proc = subprocess.Popen([sys.executable, "-m", "sanic", "app:create_app", "--factory", "--port", str(free_port()),
+                             "--single-process", "--no-motd"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        stop_process(proc)
+    assert proc.returncode != 0
+    assert b"dev-only default is refused unless the upstream is the loopback paper exchange" in out
+
+
 def test_access_log_has_request_lines_but_never_the_token(upstream, redis_url):
     web = WebProcess(upstream.url, redis_url, LOG_LEVEL="INFO")
     token = web.token("viewer")
