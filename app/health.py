@@ -12,14 +12,14 @@ from binance_client.errors import BinanceError
 from .envelope import ok
 from .errors import ApiError
 from . import schemas as S
-from .schemas import documented
+from .openapi import operation
 
 public = Blueprint("health")
 status_bp = Blueprint("status", url_prefix="/api/v1")
 
 
 @public.get("/health")
-@documented("Liveness", S.Health, "HealthResponse", tag="health", secured=False, errors=())
+@operation("Liveness", tag="health", data=S.HEALTH)
 async def health(request: Request):
     """Liveness: the process answers."""
     return ok(request, {"status": "ok"})
@@ -35,7 +35,8 @@ async def _timed(check) -> dict:
 
 
 @public.get("/health/ready")
-@documented("Readiness of Redis and Binance, with latencies", S.Readiness, "ReadinessResponse", tag="health", secured=False, errors=(503,))
+@operation("Readiness of Redis and Binance, with latencies", tag="health",
+           responses={200: S.envelope(S.READINESS), 503: S.envelope(S.READINESS)})
 async def ready(request: Request):
     """Readiness: each dependency with its latency; 503 when one is down."""
     ctx = request.app.ctx
@@ -48,7 +49,7 @@ async def ready(request: Request):
 
 
 @status_bp.get("/status")
-@documented("Upstream latency, weight used, server-time offset", S.Status, "StatusResponse", tag="health", errors=(401, 403))
+@operation("Upstream latency, weight used, server-time offset", tag="health", data=S.STATUS)
 async def status(request: Request):
     """Upstream latency, weight used this minute and the server-time offset."""
     upstream = request.app.ctx.upstream

@@ -649,24 +649,24 @@ class Hub:
                 await asyncio.sleep(0)  # let deliveries through while 10,000 pings go out
 
     async def _check_revocations(self) -> None:
-        by_jti: dict[str, list] = {}
+        by_token: dict = {}
         for conn in self.connections:
             if conn.principal is not None:
-                by_jti.setdefault(conn.principal.jti, []).append(conn)
-        if not by_jti:
+                by_token.setdefault(conn.principal, []).append(conn)
+        if not by_token:
             return
         revocations = self.revocations
-        jtis = list(by_jti)
+        principals = list(by_token)
         try:
-            for start in range(0, len(jtis), 1000):
-                chunk = jtis[start:start + 1000]
+            for start in range(0, len(principals), 1000):
+                chunk = principals[start:start + 1000]
                 async with self.redis.pipeline(transaction=False) as pipe:
-                    for jti in chunk:
-                        pipe.exists(revocations.key(jti))
+                    for principal in chunk:
+                        pipe.mget(revocations.keys(principal))  # the token, its session, its subject
                     found = await pipe.execute()
-                for jti, revoked in zip(chunk, found):
-                    if revoked:
-                        for c in by_jti[jti]:
+                for principal, values in zip(chunk, found):
+                    if revocations.is_revoked_by(principal, values):
+                        for c in by_token[principal]:
                             c.fail(Unauthorized("Token has been revoked", code="TOKEN_REVOKED"))
         except (RedisError, OSError) as exc:
             log.warning("could not check token revocations: %r", exc)

@@ -15,10 +15,13 @@ from decimal import Decimal, InvalidOperation
 
 import orjson
 
+from .filters import DECIMAL_RE
 from .outcomes import failure
+from .symbols import fold_symbol
 
 LIMIT_FIELDS = ("maxOrderNotional", "allowedSymbols", "maxOpenOrders", "maxOrdersPerMinute")
 OPEN_STATUSES = {"NEW", "PARTIALLY_FILLED", "PENDING_NEW"}
+MAX_COUNT = 2**63 - 1  # counts travel in task messages and Lua scripts: signed 64-bit at most
 
 
 def validate_limits(body: object, known_symbols: set[str]) -> dict:
@@ -31,8 +34,10 @@ def validate_limits(body: object, known_symbols: set[str]) -> dict:
     limits: dict = {name: None for name in LIMIT_FIELDS}
     notional = body.get("maxOrderNotional")
     if notional is not None:
+        if not isinstance(notional, str) or not DECIMAL_RE.match(notional):
+            raise ValueError("maxOrderNotional: must be a decimal string like \"1000\" (digits, no sign or spaces)")
         try:
-            value = Decimal(str(notional))
+            value = Decimal(notional)
         except InvalidOperation:
             raise ValueError("maxOrderNotional: must be a decimal string") from None
         if not value.is_finite() or value <= 0:
@@ -42,16 +47,18 @@ def validate_limits(body: object, known_symbols: set[str]) -> dict:
     if symbols is not None:
         if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
             raise ValueError("allowedSymbols: must be a list of symbols")
-        names = [s.upper() for s in symbols]
+        names = [fold_symbol(s) for s in symbols]
         bad = [s for s in names if s not in known_symbols]
         if bad:
-            raise ValueError(f"allowedSymbols: unknown symbol {bad[0]}")
+            raise ValueError(f"allowedSymbols: unknown symbol {bad[0][:64]}")
+        if len(set(names)) != len(names):
+            raise ValueError("allowedSymbols: lists a symbol twice")
         limits["allowedSymbols"] = sorted(set(names))
     for name in ("maxOpenOrders", "maxOrdersPerMinute"):
         value = body.get(name)
         if value is not None:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: must be a positive integer")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
+                raise ValueError(f"{name}: must be a positive integer of at most {MAX_COUNT}")
             limits[name] = value
     return limits
 
