@@ -406,13 +406,16 @@ class Auth:
         """A new access token and a new refresh token of the same session; the old refresh token is
         revoked (rotation). Presenting a rotated refresh token again means it was copied: the whole
         session is revoked, for the thief and the owner alike (the owner logs in again)."""
-        old = await self.authenticate(refresh_token, TokenType.REFRESH)
+        old = self.codec.decode(refresh_token, TokenType.REFRESH)
+        rotated, *others = await _redis(self.redis.mget(self.revocations.keys(old)))
+        if self.revocations.is_revoked_by(old, [None, *others]):  # its session or subject is revoked
+            raise Unauthorized("Token has been revoked", code="TOKEN_REVOKED")
         user = self.users.get(old.sub)
         if user is None:
             raise _invalid("The token's user no longer exists")
         self._forget(old.jti)
         # SET NX: of two concurrent refreshes with one token, only one wins; the other is a reuse.
-        if not await _redis(self.revocations.revoke(self.redis, old.jti, old.exp)):
+        if rotated is not None or not await _redis(self.revocations.revoke(self.redis, old.jti, old.exp)):
             if old.fid is not None:
                 await _redis(self.revocations.revoke_family(self.redis, old.fid, self.refresh_ttl))
                 self._forget()
