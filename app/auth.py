@@ -33,11 +33,12 @@ from redis.exceptions import RedisError
 from sanic import Blueprint, Request, Sanic
 
 from config.settings import MAX_TOKEN_TTL, ROLES, Settings, parse_duration
+from services.filters import json_integer
 
 from . import schemas as S
 from .clients import client_ip
 from .envelope import ok
-from .errors import ApiError, Forbidden, TooManyRequests, Unauthorized, invalid
+from .errors import ApiError, BadRequest, Forbidden, TooManyRequests, Unauthorized, invalid
 from .openapi import operation
 from .params import Query, Text
 from .passwords import UNKNOWN_USER_HASH, verify_password
@@ -576,7 +577,7 @@ def _text_schema(max_length: int, pattern: str | None = None) -> dict:
     return schema
 
 
-DURATION_PATTERN = r"^[0-9]{1,9}[smhd]?$"
+DURATION_PATTERN = r"^[1-9][0-9]{0,8}[smhd]?$"
 LOGIN_REQUEST = S.obj({"username": _text_schema(64), "password": _text_schema(MAX_PASSWORD_LENGTH)}, closed=True)
 REFRESH_REQUEST = S.obj({"refreshToken": _text_schema(MAX_TOKEN_LENGTH)}, closed=True)
 LOGOUT_REQUEST = S.obj({}, {"refreshToken": S.nullable(_text_schema(MAX_TOKEN_LENGTH))}, closed=True)
@@ -646,7 +647,8 @@ async def me(request: Request):
 
 @admin.post("/tokens")
 @operation("Issue an access token for any subject and role (admin)", tag="auth", body=ISSUE_REQUEST,
-           data=ISSUED, status=201, errors=ISSUING)
+           data=ISSUED, status=201, errors=ISSUING,
+           description="`ttl` (default 1d) beyond 365 days is a 400 TTL_OUT_OF_RANGE.")
 async def issue_token(request: Request):
     body = json_body(request, allowed=("sub", "role", "ttl"))
     sub = text(body, "sub", max_length=128)
@@ -657,14 +659,19 @@ async def issue_token(request: Request):
     except ValueError as exc:
         raise invalid("role", f"'role' {exc}") from None
     ttl_raw = body.get("ttl", DEFAULT_ISSUED_TTL)
+    if json_integer(ttl_raw) is not None:
+        ttl_raw = json_integer(ttl_raw)
     try:
         if isinstance(ttl_raw, bool) or not isinstance(ttl_raw, str | int):
             raise ValueError("'ttl' must be a duration like 15m, 12h, 30d or a number of seconds")
         if isinstance(ttl_raw, str) and not re.match(DURATION_PATTERN, ttl_raw):
             raise ValueError("'ttl' must be a duration like 90s, 15m, 12h or 30d")
-        ttl = parse_duration(str(ttl_raw))
     except ValueError as exc:
         raise invalid("ttl", f"'ttl': {exc}") from None
+    try:
+        ttl = parse_duration(str(ttl_raw))
+    except ValueError as exc:  # well formed, but beyond 365 days (mixed units: not a pattern)
+        raise BadRequest(f"'ttl': {exc}", code="TTL_OUT_OF_RANGE", details={"field": "ttl"}) from None
     issued = service(request).mint(sub, role, ttl, by=request.ctx.principal.sub)
     return ok(request, {"accessToken": issued.token, "tokenType": "Bearer", "expiresIn": issued.lifetime,
                         "jti": issued.jti, "sub": sub, "role": str(role), "exp": issued.exp}, status=201)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from sanic import Request, Sanic
 
@@ -55,6 +56,7 @@ class Operation:
     description: str = ""
     headers: tuple[dict, ...] = ()
     links: dict[int, dict] = field(default_factory=dict)
+    example: dict | None = None
 
     def statuses(self, role) -> list[int]:
         statuses = set(self.errors)
@@ -86,8 +88,10 @@ class Operation:
         if parameters:
             doc["parameters"] = parameters
         if self.body is not None:
-            doc["requestBody"] = {"required": True, "content": {"application/json": {
-                "schema": S.resolve(self.body, symbols)}}}
+            content: dict = {"schema": S.resolve(self.body, symbols)}
+            if self.example is not None:
+                content["example"] = self.example
+            doc["requestBody"] = {"required": True, "content": {"application/json": content}}
         if role is not None:
             doc["security"] = [{"bearer": []}]
         return doc
@@ -96,7 +100,7 @@ class Operation:
 def operation(summary: str, *, tag: str, data: dict | None = None, status: int = 200,
               responses: dict[int, dict] | None = None, query: Query | None = None, path: Query | None = None,
               body: dict | None = None, errors: tuple[int, ...] = (), description: str = "",
-              headers: tuple[dict, ...] = (), links: dict[int, dict] | None = None):
+              headers: tuple[dict, ...] = (), links: dict[int, dict] | None = None, example: dict | None = None):
     """Declare a handler's summary, parameters, body and answers. With `query`, the handler is called
     as `handler(request, q, **path_args)` with `q` the parsed parameters; with `path`, the path
     arguments are checked by their declarations first."""
@@ -106,13 +110,14 @@ def operation(summary: str, *, tag: str, data: dict | None = None, status: int =
 
     def wrap(handler):
         declared = Operation(summary, tag, answers, query, path, body, tuple(errors), description, tuple(headers),
-                             dict(links or {}))
+                             dict(links or {}), example)
 
         @functools.wraps(handler)
         async def run(request: Request, **path_args):
             if path is not None:
                 for param in path.params:
-                    path_args[param.name] = param.parse(path_args.get(param.name))
+                    raw = path_args.get(param.name)
+                    path_args[param.name] = param.parse(None if raw is None else unquote(raw))
             if query is not None:
                 return await handler(request, await query.parse(request), **path_args)
             return await handler(request, **path_args)

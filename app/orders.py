@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from sanic import Blueprint, Request
 
-from services.filters import CLIENT_ID_PATTERN, OrderInvalid, check_client_order_id, check_order
+from services.filters import CLIENT_ID_PATTERN, OrderInvalid, check_client_order_id, check_order, json_integer
 from services.jobs import FAILED, SUCCEEDED, new_job, public_view
 
 from . import schemas as S
@@ -68,8 +68,9 @@ ORDER_HEADERS = (
     {"name": "Idempotency-Key", "in": "header", "required": False,
      "description": "A retry with the same key (per token subject, 24 h) answers the same job",
      "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[\\x21-\\x7e]{1,128}$"}},
+    # RFC 7240: preferences a server does not know are ignored, so any text is valid here.
     {"name": "Prefer", "in": "header", "required": False, "description": "`respond-async`: answer 202 at once",
-     "schema": {"type": "string", "enum": ["respond-async"]}},
+     "schema": {"type": "string"}},
 )
 JOB_LINK = {"GetJob": {"operationId": "getJob", "parameters": {"job_id": "$response.body#/data/id"}}}
 
@@ -77,6 +78,7 @@ JOB_LINK = {"GetJob": {"operationId": "getJob", "parameters": {"job_id": "$respo
 @writes.post("/order")
 @operation("Place an order (waits for the outcome unless `Prefer: respond-async`)", tag="orders",
            body=S.ORDER_REQUEST, headers=ORDER_HEADERS,
+           example={"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "10000"},
            responses={201: S.envelope(S.ORDER_RESULT), 202: S.envelope(S.JOB)}, errors=(403, 404, 429, 503, 504),
            links={202: JOB_LINK, 201: {"GetJob": {"operationId": "getJob",
                                                   "parameters": {"job_id": "$response.body#/data/jobId"}}}},
@@ -104,7 +106,8 @@ async def place_order(request: Request):
         raise invalid(exc.field, exc.message) from None
     execute_at = body.get("executeAt")
     if execute_at is not None:
-        if isinstance(execute_at, bool) or not isinstance(execute_at, int) or not 0 <= execute_at <= S.MAX_SCHEDULE_MS:
+        execute_at = json_integer(execute_at)
+        if execute_at is None or not 0 <= execute_at <= S.MAX_SCHEDULE_MS:
             raise invalid("executeAt", "'executeAt' must be a time in ms")
         now = int(time.time() * 1000)
         if not now < execute_at <= now + MAX_SCHEDULE_AHEAD_MS:

@@ -42,10 +42,12 @@ class Param:
         return raw
 
     def parse(self, raw: str | None) -> Any:
-        if raw is None or raw == "":
+        if raw is None:
             if self.required:
                 raise invalid(self.name, f"'{self.name}' is required")
             return self.default_value()
+        if raw == "":  # `?limit=` is not a limit: leave the parameter out for the default
+            raise invalid(self.name, f"'{self.name}' is empty; leave it out instead")
         return self.convert(raw)
 
     def default_value(self) -> Any:
@@ -201,7 +203,8 @@ class Query:
 
     async def parse(self, request: Request) -> dict[str, Any]:
         """Every declared parameter by name (absent ones as their default), symbols resolved."""
-        args = request.args if request.query_string else {}
+        # Blank values kept: `?limit=` must be refused, not read as "no limit given".
+        args = request.get_args(keep_blank_values=True) if request.query_string else {}
         values: dict[str, Any] = {}
         market = None
         for param in self.params:

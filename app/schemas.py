@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.filters import CLIENT_ID_PATTERN, DECIMAL_PATTERN, SIDES, TIME_IN_FORCE, TYPES
+from services.filters import CLIENT_ID_PATTERN, DECIMAL_PATTERN, POSITIVE_DECIMAL_PATTERN, SIDES, TIME_IN_FORCE, TYPES
+from services.risk import MAX_ALLOWED_SYMBOLS
 
 STR = {"type": "string"}
 INT = {"type": "integer", "format": "int64"}
@@ -133,8 +134,8 @@ def _order_variant(types: list[str], required: tuple[str, ...], optional: tuple[
               "timeInForce": {"type": "string", "enum": list(TIME_IN_FORCE)}}
     return obj({"symbol": SYMBOL, "side": {"type": "string", "enum": list(SIDES)},
                 "type": {"type": "string", "enum": types}, **{name: fields[name] for name in required}},
-               {**{name: fields[name] for name in optional}, "clientOrderId": CLIENT_ORDER_ID,
-                "executeAt": {**MS, "maximum": MAX_SCHEDULE_MS}}, closed=True)
+               {**{name: nullable(fields[name]) for name in optional}, "clientOrderId": nullable(CLIENT_ORDER_ID),
+                "executeAt": nullable({**MS, "maximum": MAX_SCHEDULE_MS})}, closed=True)
 
 
 # One variant per order type family: what services.filters.check_order requires and allows.
@@ -153,8 +154,8 @@ assert {t for v in ORDER_REQUEST["oneOf"] for t in v["properties"]["type"]["enum
 POSITIVE_INT = {**INT, "minimum": 1, "maximum": 2**63 - 1}
 RISK_LIMITS = obj({"maxOrderNotional": nullable(DEC), "allowedSymbols": nullable(array(STR)),
                    "maxOpenOrders": nullable(INT), "maxOrdersPerMinute": nullable(INT)})
-RISK_LIMITS_REQUEST = obj({}, {"maxOrderNotional": nullable(DECIMAL_IN),
-                               "allowedSymbols": nullable(array(SYMBOL, uniqueItems=True, maxItems=10_000)),
+RISK_LIMITS_REQUEST = obj({}, {"maxOrderNotional": nullable({"type": "string", "pattern": POSITIVE_DECIMAL_PATTERN}),
+                               "allowedSymbols": nullable(array(SYMBOL, uniqueItems=True, maxItems=MAX_ALLOWED_SYMBOLS)),
                                "maxOpenOrders": nullable(POSITIVE_INT),
                                "maxOrdersPerMinute": nullable(POSITIVE_INT)}, closed=True)
 KILL_SWITCH = obj({"engaged": BOOL, "at": nullable(MS), "by": nullable(STR), "reason": nullable(STR)})

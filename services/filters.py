@@ -26,10 +26,25 @@ CLIENT_ID_RE = re.compile(CLIENT_ID_PATTERN)
 # Canonical decimals only: ASCII digits, no sign, no spaces, no exponent, no leading zeros.
 DECIMAL_PATTERN = r"^(0|[1-9][0-9]{0,19})(\.[0-9]{1,20})?$"
 DECIMAL_RE = re.compile(DECIMAL_PATTERN)
+# The same, above zero (limits): "0.000" is a decimal but not a limit.
+POSITIVE_DECIMAL_PATTERN = r"^(0\.[0-9]{0,19}[1-9][0-9]{0,19}|[1-9][0-9]{0,19}(\.[0-9]{1,20})?)$"
+POSITIVE_DECIMAL_RE = re.compile(POSITIVE_DECIMAL_PATTERN)
 # Every field an order body may carry; anything else is refused (a typo like "stopprice" must not
 # be dropped silently).
 ORDER_FIELDS = ("symbol", "side", "type", "quantity", "quoteOrderQty", "price", "stopPrice", "timeInForce",
                 "clientOrderId", "executeAt")
+NULLABLE_ORDER_FIELDS = ("timeInForce", "clientOrderId", "executeAt")  # null: the default (GTC, ours, now)
+
+
+def json_integer(value) -> int | None:
+    """`value` as an int if JSON Schema calls it an integer (1 and 1.0 alike, never true), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
 
 
 class OrderInvalid(ValueError):
@@ -73,6 +88,9 @@ def check_order(body: dict, symbol_info: dict, reference_price: Decimal | None) 
     unknown = sorted(set(body) - set(ORDER_FIELDS))
     if unknown:
         raise OrderInvalid(unknown[0], f"Unknown field '{unknown[0]}': an order takes {', '.join(ORDER_FIELDS)}")
+    for name, value in body.items():
+        if value is None and name not in NULLABLE_ORDER_FIELDS:
+            raise OrderInvalid(name, f"'{name}' must not be null: leave it out")
     # Enums as Binance spells them: "buy" and "ſell" (whose upper() is "SELL") are not canonical.
     side = body.get("side")
     if side not in SIDES:

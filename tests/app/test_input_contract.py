@@ -59,7 +59,8 @@ def test_the_error_renderer_survives_details_it_cannot_encode():
     async def index(request):
         return render(request, BadRequest("bad", code="INVALID_PARAMETER", details={"value": 2**70}))
 
-    _, answer = app.test_client.get("/")
+    with ReusableClient(app, port=free_port()) as client:  # a port of its own: the suite runs beside others
+        _, answer = client.get("/")
     assert answer.status == 400 and answer.json["error"]["code"] == "INVALID_PARAMETER"
     assert answer.headers["content-type"] == "application/json"
 
