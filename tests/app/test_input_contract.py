@@ -176,3 +176,25 @@ def test_lowercase_ascii_symbols_still_fold(gateway):
     assert gateway.get("/api/v1/ticker/price", symbol="btcusdt").json()["data"]["symbol"] == "BTCUSDT"
     assert_json_error(gateway.get("/api/v1/ticker/price", symbol="btcu\u017fdt"), 400, "INVALID_SYMBOL")
     assert_json_error(gateway.get("/api/v1/ticker/price", symbols="BTCUSDT,btcu\u017fdt"), 400, "INVALID_SYMBOL")
+
+
+# -- the OpenAPI document --------------------------------------------------------------------------------
+
+def test_the_openapi_document_describes_bodies_statuses_and_bounds(gateway):
+    doc = gateway.http.get(gateway.url + "/docs/openapi.json", timeout=10).json()
+    assert doc["openapi"].startswith("3.1")
+    order = doc["paths"]["/api/v1/order"]["post"]
+    assert order["requestBody"]["required"] is True
+    variants = order["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    assert all(v["properties"]["symbol"]["enum"] == ["BNBUSDT", "BTCUSDT", "ETHBTC", "ETHUSDT"] for v in variants)
+    assert {"201", "202", "400", "401", "403", "413", "415", "429", "503"} <= set(order["responses"])
+    klines = {p["name"]: p["schema"] for p in doc["paths"]["/api/v1/klines"]["get"]["parameters"]}
+    assert klines["limit"] == {"type": "integer", "format": "int64", "minimum": 1, "maximum": 1000, "default": 500}
+    assert klines["startTime"]["format"] == "int64" and klines["startTime"]["maximum"] <= 2**63 - 1
+    text = orjson.dumps(doc).decode()
+    assert "int32" not in text
+    error = order["responses"]["400"]["content"]["application/json"]["schema"]["properties"]["error"]
+    assert error["properties"]["details"] == {"type": "object"} and set(error["required"]) == {
+        "code", "message", "details"}
+    assert "security" not in doc["paths"]["/health"]["get"]
+    assert doc["paths"]["/api/v1/risk/limits"]["put"]["security"] == [{"bearer": []}]
