@@ -18,7 +18,7 @@ from services.symbols import fold_symbol
 
 from . import schemas as S
 from .envelope import ok
-from .errors import ApiError, BadRequest, invalid
+from .errors import ApiError, BadRequest
 from .openapi import operation
 from .params import MAX_TIME_MS, Choice, Integer, Query, Symbol, SymbolList, Text
 from .upstream import Upstream
