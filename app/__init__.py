@@ -8,6 +8,7 @@ from sanic import Sanic
 
 from config import Settings
 from config.logging import setup_logging
+from config.signing_env import SIGNING_SECRETS, drop_from_environment
 
 from .auth import Role, protect, setup_auth
 from .dashboard import setup_dashboard
@@ -36,6 +37,9 @@ def create_app(settings: Settings | None = None, *, name: str = "spotgate") -> S
             return create_app(name=name)
         except ValueError as exc:
             raise SystemExit(f"spotgate refuses to start: {exc}") from None
+    if settings is None:
+        # Started as a process (sanic's --factory): it must not even hold the secret in its environment.
+        drop_from_environment(("BINANCE_API_KEY", *SIGNING_SECRETS))
     settings = settings or Settings.from_env()
     setup_logging(settings.log_level, settings.secret_values())
     # The web tier never holds Binance credentials, whatever the environment offers it.

@@ -23,14 +23,16 @@ import logging
 import math
 from enum import IntEnum
 
+import orjson
 from redis.exceptions import RedisError
 from sanic import Request, Sanic
-from sanic.exceptions import MethodNotAllowed, NotFound as SanicNotFound, SanicException
+from sanic.exceptions import MethodNotAllowed, NotFound as SanicNotFound, PayloadTooLarge, SanicException
+from sanic.response import HTTPResponse
 
 from binance_client import errors as upstream
 from services.outcomes import error_from_binance
 
-from .envelope import error_body, json_response
+from .envelope import error_body, json_response, now_ms, request_id
 
 log = logging.getLogger("spotgate.errors")
 
@@ -93,14 +95,34 @@ def from_failure(error: dict) -> ApiError:
                     retry_after=error.get("retryAfter"), status=error["httpStatus"])
 
 
-def render(request: Request, exc: ApiError):
-    headers = {}
+def render(request: Request, exc: ApiError, headers: dict | None = None) -> HTTPResponse:
+    """The error envelope for `exc`. It cannot fail: details that do not encode (an integer beyond
+    64 bits, an object) are dropped rather than turning a 400 into Sanic's plain-text 500."""
+    headers = dict(headers or {})
     if exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-    return json_response(request, error_body(request, exc.code, exc.message, exc.details), exc.status, headers)
+    try:
+        return json_response(request, error_body(request, exc.code, exc.message, exc.details), exc.status, headers)
+    except (TypeError, ValueError, orjson.JSONEncodeError):
+        log.exception("could not render the details of %s (request_id=%s); sent without them", exc.code,
+                      request_id(request))
+    body = {"error": {"code": str(exc.code), "message": str(exc.message), "details": {}},
+            "requestId": request_id(request), "timestamp": now_ms()}
+    headers["X-Request-ID"] = request_id(request)
+    return HTTPResponse(orjson.dumps(body), status=exc.status, headers=headers, content_type="application/json")
+
+
+def internal_error(request: Request, exc: BaseException) -> HTTPResponse:
+    """A 500 (a bug): logged with the request id and the traceback, answered without either."""
+    log.error("unhandled error request_id=%s %s %s", request_id(request), request.method, request.path,
+              exc_info=exc)
+    return render(request, ApiError("Internal error"))
 
 
 def setup_errors(app: Sanic) -> None:
+    # Bodies are small JSON objects: Sanic's default 100 MB would let one request hold a worker's memory.
+    app.config.REQUEST_MAX_SIZE = app.ctx.settings.request_max_size
+
     @app.exception(ApiError)
     async def api_error(request: Request, exc: ApiError):
         return render(request, exc)
@@ -120,22 +142,29 @@ def setup_errors(app: Sanic) -> None:
         return render(request, NotFound(f"No route for {request.method} {request.path}"))
 
     @app.exception(MethodNotAllowed)
-    async def not_allowed(request: Request, exc):
+    async def not_allowed(request: Request, exc: MethodNotAllowed):
+        # RFC 9110 §15.5.6: a 405 lists the methods the resource does support.
+        allowed = sorted(set(getattr(exc, "allowed_methods", None) or ()))
         return render(request, ApiError(f"{request.method} is not allowed on {request.path}",
-                                        code="METHOD_NOT_ALLOWED", status=405))
+                                        code="METHOD_NOT_ALLOWED", status=405,
+                                        details={"allowed": allowed}), {"Allow": ", ".join(allowed)})
+
+    @app.exception(PayloadTooLarge)
+    async def too_large(request: Request, exc):
+        limit = request.app.config.REQUEST_MAX_SIZE
+        return render(request, ApiError(f"The request body is larger than {limit} bytes", code="PAYLOAD_TOO_LARGE",
+                                        status=413, details={"limit": limit}))
 
     @app.exception(SanicException)
     async def sanic_error(request: Request, exc: SanicException):
         status = getattr(exc, "status_code", 500) or 500
         if status >= 500:
-            log.exception("request failed", exc_info=exc)
-            return render(request, ApiError("Internal error"))
-        return render(request, ApiError(str(exc) or "Bad request", code="BAD_REQUEST", status=status))
+            return internal_error(request, exc)
+        return render(request, ApiError(str(exc)[:200] or "Bad request", code="BAD_REQUEST", status=status))
 
     @app.exception(Exception)
     async def crash(request: Request, exc: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.path, exc_info=exc)
-        return render(request, ApiError("Internal error"))
+        return internal_error(request, exc)
 
 
 # -- WebSocket error frames and close codes ----------------------------------------------------------

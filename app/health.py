@@ -17,7 +17,7 @@ from workers.task_queue import QUEUES, queue_key
 from .envelope import ok
 from .errors import ApiError
 from . import schemas as S
-from .schemas import documented
+from .openapi import operation
 
 WORKER_PING_TIMEOUT = 2.0   # seconds a status request waits for a worker to answer its ping
 WORKER_PING_REUSE = 3.0     # seconds one ping's answer serves every status request of this process
@@ -28,7 +28,7 @@ status_bp = Blueprint("status", url_prefix="/api/v1")
 
 
 @public.get("/health")
-@documented("Liveness", S.Health, "HealthResponse", tag="health", secured=False, errors=())
+@operation("Liveness", tag="health", data=S.HEALTH)
 async def health(request: Request):
     """Liveness: the process answers."""
     return ok(request, {"status": "ok"})
@@ -44,7 +44,8 @@ async def _timed(check) -> dict:
 
 
 @public.get("/health/ready")
-@documented("Readiness of Redis and Binance, with latencies", S.Readiness, "ReadinessResponse", tag="health", secured=False, errors=(503,))
+@operation("Readiness of Redis and Binance, with latencies", tag="health",
+           responses={200: S.envelope(S.READINESS), 503: S.envelope(S.READINESS)})
 async def ready(request: Request):
     """Readiness: each dependency with its latency; 503 when one is down."""
     ctx = request.app.ctx
@@ -57,7 +58,7 @@ async def ready(request: Request):
 
 
 @status_bp.get("/status")
-@documented("Upstream latency, weight used, server-time offset", S.Status, "StatusResponse", tag="health", errors=(401, 403))
+@operation("Upstream latency, weight used, server-time offset", tag="health", data=S.STATUS)
 async def status(request: Request):
     """Upstream latency, weight used this minute and the server-time offset."""
     upstream = request.app.ctx.upstream

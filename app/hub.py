@@ -89,6 +89,8 @@ class Hub:
         self.control = f"{prefix}ws:hub:{uuid.uuid4().hex}".encode()  # keeps the reader subscribed
         self.connections: dict = {}               # connection → None
         self._admitted = weakref.WeakSet()        # requests let through, not yet connected
+        self._anonymous = 0                       # connected without a token (WS_RESERVED_AUTHENTICATED)
+        self._anonymous_by_ip: dict[str, int] = {}  # the same, per client address (WS_MAX_CONNECTIONS_PER_IP)
         self._feeds: dict[str, Feed] = {}
         # depth channels per client (token subject, or IP without a token): each new book costs the
         # relay a REST snapshot from the shared weight budget, so one client may follow only so many
@@ -128,21 +130,50 @@ class Hub:
 
     # -- connections ------------------------------------------------------------------------------------
 
-    def admit(self, request) -> bool:
-        """Reserve a slot for a WebSocket upgrade; False at MAX_WS_CONNECTIONS. A request that never
-        becomes a connection (failed handshake) frees its slot when it is garbage-collected."""
-        if len(self.connections) + len(self._admitted) >= self.settings.max_ws_connections:
-            return False
+    def admit(self, request, ip: str, authenticated: bool) -> str | None:
+        """Reserve a slot for a WebSocket upgrade, or say why not: "capacity" at MAX_WS_CONNECTIONS,
+        "reserved" when only the WS_RESERVED_AUTHENTICATED slots are left and the upgrade carries no
+        valid token, "address" at WS_MAX_CONNECTIONS_PER_IP sockets without a token from `ip`. A
+        request that never becomes a connection (failed handshake) frees its slot when it is
+        garbage-collected; admitted requests not yet connected are few, so they are counted here."""
+        settings = self.settings
+        if len(self.connections) + len(self._admitted) >= settings.max_ws_connections:
+            return "capacity"
+        if not authenticated:
+            pending = [r for r in self._admitted if r.ctx.ws_anonymous]
+            if self._anonymous + len(pending) >= settings.max_ws_connections - settings.ws_reserved_authenticated:
+                return "reserved"
+            from_ip = self._anonymous_by_ip.get(ip, 0) + sum(1 for r in pending if r.ctx.ws_ip == ip)
+            if from_ip >= settings.ws_max_connections_per_ip:
+                return "address"
+        request.ctx.ws_ip, request.ctx.ws_anonymous = ip, not authenticated
         self._admitted.add(request)
-        return True
+        return None
 
     def attach(self, conn, request) -> None:
         self._admitted.discard(request)
         self.connections[conn] = None
+        if getattr(request.ctx, "ws_anonymous", False):
+            conn.admitted_ip = request.ctx.ws_ip
+            self._anonymous += 1
+            self._anonymous_by_ip[conn.admitted_ip] = self._anonymous_by_ip.get(conn.admitted_ip, 0) + 1
+
+    def authenticated(self, conn) -> None:
+        """A connection without a token sent one: it leaves the anonymous share and its address's count."""
+        ip, conn.admitted_ip = conn.admitted_ip, None
+        if ip is None:
+            return
+        self._anonymous -= 1
+        left = self._anonymous_by_ip.get(ip, 1) - 1
+        if left > 0:
+            self._anonymous_by_ip[ip] = left
+        else:
+            self._anonymous_by_ip.pop(ip, None)
 
     def detach(self, conn) -> None:
         """Forget a connection and everything it followed (idempotent)."""
         self.connections.pop(conn, None)
+        self.authenticated(conn)  # its anonymous slot, if it held one, is free again
         names = list(conn.channels)
         self.unregister(conn, names)
         self.release(names)
@@ -689,24 +720,24 @@ class Hub:
                 await asyncio.sleep(0)  # let deliveries through while 10,000 pings go out
 
     async def _check_revocations(self) -> None:
-        by_jti: dict[str, list] = {}
+        by_token: dict = {}
         for conn in self.connections:
             if conn.principal is not None:
-                by_jti.setdefault(conn.principal.jti, []).append(conn)
-        if not by_jti:
+                by_token.setdefault(conn.principal, []).append(conn)
+        if not by_token:
             return
         revocations = self.revocations
-        jtis = list(by_jti)
+        principals = list(by_token)
         try:
-            for start in range(0, len(jtis), 1000):
-                chunk = jtis[start:start + 1000]
+            for start in range(0, len(principals), 1000):
+                chunk = principals[start:start + 1000]
                 async with self.redis.pipeline(transaction=False) as pipe:
-                    for jti in chunk:
-                        pipe.exists(revocations.key(jti))
+                    for principal in chunk:
+                        pipe.mget(revocations.keys(principal))  # the token, its session, its subject
                     found = await pipe.execute()
-                for jti, revoked in zip(chunk, found):
-                    if revoked:
-                        for c in by_jti[jti]:
+                for principal, values in zip(chunk, found):
+                    if revocations.is_revoked_by(principal, values):
+                        for c in by_token[principal]:
                             c.fail(Unauthorized("Token has been revoked", code="TOKEN_REVOKED"))
         except (RedisError, OSError) as exc:
             log.warning("could not check token revocations: %r", exc)

@@ -14,15 +14,21 @@ from sanic import Blueprint, Request, Sanic
 
 from binance_client import endpoints
 from services.prices import ticker_key
+from binance_client.errors import BinanceError
+from services.symbols import fold_symbol
 
-from .envelope import ok
-from .errors import BadRequest, invalid
 from . import schemas as S
-from .schemas import documented
+from .envelope import ok
+from .errors import ApiError, BadRequest
+from .openapi import operation
+from .params import MAX_TIME_MS, Choice, Integer, Query, Symbol, SymbolList, Text
 from .upstream import Upstream
 
 INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
+# Binance's symbol statuses (rest-api.md, "Symbol status").
+SYMBOL_STATUSES = ("PRE_TRADING", "TRADING", "POST_TRADING", "END_OF_DAY", "HALT", "AUCTION_MATCH", "BREAK",
+                   "CANCEL_ONLY")  # CANCEL_ONLY: CHANGELOG 2026-07-07
 TTL = {"ticker": 1.0, "depth": 0.5, "klines": 2.0, "trades": 1.0, "exchangeInfo": 300.0}
 STREAM_FRESH_MS = 5_000
 KLINE_FIELDS = ("openTime", "open", "high", "low", "close", "volume", "closeTime", "quoteVolume", "trades",
@@ -58,29 +64,20 @@ class MarketData:
             self._by_name = (info, {s["symbol"]: s for s in info.get("symbols", [])})
         return self._by_name[1]
 
-    async def symbol(self, raw: str | None, field: str = "symbol") -> str:
-        if not raw:
-            raise invalid(field, f"'{field}' is required")
-        symbol = raw.strip().upper()
+    async def symbol(self, raw: str, field: str = "symbol") -> str:
+        """`raw` as exchangeInfo spells it (ASCII a-z folded, nothing else), or 400 INVALID_SYMBOL."""
+        symbol = fold_symbol(raw)
         if symbol not in await self.symbols_by_name():
-            raise BadRequest(f"Unknown symbol '{raw}'", code="INVALID_SYMBOL", details={"field": field, "value": raw})
+            raise BadRequest(f"Unknown symbol '{raw[:64]}'", code="INVALID_SYMBOL",
+                             details={"field": field, "value": raw[:64]})
         return symbol
 
-    async def symbol_list(self, raw: str | None) -> list[str] | None:
-        """`symbols=BTCUSDT,ETHUSDT` (or a JSON array) → validated list; None when absent."""
-        if raw is None:
-            return None
-        text = raw.strip()
+    async def symbol_names(self) -> list[str] | None:
+        """The listed symbols (for the OpenAPI document's enums); None when exchangeInfo is unreachable."""
         try:
-            items = orjson.loads(text) if text.startswith("[") else text.split(",")
-        except orjson.JSONDecodeError:
-            raise invalid("symbols", "'symbols' must be a comma-separated list or a JSON array") from None
-        if not isinstance(items, list) or not items or not all(isinstance(i, str) and i.strip() for i in items):
-            raise invalid("symbols", "'symbols' must name at least one symbol")
-        names = [await self.symbol(item, "symbols") for item in items]
-        if len(set(names)) != len(names):
-            raise invalid("symbols", "'symbols' lists a symbol twice")
-        return names
+            return sorted(await self.symbols_by_name())
+        except (BinanceError, ApiError):
+            return None
 
     # -- data -----------------------------------------------------------------------------------------
 
@@ -158,114 +155,102 @@ class MarketData:
         return data
 
 
-# -- parameters ---------------------------------------------------------------------------------------
-
-def int_arg(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise invalid(name, f"'{name}' must be an integer", value=raw) from None
-    if not low <= value <= high:
-        raise invalid(name, f"'{name}' must be between {low} and {high}", value=value)
-    return value
-
-
 # -- routes -------------------------------------------------------------------------------------------
 
 bp = Blueprint("market", url_prefix="/api/v1")
+UPSTREAM = (429, 503, 504)  # Binance limits or our budget; Binance unreachable or banned; too slow
 
 
 def service(request: Request) -> MarketData:
     return request.app.ctx.market
 
 
-SYMBOL_OR_LIST = [("symbol", str, False, "One symbol"), ("symbols", str, False, "Several: BTCUSDT,ETHUSDT")]
+ONE_OR_LIST = "`symbol` and `symbols` together are a 400 (CONFLICTING_PARAMETERS); neither means every symbol."
+SYMBOL_OR_LIST = Query(Symbol("symbol", "One symbol"), SymbolList("symbols"))
+LIMIT_1000 = Integer("limit", "Rows, 1-1000", default=500, ge=1, le=1000)
+KLINES = Query(Symbol("symbol", required=True), Choice("interval", "Candle length", required=True, values=INTERVALS),
+               LIMIT_1000, Integer("startTime", "From this time (ms)", le=MAX_TIME_MS),
+               Integer("endTime", "Until this time (ms)", le=MAX_TIME_MS))
+DEPTH = Query(Symbol("symbol", required=True), Integer("limit", "Levels a side, 1-5000", default=100, ge=1, le=5000))
+TRADES = Query(Symbol("symbol", required=True), LIMIT_1000)
+ASSET = r"[A-Za-z0-9]{1,20}"
+SYMBOLS = Query(Text("baseAsset", "Base asset, e.g. BTC", pattern=ASSET, max_length=20),
+                Text("quoteAsset", "Quote asset, e.g. USDT", pattern=ASSET, max_length=20),
+                Choice("status", "Trading status", values=SYMBOL_STATUSES))
 
 
-async def _symbols(request: Request) -> tuple[str | None, list[str] | None]:
-    """`symbol`, `symbols` or neither (all), validated."""
-    m = service(request)
-    symbol = await m.symbol(request.args.get("symbol")) if request.args.get("symbol") else None
-    return symbol, await m.symbol_list(request.args.get("symbols"))
+def _one_or_list(q: dict) -> tuple[str | None, list[str] | None]:
+    if q["symbol"] is not None and q["symbols"] is not None:
+        raise BadRequest("Give 'symbol' or 'symbols', not both", code="CONFLICTING_PARAMETERS",
+                         details={"field": "symbols"})
+    return q["symbol"], q["symbols"]
 
 
 @bp.get("/ticker/price")
-@documented("Latest price (one symbol, several, or all)", S.TickerPrice | list[S.TickerPrice], "TickerPriceResponse",
-            tag="market", parameters=SYMBOL_OR_LIST)
-async def ticker_price(request: Request):
-    return ok(request, await service(request).ticker_price(*await _symbols(request)))
+@operation("Latest price (one symbol, several, or all)", tag="market", query=SYMBOL_OR_LIST,
+           data=S.one_or_many(S.TICKER_PRICE), errors=UPSTREAM)
+async def ticker_price(request: Request, q: dict):
+    return ok(request, await service(request).ticker_price(*_one_or_list(q)))
 
 
 @bp.get("/ticker/24hr")
-@documented("24 h rolling statistics", S.Ticker24h | list[S.Ticker24h], "Ticker24hResponse", tag="market",
-            parameters=SYMBOL_OR_LIST)
-async def ticker_24hr(request: Request):
-    return ok(request, await service(request).ticker_24hr(*await _symbols(request)))
+@operation("24 h rolling statistics", tag="market", query=SYMBOL_OR_LIST, data=S.one_or_many(S.TICKER_24H),
+           errors=UPSTREAM, description=ONE_OR_LIST)
+async def ticker_24hr(request: Request, q: dict):
+    return ok(request, await service(request).ticker_24hr(*_one_or_list(q)))
 
 
 @bp.get("/ticker/bookTicker")
-@documented("Best bid and ask", S.BookTicker | list[S.BookTicker], "BookTickerResponse", tag="market",
-            parameters=SYMBOL_OR_LIST)
-async def book_ticker(request: Request):
-    return ok(request, await service(request).book_ticker(*await _symbols(request)))
+@operation("Best bid and ask", tag="market", query=SYMBOL_OR_LIST, data=S.one_or_many(S.BOOK_TICKER),
+           errors=UPSTREAM, description=ONE_OR_LIST)
+async def book_ticker(request: Request, q: dict):
+    return ok(request, await service(request).book_ticker(*_one_or_list(q)))
 
 
 @bp.get("/klines")
-@documented("Candles, oldest first", list[S.Candle], "KlinesResponse", tag="market", parameters=[("symbol", str, True, "Symbol, case-insensitive (BTCUSDT)"), ("interval", str, True, "1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M"), ("limit", int, False, "1-1000, default 500"), ("startTime", int, False, "ms"), ("endTime", int, False, "ms")])
-async def klines(request: Request):
-    m = service(request)
-    symbol = await m.symbol(request.args.get("symbol"))
-    interval = request.args.get("interval")
-    if interval not in INTERVALS:
-        raise invalid("interval", f"'interval' must be one of {', '.join(INTERVALS)}", value=interval)
-    limit = int_arg(request, "limit", 500, 1, 1000)
-    start = int_arg(request, "startTime", None, 0, 2**53)
-    end = int_arg(request, "endTime", None, 0, 2**53)
-    if start is not None and end is not None and start > end:
-        raise invalid("startTime", "'startTime' must not be after 'endTime'")
-    return ok(request, await m.klines(symbol, interval, limit, start, end))
+@operation("Candles, oldest first", tag="market", query=KLINES, data=S.array(S.CANDLE), errors=UPSTREAM,
+           description="`startTime` after `endTime` is a 400 (INVALID_TIME_RANGE).")
+async def klines(request: Request, q: dict):
+    if q["startTime"] is not None and q["endTime"] is not None and q["startTime"] > q["endTime"]:
+        raise BadRequest("'startTime' must not be after 'endTime'", code="INVALID_TIME_RANGE",
+                         details={"field": "startTime"})
+    return ok(request, await service(request).klines(q["symbol"], q["interval"], q["limit"], q["startTime"],
+                                                     q["endTime"]))
 
 
 @bp.get("/depth")
-@documented("Order book snapshot", S.Depth, "DepthResponse", tag="market", parameters=[("symbol", str, True, "Symbol, case-insensitive (BTCUSDT)"), ("limit", int, False, "1-5000, default 100")])
-async def depth(request: Request):
-    m = service(request)
-    symbol = await m.symbol(request.args.get("symbol"))
-    limit = int_arg(request, "limit", 100, 1, 5000)
-    return ok(request, await m.depth(symbol, limit))
+@operation("Order book snapshot", tag="market", query=DEPTH, data=S.DEPTH, errors=UPSTREAM)
+async def depth(request: Request, q: dict):
+    return ok(request, await service(request).depth(q["symbol"], q["limit"]))
 
 
 @bp.get("/trades")
-@documented("Recent trades", list[S.Trade], "TradesResponse", tag="market", parameters=[("symbol", str, True, "Symbol, case-insensitive (BTCUSDT)"), ("limit", int, False, "1-1000, default 500")])
-async def trades(request: Request):
-    m = service(request)
-    symbol = await m.symbol(request.args.get("symbol"))
-    return ok(request, await m.trades(symbol, int_arg(request, "limit", 500, 1, 1000)))
+@operation("Recent trades", tag="market", query=TRADES, data=S.array(S.TRADE), errors=UPSTREAM)
+async def trades(request: Request, q: dict):
+    return ok(request, await service(request).trades(q["symbol"], q["limit"]))
 
 
 @bp.get("/exchangeInfo")
-@documented("Trading rules and symbols (Binance's exchangeInfo)", S.ExchangeInfo, "ExchangeInfoResponse", tag="market", parameters=[("symbol", str, False, "One symbol"), ("symbols", str, False, "Several: BTCUSDT,ETHUSDT")])
-async def exchange_info(request: Request):
-    m = service(request)
-    info = await m.exchange_info()
-    wanted = await m.symbol_list(request.args.get("symbols") or request.args.get("symbol"))
-    symbols = info.get("symbols", [])
+@operation("Trading rules and symbols (Binance's exchangeInfo)", tag="market", query=SYMBOL_OR_LIST,
+           data=S.EXCHANGE_INFO, errors=UPSTREAM, description=ONE_OR_LIST)
+async def exchange_info(request: Request, q: dict):
+    info = await service(request).exchange_info()
+    symbol, symbols = _one_or_list(q)
+    wanted = symbols or ([symbol] if symbol else None)
+    listed = info.get("symbols", [])
     if wanted:
-        symbols = [s for s in symbols if s["symbol"] in wanted]
+        listed = [s for s in listed if s["symbol"] in wanted]
     return ok(request, {"timezone": info.get("timezone"), "serverTime": info.get("serverTime"),
-                        "rateLimits": info.get("rateLimits", []), "symbols": symbols})
+                        "rateLimits": info.get("rateLimits", []), "symbols": listed})
 
 
 @bp.get("/symbols")
-@documented("Symbols with their main trading rules", list[S.SymbolSummary], "SymbolsResponse", tag="market", parameters=[("baseAsset", str, False, "e.g. BTC"), ("quoteAsset", str, False, "e.g. USDT"), ("status", str, False, "e.g. TRADING")])
-async def symbols(request: Request):
-    args = request.args
-    upper = lambda name: args.get(name).upper() if args.get(name) else None  # noqa: E731
-    return ok(request, await service(request).symbol_summaries(upper("baseAsset"), upper("quoteAsset"),
-                                                               upper("status")))
+@operation("Symbols with their main trading rules", tag="market", query=SYMBOLS, data=S.array(S.SYMBOL_SUMMARY),
+           errors=UPSTREAM)
+async def symbols(request: Request, q: dict):
+    fold = lambda text: fold_symbol(text) if text else None  # noqa: E731
+    return ok(request, await service(request).symbol_summaries(fold(q["baseAsset"]), fold(q["quoteAsset"]),
+                                                               q["status"]))
 
 
 def setup_market(app: Sanic) -> None:

@@ -10,6 +10,7 @@ reads, OUTCOME_UNKNOWN for cancels) and charged to the client's weight quota (ap
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from decimal import Decimal
@@ -17,38 +18,44 @@ from decimal import Decimal
 from sanic import Blueprint, Request
 
 from binance_client import endpoints
-from services.filters import MARKET_LIKE, OrderInvalid, check_client_order_id, check_order
+from services.filters import CLIENT_ID_PATTERN, MARKET_LIKE, OrderInvalid, check_client_order_id, check_order, json_integer
 from services.jobs import FAILED, SUCCEEDED, ClientOrderIdInUse, new_job, public_view
 from services.risk import Valuation, limits_refusal, needs_reference, order_value
 
 from . import schemas as S
 from .auth import Role, json_body
 from .envelope import ok
-from .errors import ApiError, GatewayTimeout, NotFound, from_failure, invalid
-from .market import int_arg
-from .schemas import documented
+from .errors import ApiError, BadRequest, GatewayTimeout, NotFound, from_failure, invalid
+from .openapi import operation
+from .params import MAX_TIME_MS, Integer, Query, Symbol, Text
 
 MAX_SCHEDULE_AHEAD_MS = 7 * 86_400_000
+IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 reads = Blueprint("account_reads", url_prefix="/api/v1")     # viewer
 writes = Blueprint("order_writes", url_prefix="/api/v1")     # trader
 
 
-def _order_ref(request: Request, source: dict) -> tuple[int | None, str | None]:
-    order_id = source.get("orderId")
-    client_id = source.get("clientOrderId") or source.get("origClientOrderId")
-    if order_id is not None:
-        try:
-            order_id = int(order_id)
-        except (TypeError, ValueError):
-            raise invalid("orderId", "'orderId' must be an integer") from None
-    try:
-        client_id = check_client_order_id(client_id)
-    except OrderInvalid as exc:
-        raise invalid(exc.field, exc.message) from None
-    if order_id is None and client_id is None:
-        raise invalid("orderId", "Give 'orderId' or 'clientOrderId'")
-    return order_id, client_id
+JOB_ID = Text("job_id", "The job's id, as POST /api/v1/order answered it", location="path",
+              pattern="[0-9a-f]{32}", max_length=32)
+CLIENT_ORDER_ID = Text("clientOrderId", "Client order id", pattern=CLIENT_ID_PATTERN.strip("^$"), max_length=36)
+ORDER_REF = Query(Symbol("symbol", required=True), Integer("orderId", "Order id"), CLIENT_ORDER_ID)
+LIMIT = Integer("limit", "Rows, 1-1000", default=500, ge=1, le=1000)
+START, END = Integer("startTime", "From this time (ms)", le=MAX_TIME_MS), Integer("endTime", "Until (ms)", le=MAX_TIME_MS)
+ALL_ORDERS = Query(Symbol("symbol", required=True), Integer("orderId", "From this order id"), START, END, LIMIT)
+MY_TRADES = Query(Symbol("symbol", required=True), Integer("orderId", "Only this order's trades"), START, END,
+                  Integer("fromId", "From this trade id"), LIMIT)
+ONE_SYMBOL = Query(Symbol("symbol", required=True))
+ANY_SYMBOL = Query(Symbol("symbol", "One symbol; all when absent"))
+WORKER = (404, 429, 503, 504)  # a signed call: unknown order, Binance limits, upstream or worker trouble
+ORDER_REF_TEXT = "Give `orderId` or `clientOrderId` (400 ORDER_REFERENCE_REQUIRED without either)."
+
+
+def _order_ref(q: dict) -> tuple[int | None, str | None]:
+    if q["orderId"] is None and q["clientOrderId"] is None:
+        raise BadRequest("Give 'orderId' or 'clientOrderId'", code="ORDER_REFERENCE_REQUIRED",
+                         details={"field": "orderId"})
+    return q["orderId"], q["clientOrderId"]
 
 
 def _job_answer(request: Request, job: dict, replayed: bool = False):
@@ -67,16 +74,41 @@ def _job_headers(job: dict, replayed: bool) -> dict:
     return {"Location": f"/api/v1/jobs/{job['id']}", **({"Idempotent-Replayed": "true"} if replayed else {})}
 
 
+ORDER_HEADERS = (
+    {"name": "Idempotency-Key", "in": "header", "required": False,
+     "description": "A retry with the same key (per token subject, 24 h) answers the same job",
+     "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[\\x21-\\x7e]{1,128}$"}},
+    # RFC 7240: preferences a server does not know are ignored, so any text is valid here.
+    {"name": "Prefer", "in": "header", "required": False, "description": "`respond-async`: answer 202 at once",
+     "schema": {"type": "string"}},
+)
+JOB_LINK = {"GetJob": {"operationId": "getJob", "parameters": {"job_id": "$response.body#/data/id"}}}
+
+
 @writes.post("/order")
-@documented("Place an order (waits for the outcome unless `Prefer: respond-async`)", S.OrderResult,
-            "OrderResponse", tag="orders", errors=(400, 401, 403, 409, 429, 503, 504))
+@operation("Place an order (waits for the outcome unless `Prefer: respond-async`)", tag="orders",
+           body=S.ORDER_REQUEST, headers=ORDER_HEADERS,
+           example={"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "10000"},
+           responses={201: S.envelope(S.ORDER_RESULT), 202: S.envelope(S.JOB)},
+           errors=(403, 404, 409, 429, 503, 504),
+           links={202: JOB_LINK, 201: {"GetJob": {"operationId": "getJob",
+                                                  "parameters": {"job_id": "$response.body#/data/jobId"}}}},
+           description="Rules the schema cannot carry answer 400 with their own code: the symbol's filters and "
+                       "status (FILTER_FAILURE), `executeAt` outside the next 7 days (EXECUTE_AT_OUT_OF_RANGE), "
+                       "the risk limits (RISK_*), Binance's answer (INSUFFICIENT_BALANCE, BINANCE_REJECTED, ...). "
+                       "409: the clientOrderId is used by another order (CLIENT_ORDER_ID_IN_USE), or the order "
+                       "could not be sent before its time-to-live (ORDER_EXPIRED).")
 async def place_order(request: Request):
     ctx = request.app.ctx
     body = json_body(request)
     idempotency_key = request.headers.get("Idempotency-Key")
-    if idempotency_key is not None and not (1 <= len(idempotency_key) <= 128):
-        raise invalid("Idempotency-Key", "The Idempotency-Key header must be 1-128 characters")
+    if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.match(idempotency_key):
+        raise invalid("Idempotency-Key", "The Idempotency-Key header must be 1-128 visible ASCII characters")
     execute_at = body.get("executeAt")
+    if execute_at is not None:
+        execute_at = json_integer(execute_at)
+        if execute_at is None or not 0 <= execute_at <= S.MAX_SCHEDULE_MS:
+            raise invalid("executeAt", "'executeAt' must be a time in ms")
     async_mode = execute_at is not None or "respond-async" in request.headers.get("Prefer", "")
     owner = request.ctx.principal.sub
     if idempotency_key is not None:
@@ -110,11 +142,14 @@ async def intake(ctx, body: dict, owner: str, execute_at) -> dict:
     """Validate an order (filters, kill switch, risk limits) and make its job; raises the ApiError a
     client gets. Orders are valued in USDT at the worse of their own prices and the last price
     (services/risk.py); the worker applies the same rules again right before sending."""
-    symbol = await ctx.market.symbol(body.get("symbol"))
+    raw_symbol = body.get("symbol")
+    if not isinstance(raw_symbol, str) or not raw_symbol:
+        raise invalid("symbol", "'symbol' is required and must be a string")
+    symbol = await ctx.market.symbol(raw_symbol)
     symbols = await ctx.market.symbols_by_name()
     info = symbols[symbol]
     halted, limits = await ctx.risk.state()  # one round trip per order
-    market_like = str(body.get("type", "")).upper() in MARKET_LIKE
+    market_like = body.get("type") in MARKET_LIKE
     reference = None
     if market_like or needs_reference(limits):
         reference = Decimal((await ctx.market.ticker_price(symbol, None))["price"])
@@ -122,12 +157,15 @@ async def intake(ctx, body: dict, owner: str, execute_at) -> dict:
         checked = check_order(body, info, reference if market_like else None)
         client_id = check_client_order_id(body.get("clientOrderId"))
     except OrderInvalid as exc:
-        raise invalid(exc.field, exc.message, **({"rule": exc.rule} if exc.rule else {})) from None
+        if exc.rule:  # a rule of the symbol (filters, status, order types), not the shape of the input
+            raise BadRequest(exc.message, code="FILTER_FAILURE", details={"field": exc.field, "rule": exc.rule}) \
+                from None
+        raise invalid(exc.field, exc.message) from None
     if execute_at is not None:
         now = int(time.time() * 1000)
-        if isinstance(execute_at, bool) or not isinstance(execute_at, int) or \
-                not now < execute_at <= now + MAX_SCHEDULE_AHEAD_MS:
-            raise invalid("executeAt", "'executeAt' must be a future time in ms, at most 7 days ahead")
+        if not now < execute_at <= now + MAX_SCHEDULE_AHEAD_MS:
+            raise BadRequest("'executeAt' must be a future time in ms, at most 7 days ahead",
+                             code="EXECUTE_AT_OUT_OF_RANGE", details={"field": "executeAt"})
     if halted is not None:
         raise from_failure(halted)
     valuation = Valuation.for_symbol(info, symbols)
@@ -147,10 +185,10 @@ async def intake(ctx, body: dict, owner: str, execute_at) -> dict:
 
 
 @reads.get("/jobs/<job_id:str>")
-@documented("A queued order's job: queued, running, succeeded (with the order) or failed (with the error)",
-            S.Job, "JobResponse", tag="orders", errors=(401, 403, 404))
+@operation("A queued order's job: queued, running, succeeded (with the order) or failed (with the error)",
+           tag="orders", path=Query(JOB_ID), data=S.JOB, errors=(404,))
 async def get_job(request: Request, job_id: str):
-    job = await request.app.ctx.jobs.get(job_id) if len(job_id) <= 64 else None
+    job = await request.app.ctx.jobs.get(job_id)
     principal = request.ctx.principal
     if job is None or (job["owner"] != principal.sub and principal.role < Role.ADMIN):
         raise NotFound(f"No job {job_id}", code="JOB_NOT_FOUND")
@@ -158,16 +196,15 @@ async def get_job(request: Request, job_id: str):
 
 
 @writes.delete("/order")
-@documented("Cancel an order by orderId or clientOrderId (504 OUTCOME_UNKNOWN: look the order up)", S.Order,
-            "CancelResponse", tag="orders", errors=(400, 401, 403, 404, 429, 503, 504),
-            parameters=[("symbol", str, True, "Symbol"), ("orderId", int, False, "Order id"),
-                        ("clientOrderId", str, False, "Client order id")])
-async def cancel_order(request: Request):
-    ctx = request.app.ctx
-    symbol = await ctx.market.symbol(request.args.get("symbol"))
-    order_id, client_id = _order_ref(request, {k: request.args.get(k) for k in ("orderId", "clientOrderId")})
+@operation("Cancel an order by orderId or clientOrderId", tag="orders", query=ORDER_REF, data=S.ORDER,
+           errors=WORKER, description=ORDER_REF_TEXT + " 504 OUTCOME_UNKNOWN: the cancel may or may not have "
+                                                       "happened; look the order up (`details.lookUp`).")
+async def cancel_order(request: Request, q: dict):
+    order_id, client_id = _order_ref(q)
+    symbol = q["symbol"]
     ref = {"symbol": symbol, **({"orderId": order_id} if order_id is not None else {"clientOrderId": client_id})}
-    return ok(request, await cancel(ctx, "orders.cancel", (symbol, order_id, client_id), "/api/v1/order", ref))
+    return ok(request, await cancel(request.app.ctx, "orders.cancel", (symbol, order_id, client_id),
+                                    "/api/v1/order", ref))
 
 
 # A worker's answer that Binance's was lost or late (services.outcomes): the cancel may have happened.
@@ -194,68 +231,49 @@ async def cancel(ctx, task: str, args: tuple, look_up: str, ref: dict):
 
 
 @reads.get("/order")
-@documented("An order's current state", S.Order, "OrderStateResponse", tag="orders",
-            errors=(400, 401, 403, 404, 429, 503, 504),
-            parameters=[("symbol", str, True, "Symbol"), ("orderId", int, False, "Order id"),
-                        ("clientOrderId", str, False, "Client order id")])
-async def get_order(request: Request):
-    ctx = request.app.ctx
-    symbol = await ctx.market.symbol(request.args.get("symbol"))
-    order_id, client_id = _order_ref(request, {k: request.args.get(k) for k in ("orderId", "clientOrderId")})
-    return ok(request, await ctx.dispatch.call("account.order", symbol, order_id, client_id,
-                                               weight=endpoints.get_order(symbol, order_id=order_id).weight))
+@operation("An order's current state", tag="orders", query=ORDER_REF, data=S.ORDER, errors=WORKER,
+           description=ORDER_REF_TEXT)
+async def get_order(request: Request, q: dict):
+    order_id, client_id = _order_ref(q)
+    return ok(request, await request.app.ctx.dispatch.call(
+        "account.order", q["symbol"], order_id, client_id,
+        weight=endpoints.get_order(q["symbol"], order_id=order_id).weight))
 
 
 @reads.get("/openOrders")
-@documented("Open orders (one symbol or all)", list[S.Order], "OpenOrdersResponse", tag="orders",
-            parameters=[("symbol", str, False, "Symbol")])
-async def open_orders(request: Request):
-    ctx = request.app.ctx
-    symbol = await ctx.market.symbol(request.args.get("symbol")) if request.args.get("symbol") else None
-    return ok(request, await ctx.dispatch.call("account.open_orders", symbol,
-                                               weight=endpoints.open_orders(symbol).weight))
+@operation("Open orders (one symbol or all)", tag="orders", query=ANY_SYMBOL, data=S.array(S.ORDER), errors=WORKER)
+async def open_orders(request: Request, q: dict):
+    return ok(request, await request.app.ctx.dispatch.call("account.open_orders", q["symbol"],
+                                                           weight=endpoints.open_orders(q["symbol"]).weight))
 
 
 @writes.delete("/openOrders")
-@documented("Cancel every open order on a symbol (504 OUTCOME_UNKNOWN: look the open orders up)",
-            list[S.Order], "CancelAllResponse", tag="orders", parameters=[("symbol", str, True, "Symbol")])
-async def cancel_open_orders(request: Request):
-    ctx = request.app.ctx
-    symbol = await ctx.market.symbol(request.args.get("symbol"))
-    return ok(request, await cancel(ctx, "orders.cancel_all", (symbol,), "/api/v1/openOrders", {"symbol": symbol}))
+@operation("Cancel every open order on a symbol", tag="orders", query=ONE_SYMBOL, data=S.array(S.ORDER),
+           errors=WORKER, description="504 OUTCOME_UNKNOWN: look the open orders up (`details.lookUp`).")
+async def cancel_open_orders(request: Request, q: dict):
+    symbol = q["symbol"]
+    return ok(request, await cancel(request.app.ctx, "orders.cancel_all", (symbol,), "/api/v1/openOrders",
+                                    {"symbol": symbol}))
 
 
 @reads.get("/allOrders")
-@documented("Order history of a symbol", list[S.Order], "AllOrdersResponse", tag="orders",
-            parameters=[("symbol", str, True, "Symbol"), ("orderId", int, False, "From this order id"),
-                        ("startTime", int, False, "ms"), ("endTime", int, False, "ms"),
-                        ("limit", int, False, "1-1000, default 500")])
-async def all_orders(request: Request):
-    ctx = request.app.ctx
-    symbol = await ctx.market.symbol(request.args.get("symbol"))
-    return ok(request, await ctx.dispatch.call(
-        "account.all_orders", symbol, int_arg(request, "orderId", None, 0, 2**63),
-        int_arg(request, "startTime", None, 0, 2**53), int_arg(request, "endTime", None, 0, 2**53),
-        int_arg(request, "limit", 500, 1, 1000), weight=endpoints.all_orders(symbol).weight))
+@operation("Order history of a symbol", tag="orders", query=ALL_ORDERS, data=S.array(S.ORDER), errors=WORKER)
+async def all_orders(request: Request, q: dict):
+    return ok(request, await request.app.ctx.dispatch.call(
+        "account.all_orders", q["symbol"], q["orderId"], q["startTime"], q["endTime"], q["limit"],
+        weight=endpoints.all_orders(q["symbol"]).weight))
 
 
 @reads.get("/myTrades")
-@documented("Your trades on a symbol", list[S.MyTrade], "MyTradesResponse", tag="orders",
-            parameters=[("symbol", str, True, "Symbol"), ("orderId", int, False, "Only this order"),
-                        ("startTime", int, False, "ms"), ("endTime", int, False, "ms"),
-                        ("fromId", int, False, "From this trade id"), ("limit", int, False, "1-1000, default 500")])
-async def my_trades(request: Request):
-    ctx = request.app.ctx
-    symbol = await ctx.market.symbol(request.args.get("symbol"))
-    return ok(request, await ctx.dispatch.call(
-        "account.trades", symbol, int_arg(request, "orderId", None, 0, 2**63),
-        int_arg(request, "startTime", None, 0, 2**53), int_arg(request, "endTime", None, 0, 2**53),
-        int_arg(request, "fromId", None, 0, 2**63), int_arg(request, "limit", 500, 1, 1000),
-        weight=endpoints.my_trades(symbol).weight))
+@operation("Your trades on a symbol", tag="orders", query=MY_TRADES, data=S.array(S.MY_TRADE), errors=WORKER)
+async def my_trades(request: Request, q: dict):
+    return ok(request, await request.app.ctx.dispatch.call(
+        "account.trades", q["symbol"], q["orderId"], q["startTime"], q["endTime"], q["fromId"], q["limit"],
+        weight=endpoints.my_trades(q["symbol"]).weight))
 
 
 @reads.get("/account")
-@documented("Balances (non-zero) and trading permissions", S.Account, "AccountResponse", tag="account")
+@operation("Balances (non-zero) and trading permissions", tag="account", data=S.ACCOUNT, errors=WORKER)
 async def account(request: Request):
     data = await request.app.ctx.dispatch.call("account.get", weight=endpoints.account().weight)
     return ok(request, {

@@ -20,7 +20,7 @@ from services.orders import TRADES_PAGE as core_page
 
 from . import schemas as S
 from .envelope import ok
-from .schemas import documented
+from .openapi import operation
 
 QUOTE = "USDT"  # positions are valued against <ASSET>USDT
 
@@ -28,8 +28,8 @@ bp = Blueprint("positions", url_prefix="/api/v1")  # viewer
 
 
 @bp.get("/positions")
-@documented("Positions per asset: quantity, average entry, mark, unrealized and realized P&L, return %",
-            S.Positions, "PositionsResponse", tag="account", errors=(401, 403, 429, 503, 504))
+@operation("Positions per asset: quantity, average entry, mark, unrealized and realized P&L, return %",
+           tag="account", data=S.POSITIONS, errors=(429, 503, 504))
 async def get_positions(request: Request):
     ctx = request.app.ctx
     return ok(request, await ctx.positions_cache.get("positions", ctx.settings.positions_cache_ttl,

@@ -15,7 +15,7 @@ from . import schemas as S
 from .auth import json_body
 from .envelope import ok
 from .errors import ApiError, GatewayTimeout, invalid
-from .schemas import documented
+from .openapi import operation
 
 MAX_REASON = 256
 # Canceling everything takes up to 3 listings and a cancel per symbol: the request waits for it up to
@@ -26,15 +26,14 @@ bp = Blueprint("risk", url_prefix="/api/v1")  # admin
 
 
 @bp.get("/risk/limits")
-@documented("Current risk limits (null = no limit)", S.RiskLimits, "RiskLimitsResponse", tag="risk",
-            errors=(401, 403, 503))
+@operation("Current risk limits (null = no limit)", tag="risk", data=S.RISK_LIMITS)
 async def get_limits(request: Request):
     return ok(request, await request.app.ctx.risk.limits())
 
 
 @bp.put("/risk/limits")
-@documented("Replace the risk limits (a missing or null field means no limit)", S.RiskLimits,
-            "RiskLimitsChangeResponse", tag="risk", body=S.RiskLimits, errors=(400, 401, 403, 503))
+@operation("Replace the risk limits (a missing or null field means no limit)", tag="risk",
+           body=S.RISK_LIMITS_REQUEST, data=S.RISK_LIMITS)
 async def put_limits(request: Request):
     ctx = request.app.ctx
     try:
@@ -48,18 +47,19 @@ async def put_limits(request: Request):
 
 
 @bp.get("/admin/kill-switch")
-@documented("Whether trading is halted, since when, by whom and why", S.KillSwitch, "KillSwitchResponse",
-            tag="risk", errors=(401, 403, 503))
+@operation("Whether trading is halted, since when, by whom and why", tag="risk", data=S.KILL_SWITCH)
 async def get_kill_switch(request: Request):
     return ok(request, await request.app.ctx.risk.kill_switch())
 
 
 @bp.post("/admin/kill-switch")
-@documented("Engage (halt trading and cancel every open order) or disengage the kill switch",
-            S.KillSwitchChange, "KillSwitchChangeResponse", tag="risk", body=S.KillSwitchRequest,
-            errors=(400, 401, 403, 429, 503, 504))
+@operation("Engage (halt trading and cancel every open order) or disengage the kill switch", tag="risk",
+           body=S.KILL_SWITCH_REQUEST, data=S.KILL_SWITCH_CHANGE, errors=(429, 503, 504))
 async def set_kill_switch(request: Request):
     body = json_body(request)
+    unknown = sorted(set(body) - {"engaged", "reason"})
+    if unknown:
+        raise invalid(unknown[0], f"Unknown field '{unknown[0]}': the kill switch takes 'engaged' and 'reason'")
     engaged, reason = body.get("engaged"), body.get("reason")
     if not isinstance(engaged, bool):
         raise invalid("engaged", "'engaged' must be true or false")

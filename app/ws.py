@@ -24,6 +24,7 @@ from websockets.protocol import State
 from binance_client import errors as upstream
 
 from .auth import Role, authenticate_token, bearer_token, require_role
+from .clients import client_ip
 from .errors import (
     ApiError, BadRequest, TooManyRequests, Unauthorized, Unavailable, from_binance, render, ws_close_code,
     ws_error_frame,
@@ -49,7 +50,7 @@ class Connection(Subscriber):
     """One client socket: its reader and writer, its token, and its side of the fan-out."""
 
     __slots__ = ("ws", "app", "hub", "settings", "request", "id", "principal", "auth_deadline", "pending",
-                 "ping_waiter", "replay_task", "user_baseline", "rate")
+                 "ping_waiter", "replay_task", "user_baseline", "rate", "admitted_ip")
 
     def __init__(self, request: Request, ws):
         settings = request.app.ctx.settings
@@ -67,6 +68,7 @@ class Connection(Subscriber):
         self.replay_task: asyncio.Task | None = None
         self.user_baseline: EventId | None = None
         self.rate = MessageRate(settings.ws_message_rate)
+        self.admitted_ip: str | None = None  # set by the hub while this socket holds an anonymous slot
         self.outbox.direct = self._write_now
 
     # -- what the hub calls -----------------------------------------------------------------------------
@@ -246,6 +248,7 @@ class Connection(Subscriber):
             return
         self.principal = principal
         self.auth_deadline = None
+        self.hub.authenticated(self)
         self.send(authenticated(principal))
         if self.pending is not None:
             subscription, self.pending = self.pending, None
@@ -349,12 +352,40 @@ async def serve(request: Request, ws, presubscribe: list[str]) -> None:
 # -- routes -----------------------------------------------------------------------------------------------
 
 
+def _upgrade_token(request: Request) -> str | None:
+    token = request.args.get("token") if request.query_string else None
+    if token is None and "authorization" in request.headers:
+        try:
+            token = bearer_token(request)
+        except ApiError:
+            return None
+    return token
+
+
 @bp.on_request
 async def admit(request: Request):
-    """Refuse the upgrade itself over MAX_WS_CONNECTIONS, so clients see a 503 rather than a drop."""
-    if not request.app.ctx.hub.admit(request):
+    """Refuse the upgrade itself when there is no slot for it, so clients see an HTTP answer rather
+    than a drop. A valid token in the upgrade (`?token=` or Authorization) may take the slots kept
+    for authenticated clients and is not counted against its address."""
+    hub = request.app.ctx.hub
+    token = _upgrade_token(request)
+    principal = None
+    if token is not None:
+        try:
+            principal = await authenticate_token(request.app, token)
+        except ApiError:
+            pass  # counted as anonymous; the connection itself then answers 4401 (or 1013)
+    refusal = hub.admit(request, client_ip(request), authenticated=principal is not None)
+    if refusal == "capacity":
         return render(request, Unavailable("Maximum WebSocket connections reached", code="WS_CAPACITY",
                                            retry_after=5))
+    if refusal == "reserved":
+        return render(request, Unavailable("The remaining WebSocket slots are kept for authenticated clients: "
+                                           "send a token in the upgrade (?token= or Authorization)",
+                                           code="WS_CAPACITY", retry_after=5))
+    if refusal == "address":
+        return render(request, TooManyRequests("Too many WebSocket connections without a token from this address",
+                                               code="WS_ADDRESS_LIMIT", retry_after=5))
 
 
 @bp.websocket("/ws")

@@ -191,7 +191,10 @@ def main() -> None:
     try:
         for count in counts:
             web, url = start_web(paper_url, redis_url, {"REDIS_KEY_PREFIX": prefix,
-                                                        "MAX_WS_CONNECTIONS": str(max(counts) + 100)})
+                                                        "MAX_WS_CONNECTIONS": str(max(counts) + 100),
+                                                        # one client address, no tokens: lift both guards
+                                                        "WS_MAX_CONNECTIONS_PER_IP": str(max(counts) + 100),
+                                                        "WS_RESERVED_AUTHENTICATED": "0"})
             try:
                 ws_url = url.replace("http://", "ws://") + "/ws/trades/btcusdt"
                 report["gateway"].append(measure(ws_url, web.pid, r, channel, count, args.rate, seconds,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -18,7 +19,8 @@ LIVE = "live"
 MODES = (PAPER, LIVE)
 USER_STREAM_MODES = ("ws-api", "listen-key")
 
-# The paper exchange's documented demo pair. Harmless outside it; used only in paper mode.
+# The paper exchange's documented demo pair. Harmless outside it; used only in paper mode, and refused
+# (like the dev JWT secret) whenever an upstream URL points anywhere but loopback.
 PAPER_DEMO_API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 PAPER_DEMO_API_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-never-use-live"
@@ -80,10 +82,21 @@ DEFAULTS = {
     "STREAM_ROTATE_AFTER": "82800",
     "STREAM_DEPTH_LIMIT": "1000",
     "LISTEN_KEY_KEEPALIVE": "1800",
+    # Abuse limits of the web tier (README "Security model").
+    "REQUEST_MAX_SIZE": "65536",
+    "LOGIN_MAX_FAILURES": "5",
+    "LOGIN_IP_MAX_FAILURES": "20",
+    "LOGIN_LOCKOUT": "30",
+    "LOGIN_LOCKOUT_MAX": "900",
+    "WS_MAX_CONNECTIONS_PER_IP": "100",
+    # WS_RESERVED_AUTHENTICATED: a tenth of MAX_WS_CONNECTIONS unless set.
 }
 # Binance symbols: ASCII upper case and digits, and non-ASCII characters (UTF-8 names, 2025-12)
 SYMBOL_RE = re.compile(r"^(?:[A-Z0-9]|[^\x00-\x7f]){1,20}$")
 _ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+UPSTREAM_URL_NAMES = ("BINANCE_API_URL", "BINANCE_STREAM_URL", "BINANCE_WS_API_URL")
+# Bodies are small JSON objects; Sanic's own default (100 MB) would let one request hold a worker's memory.
+MIN_REQUEST_MAX_SIZE = 1024
 # Binance cuts stream connections after 24 h and allows 1,024 streams on one; depth snapshots go to 5000.
 MAX_STREAMS_PER_CONNECTION = 1024
 DEPTH_SNAPSHOT_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
@@ -153,6 +166,14 @@ class Settings:
     stream_rotate_after: float
     stream_depth_limit: int
     listen_key_keepalive: float
+    # Abuse limits of the web tier (README "Security model").
+    request_max_size: int
+    login_max_failures: int
+    login_ip_max_failures: int
+    login_lockout: float
+    login_lockout_max: float
+    ws_max_connections_per_ip: int
+    ws_reserved_authenticated: int
     # An RSA or Ed25519 private key (PEM; type read from the file) used instead of the HMAC secret.
     binance_private_key_file: str | None = None
     binance_private_key_passphrase: str | None = field(default=None, repr=False)
@@ -164,11 +185,11 @@ class Settings:
     def require_binance_credentials(self) -> None:
         """For processes that sign Binance calls (the worker): refuse to run without an API key and
         its signing half (BINANCE_PRIVATE_KEY_FILE, or else BINANCE_API_SECRET)."""
+        where = "when SPOTGATE_MODE=live or the upstream is not the loopback paper exchange"
         if not self.binance_api_key:
-            raise ValueError("BINANCE_API_KEY must be set when SPOTGATE_MODE=live")
+            raise ValueError(f"BINANCE_API_KEY must be set {where}")
         if not self.binance_private_key_file and not self.binance_api_secret:
-            raise ValueError("BINANCE_PRIVATE_KEY_FILE (or BINANCE_API_SECRET for an HMAC key) must be set "
-                             "when SPOTGATE_MODE=live")
+            raise ValueError(f"BINANCE_PRIVATE_KEY_FILE (or BINANCE_API_SECRET for an HMAC key) must be set {where}")
 
     def secret_values(self) -> tuple[str, ...]:
         """Values that must never reach a log line or a response."""
@@ -213,16 +234,39 @@ class Settings:
         paper = mode == PAPER
         upstream = UPSTREAM_DEFAULTS[mode]
 
+        def url(name: str, schemes: tuple[str, ...]) -> str:
+            return _url(name, get(name, upstream[name]), schemes)
+
+        api_url = url("BINANCE_API_URL", ("http", "https"))
+        stream_url = url("BINANCE_STREAM_URL", ("ws", "wss"))
+        ws_api_url = url("BINANCE_WS_API_URL", ("ws", "wss"))
+        # Paper mode is the default, so forgetting SPOTGATE_MODE=live must not leave the published
+        # dev defaults in force against a real exchange: they hold only while every upstream is on
+        # this machine's loopback (where the paper exchange runs).
+        remote = [name for name, value in zip(UPSTREAM_URL_NAMES, (api_url, stream_url, ws_api_url))
+                  if not is_loopback_url(value)]
+        dev_defaults = paper and not remote
+
         # Only the worker needs the credentials (it calls require_binance_credentials()); the
         # web process must run without them, so their absence is not an error here.
-        api_key = get("BINANCE_API_KEY", PAPER_DEMO_API_KEY if paper else "")
-        api_secret = get("BINANCE_API_SECRET", PAPER_DEMO_API_SECRET if paper else "")
+        api_key = get("BINANCE_API_KEY", PAPER_DEMO_API_KEY if dev_defaults else "")
+        api_secret = get("BINANCE_API_SECRET", PAPER_DEMO_API_SECRET if dev_defaults else "")
+        if remote and (api_key == PAPER_DEMO_API_KEY or api_secret == PAPER_DEMO_API_SECRET):
+            raise ValueError(
+                f"BINANCE_API_KEY/BINANCE_API_SECRET: the paper exchange's published demo pair is refused "
+                f"against a non-loopback upstream ({remote[0]}); set your own key pair"
+            )
 
         jwt_public_key = _pem(get("JWT_PUBLIC_KEY"))
         jwt_private_key = _pem(get("JWT_PRIVATE_KEY"))
         jwt_secret = get("JWT_SECRET", DEV_JWT_SECRET)
         if jwt_private_key is not None and jwt_public_key is None:
             raise ValueError("JWT_PRIVATE_KEY needs JWT_PUBLIC_KEY: RS256 tokens are verified with the public key")
+        if jwt_public_key is None and jwt_secret == DEV_JWT_SECRET and remote:
+            raise ValueError(
+                f"JWT_SECRET must be set to a real secret (or JWT_PUBLIC_KEY given): the dev-only default "
+                f"is refused unless the upstream is the loopback paper exchange ({remote[0]} is not loopback)"
+            )
         if not paper and jwt_public_key is None:
             if jwt_secret == DEV_JWT_SECRET:
                 raise ValueError(
@@ -233,9 +277,6 @@ class Settings:
                 raise ValueError(
                     f"JWT_SECRET must be at least {MIN_JWT_SECRET_LENGTH} characters when SPOTGATE_MODE=live"
                 )
-
-        def url(name: str, schemes: tuple[str, ...]) -> str:
-            return _url(name, get(name, upstream[name]), schemes)
 
         order_reserve = _share("UPSTREAM_ORDER_RESERVE", setting("UPSTREAM_ORDER_RESERVE"))
         cancel_reserve = _share("UPSTREAM_CANCEL_RESERVE", setting("UPSTREAM_CANCEL_RESERVE"))
@@ -248,9 +289,9 @@ class Settings:
             redis_url=_redis_url(setting("REDIS_URL")),
             redis_key_prefix=setting("REDIS_KEY_PREFIX"),
             mode=mode,
-            binance_api_url=url("BINANCE_API_URL", ("http", "https")),
-            binance_stream_url=url("BINANCE_STREAM_URL", ("ws", "wss")),
-            binance_ws_api_url=url("BINANCE_WS_API_URL", ("ws", "wss")),
+            binance_api_url=api_url,
+            binance_stream_url=stream_url,
+            binance_ws_api_url=ws_api_url,
             binance_api_key=api_key,
             binance_api_secret=api_secret,
             user_stream_mode=_choice(
@@ -294,6 +335,16 @@ class Settings:
             stream_depth_limit=_choice_int("STREAM_DEPTH_LIMIT", setting("STREAM_DEPTH_LIMIT"),
                                            DEPTH_SNAPSHOT_LIMITS),
             listen_key_keepalive=_seconds("LISTEN_KEY_KEEPALIVE", setting("LISTEN_KEY_KEEPALIVE")),
+            request_max_size=_integer("REQUEST_MAX_SIZE", setting("REQUEST_MAX_SIZE"), low=MIN_REQUEST_MAX_SIZE),
+            login_max_failures=_integer("LOGIN_MAX_FAILURES", setting("LOGIN_MAX_FAILURES"), low=1),
+            login_ip_max_failures=_integer("LOGIN_IP_MAX_FAILURES", setting("LOGIN_IP_MAX_FAILURES"), low=1),
+            login_lockout=_seconds("LOGIN_LOCKOUT", setting("LOGIN_LOCKOUT")),
+            login_lockout_max=_seconds("LOGIN_LOCKOUT_MAX", setting("LOGIN_LOCKOUT_MAX")),
+            ws_max_connections_per_ip=_integer("WS_MAX_CONNECTIONS_PER_IP", setting("WS_MAX_CONNECTIONS_PER_IP"),
+                                               low=1),
+            ws_reserved_authenticated=_reserved_slots(get("WS_RESERVED_AUTHENTICATED"),
+                                                      _integer("MAX_WS_CONNECTIONS", setting("MAX_WS_CONNECTIONS"),
+                                                               low=1)),
             binance_private_key_file=get("BINANCE_PRIVATE_KEY_FILE"),
             binance_private_key_passphrase=get("BINANCE_PRIVATE_KEY_PASSPHRASE"),
         )
@@ -320,6 +371,27 @@ def _duration(name: str, value: str) -> int:
         return parse_duration(value)
     except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from None
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether `url` names this machine's loopback (127.0.0.0/8, ::1 or localhost)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _reserved_slots(value: str | None, total: int) -> int:
+    """WebSocket slots only authenticated upgrades may take: a tenth of the total unless set."""
+    if value is None:
+        return total // 10
+    reserved = _integer("WS_RESERVED_AUTHENTICATED", value, low=0)
+    if reserved >= total:
+        raise ValueError(f"WS_RESERVED_AUTHENTICATED must be below MAX_WS_CONNECTIONS ({total}); got {reserved}")
+    return reserved
 
 
 def _pem(value: str | None) -> str | None:

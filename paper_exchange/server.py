@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import secrets
 import string
 import time
@@ -602,11 +603,47 @@ def _authenticate(px: PaperExchange, request: Request) -> ApiKey:
 
 
 LIMIT_SETTINGS = ("weight_limit", "orders_10s", "orders_day", "ban_after", "ban_seconds")
+ADMIN_PREFIX = "/_paper/"
+# A browser sends cross-site requests without a preflight only as GET, HEAD or POST with a text/plain,
+# form or multipart body; demanding application/json for every body forces the preflight the paper
+# exchange never answers, so a page on another site cannot change the exchange's state. (An empty
+# POST reads as `null`/`{}` to every admin handler: it changes nothing.)
+
+
+def _loopback_host(host_header: str) -> bool:
+    """Whether a Host header names this machine's loopback: what a DNS-rebinding page cannot claim."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        host = host[1:host.find("]")] if "]" in host else ""
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def admin_refusal(request: Request) -> HTTPResponse | None:
+    """The /_paper endpoints have no auth: only loopback clients, only JSON bodies."""
+    if not _loopback_host(request.headers.get("host", "")):
+        return json_response({"error": "/_paper/ answers only requests for a loopback Host"}, status=403)
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if request.body and media_type != "application/json":
+        return json_response({"error": "/_paper/ request bodies must be Content-Type: application/json"},
+                             status=415)
+    return None
 
 
 # -- admin (/_paper) --------------------------------------------------------------------------------
 
 def _admin_routes(app: Sanic, px: PaperExchange) -> None:
+    @app.on_request
+    async def guard(request: Request):
+        if request.path.startswith(ADMIN_PREFIX):
+            return admin_refusal(request)
+
     user_accounts = lambda: [a for n, a in px.exchange.accounts.items() if n not in (MAKER, NOISE)]  # noqa: E731
 
     @app.route("/_paper/faults", methods=["GET", "POST", "DELETE"])

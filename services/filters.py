@@ -21,8 +21,30 @@ NEEDS = {
 }
 HAS_TIF = {"LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"}
 MARKET_LIKE = {"MARKET", "STOP_LOSS", "TAKE_PROFIT"}
-CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
-DECIMAL_RE = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,20})?$")
+CLIENT_ID_PATTERN = r"^[\.A-Z\:/a-z0-9_-]{1,36}$"
+CLIENT_ID_RE = re.compile(CLIENT_ID_PATTERN)
+# Canonical decimals only: ASCII digits, no sign, no spaces, no exponent, no leading zeros.
+DECIMAL_PATTERN = r"^(0|[1-9][0-9]{0,19})(\.[0-9]{1,20})?$"
+DECIMAL_RE = re.compile(DECIMAL_PATTERN)
+# The same, above zero (limits): "0.000" is a decimal but not a limit.
+POSITIVE_DECIMAL_PATTERN = r"^(0\.[0-9]{0,19}[1-9][0-9]{0,19}|[1-9][0-9]{0,19}(\.[0-9]{1,20})?)$"
+POSITIVE_DECIMAL_RE = re.compile(POSITIVE_DECIMAL_PATTERN)
+# Every field an order body may carry; anything else is refused (a typo like "stopprice" must not
+# be dropped silently).
+ORDER_FIELDS = ("symbol", "side", "type", "quantity", "quoteOrderQty", "price", "stopPrice", "timeInForce",
+                "clientOrderId", "executeAt")
+NULLABLE_ORDER_FIELDS = ("timeInForce", "clientOrderId", "executeAt")  # null: the default (GTC, ours, now)
+
+
+def json_integer(value) -> int | None:
+    """`value` as an int if JSON Schema calls it an integer (1 and 1.0 alike, never true), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
 
 
 class OrderInvalid(ValueError):
@@ -43,13 +65,12 @@ def _decimal(body: dict, name: str) -> Decimal | None:
     raw = body.get(name)
     if raw is None:
         return None
-    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
-        raise OrderInvalid(name, f"'{name}' must be a decimal string")
-    text = format(Decimal(str(raw)), "f") if isinstance(raw, float) else str(raw).strip()
-    if not DECIMAL_RE.match(text):
-        raise OrderInvalid(name, f"'{name}' must be a positive decimal like \"0.001\", got {raw!r}")
+    # A JSON number would arrive as a float (0.1 is not 0.1): decimals travel as strings, as Binance's do.
+    if not isinstance(raw, str) or not DECIMAL_RE.match(raw):
+        raise OrderInvalid(name, f"'{name}' must be a decimal string like \"0.001\" (digits, no sign, spaces, "
+                                 f"exponent or leading zeros), got {str(raw)[:40]!r}")
     try:
-        return Decimal(text)
+        return Decimal(raw)
     except InvalidOperation:
         raise OrderInvalid(name, f"'{name}' must be a decimal") from None
 
@@ -64,20 +85,27 @@ def _on_grid(value: Decimal, low: Decimal, step: Decimal) -> bool:
 
 def check_order(body: dict, symbol_info: dict, reference_price: Decimal | None) -> CheckedOrder:
     """Validate `body` (already JSON) for `symbol_info` (one exchangeInfo symbol)."""
+    unknown = sorted(set(body) - set(ORDER_FIELDS))
+    if unknown:
+        raise OrderInvalid(unknown[0], f"Unknown field '{unknown[0]}': an order takes {', '.join(ORDER_FIELDS)}")
+    for name, value in body.items():
+        if value is None and name not in NULLABLE_ORDER_FIELDS:
+            raise OrderInvalid(name, f"'{name}' must not be null: leave it out")
     status = symbol_info.get("status")
     if status == "CANCEL_ONLY":  # Binance's status since 2026-07: cancels only
         raise OrderInvalid("symbol", f"{symbol_info['symbol']} is CANCEL_ONLY: it takes no new orders now, "
                                      "only cancels", rule="CANCEL_ONLY")
     if status != "TRADING":
         raise OrderInvalid("symbol", f"{symbol_info['symbol']} is not trading now (status {status})", rule=status)
-    side = str(body.get("side", "")).upper()
+    # Enums as Binance spells them: "buy" and "ſell" (whose upper() is "SELL") are not canonical.
+    side = body.get("side")
     if side not in SIDES:
         raise OrderInvalid("side", "'side' must be BUY or SELL")
-    type_ = str(body.get("type", "")).upper()
+    type_ = body.get("type")
     if type_ not in TYPES:
         raise OrderInvalid("type", f"'type' must be one of {', '.join(TYPES)}")
     if type_ not in symbol_info.get("orderTypes", TYPES):
-        raise OrderInvalid("type", f"{type_} orders are not supported for {symbol_info['symbol']}")
+        raise OrderInvalid("type", f"{type_} orders are not supported for {symbol_info['symbol']}", "ORDER_TYPES")
     values = {name: _decimal(body, name) for name in ("quantity", "quoteOrderQty", "price", "stopPrice")}
     for name in NEEDS[type_]:
         if values[name] is None:
@@ -92,7 +120,7 @@ def check_order(body: dict, symbol_info: dict, reference_price: Decimal | None) 
         raise OrderInvalid("quoteOrderQty", "'quoteOrderQty' is only for MARKET orders")
     tif = body.get("timeInForce")
     if type_ in HAS_TIF:
-        tif = str(tif or "GTC").upper()
+        tif = "GTC" if tif is None else tif
         if tif not in TIME_IN_FORCE:
             raise OrderInvalid("timeInForce", "'timeInForce' must be GTC, IOC or FOK")
     elif tif is not None:

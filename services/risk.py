@@ -32,7 +32,9 @@ from decimal import Decimal, InvalidOperation
 import orjson
 
 from .keys import part
+from .filters import POSITIVE_DECIMAL_RE, json_integer
 from .outcomes import failure
+from .symbols import fold_symbol
 
 USDT = "USDT"
 OPEN_COUNT_MAX_AGE_MS = 10_000   # the exchange's open-order count (weight 80) is reused this long
@@ -40,6 +42,8 @@ SLOT_IN_FLIGHT_MS = 600_000      # a reservation whose job never finishes stops 
 
 LIMIT_FIELDS = ("maxOrderNotional", "allowedSymbols", "maxOpenOrders", "maxOrdersPerMinute")
 OPEN_STATUSES = {"NEW", "PARTIALLY_FILLED", "PENDING_NEW"}
+MAX_ALLOWED_SYMBOLS = 1000  # well inside REQUEST_MAX_SIZE's default as JSON
+MAX_COUNT = 2**63 - 1  # counts travel in task messages and Lua scripts: signed 64-bit at most
 
 
 def validate_limits(body: object, known_symbols: set[str]) -> dict:
@@ -52,8 +56,11 @@ def validate_limits(body: object, known_symbols: set[str]) -> dict:
     limits: dict = {name: None for name in LIMIT_FIELDS}
     notional = body.get("maxOrderNotional")
     if notional is not None:
+        if not isinstance(notional, str) or not POSITIVE_DECIMAL_RE.match(notional):
+            raise ValueError("maxOrderNotional: must be a positive decimal string like \"1000\" (digits, no sign "
+                             "or spaces)")
         try:
-            value = Decimal(str(notional))
+            value = Decimal(notional)
         except InvalidOperation:
             raise ValueError("maxOrderNotional: must be a decimal string") from None
         if not value.is_finite() or value <= 0:
@@ -61,18 +68,22 @@ def validate_limits(body: object, known_symbols: set[str]) -> dict:
         limits["maxOrderNotional"] = str(value)
     symbols = body.get("allowedSymbols")
     if symbols is not None:
-        if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
-            raise ValueError("allowedSymbols: must be a list of symbols")
-        names = [s.upper() for s in symbols]
+        if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols) \
+                or len(symbols) > MAX_ALLOWED_SYMBOLS:
+            raise ValueError(f"allowedSymbols: must be a list of at most {MAX_ALLOWED_SYMBOLS} symbols")
+        names = [fold_symbol(s) for s in symbols]
         bad = [s for s in names if s not in known_symbols]
         if bad:
-            raise ValueError(f"allowedSymbols: unknown symbol {bad[0]}")
+            raise ValueError(f"allowedSymbols: unknown symbol {bad[0][:64]}")
+        if len(set(names)) != len(names):
+            raise ValueError("allowedSymbols: lists a symbol twice")
         limits["allowedSymbols"] = sorted(set(names))
     for name in ("maxOpenOrders", "maxOrdersPerMinute"):
-        value = body.get(name)
-        if value is not None:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: must be a positive integer")
+        raw = body.get(name)
+        if raw is not None:
+            value = json_integer(raw)
+            if value is None or not 1 <= value <= MAX_COUNT:
+                raise ValueError(f"{name}: must be a positive integer of at most {MAX_COUNT}")
             limits[name] = value
     return limits
 

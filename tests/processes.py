@@ -63,8 +63,11 @@ class WebProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.prefix = prefix or f"sgtest:{uuid.uuid4().hex}:"
+        # The web tier must never hold Binance credentials: run it without them, unless a test passes
+        # them on purpose (to see the process drop them).
+        inherited = {k: v for k, v in os.environ.items() if k not in ("BINANCE_API_KEY", "BINANCE_API_SECRET")}
         self.env = {
-            **os.environ,
+            **inherited,
             "SPOTGATE_MODE": "paper",
             "BINANCE_API_URL": binance_url,
             "REDIS_URL": redis_url,
@@ -73,9 +76,6 @@ class WebProcess:
             "LOG_LEVEL": "WARNING",
             **env,
         }
-        # The web tier must never hold Binance credentials: run it without them.
-        self.env.pop("BINANCE_API_KEY", None)
-        self.env.pop("BINANCE_API_SECRET", None)
         # Output goes to a file, not a pipe: a chatty process must never block on a full pipe.
         self.log_file = tempfile.NamedTemporaryFile(prefix="spotgate-web-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
@@ -175,14 +175,13 @@ class RelayProcess:
 
     def __init__(self, paper, redis_url: str, prefix: str | None = None, **env: str):
         self.prefix = prefix or f"sgtest:{uuid.uuid4().hex}:"
+        inherited = {k: v for k, v in os.environ.items() if k not in ("BINANCE_API_KEY", "BINANCE_API_SECRET")}
         environ = {
-            **os.environ, "SPOTGATE_MODE": "paper", "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": self.prefix,
+            **inherited, "SPOTGATE_MODE": "paper", "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": self.prefix,
             "BINANCE_API_URL": paper.url, "BINANCE_STREAM_URL": f"ws://127.0.0.1:{paper.port}",
             "BINANCE_WS_API_URL": f"ws://127.0.0.1:{paper.port}/ws-api/v3", "LOG_LEVEL": "INFO",
             **FAST_RECONNECT, **env,
         }
-        environ.pop("BINANCE_API_KEY", None)
-        environ.pop("BINANCE_API_SECRET", None)
         self.log_file = tempfile.NamedTemporaryFile(prefix="spotgate-stream-", suffix=".log", delete=False)
         self.proc = subprocess.Popen([sys.executable, "-m", "workers.stream"], cwd=ROOT, env=environ,
                                      stdout=self.log_file, stderr=subprocess.STDOUT)

@@ -128,6 +128,36 @@ def test_live_mode_refuses_the_dev_jwt_secret(jwt_secret):
         Settings.from_env(env)
 
 
+@pytest.mark.parametrize("name, url", [
+    ("BINANCE_API_URL", "https://api.binance.com"),
+    ("BINANCE_STREAM_URL", "wss://stream.binance.com:9443"),
+    ("BINANCE_WS_API_URL", "wss://ws-api.binance.com:443/ws-api/v3"),
+    ("BINANCE_API_URL", "http://10.0.0.5:8900"),
+])
+def test_paper_mode_refuses_the_dev_jwt_secret_against_a_remote_upstream(name, url):
+    # Forgetting SPOTGATE_MODE=live must not leave the published dev secret in force against Binance.
+    with pytest.raises(ValueError, match=f"JWT_SECRET.*{name} is not loopback"):
+        Settings.from_env({name: url})
+    settings = Settings.from_env({name: url, "JWT_SECRET": "a-real-jwt-secret-of-at-least-32-chars"})
+    assert settings.is_paper and settings.binance_api_key == "" and settings.binance_api_secret == ""
+
+
+@pytest.mark.parametrize("pair", [{"BINANCE_API_KEY": PAPER_DEMO_API_KEY, "BINANCE_API_SECRET": "mine"},
+                                  {"BINANCE_API_KEY": "mine", "BINANCE_API_SECRET": PAPER_DEMO_API_SECRET}])
+@pytest.mark.parametrize("mode", ["paper", "live"])
+def test_the_demo_key_pair_is_refused_against_a_remote_upstream(pair, mode):
+    env = {**LIVE_KEYS, "SPOTGATE_MODE": mode, "BINANCE_API_URL": "https://api.binance.com", **pair}
+    with pytest.raises(ValueError, match="demo pair is refused against a non-loopback upstream"):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8900", "http://127.9.9.9:1", "http://localhost:8900",
+                                 "http://[::1]:8900"])
+def test_dev_defaults_hold_against_a_loopback_paper_exchange(url):
+    settings = Settings.from_env({"BINANCE_API_URL": url})
+    assert settings.jwt_secret == DEV_JWT_SECRET and settings.binance_api_secret == PAPER_DEMO_API_SECRET
+
+
 def test_live_mode_refuses_a_short_jwt_secret():
     with pytest.raises(ValueError, match="JWT_SECRET must be at least 32"):
         Settings.from_env({**LIVE_KEYS, "JWT_SECRET": "x" * 31})

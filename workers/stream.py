@@ -24,6 +24,7 @@ from binance_client import BinanceClient
 from binance_client.budget import WeightBudget
 from config import Settings
 from config.logging import setup_logging
+from config.signing_env import SIGNING_SECRETS, drop_from_environment
 from services.jobs import JobStore
 
 from .channels import Channel
@@ -120,6 +121,8 @@ class Relay:
 
 
 def main() -> None:
+    # The relay may need the API key (listen keys); it never needs what signs.
+    drop_from_environment(SIGNING_SECRETS)
     settings = Settings.from_env()
     # Nothing here signs: drop the secret even where the environment carries it (one Heroku config
     # for every dyno), so it cannot leak from this process.

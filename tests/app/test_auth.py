@@ -248,7 +248,7 @@ def test_refresh_rotates_and_an_old_refresh_token_is_refused(client):
     assert call(client, "get", "/api/v1/auth/me", second["accessToken"]).json["data"]["sub"] == "vera"
 
     reused = call(client, "post", "/api/v1/auth/refresh", json={"refreshToken": first["refreshToken"]})
-    assert reused.status == 401 and error_code(reused) == "TOKEN_REVOKED"
+    assert reused.status == 401 and error_code(reused) == "TOKEN_REUSED"  # and the session is revoked
 
 
 def test_refresh_refuses_access_tokens_and_garbage(client):

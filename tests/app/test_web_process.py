@@ -5,8 +5,59 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
-from tests.processes import ROOT, WebProcess, free_port, stop_process
+from tests.processes import ROOT, RelayProcess, WebProcess, free_port, stop_process
+
+SIGNING = {"BINANCE_API_SECRET": "not-for-the-web-tier-5ecret", "BINANCE_PRIVATE_KEY_FILE": "/secret/key.pem",
+           "BINANCE_PRIVATE_KEY_PASSPHRASE": "not-for-the-web-tier-pa55"}
+
+
+def initial_environment(pid: int) -> dict[str, str]:
+    """What the kernel keeps of a process's environment (/proc/<pid>/environ), as anything running as
+    the same user can read it."""
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        entries = f.read().split(b"\0")
+    return dict(e.decode(errors="replace").partition("=")[::2] for e in entries if e)
+
+
+def test_the_web_process_holds_no_binance_credential_in_its_environment(upstream, redis_url):
+    # One config for every process type (Heroku): the web process is started with the worker's secrets.
+    web = WebProcess(upstream.url, redis_url, BINANCE_API_KEY="the-api-key-value", **SIGNING)
+    try:
+        assert web.get("/api/v1/ticker/price", symbol="BTCUSDT").status_code == 200
+        environ = initial_environment(web.proc.pid)
+        cmdline = open(f"/proc/{web.proc.pid}/cmdline", "rb").read().split(b"\0")
+    finally:
+        web.stop()
+    for name in ("BINANCE_API_KEY", *SIGNING):
+        assert name not in environ, name
+    assert environ["REDIS_URL"] == redis_url  # the rest of the configuration is still there
+    assert b"app:create_app" in cmdline and b"--port" in cmdline
+
+
+def test_the_stream_process_holds_no_signing_secret_in_its_environment(upstream, redis_url):
+    import redis as redis_client
+
+    relay = RelayProcess(upstream, redis_url, BINANCE_API_KEY="the-api-key-value", USER_STREAM_MODE="listen-key",
+                         **SIGNING)
+    client = redis_client.Redis.from_url(redis_url)
+    try:
+        deadline = time.monotonic() + 20
+        while client.get(f"{relay.prefix}stream:status") is None:  # the relay is up and reporting
+            assert relay.proc.poll() is None and time.monotonic() < deadline, relay.log_text()[-2000:]
+            time.sleep(0.1)
+        environ = initial_environment(relay.proc.pid)
+    finally:
+        relay.stop()
+        for key in client.scan_iter(match=f"{relay.prefix}*", count=1000):
+            client.unlink(key)
+        client.close()
+    for name in SIGNING:
+        assert name not in environ, name
+    assert environ["BINANCE_API_KEY"] == "the-api-key-value"  # the key alone signs nothing
+
+
 
 
 def test_live_mode_refuses_to_start_with_the_dev_jwt_secret(redis_url):
@@ -22,6 +73,22 @@ def test_live_mode_refuses_to_start_with_the_dev_jwt_secret(redis_url):
         stop_process(proc)
     assert proc.returncode != 0
     assert b"JWT_SECRET" in out
+
+
+def test_paper_mode_web_process_refuses_the_dev_jwt_secret_against_binance(redis_url):
+    # An operator who sets a real Binance URL but forgets SPOTGATE_MODE=live.
+    env = {**os.environ, "REDIS_URL": redis_url, "BINANCE_API_URL": "https://api.binance.com"}
+    for name in ("SPOTGATE_MODE", "JWT_SECRET", "JWT_PUBLIC_KEY"):
+        env.pop(name, None)
+    proc = subprocess.Popen([sys.executable, "-m", "sanic", "app:create_app", "--factory", "--port", str(free_port()),
+                             "--single-process", "--no-motd"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        stop_process(proc)
+    assert proc.returncode != 0
+    assert b"dev-only default is refused unless the upstream is the loopback paper exchange" in out
 
 
 def test_access_log_has_request_lines_but_never_the_token(upstream, redis_url):

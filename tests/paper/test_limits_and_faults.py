@@ -304,7 +304,8 @@ def test_bad_fault_spec_is_a_400(paper, spec):
 
 def test_bad_admin_bodies_are_400s_not_crashes(paper):
     for path in ("faults", "limits", "market"):
-        resp = paper.http.post(f"{paper.url}/_paper/{path}", data=b"{not json", timeout=10)
+        resp = paper.http.post(f"{paper.url}/_paper/{path}", data=b"{not json", timeout=10,
+                               headers={"Content-Type": "application/json"})
         assert resp.status_code == 400 and "error" in resp.json(), (path, resp.text)
     for body in ([1], {"weight_limit": True}, {"orders_10s": -1}, {"ban_after": "3"}):
         assert paper.admin("POST", "limits", body).status_code == 400, body

@@ -178,3 +178,55 @@ def test_depth_channels_are_limited_per_client_across_its_connections(upstream, 
             assert first.until(lambda m: m["type"] in ("subscribed", "error"))["type"] == "subscribed"
     finally:
         g.stop()
+# -- admission per address, and slots kept for authenticated clients -------------------------------------
+
+@pytest.fixture(scope="module")
+def guarded(upstream, redis_url):
+    # Behind one proxy, so X-Forwarded-For names the client address (as on Heroku).
+    g = Gateway(upstream, redis_url, MAX_WS_CONNECTIONS="6", WS_RESERVED_AUTHENTICATED="2",
+                WS_MAX_CONNECTIONS_PER_IP="3", SANIC_PROXIES_COUNT="1")
+    yield g
+    g.stop()
+
+
+def _from(gateway, address: str, token: str | None = None, path: str = "/ws"):
+    headers = {"X-Forwarded-For": address, **({"Authorization": f"Bearer {token}"} if token else {})}
+    client = gateway.connect(path, additional_headers=headers)
+    client.next("welcome")
+    return client
+
+
+def _refused(gateway, address: str, token: str | None = None):
+    headers = {"X-Forwarded-For": address, **({"Authorization": f"Bearer {token}"} if token else {})}
+    with pytest.raises(InvalidStatus) as refused:
+        gateway.connect("/ws", additional_headers=headers)
+    response = refused.value.response
+    return response.status_code, json.loads(response.body)["error"]["code"], response.headers.get("Retry-After")
+
+
+def test_one_address_cannot_take_every_anonymous_slot(guarded):
+    clients = [_from(guarded, "198.51.100.7") for _ in range(3)]
+    try:
+        assert _refused(guarded, "198.51.100.7") == (429, "WS_ADDRESS_LIMIT", "5")
+        clients.append(_from(guarded, "198.51.100.8"))                         # another address may
+        clients.append(_from(guarded, "198.51.100.7", guarded.token("viewer")))  # so may a token
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_the_last_slots_are_kept_for_authenticated_clients(guarded):
+    clients = [_from(guarded, f"203.0.113.{n}") for n in range(4)]  # 6 slots, 2 of them reserved
+    try:
+        assert _refused(guarded, "203.0.113.50") == (503, "WS_CAPACITY", "5")
+        assert _refused(guarded, "203.0.113.50", "not-a-valid-token")[:2] == (503, "WS_CAPACITY")
+        user = _from(guarded, "203.0.113.50", guarded.token("viewer"), path="/ws/user")
+        clients.append(user)
+        # An anonymous socket that authenticates by message gives its anonymous slot back.
+        clients[0].send({"type": "auth", "token": guarded.token("viewer")})
+        clients[0].next("authenticated")
+        clients.append(_from(guarded, "203.0.113.51"))
+        assert _refused(guarded, "203.0.113.52", guarded.token("viewer"))[:2] == (503, "WS_CAPACITY")  # all 6 taken
+    finally:
+        for client in clients:
+            client.close()

@@ -115,3 +115,25 @@ def test_after_losing_redis_the_hub_recovers_user_events_and_books_and_says_so(g
         assert depth.until(lambda m: m["type"] == "depth.snapshot")["data"]["lastUpdateId"] == 75
         after = relay.user_event(3)
         assert user.next("user")["id"] == after  # and exactly once
+
+
+def test_revoking_a_session_or_a_subject_closes_its_open_sockets(gateway):
+    import requests
+
+    session = gateway.token("viewer", sub="ws-owner", fid="session-1")
+    other_session = gateway.token("viewer", sub="ws-owner", fid="session-2")
+    bystander = gateway.token("viewer", sub="ws-bystander")
+    with gateway.connect(f"/ws/user?token={session}") as first, \
+            gateway.connect(f"/ws/user?token={other_session}") as second, \
+            gateway.connect(f"/ws/user?token={bystander}") as third:
+        for client in (first, second, third):
+            client.open(["user"])
+        admin = {"Authorization": f"Bearer {gateway.token('admin', sub='ops')}"}
+        answer = requests.delete(gateway.web.url + "/api/v1/auth/subjects/ws-owner/tokens", headers=admin,
+                                 timeout=10)
+        assert answer.status_code == 200
+        # Connected tokens are re-checked every 10 s (app.hub.TOKEN_RECHECK).
+        assert first.close_code(timeout=15)[0] == 4401
+        assert second.close_code(timeout=5)[0] == 4401
+        third.send({"type": "ping"})
+        assert third.next("pong")
