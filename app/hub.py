@@ -30,6 +30,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from .clients import client_ip
 from .errors import BadRequest, Unavailable, Unauthorized, WsClose
 from .ws_protocol import (
     CHANNEL_MESSAGES, Channel, ChannelKind, Delivery, EventId, ServerKind, data_message, encode, text_frame,
@@ -248,7 +249,7 @@ class Hub:
         """Whom a connection's depth channels count for: its token's subject, else its IP address."""
         if conn.principal is not None:
             return f"sub:{conn.principal.sub}"
-        return f"ip:{conn.request.remote_addr or conn.request.ip}"
+        return f"ip:{client_ip(conn.request)}"
 
     def depth_room(self, conn) -> int:
         """How many more depth channels this connection's client may follow (WS_MAX_DEPTH_CHANNELS)."""

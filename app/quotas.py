@@ -23,6 +23,7 @@ from sanic import Request, Sanic
 
 from services.keys import part
 
+from .clients import client_ip
 from .errors import TooManyRequests
 
 current_request: ContextVar[Request | None] = ContextVar("spotgate_request", default=None)
@@ -43,7 +44,7 @@ def client_of(request: Request) -> str:
     principal = getattr(request.ctx, "principal", None)
     if principal is not None:
         return f"sub:{principal.sub}"
-    return f"ip:{request.remote_addr or request.ip}"
+    return f"ip:{client_ip(request)}"
 
 
 class ClientQuotas:
