@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import string
 import struct
 import time
 from collections import deque
@@ -21,12 +22,16 @@ from enum import IntEnum, StrEnum
 
 import orjson
 
+from services.symbols import fold_symbol
+
 from .errors import BadRequest
 from .market import INTERVALS
 
-SYMBOL_RE = re.compile(r"^[A-Za-z0-9]{1,20}$")
+# ASCII letters and digits, and non-ASCII characters (Binance lists UTF-8 symbol names since 2025-12-15)
+SYMBOL_RE = re.compile(r"^(?:[A-Za-z0-9]|[^\x00-\x7f]){1,20}$")
 EVENT_ID_RE = re.compile(r"^(\d{1,20})-(\d{1,20})$")
 MAX_CHANNEL_LENGTH = 64
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 MAX_TOKEN_LENGTH = 8192
 
 
@@ -109,7 +114,7 @@ def parse_channel(raw: object) -> Channel:
         raise _bad_channel(raw, "A channel is a string like 'ticker:BTCUSDT'")
     parts = raw.strip().split(":")
     try:
-        kind = ChannelKind(parts[0].lower())
+        kind = ChannelKind(parts[0].translate(_ASCII_LOWER))  # never str.lower(): "K" (U+212A) → "k"
     except ValueError:
         raise _bad_channel(raw, f"Unknown channel '{raw}'; channels are " + ", ".join(
             ("ticker:<SYMBOL>", "depth:<SYMBOL>", "trades:<SYMBOL>", "kline:<SYMBOL>:<interval>", "user",
@@ -131,7 +136,7 @@ def parse_channel(raw: object) -> Channel:
         if interval not in INTERVALS:
             raise BadRequest(f"Unknown kline interval '{interval}'; one of {', '.join(INTERVALS)}",
                              code="INVALID_INTERVAL")
-    return Channel(kind, symbol.upper(), interval)
+    return Channel(kind, fold_symbol(symbol), interval)
 
 
 def _bad_channel(raw: object, message: str) -> BadRequest:

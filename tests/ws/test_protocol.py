@@ -15,6 +15,8 @@ from app.ws_protocol import (
     ("ticker:btcusdt", "ticker:BTCUSDT"), ("DEPTH:EthUsdt", "depth:ETHUSDT"), ("trades:ETHBTC", "trades:ETHBTC"),
     ("kline:bnbusdt:1M", "kline:BNBUSDT:1M"), ("kline:bnbusdt:1m", "kline:BNBUSDT:1m"), ("user", "user"),
     ("orders", "orders"),
+    # UTF-8 symbol names (Binance, 2025-12-15): only ASCII letters fold
+    ("ticker:币安人生usdt", "ticker:币安人生USDT"),
 ])
 def test_channel_names_are_normalised(raw, name):
     assert parse_channel(raw).name == name
@@ -25,6 +27,8 @@ def test_channel_names_are_normalised(raw, name):
     ("kline:BTCUSDT", "INVALID_CHANNEL"), ("kline:BTCUSDT:1y", "INVALID_INTERVAL"),
     ("orders:BTCUSDT", "INVALID_CHANNEL"),
     ("ticker:BTC-USDT", "INVALID_SYMBOL"), (7, "INVALID_CHANNEL"), ("x" * 100, "INVALID_CHANNEL"),
+    # not canonical: "K" (U+212A, the Kelvin sign) lower-cases to "k"
+    ("tic\u212aer:BTCUSDT", "INVALID_CHANNEL"),
 ])
 def test_bad_channel_names_are_refused_with_a_code(raw, code):
     with pytest.raises(ApiError) as refused:
