@@ -18,7 +18,8 @@ from decimal import Decimal
 from sanic import Blueprint, Request
 
 from binance_client import endpoints
-from services.filters import CLIENT_ID_PATTERN, MARKET_LIKE, OrderInvalid, check_client_order_id, check_order, json_integer
+from services.filters import (CLIENT_ID_PATTERN, MARKET_LIKE, TYPES, OrderInvalid, check_client_order_id, check_order,
+                              json_integer)
 from services.jobs import FAILED, SUCCEEDED, ClientOrderIdInUse, new_job, public_view
 from services.risk import Valuation, limits_refusal, needs_reference, order_value
 
@@ -115,6 +116,7 @@ async def place_order(request: Request):
         # a retry is answered with the first request's job before anything is checked or counted again
         existing = await ctx.jobs.by_idempotency_key(owner, idempotency_key)
         if existing is not None:
+            await _refuse_malformed(ctx, body)
             return await _settle(request, existing, async_mode, replayed=True)
     job = await intake(ctx, body, owner, execute_at)
     task = None if execute_at is not None else ctx.dispatch.task("orders.place", job["id"], queue="orders")
@@ -138,15 +140,35 @@ async def _settle(request: Request, job: dict, async_mode: bool, replayed: bool)
     return _job_answer(request, final or await ctx.jobs.get(job["id"]) or job, replayed)
 
 
-async def intake(ctx, body: dict, owner: str, execute_at) -> dict:
-    """Validate an order (filters, kill switch, risk limits) and make its job; raises the ApiError a
-    client gets. Orders are valued in USDT at the worse of their own prices and the last price
-    (services/risk.py); the worker applies the same rules again right before sending."""
+async def _listed_symbol(ctx, body: dict) -> tuple[str, dict]:
+    """The order's symbol as exchangeInfo spells it, and all listed symbols by name."""
     raw_symbol = body.get("symbol")
     if not isinstance(raw_symbol, str) or not raw_symbol:
         raise invalid("symbol", "'symbol' is required and must be a string")
     symbol = await ctx.market.symbol(raw_symbol)
-    symbols = await ctx.market.symbols_by_name()
+    return symbol, await ctx.market.symbols_by_name()
+
+
+async def _refuse_malformed(ctx, body: dict) -> None:
+    """A retry is answered with the first request's job, but never for a body no first request could
+    have sent: what the request schema refuses (fields, types, enums, decimal forms) is refused here
+    too. The symbol's rules (filters, status) are not applied again: they may have changed since the
+    job was made, and the job stands."""
+    symbol, symbols = await _listed_symbol(ctx, body)
+    # the symbol without its rules: whatever check_order still refuses is the shape of the input
+    shape_only = {**symbols[symbol], "status": "TRADING", "filters": [], "orderTypes": list(TYPES)}
+    try:
+        check_client_order_id(body.get("clientOrderId"))
+        check_order(body, shape_only, None)
+    except OrderInvalid as exc:
+        raise invalid(exc.field, exc.message) from None
+
+
+async def intake(ctx, body: dict, owner: str, execute_at) -> dict:
+    """Validate an order (filters, kill switch, risk limits) and make its job; raises the ApiError a
+    client gets. Orders are valued in USDT at the worse of their own prices and the last price
+    (services/risk.py); the worker applies the same rules again right before sending."""
+    symbol, symbols = await _listed_symbol(ctx, body)
     info = symbols[symbol]
     halted, limits = await ctx.risk.state()  # one round trip per order
     market_like = body.get("type") in MARKET_LIKE

@@ -59,7 +59,10 @@ def stack(redis_url, browser):
     Chromium skips before spending anything on it)."""
     users = ",".join(f"{name}:{ROLES[name]}:{hash_password(password)}" for name, password in PASSWORDS.items())
     system = System(redis_url, seed=91, relay_env={"STREAM_SYMBOLS": "BTCUSDT"},
-                    web_env={"AUTH_USERS": users, "ACCESS_TOKEN_TTL": f"{ACCESS_TOKEN_TTL}s"})
+                    web_env={"AUTH_USERS": users, "ACCESS_TOKEN_TTL": f"{ACCESS_TOKEN_TTL}s",
+                             # the tests sign one subject in and reload tens of times a minute: each
+                             # load reads open orders, account and positions (~250 weight)
+                             "CLIENT_WEIGHT_PER_MINUTE": "100000"})
     try:
         eventually(system.user_stream_ready, 30, what="the user stream subscribed")
         yield system

@@ -99,6 +99,12 @@ def test_a_retried_async_request_gets_the_same_shape_with_the_order_inside(stack
     assert again.headers["Idempotent-Replayed"] == "true"
     assert len(orders_on_exchange(stack, clientOrderId=job["clientOrderId"])) == 1
 
+    # a retry is never an excuse for a body no first request could have sent: its shape is checked
+    # (the symbol's filters are not: they may have changed since, and the job stands)
+    for bad in ({**body, "clientOrderId": ""}, {**body, "quantity": " 0.01"}, {**body, "note": 1}):
+        refused = post(stack, bad, token, **{"Idempotency-Key": key, "Prefer": "respond-async"})
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "INVALID_PARAMETER", refused.text
+
 
 def test_key_parts_with_colons_do_not_collide(stack):
     # (subject "bot", key "1:k") and (subject "bot:1", key "k") once made the same Redis key
