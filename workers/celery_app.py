@@ -19,13 +19,17 @@ from celery import Celery
 from kombu import Queue
 
 from config import Settings
+from config.redis_connection import celery_redis
 
 from .task_queue import QUEUES
 
 
 def _configure(app: Celery, settings: Settings) -> None:
     # Only connection facts are kept: nothing here may hand the worker's Binance credentials on.
-    app.conf.update(broker_url=settings.redis_url, result_backend=settings.redis_url)
+    url, ssl_options = celery_redis(settings)
+    app.conf.update(broker_url=url, result_backend=url)
+    if ssl_options is not None:  # rediss://: the same TLS options as every other Redis client
+        app.conf.update(broker_use_ssl=ssl_options, redis_backend_use_ssl=ssl_options)
     app.conf.update(
         task_queues=tuple(Queue(name) for name in QUEUES),
         task_default_queue="default",
