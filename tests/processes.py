@@ -288,3 +288,59 @@ class RedisServer:
 
         stop_process(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def procfile_command(name: str, procfile: str = "Procfile") -> str:
+    """The command line of process type `name` in the Procfile, as Heroku or honcho would run it."""
+    for line in (ROOT / procfile).read_text().splitlines():
+        kind, sep, command = line.partition(":")
+        if sep and kind.strip() == name and not line.lstrip().startswith("#"):
+            return command.strip()
+    raise KeyError(f"no {name!r} process in {procfile}")
+
+
+class ProcfileProcess:
+    """One Procfile process type run as Heroku runs it: `bash -c '<command>'` with the project's
+    venv first on PATH, in its own process group (a dyno: SIGTERM reaches every process in it)."""
+
+    def __init__(self, name: str, env: dict[str, str], *, replace: dict[str, str] | None = None,
+                 procfile: str = "Procfile"):
+        self.name = name
+        command = procfile_command(name, procfile)
+        for old, new in (replace or {}).items():
+            command = command.replace(old, new)
+        self.command = command
+        self.env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}", **env}
+        self.log_file = tempfile.NamedTemporaryFile(prefix=f"spotgate-{name}-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(["/bin/bash", "-c", command], cwd=ROOT, env=self.env, stdout=self.log_file,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log_text(self) -> str:
+        with open(self.log_file.name, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def sigterm(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM the whole group; the leader's exit code, or None if it still runs after `timeout`."""
+        import signal
+
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc.poll() is None and self.sigterm(20) is None:
+            pass
+        try:  # whatever is left of the group
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        self.log_file.close()
+        os.unlink(self.log_file.name)
