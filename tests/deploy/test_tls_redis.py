@@ -14,18 +14,11 @@ from config.redis_connection import celery_redis, redis_connection
 from config.settings import Settings
 from tests.e2e.conftest import System
 from tests.paper.conftest import PaperProcess
-from tests.processes import ROOT, RedisServer, WebProcess
+from tests.processes import ROOT, WebProcess
 
 pytestmark = pytest.mark.integration
 
 HEROKU = {"REDIS_SSL_CERT_REQS": "none"}
-
-
-@pytest.fixture(scope="module")
-def tls_redis():
-    server = RedisServer(tls=True, password="tls-test-password")
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
