@@ -1,14 +1,29 @@
-"""OpenAPI docs at /docs (sanic-ext), with the bearer scheme every protected route uses."""
+"""OpenAPI docs at /docs (sanic-ext), with the bearer scheme every protected route uses.
+
+The Swagger UI page (app/swagger.html) and its assets are served by the gateway itself, from the
+pinned `swagger-ui-bundle` package, so /docs works with no internet: sanic-ext's own page loads
+Swagger UI from a CDN, Redoc too (turned off), and its OAuth2 redirect page fetches one at request
+time (answered here from the package instead).
+"""
 
 from __future__ import annotations
 
-from sanic import Sanic
+from pathlib import Path
+
+import swagger_ui_bundle
+from sanic import Request, Sanic
+from sanic.response import file
 from sanic_ext import Extend
+
+SWAGGER_PAGE = Path(__file__).with_name("swagger.html")
+ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
 
 
 def setup_docs(app: Sanic) -> None:
     app.config.OAS_URL_PREFIX = "/docs"
     app.config.OAS_UI_DEFAULT = "swagger"
+    app.config.OAS_PATH_TO_SWAGGER_HTML = str(SWAGGER_PAGE)
+    app.config.OAS_UI_REDOC = False
     app.config.OAS_IGNORE_OPTIONS = True
     app.config.OAS_IGNORE_HEAD = True
     app.config.CORS = True
@@ -18,3 +33,10 @@ def setup_docs(app: Sanic) -> None:
     Extend(app)
     app.ext.openapi.describe("spotgate", version="1", description="A self-hosted gateway for Binance Spot.")
     app.ext.openapi.add_security_scheme("bearer", "http", scheme="bearer", bearer_format="JWT")
+    app.static("/docs/ui", ASSETS, name="docs_ui")
+    oauth2_redirect = f"{app.name}.openapi.oauth2-redirect"
+
+    @app.on_request
+    async def local_oauth2_redirect(request: Request):
+        if request.route is not None and request.route.name == oauth2_redirect:
+            return await file(ASSETS / "oauth2-redirect.html")
