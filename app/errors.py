@@ -22,15 +22,17 @@ from __future__ import annotations
 import logging
 import math
 from enum import IntEnum
-
-from redis.exceptions import RedisError
-from sanic import Request, Sanic
-from sanic.exceptions import MethodNotAllowed, NotFound as SanicNotFound, SanicException
+from typing import TYPE_CHECKING
 
 from binance_client import errors as upstream
 from services.outcomes import error_from_binance
 
-from .envelope import error_body, json_response
+if TYPE_CHECKING:
+    from sanic import Request, Sanic
+
+# Sanic, redis-py and the envelope (Sanic's responses) are imported where errors are rendered, not
+# here: the error classes are also raised by code that must start fast without the web tier
+# (`python -m app.tokens`, via app.token_codec).
 
 log = logging.getLogger("spotgate.errors")
 
@@ -94,6 +96,8 @@ def from_failure(error: dict) -> ApiError:
 
 
 def render(request: Request, exc: ApiError):
+    from .envelope import error_body, json_response
+
     headers = {}
     if exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
@@ -101,6 +105,9 @@ def render(request: Request, exc: ApiError):
 
 
 def setup_errors(app: Sanic) -> None:
+    from redis.exceptions import RedisError
+    from sanic.exceptions import MethodNotAllowed, NotFound as SanicNotFound, SanicException
+
     @app.exception(ApiError)
     async def api_error(request: Request, exc: ApiError):
         return render(request, exc)
