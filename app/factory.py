@@ -13,7 +13,6 @@ from .auth import Role, protect, setup_auth
 from .docs import setup_docs
 from .errors import setup_errors
 from .health import setup_health
-from .lifecycle import setup_lifecycle
 from .market import bp as market_bp, setup_market
 from .observability import setup_observability
 from .orders import reads as account_reads, writes as order_writes
@@ -58,5 +57,4 @@ def create_app(settings: Settings | None = None, *, name: str = "spotgate") -> S
     app.blueprint(risk_bp)        # /api/v1/risk/limits, /api/v1/admin/kill-switch
     setup_health(app)           # /health, /health/ready, /api/v1/status
     setup_ws(app)               # /ws WebSocket API and the per-process Redis fan-out hub
-    setup_lifecycle(app)        # a second stop signal does not break the stop
     return app

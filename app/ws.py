@@ -120,7 +120,7 @@ class Connection(Subscriber):
         except asyncio.CancelledError:
             # Sanic cancels the handlers when the server stops, then closes with 1000 ("normal"). 1001
             # ("going away") tells the client to reconnect: to another dyno, or to this one restarted.
-            self.ws.end_connection(WsClose.GOING_AWAY, "Server restarting")
+            self.ws.fail_connection(WsClose.GOING_AWAY, "Server restarting")
             raise
         finally:
             for task in (reader, self.replay_task):
