@@ -35,15 +35,19 @@ $(VENV)/.installed: requirements.txt
 demo-keys: venv ## Make the paper exchange's demo RSA/Ed25519 key pairs when absent.
 	@$(PY) -m paper_exchange.demo_keys .run/demo-keys >/dev/null
 
-# honcho lets .env override the environment; .run/redis.env (read last) keeps the Redis
-# that ensure_redis.sh chose, which may be a private one on a random port.
-run: venv demo-keys ## Start the whole system in paper mode (Procfile.dev).
-	@echo "spotgate (paper mode):"
-	@echo "  gateway          http://127.0.0.1:$(WEB_PORT)/  (once the web process lands)"
-	@echo "  paper exchange   http://127.0.0.1:$(PAPER_PORT)  streams ws://127.0.0.1:$(PAPER_PORT)/ws  WS-API ws://127.0.0.1:$(PAPER_PORT)/ws-api/v3"
-	$(WITH_REDIS) && \
-		mkdir -p .run && printf 'REDIS_URL=%s\n' "$$REDIS_URL" > .run/redis.env && \
-		$(VENV)/bin/honcho -f Procfile.dev -e .env,.run/redis.env start
+# honcho reads .env, then .run/run.env (read last, so it wins): the Redis that ensure_redis.sh chose
+# (maybe a private one on a random port), the ports, and the paper exchange's URLs for every process.
+# Ctrl-C stops every process (honcho) and ends without a make error line: honcho's 130 is a clean stop.
+run: venv demo-keys ## Start the whole system in paper mode (Procfile.dev); WEB_PORT=8000 PAPER_PORT=8900.
+	@echo "spotgate (paper mode): starting; a \"ready\" line follows once every process answers"
+	$(WITH_REDIS) && trap : INT && mkdir -p .run && \
+		{ printf 'REDIS_URL=%s\n' "$$REDIS_URL"; \
+		  printf 'WEB_PORT=%s\nPAPER_PORT=%s\n' '$(WEB_PORT)' '$(PAPER_PORT)'; \
+		  printf 'BINANCE_API_URL=http://127.0.0.1:%s\n' '$(PAPER_PORT)'; \
+		  printf 'BINANCE_STREAM_URL=ws://127.0.0.1:%s\n' '$(PAPER_PORT)'; \
+		  printf 'BINANCE_WS_API_URL=ws://127.0.0.1:%s/ws-api/v3\n' '$(PAPER_PORT)'; } > .run/run.env && \
+		$(VENV)/bin/honcho -f Procfile.dev -e .env,.run/run.env start; \
+		status=$$?; [ "$$status" -eq 130 ] && status=0; exit $$status
 
 test: venv ## Run the whole test suite (PYTEST_ARGS=... to narrow it).
 	scripts/ensure_chromium.sh

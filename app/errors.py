@@ -22,17 +22,20 @@ from __future__ import annotations
 import logging
 import math
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 import orjson
-from redis.exceptions import RedisError
-from sanic import Request, Sanic
-from sanic.exceptions import MethodNotAllowed, NotFound as SanicNotFound, PayloadTooLarge, SanicException
-from sanic.response import HTTPResponse
 
 from binance_client import errors as upstream
 from services.outcomes import error_from_binance
 
-from .envelope import error_body, json_response, now_ms, request_id
+if TYPE_CHECKING:
+    from sanic import Request, Sanic
+    from sanic.response import HTTPResponse
+
+# Sanic, redis-py and the envelope (Sanic's responses) are imported where errors are rendered, not
+# here: the error classes are also raised by code that must start fast without the web tier
+# (`python -m app.tokens`, via app.token_codec).
 
 log = logging.getLogger("spotgate.errors")
 
@@ -98,6 +101,10 @@ def from_failure(error: dict) -> ApiError:
 def render(request: Request, exc: ApiError, headers: dict | None = None) -> HTTPResponse:
     """The error envelope for `exc`. It cannot fail: details that do not encode (an integer beyond
     64 bits, an object) are dropped rather than turning a 400 into Sanic's plain-text 500."""
+    from sanic.response import HTTPResponse
+
+    from .envelope import error_body, json_response, now_ms, request_id
+
     headers = dict(headers or {})
     if exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
@@ -114,12 +121,17 @@ def render(request: Request, exc: ApiError, headers: dict | None = None) -> HTTP
 
 def internal_error(request: Request, exc: BaseException) -> HTTPResponse:
     """A 500 (a bug): logged with the request id and the traceback, answered without either."""
+    from .envelope import request_id
+
     log.error("unhandled error request_id=%s %s %s", request_id(request), request.method, request.path,
               exc_info=exc)
     return render(request, ApiError("Internal error"))
 
 
 def setup_errors(app: Sanic) -> None:
+    from redis.exceptions import RedisError
+    from sanic.exceptions import MethodNotAllowed, NotFound as SanicNotFound, PayloadTooLarge, SanicException
+
     # Bodies are small JSON objects: Sanic's default 100 MB would let one request hold a worker's memory.
     app.config.REQUEST_MAX_SIZE = app.ctx.settings.request_max_size
 

@@ -30,6 +30,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from config.redis_connection import redis_connection
+
 from .clients import client_ip
 from .errors import BadRequest, Unavailable, Unauthorized, WsClose
 from .ws_protocol import (
@@ -76,8 +78,9 @@ class Hub:
     def __init__(self, settings, auth):
         # The hub's own clients: a bounded pool that makes bursts (a thousand clients subscribing at
         # once) wait rather than fail, and cannot starve the REST tier's connections.
+        url, tls = redis_connection(settings)
         self.redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=REDIS_CONNECTIONS, timeout=SUBSCRIBE_TIMEOUT,
+            url, **tls, max_connections=REDIS_CONNECTIONS, timeout=SUBSCRIBE_TIMEOUT,
             health_check_interval=30))
         self.settings = settings
         self.revocations = auth.revocations
@@ -99,7 +102,7 @@ class Hub:
         self._depth_client_of: dict = {}                         # connection → the client it counts for
         # Pub/sub on its own client without retries: a lost connection must surface here, where
         # subscriptions are restored and clients resynced, not be reconnected silently.
-        self._client = aioredis.Redis.from_url(settings.redis_url, retry=Retry(NoBackoff(), 0),
+        self._client = aioredis.Redis.from_url(url, **tls, retry=Retry(NoBackoff(), 0),
                                                socket_keepalive=True, client_name=f"{prefix}ws-hub")
         self._pubsub = None
         self._commands: deque = deque()           # (verb, name) in call order

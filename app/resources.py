@@ -7,6 +7,7 @@ from sanic import Sanic
 
 from binance_client import AsyncBinanceClient
 from binance_client.budget import AsyncWeightBudget
+from config.redis_connection import redis_connection
 
 from services.jobs import AsyncJobStore
 from services.risk import AsyncRiskStore
@@ -39,7 +40,8 @@ def setup_resources(app: Sanic) -> None:
 
     @app.before_server_start
     async def open_resources(app_: Sanic):
-        app_.ctx.redis = aioredis.Redis.from_url(settings.redis_url, health_check_interval=30)
+        url, tls = redis_connection(settings)
+        app_.ctx.redis = aioredis.Redis.from_url(url, **tls, health_check_interval=30)
         # Public data only: the web tier is given no API key and no secret.
         client = AsyncBinanceClient(settings.binance_api_url, timeout=settings.upstream_timeout)
         budget = AsyncWeightBudget(app_.ctx.redis, settings.redis_key_prefix, DEFAULT_WEIGHT_LIMIT,

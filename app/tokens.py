@@ -15,7 +15,7 @@ import sys
 
 from config.settings import ROLES, Settings, parse_duration
 
-from .auth import DEFAULT_ISSUED_TTL, SUBJECT_RE, Role, TokenCodec
+from .token_codec import DEFAULT_ISSUED_TTL, SUBJECT_RE, Role, TokenCodec
 from .errors import ApiError
 from .passwords import hash_password
 

@@ -26,7 +26,7 @@ from binance_client import errors as upstream
 from .auth import Role, authenticate_token, bearer_token, require_role
 from .clients import client_ip
 from .errors import (
-    ApiError, BadRequest, TooManyRequests, Unauthorized, Unavailable, from_binance, render, ws_close_code,
+    ApiError, BadRequest, TooManyRequests, Unauthorized, Unavailable, WsClose, from_binance, render, ws_close_code,
     ws_error_frame,
 )
 from .hub import Hub
@@ -119,6 +119,11 @@ class Connection(Subscriber):
         reader.add_done_callback(self._reader_done)
         try:
             await self._write()
+        except asyncio.CancelledError:
+            # Sanic cancels the handlers when the server stops, then closes with 1000 ("normal"). 1001
+            # ("going away") tells the client to reconnect: to another dyno, or to this one restarted.
+            self.ws.fail_connection(WsClose.GOING_AWAY, "Server restarting")
+            raise
         finally:
             for task in (reader, self.replay_task):
                 if task is not None:

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from config.redis_connection import url_tls_options
+
 PAPER = "paper"
 LIVE = "live"
 MODES = (PAPER, LIVE)
@@ -52,6 +54,7 @@ DEFAULTS = {
     "PORT": "8000",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "REDIS_KEY_PREFIX": "spotgate:",
+    "REDIS_SSL_CERT_REQS": "required",
     "SPOTGATE_MODE": PAPER,
     "USER_STREAM_MODE": "ws-api",
     "CORS_ORIGINS": "*",
@@ -102,6 +105,8 @@ MAX_STREAMS_PER_CONNECTION = 1024
 DEPTH_SNAPSHOT_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
 
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+# How a rediss:// server certificate is checked, as redis-py and Celery spell it.
+REDIS_SSL_CERT_REQS = ("required", "optional", "none")
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,9 @@ class Settings:
     port: int
     redis_url: str
     redis_key_prefix: str
+    # For rediss:// URLs without their own ssl_cert_reqs / ssl_ca_certs (config/redis_connection.py).
+    redis_ssl_cert_reqs: str
+    redis_ssl_ca_certs: str | None
     mode: str
     binance_api_url: str
     binance_stream_url: str
@@ -288,6 +296,9 @@ class Settings:
             port=_integer("PORT", setting("PORT"), low=1, high=65535),
             redis_url=_redis_url(setting("REDIS_URL")),
             redis_key_prefix=setting("REDIS_KEY_PREFIX"),
+            redis_ssl_cert_reqs=_choice("REDIS_SSL_CERT_REQS", setting("REDIS_SSL_CERT_REQS").lower(),
+                                        REDIS_SSL_CERT_REQS),
+            redis_ssl_ca_certs=_existing_file("REDIS_SSL_CA_CERTS", get("REDIS_SSL_CA_CERTS")),
             mode=mode,
             binance_api_url=api_url,
             binance_stream_url=stream_url,
@@ -529,6 +540,13 @@ def _redis_url(value: str) -> str:
         raise ValueError(
             f"REDIS_URL must start with redis://, rediss:// or unix://; got scheme {scheme!r}"
         )
+    url_tls_options(value)  # an unknown ssl_cert_reqs is refused here, not at the first connection
+    return value
+
+
+def _existing_file(name: str, value: str | None) -> str | None:
+    if value is not None and not Path(value).is_file():
+        raise ValueError(f"{name} must name a readable file; {value!r} is not one")
     return value
 
 

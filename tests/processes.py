@@ -194,3 +194,152 @@ class RelayProcess:
         stop_process(self.proc)
         self.log_file.close()
         os.unlink(self.log_file.name)
+
+
+class RedisServer:
+    """A private `redis-server` on a free loopback port (the suite's shared Redis is never reconfigured).
+
+    With `tls=True` it listens only on a TLS port with a self-signed certificate made here (for
+    127.0.0.1 and localhost, as Heroku Redis's is self-signed), and requires `password`. `url` is the
+    bare URL a Redis add-on gives (no ssl_cert_reqs); `client()` connects verifying the certificate.
+    """
+
+    def __init__(self, *, tls: bool = False, password: str | None = None):
+        import shutil
+
+        import redis
+
+        if shutil.which("redis-server") is None:
+            import pytest
+
+            pytest.skip("redis-server is not installed")
+        self.dir = tempfile.mkdtemp(prefix="spotgate-redis-")
+        self.port = free_port()
+        self.password = password
+        command = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir]
+        if password:
+            command += ["--requirepass", password]
+        self.ca_file: str | None = None
+        if tls:
+            self.ca_file, key_file = self._self_signed_certificate()
+            command += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", self.ca_file,
+                        "--tls-key-file", key_file, "--tls-ca-cert-file", self.ca_file, "--tls-auth-clients", "no"]
+        else:
+            command += ["--port", str(self.port)]
+        auth = f":{password}@" if password else ""
+        self.url = f"{'rediss' if tls else 'redis'}://{auth}127.0.0.1:{self.port}/0"
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        client = self.client()
+        try:
+            while True:
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError:
+                    if self.proc.poll() is not None or time.monotonic() > deadline:
+                        self.stop()
+                        raise RuntimeError("private redis-server did not start") from None
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def client_options(self) -> dict:
+        return {"ssl_ca_certs": self.ca_file} if self.ca_file else {}
+
+    def client(self):
+        import redis
+
+        return redis.Redis.from_url(self.url, **self.client_options())
+
+    def _self_signed_certificate(self) -> tuple[str, str]:
+        import datetime
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        certificate = (
+            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        cert_file, key_file = os.path.join(self.dir, "redis.crt"), os.path.join(self.dir, "redis.key")
+        with open(cert_file, "wb") as f:
+            f.write(certificate.public_bytes(serialization.Encoding.PEM))
+        with open(key_file, "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+        return cert_file, key_file
+
+    def stop(self) -> None:
+        import shutil
+
+        stop_process(self.proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def procfile_command(name: str, procfile: str = "Procfile") -> str:
+    """The command line of process type `name` in the Procfile, as Heroku or honcho would run it."""
+    for line in (ROOT / procfile).read_text().splitlines():
+        kind, sep, command = line.partition(":")
+        if sep and kind.strip() == name and not line.lstrip().startswith("#"):
+            return command.strip()
+    raise KeyError(f"no {name!r} process in {procfile}")
+
+
+class ProcfileProcess:
+    """One Procfile process type run as Heroku runs it: `bash -c '<command>'` with the project's
+    venv first on PATH, in its own process group (a dyno: SIGTERM reaches every process in it)."""
+
+    def __init__(self, name: str, env: dict[str, str], *, replace: dict[str, str] | None = None,
+                 procfile: str = "Procfile"):
+        self.name = name
+        command = procfile_command(name, procfile)
+        for old, new in (replace or {}).items():
+            command = command.replace(old, new)
+        self.command = command
+        self.env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}", **env}
+        self.log_file = tempfile.NamedTemporaryFile(prefix=f"spotgate-{name}-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(["/bin/bash", "-c", command], cwd=ROOT, env=self.env, stdout=self.log_file,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log_text(self) -> str:
+        with open(self.log_file.name, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def sigterm(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM the whole group; the leader's exit code, or None if it still runs after `timeout`."""
+        import signal
+
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc.poll() is None and self.sigterm(20) is None:
+            pass
+        try:  # whatever is left of the group
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        self.log_file.close()
+        os.unlink(self.log_file.name)

@@ -30,6 +30,7 @@ def test_paper_mode_defaults_run_against_the_local_paper_exchange():
     assert settings.port == 8000
     assert settings.redis_url == "redis://127.0.0.1:6379/0"
     assert settings.redis_key_prefix == "spotgate:"
+    assert settings.redis_ssl_cert_reqs == "required" and settings.redis_ssl_ca_certs is None
     assert settings.binance_api_url == "http://127.0.0.1:8900"
     assert settings.binance_stream_url == "ws://127.0.0.1:8900"
     assert settings.binance_ws_api_url == "ws://127.0.0.1:8900/ws-api/v3"

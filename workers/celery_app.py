@@ -8,6 +8,10 @@
 - No ETA/countdown tasks: `executeAt` orders are held in a Redis sorted set and enqueued when due,
   so the broker's visibility timeout only has to outlast a running task, and a killed worker's task
   comes back after BROKER_VISIBILITY_TIMEOUT seconds (and a few more: the restore sweep's interval).
+- SIGTERM (Heroku's, honcho's) reaches every process of the dyno, pool children included. The main
+  process then shuts down warm: it takes no new task and waits for the running ones, exiting 0. A pool
+  child ignores that first SIGTERM so the order it is placing is finished rather than cut off
+  mid-call; tasks reserved but not started go back to the queue for the next worker.
 - The web process enqueues with `workers.task_queue.task_message()` + an asyncio LPUSH instead of
   `send_task()`: kombu publishes synchronously (blocking the event loop for a Redis round trip, ~1 ms
   of CPU an order), and one LPUSH can share a MULTI with the job record it belongs to.
@@ -15,18 +19,25 @@
 
 from __future__ import annotations
 
+import signal
+
+from billiard.process import current_process
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import task_prerun, worker_init
 from kombu import Queue
 
 from config import Settings
+from config.redis_connection import celery_redis
 
 from .task_queue import QUEUES
 
 
 def _configure(app: Celery, settings: Settings) -> None:
     # Only connection facts are kept: nothing here may hand the worker's Binance credentials on.
-    app.conf.update(broker_url=settings.redis_url, result_backend=settings.redis_url)
+    url, ssl_options = celery_redis(settings)
+    app.conf.update(broker_url=url, result_backend=url)
+    if ssl_options is not None:  # rediss://: the same TLS options as every other Redis client
+        app.conf.update(broker_use_ssl=ssl_options, redis_backend_use_ssl=ssl_options)
     app.conf.update(
         task_queues=tuple(Queue(name) for name in QUEUES),
         task_default_queue="default",
@@ -78,3 +89,24 @@ def _refuse_to_start_without_a_usable_key(**_) -> None:
         signing_key(Settings.from_env())
     except ValueError as exc:
         raise SystemExit(f"spotgate worker refuses to start: {exc}") from None
+
+
+@task_prerun.connect
+def _finish_the_running_task_on_sigterm(**_) -> None:
+    # In a pool child SIGTERM runs billiard's handler, which exits at once: the order being placed
+    # would be cut off mid-call (not lost: redelivered after the visibility timeout and looked up by
+    # its client order id, but late), while the main process's warm shutdown waits for it anyway. So
+    # the first SIGTERM (the dyno-wide one) is absorbed and billiard's handler put back: a second one
+    # (billiard ending the pool on a cold shutdown, Celery cancelling a task) still ends the child.
+    # Installed per task, not at process start: billiard resets the handlers after Celery's initializer.
+    if current_process()._name == "MainProcess":
+        return  # solo/threads pools: SIGTERM is Celery's own warm-shutdown handler here
+    current = signal.getsignal(signal.SIGTERM)
+    if getattr(current, "absorbs_sigterm", False) or not callable(current):
+        return
+
+    def absorb_first_sigterm(signum, frame) -> None:
+        signal.signal(signal.SIGTERM, current)
+
+    absorb_first_sigterm.absorbs_sigterm = True
+    signal.signal(signal.SIGTERM, absorb_first_sigterm)

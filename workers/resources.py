@@ -19,6 +19,7 @@ from binance_client.budget import WeightBudget
 from binance_client.errors import BinanceError
 from config import Settings
 from config.logging import setup_logging
+from config.redis_connection import redis_connection
 from services.jobs import JobStore
 from services.orders import Orders
 from services.pacing import OrderPacer
@@ -37,7 +38,8 @@ class Resources:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.settings.redis_url, health_check_interval=30)
+        url, tls = redis_connection(self.settings)
+        return redis.Redis.from_url(url, **tls, health_check_interval=30)
 
     @cached_property
     def signer(self) -> Signer:

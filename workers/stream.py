@@ -24,6 +24,7 @@ from binance_client import BinanceClient
 from binance_client.budget import WeightBudget
 from config import Settings
 from config.logging import setup_logging
+from config.redis_connection import redis_connection
 from config.signing_env import SIGNING_SECRETS, drop_from_environment
 from services.jobs import JobStore
 
@@ -60,7 +61,8 @@ class DemandListener(threading.Thread):
 class Relay:
     def __init__(self, settings: Settings, redis_client: redis.Redis | None = None, celery=None):
         self.settings = settings
-        self.redis = redis_client or redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+        url, tls = redis_connection(settings)
+        self.redis = redis_client or redis.Redis.from_url(url, **tls, health_check_interval=30)
         prefix = settings.redis_key_prefix
         self.bus = StreamBus(self.redis, prefix)
         client = BinanceClient(settings.binance_api_url, timeout=settings.upstream_timeout)
@@ -72,7 +74,7 @@ class Relay:
             from workers.celery_app import app as celery
         reply_timeout = settings.upstream_timeout + 5
         # BLPOP blocks for up to reply_timeout: its connection must not time out first
-        blocking = redis.Redis.from_url(settings.redis_url, socket_timeout=reply_timeout + 5)
+        blocking = redis.Redis.from_url(url, **tls, socket_timeout=reply_timeout + 5)
         worker = WorkerCalls(celery, blocking, prefix, timeout=reply_timeout)
         self.user = user_stream_for(settings, self.bus, worker, UserEvents(self.bus, JobStore(self.redis, prefix)))
         self.always_on = {f"ticker:{symbol}": Channel("ticker", symbol) for symbol in settings.stream_symbols}

@@ -72,8 +72,15 @@ class Link:
         return self
 
     def stop(self) -> None:
-        """Close for good (no reconnect); `on_close` sees planned=True."""
+        """Close for good (no reconnect): a close frame (1001, going away), then the socket; `on_close`
+        sees planned=True."""
         self._stop.set()
+        ws = self._ws
+        if ws is not None:
+            try:
+                ws.send_close(websocket.STATUS_GOING_AWAY, b"relay stopping")
+            except (websocket.WebSocketException, OSError):
+                pass  # already gone: nothing to tell the server
         self._abort()
 
     def join(self, timeout: float | None = None) -> None:

@@ -27,10 +27,12 @@ class System:
     and its key prefix deleted by `stop()`, also when starting it failed halfway."""
 
     def __init__(self, redis_url: str, *, seed: int, paper_env: dict | None = None,
-                 worker_env: dict | None = None, relay_env: dict | None = None, web_env: dict | None = None):
+                 worker_env: dict | None = None, relay_env: dict | None = None, web_env: dict | None = None,
+                 redis_options: dict | None = None):
         self.redis_url = redis_url
         self.prefix = f"sgtest:{uuid.uuid4().hex}:"
-        self.redis = redis.Redis.from_url(redis_url)
+        # the test's own client (redis_options: e.g. the CA file of a TLS Redis)
+        self.redis = redis.Redis.from_url(redis_url, **(redis_options or {}))
         self.paper: PaperProcess | None = None
         self.worker: WorkerProcess | None = None
         self.relay: RelayProcess | None = None
