@@ -73,6 +73,8 @@ DEFAULTS = {
     "STREAM_ROTATE_AFTER": "82800",
     "STREAM_DEPTH_LIMIT": "1000",
     "LISTEN_KEY_KEEPALIVE": "1800",
+    "LOG_FORMAT": "text",
+    "METRICS_PUSH_INTERVAL": "5",
 }
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,20}$")
 # Binance cuts stream connections after 24 h and allows 1,024 streams on one; depth snapshots go to 5000.
@@ -80,6 +82,9 @@ MAX_STREAMS_PER_CONNECTION = 1024
 DEPTH_SNAPSHOT_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
 
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+LOG_FORMATS = ("text", "json")
+# A bearer token for /metrics must not be guessable; live mode refuses shorter ones.
+MIN_METRICS_TOKEN_LENGTH = 16
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,10 @@ class Settings:
     stream_rotate_after: float
     stream_depth_limit: int
     listen_key_keepalive: float
+    # Operations (README "Operations"): log lines, /metrics access and how often processes report.
+    log_format: str
+    metrics_token: str | None = field(repr=False)
+    metrics_push_interval: float
 
     @property
     def is_paper(self) -> bool:
@@ -148,7 +157,7 @@ class Settings:
     def secret_values(self) -> tuple[str, ...]:
         """Values that must never reach a log line or a response."""
         candidates = (self.binance_api_secret, self.jwt_secret, self.binance_api_key,
-                      self.jwt_private_key)
+                      self.jwt_private_key, self.metrics_token)
         return tuple(value for value in candidates if value)
 
     @classmethod
@@ -256,6 +265,9 @@ class Settings:
             stream_depth_limit=_choice_int("STREAM_DEPTH_LIMIT", setting("STREAM_DEPTH_LIMIT"),
                                            DEPTH_SNAPSHOT_LIMITS),
             listen_key_keepalive=_seconds("LISTEN_KEY_KEEPALIVE", setting("LISTEN_KEY_KEEPALIVE")),
+            log_format=_choice("LOG_FORMAT", setting("LOG_FORMAT").lower(), LOG_FORMATS),
+            metrics_token=_metrics_token(get("METRICS_TOKEN"), paper),
+            metrics_push_interval=_seconds("METRICS_PUSH_INTERVAL", setting("METRICS_PUSH_INTERVAL")),
         )
 
 
@@ -405,6 +417,13 @@ def _redis_url(value: str) -> str:
         raise ValueError(
             f"REDIS_URL must start with redis://, rediss:// or unix://; got scheme {scheme!r}"
         )
+    return value
+
+
+def _metrics_token(value: str | None, paper: bool) -> str | None:
+    if value is not None and not paper and len(value) < MIN_METRICS_TOKEN_LENGTH:
+        raise ValueError(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters when "
+                         "SPOTGATE_MODE=live")
     return value
 
 
