@@ -14,6 +14,7 @@ from .docs import setup_docs
 from .errors import setup_errors
 from .health import setup_health
 from .market import bp as market_bp, setup_market
+from .metrics import setup_metrics
 from .observability import setup_observability
 from .orders import reads as account_reads, writes as order_writes
 from .positions import bp as positions_bp
@@ -35,13 +36,16 @@ def create_app(settings: Settings | None = None, *, name: str = "spotgate") -> S
         except ValueError as exc:
             raise SystemExit(f"spotgate refuses to start: {exc}") from None
     settings = settings or Settings.from_env()
-    setup_logging(settings.log_level, settings.secret_values())
+    setup_logging(settings.log_level, settings.secret_values(), settings.log_format)
     # The web tier never holds Binance credentials, whatever the environment offers it.
     settings = dataclasses.replace(settings, binance_api_key="", binance_api_secret="")
-    app = Sanic(name)
+    # Sanic's own handlers would print its lines a second time, in another format: every logger
+    # propagates to the one handler setup_logging installed.
+    app = Sanic(name, configure_logging=False)
     app.ctx.settings = settings
+    setup_metrics(app)          # GET /metrics; this process's metrics (multiprocess under --workers N)
     setup_resources(app)        # Redis, the Binance client, the weight budget (opened at start)
-    setup_observability(app)    # request ids, access log, CORS
+    setup_observability(app)    # request ids, access log, HTTP metrics, CORS
     setup_errors(app)           # the error envelope
     setup_docs(app)             # OpenAPI at /docs
     setup_auth(app)             # /api/v1/auth/*, JWT verification

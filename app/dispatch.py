@@ -16,8 +16,10 @@ import uuid
 
 import orjson
 
+from config.logging import current_request_id
 from services.jobs import FINAL
-from workers.task_queue import queue_key, task_message
+from services.metrics import metrics
+from workers.task_queue import REQUEST_ID_HEADER, queue_key, task_message
 
 from .errors import GatewayTimeout, from_failure
 
@@ -32,8 +34,12 @@ class Dispatcher:
         self.reply_timeout = reply_timeout
 
     def task(self, name: str, *args, queue: str = "default") -> tuple[str, bytes]:
-        """(queue list, message) for `name(*args)`: LPUSH the message onto the list to enqueue it."""
-        return queue_key(self.settings, queue), task_message(name, args, queue)
+        """(queue list, message) for `name(*args)`: LPUSH the message onto the list to enqueue it. The
+        message carries the current request's id, which the worker's log lines for the task show."""
+        request_id = current_request_id()
+        metrics().tasks_published.labels(name).inc()
+        return queue_key(self.settings, queue), task_message(
+            name, args, queue, {REQUEST_ID_HEADER: request_id} if request_id else None)
 
     async def call(self, task: str, *args, queue: str = "default"):
         """Run `task` on a worker and return its data; its error is raised as the ApiError it maps to."""

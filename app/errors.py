@@ -28,6 +28,7 @@ from sanic import Request, Sanic
 from sanic.exceptions import MethodNotAllowed, NotFound as SanicNotFound, SanicException
 
 from binance_client import errors as upstream
+from services.metrics import metrics
 from services.outcomes import error_from_binance
 
 from .envelope import error_body, json_response
@@ -93,7 +94,18 @@ def from_failure(error: dict) -> ApiError:
                     retry_after=error.get("retryAfter"), status=error["httpStatus"])
 
 
+def count_error(exc: ApiError, transport: str) -> None:
+    """spotgate_api_errors_total, and spotgate_auth_failures_total for refused tokens and logins (401s
+    of our own, not Binance refusing our API key)."""
+    m = metrics()
+    m.api_errors.labels(exc.code).inc()
+    if exc.status == 401 and not exc.code.startswith("UPSTREAM_"):
+        m.auth_failures.labels(exc.code, transport).inc()
+
+
 def render(request: Request, exc: ApiError):
+    count_error(exc, "http")
+    request.ctx.error_code = exc.code  # for the access log line
     headers = {}
     if exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
@@ -111,7 +123,7 @@ def setup_errors(app: Sanic) -> None:
 
     @app.exception(RedisError)
     async def redis_error(request: Request, exc: RedisError):
-        log.error("Redis failed on %s %s: %r", request.method, request.path, exc)
+        request.ctx.error_detail = repr(exc)  # on the request's access log line (one line per event)
         return render(request, Unavailable("The gateway's state store (Redis) is unavailable; try again",
                                            code="REDIS_UNAVAILABLE", retry_after=1))
 

@@ -30,6 +30,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from services.metrics import metrics
+
 from .errors import BadRequest, Unavailable, Unauthorized, WsClose
 from .ws_protocol import (
     CHANNEL_MESSAGES, Channel, ChannelKind, Delivery, EventId, ServerKind, data_message, encode, text_frame,
@@ -48,6 +50,7 @@ RECONNECT_MAX = 5.0
 REDIS_CONNECTIONS = 16    # the hub's command pool (book reads, replays, demand, revocations)
 MAX_SEQ = 2**64 - 1       # the largest sequence part of a stream id
 STATUS_STATES = {"reconnecting": "upstream_reconnecting", "restored": "upstream_restored"}
+CONFLATED = Delivery.CONFLATED
 
 
 class Feed:
@@ -102,6 +105,13 @@ class Hub:
         self._last_pong = time.monotonic()
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
+        # Metric children bound once: a delivery costs one increment per message, not per socket.
+        m = metrics()
+        self._delivered = {kind: m.ws_deliveries.labels(kind.value) for kind in ChannelKind}
+        self._conflated = {kind: m.ws_dropped.labels(kind.value, "conflated") for kind in ChannelKind}
+        self._resynced = m.ws_dropped.labels(ChannelKind.DEPTH.value, "resync")
+        self._connections, self._opened, self._refused = m.ws_connections, m.ws_opened, m.ws_refused
+        self._slow_closes = m.ws_slow_closes
 
     # -- lifecycle --------------------------------------------------------------------------------------
 
@@ -128,6 +138,7 @@ class Hub:
         """Reserve a slot for a WebSocket upgrade; False at MAX_WS_CONNECTIONS. A request that never
         becomes a connection (failed handshake) frees its slot when it is garbage-collected."""
         if len(self.connections) + len(self._admitted) >= self.settings.max_ws_connections:
+            self._refused.inc()
             return False
         self._admitted.add(request)
         return True
@@ -135,10 +146,14 @@ class Hub:
     def attach(self, conn, request) -> None:
         self._admitted.discard(request)
         self.connections[conn] = None
+        self._connections.inc()
+        self._opened.inc()
 
     def detach(self, conn) -> None:
         """Forget a connection and everything it followed (idempotent)."""
-        self.connections.pop(conn, None)
+        if conn in self.connections:
+            del self.connections[conn]
+            self._connections.dec()
         names = list(conn.channels)
         self.unregister(conn, names)
         self.release(names)
@@ -348,9 +363,14 @@ class Hub:
         if message.get("channel") != name or "data" not in message:
             payload = orjson.dumps(data_message(kind, name, message.get("data"), message.get("id")))
         frame = text_frame(payload)
+        self._delivered[feed.channel.kind].inc(len(feed.subscribers))
         if kind == ServerKind.TICKER:
+            conflated = 0
             for conn in feed.subscribers:
-                conn.push_latest(name, frame)
+                if conn.push_latest(name, frame) is CONFLATED:
+                    conflated += 1
+            if conflated:
+                self._conflated[feed.channel.kind].inc(conflated)
         elif kind == ServerKind.DEPTH_DIFF:
             self._depth_diff(feed, message["data"], frame)
         elif kind == ServerKind.DEPTH_SNAPSHOT:
@@ -374,6 +394,7 @@ class Hub:
             self.cut_slow(conn)
 
     def cut_slow(self, conn) -> None:
+        self._slow_closes.inc()
         resume = " (resume with lastEventId)" if "user" in conn.channels else ""
         conn.cut(WsClose.SLOW_CLIENT, "Too slow: the send queue is full" + resume)
 
@@ -393,15 +414,20 @@ class Hub:
                 # fresh snapshot; the diffs held so far cannot continue one.
                 log.info("depth gap on %s (%s after %s): resyncing %d clients", feed.name, first,
                          feed.last_u, len(feed.subscribers))
+                self._resynced.inc(len(feed.subscribers))
                 feed.ring.clear()
                 for conn in feed.subscribers:
                     conn.depth[feed.name] = None
                     feed.waiting.add(conn)
         feed.last_u = final
         feed.ring.append((first, final, frame))
+        resynced = 0
         for conn in feed.subscribers:
             if conn.push_depth_diff(feed.name, first, final, frame) == Delivery.RESYNC:
                 feed.waiting.add(conn)
+                resynced += 1
+        if resynced:
+            self._resynced.inc(resynced)
         if feed.waiting:
             self._load_snapshot(feed)
 
@@ -618,6 +644,7 @@ class Hub:
             for conn in list(self.connections):
                 overflowed = conn.outbox.overflowed_at
                 if overflowed is not None and now - overflowed > slow_after:
+                    self._slow_closes.inc()
                     conn.cut(WsClose.SLOW_CLIENT, f"Too slow: the send queue stayed full for {slow_after:g} s")
                 elif conn.auth_deadline is not None and now > conn.auth_deadline:
                     conn.fail(Unauthorized("No token was given in time: send {\"type\": \"auth\", \"token\"} "

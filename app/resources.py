@@ -9,6 +9,7 @@ from binance_client import AsyncBinanceClient
 from binance_client.budget import AsyncWeightBudget
 
 from services.jobs import AsyncJobStore
+from services.metrics import observe_upstream
 from services.risk import AsyncRiskStore
 
 from .dispatch import Dispatcher, JobWatcher
@@ -25,7 +26,8 @@ def setup_resources(app: Sanic) -> None:
     async def open_resources(app_: Sanic):
         app_.ctx.redis = aioredis.Redis.from_url(settings.redis_url, health_check_interval=30)
         # Public data only: the web tier is given no API key and no secret.
-        client = AsyncBinanceClient(settings.binance_api_url, timeout=settings.upstream_timeout)
+        client = AsyncBinanceClient(settings.binance_api_url, timeout=settings.upstream_timeout,
+                                    observer=observe_upstream)
         budget = AsyncWeightBudget(app_.ctx.redis, settings.redis_key_prefix, DEFAULT_WEIGHT_LIMIT)
         app_.ctx.upstream = Upstream(client, budget)
         app_.ctx.upstream.set_weight_limit(DEFAULT_WEIGHT_LIMIT)

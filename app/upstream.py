@@ -12,6 +12,7 @@ from binance_client import AsyncBinanceClient, endpoints
 from binance_client.budget import AsyncWeightBudget
 from binance_client.endpoints import Request
 from binance_client.errors import BinanceError, RateLimitedError
+from services.metrics import metrics
 
 from .errors import TooManyRequests, Unavailable
 
@@ -70,6 +71,7 @@ class Upstream:
     async def call(self, request: Request):
         verdict = await self.budget.reserve(request.weight)
         if not verdict.allowed:
+            metrics().budget_refusals.inc()
             if verdict.paused_by == 418:
                 raise Unavailable("Binance has banned this IP; waiting before calling again",
                                   code="UPSTREAM_BANNED", retry_after=verdict.retry_after)

@@ -144,7 +144,12 @@ def configure(role: str, *, multiprocess: bool = False) -> None:
         raise ValueError(f"unknown role {role!r}")
     with _lock:
         if _state["metrics"] is not None:
-            return  # already built (e.g. inherited across a fork from a configured parent)
+            # already built: inherited across a fork from a configured parent (fine), or used before
+            # the entry point configured it (a bug: this process keeps the mode it started with)
+            if _state["multiprocess"] != multiprocess:
+                log.warning("metrics were used before configure(%r): multiprocess=%s kept", role,
+                            _state["multiprocess"])
+            return
         if multiprocess and not os.path.isdir(os.environ.get(MULTIPROC_ENV, "")):
             raise ValueError(f"multiprocess metrics need {MULTIPROC_ENV} to name a directory")
         values.ValueClass = values.MultiProcessValue() if multiprocess else values.MutexValue
@@ -160,7 +165,10 @@ def metrics() -> Metrics:
     with _lock:
         if _state["metrics"] is None:
             if _state["role"] is None:
-                raise RuntimeError("services.metrics.configure() must run before metrics are used")
+                # code used outside a spotgate process (a test driving a service directly): in memory
+                values.ValueClass = values.MutexValue
+                disable_created_metrics()
+                _state.update(role="local", multiprocess=False)
             registry = None if _state["multiprocess"] else CollectorRegistry(auto_describe=True)
             _state["registry"] = registry
             _state["metrics"] = Metrics(registry)
@@ -168,7 +176,7 @@ def metrics() -> Metrics:
 
 
 def configured() -> bool:
-    return _state["role"] is not None
+    return _state["role"] is not None and _state["role"] != "local"
 
 
 def role() -> str | None:
@@ -187,6 +195,18 @@ def process_name(role_: str, pid: int | None = None) -> str:
     """This process's `process` label: Heroku's dyno name (`web.1`), else role-host-pid."""
     dyno = os.environ.get("DYNO")
     return dyno or f"{role_}-{socket.gethostname()}-{pid or os.getpid()}"
+
+
+def observe_upstream(request, status, elapsed_ms: float, rate_limits) -> None:
+    """binance_client's observer: one Binance REST call ended (see binance_client.client)."""
+    m = metrics()
+    endpoint = f"{request.method} {request.path}"  # our endpoint builders: a bounded set
+    m.upstream_requests.labels(endpoint, str(status)).inc()
+    m.upstream_duration.labels(endpoint).observe(elapsed_ms / 1000)
+    if status == 429 or status == 418:
+        m.upstream_limited.labels(str(status)).inc()
+    if rate_limits is not None and rate_limits.used_weight_1m is not None:
+        m.upstream_weight.set(rate_limits.used_weight_1m)
 
 
 # -- the multiprocess directory ---------------------------------------------------------------------------
@@ -222,11 +242,21 @@ def process_stopped(pid: int | None = None) -> None:
 # -- reports in Redis ---------------------------------------------------------------------------------------
 
 
+def report_ttl(interval: float) -> float:
+    """How long a report stays valid: three missed pushes, and never under 15 s."""
+    return max(15.0, 3 * interval + 5)
+
+
+def reports_key_ttl(interval: float) -> int:
+    """The reports hash outlives every report in it; with no process left it expires."""
+    return int(report_ttl(interval) * 4)
+
+
 def encode(families: list[Metric], *, role_: str, interval: float) -> str:
     """A report: when, who, how long it stays valid, and every sample. JSON (not orjson): sample values
     may be +Inf or NaN, which JSON's Python dialect keeps."""
     return json.dumps({
-        "at": time.time(), "role": role_, "ttl": max(15.0, 3 * interval + 5),
+        "at": time.time(), "role": role_, "ttl": report_ttl(interval),
         "families": [[f.name, f.type, f.documentation, [[s.name, s.labels, s.value] for s in f.samples]]
                      for f in families],
     }, separators=(",", ":"))
@@ -289,7 +319,7 @@ class Publisher(threading.Thread):
             report = encode(collect(), role_=self.role, interval=self.interval)
             pipe = self.redis.pipeline(transaction=False)
             pipe.hset(self.key, self.process, report)
-            pipe.expire(self.key, int(max(15.0, 3 * self.interval + 5)) * 4)
+            pipe.expire(self.key, reports_key_ttl(self.interval))
             pipe.execute()
         except (redis.RedisError, OSError) as exc:
             if time.monotonic() - self._trouble_logged > 60:

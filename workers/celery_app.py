@@ -20,6 +20,7 @@ from kombu import Queue
 
 from config import Settings
 
+from . import observability  # noqa: F401  (connects the logging and metrics signal handlers)
 from .task_queue import QUEUES
 
 

@@ -19,6 +19,7 @@ from binance_client.errors import BinanceError
 from config import Settings
 from config.logging import setup_logging
 from services.jobs import JobStore
+from services.metrics import observe_upstream
 from services.orders import Orders
 from services.pacing import OrderPacer
 from services.placement import Placer
@@ -42,7 +43,8 @@ class Resources:
     def client(self) -> BinanceClient:
         self.settings.require_binance_credentials()
         client = BinanceClient(self.settings.binance_api_url, api_key=self.settings.binance_api_key,
-                               api_secret=self.settings.binance_api_secret, timeout=self.settings.upstream_timeout)
+                               api_secret=self.settings.binance_api_secret, timeout=self.settings.upstream_timeout,
+                               observer=observe_upstream)
         try:
             client.sync_time()
         except BinanceError as exc:  # the first signed call resyncs on -1021 anyway
@@ -99,6 +101,6 @@ def resources() -> Resources:
     with _lock:
         if _resources is None:
             settings = Settings.from_env()
-            setup_logging(settings.log_level, settings.secret_values())
+            setup_logging(settings.log_level, settings.secret_values(), settings.log_format)
             _resources = Resources(settings)
         return _resources

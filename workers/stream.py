@@ -24,6 +24,7 @@ from binance_client import BinanceClient
 from binance_client.budget import WeightBudget
 from config import Settings
 from config.logging import setup_logging
+from services import metrics as telemetry
 from services.jobs import JobStore
 
 from .channels import Channel
@@ -62,7 +63,8 @@ class Relay:
         self.redis = redis_client or redis.Redis.from_url(settings.redis_url, health_check_interval=30)
         prefix = settings.redis_key_prefix
         self.bus = StreamBus(self.redis, prefix)
-        client = BinanceClient(settings.binance_api_url, timeout=settings.upstream_timeout)
+        client = BinanceClient(settings.binance_api_url, timeout=settings.upstream_timeout,
+                               observer=telemetry.observe_upstream)
         budget = WeightBudget(self.redis, prefix, int(DEFAULT_WEIGHT_LIMIT * 0.9))
         self.market = MarketRelay(settings, self.bus, DepthSnapshots(client, budget, settings.stream_depth_limit))
         if celery is None:
@@ -122,11 +124,18 @@ def main() -> None:
     # Nothing here signs: drop the secret even where the environment carries it (one Heroku config
     # for every dyno), so it cannot leak from this process.
     settings = dataclasses.replace(settings, binance_api_secret="")
-    setup_logging(settings.log_level, settings.secret_values())
+    setup_logging(settings.log_level, settings.secret_values(), settings.log_format)
+    telemetry.configure("stream")
     relay = Relay(settings)
+    publisher = telemetry.Publisher(relay.redis, settings.redis_key_prefix, telemetry.process_name("stream"),
+                                    "stream", settings.metrics_push_interval)
+    publisher.start()
     signal.signal(signal.SIGTERM, relay.stop)
     signal.signal(signal.SIGINT, relay.stop)
-    relay.run()
+    try:
+        relay.run()
+    finally:
+        publisher.stop()
 
 
 if __name__ == "__main__":
