@@ -53,9 +53,13 @@ def _setup_logging(**_) -> None:
 
 
 @signals.celeryd_init.connect
-def _quiet_banner(instance=None, **_) -> None:
-    # The start-up banner is not a log line: in JSON it would be the one line a collector cannot parse.
-    if instance is not None and _settings().log_format == "json":
+def _early_logging(instance=None, **_) -> None:
+    """Before the worker checks its privileges (a SecurityWarning when run as root) and prints its banner."""
+    settings = _settings()
+    setup_logging(settings.log_level, settings.secret_values(), settings.log_format, demote=routine)
+    logging.captureWarnings(True)  # warnings become log lines in LOG_FORMAT, not raw text on stderr
+    # The start-up banner is not a log line: in JSON it would be the one text a collector cannot parse.
+    if instance is not None and settings.log_format == "json":
         instance.quiet = True
 
 
