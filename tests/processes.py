@@ -88,7 +88,9 @@ class WebProcess:
             cwd=ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT,
         )
         try:
-            wait_until_answers(self.url + "/health", self.proc, log=self.log_file.name)
+            # N workers each import the whole app (spawned interpreters): slower on a busy machine
+            wait_until_answers(self.url + "/health", self.proc, timeout=20.0 if workers == 1 else 60.0,
+                               log=self.log_file.name)
         except Exception:
             self.stop()
             raise

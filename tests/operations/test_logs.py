@@ -77,10 +77,16 @@ def test_the_request_id_reaches_the_workers_line_for_that_order(redis_url):
                                               "quantity": "0.001"}, headers={"X-Request-ID": request_id})
         assert answer.status_code == 201, answer.text
         job_id = answer.json()["data"]["jobId"]
-        lines = json_lines(stack.worker.log_text())  # the banner is off and warnings are log lines too
+        # the worker writes its line right after the job record the web answered from: read until it is there
+        deadline = time.monotonic() + 10
+        while True:
+            lines = json_lines(stack.worker.log_text())  # the banner is off and warnings are log lines too
+            ours = [line for line in lines if line.get("request_id") == request_id]
+            if ours or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
     finally:
         stack.stop()
-    ours = [line for line in lines if line.get("request_id") == request_id]
     assert [line["logger"] for line in ours] == ["spotgate.placement"], ours
     assert job_id in ours[0]["message"] and "succeeded" in ours[0]["message"]
 
