@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 
+import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, values
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
@@ -313,8 +314,6 @@ class Publisher(threading.Thread):
             self.push()
 
     def push(self) -> None:
-        import redis
-
         try:
             report = encode(collect(), role_=self.role, interval=self.interval)
             pipe = self.redis.pipeline(transaction=False)
