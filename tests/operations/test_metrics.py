@@ -140,3 +140,40 @@ def test_live_mode_without_a_token_refuses_metrics(paper, redis_url):
         assert answer.json()["error"]["code"] == "METRICS_TOKEN_REQUIRED"
     finally:
         web.stop()
+
+
+def test_websocket_metrics_count_deliveries_slow_clients_and_token_failures(paper, redis_url):
+    """The fan-out's counters, with the relay stood in for (tests.ws): what a slow client and a bad token
+    do shows in the scrape."""
+    from tests.ws.conftest import Gateway
+
+    gateway = Gateway(paper, redis_url)
+    try:
+        with gateway.connect("/ws/user?token=not-a-jwt") as refused:
+            assert refused.next("error")["code"] == "TOKEN_INVALID"
+            assert refused.close_code()[0] == 4401
+        relay = gateway.relay
+        slow = gateway.connect("/ws", rcvbuf=4096, max_queue=1)
+        with gateway.connect("/ws/trades/btcusdt", max_queue=None) as fast, slow:
+            fast.open(["trades:BTCUSDT"])
+            slow.next("welcome")
+            slow.send({"type": "subscribe", "channels": ["trades:BTCUSDT", "ticker:ETHBTC"]})
+            slow.next("subscribed")
+            published = 0
+            while relay.subscribers("ticker:ETHBTC"):  # publish until the slow client is cut
+                assert published < 2000, "the slow client was never cut"
+                for _ in range(20):
+                    relay.trade("BTCUSDT", published, padding=16_000)
+                    published += 1
+            for trade_id in range(published):
+                assert fast.next("trade", timeout=10)["data"]["id"] == trade_id
+            assert slow.close_code()[0] == 4008
+            during = scrape(gateway.web)
+        scrape_until(gateway.web, lambda r: r.total("spotgate_ws_connections") == 0, 10, "both clients gone")
+    finally:
+        gateway.stop()
+    assert during.total("spotgate_ws_slow_client_closes_total") == 1
+    assert during.total("spotgate_auth_failures_total", code="TOKEN_INVALID", transport="ws") == 1
+    assert published <= during.total("spotgate_ws_deliveries_total", kind="trades") <= 2 * published
+    assert during.total("spotgate_ws_connections") == 1  # the fast client, still connected
+    assert during.total("spotgate_ws_connections_opened_total") == 3
