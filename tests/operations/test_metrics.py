@@ -28,7 +28,7 @@ def _ready(result: Scrape) -> bool:
 
 def test_one_scrape_holds_every_process_and_moves_with_traffic(system):
     web = system.web
-    before = scrape_until(web, _ready, 20, "reports of the web, worker and stream processes")
+    before = scrape_until(web, _ready, 60, "reports of the web, worker and stream processes")
     worker, = before.processes("worker")
     stream, = before.processes("stream")
 
@@ -47,7 +47,7 @@ def test_one_scrape_holds_every_process_and_moves_with_traffic(system):
     after = scrape_until(
         web, lambda r: r.total("spotgate_order_jobs_total", outcome="succeeded", process=worker)
         > before.total("spotgate_order_jobs_total", outcome="succeeded", process=worker),
-        10, "the worker's report of the order")
+        30, "the worker's report of the order")
 
     def moved(name, **labels):
         return after.total(name, **labels) - before.total(name, **labels)
@@ -75,7 +75,7 @@ def test_one_scrape_holds_every_process_and_moves_with_traffic(system):
         "orders", "default"}
     assert after.total("spotgate_upstream_weight_limit") > 0
     # the connection is gone once the client closed
-    scrape_until(web, lambda r: r.total("spotgate_ws_connections") == 0, 10, "the closed WebSocket")
+    scrape_until(web, lambda r: r.total("spotgate_ws_connections") == 0, 30, "the closed WebSocket")
 
 
 def test_a_second_web_process_scrapes_the_same_deployment(system):
@@ -84,7 +84,7 @@ def test_a_second_web_process_scrapes_the_same_deployment(system):
     first = system.web
     own = scrape(first).processes("web")[0]
     assert other.get("/nope").status_code == 404
-    seen = scrape_until(first, lambda r: len(r.processes("web")) == 2, 10, "the second web process's report")
+    seen = scrape_until(first, lambda r: len(r.processes("web")) == 2, 30, "the second web process's report")
     second, = [p for p in seen.processes("web") if p != own]
     assert seen.total("spotgate_http_requests_total", route="unmatched", process=second) == 1
     assert scrape(other).processes("worker") == seen.processes("worker")
