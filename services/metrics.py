@@ -220,7 +220,8 @@ def prepare_multiprocess_dir(role_: str, *, honour_env: bool) -> tuple[str, bool
     path = os.environ.get(MULTIPROC_ENV) if honour_env else None
     created = not path
     if created:
-        path = tempfile.mkdtemp(prefix=f"spotgate-{role_}-metrics-")
+        _remove_orphaned_dirs(role_)
+        path = tempfile.mkdtemp(prefix=f"spotgate-{role_}-metrics-{os.getpid()}-")
     else:
         os.makedirs(path, exist_ok=True)
         # Files of a previous run would be summed into this one's counters.
@@ -228,6 +229,24 @@ def prepare_multiprocess_dir(role_: str, *, honour_env: bool) -> tuple[str, bool
             os.remove(stale)
     os.environ[MULTIPROC_ENV] = path
     return path, created
+
+
+def _remove_orphaned_dirs(role_: str) -> None:
+    """Directories a killed process (SIGKILL: no stop listener ran) left behind, named by its pid."""
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), f"spotgate-{role_}-metrics-*-*")):
+        pid = os.path.basename(path).split("-")[3]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def remove_multiprocess_dir(path: str) -> None:

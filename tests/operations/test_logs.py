@@ -122,6 +122,11 @@ def test_sanic_logs_through_one_handler_with_two_workers(paper, redis_url):
     web = WebProcess(paper.url, redis_url, workers=2, LOG_LEVEL="INFO")
     try:
         assert requests.get(web.url + "/health", timeout=10).status_code == 200
+        # both workers up (stopping Sanic while a worker still starts is another matter: issue 11's SIGTERM)
+        deadline = time.monotonic() + 60
+        while web.log_text().count("Worker ready") < 2:
+            assert time.monotonic() < deadline, "the second worker did not start"
+            time.sleep(0.1)
         lines = _log_lines(web.log_text())
     finally:
         web.stop()

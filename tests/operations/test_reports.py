@@ -97,3 +97,23 @@ def test_routine_lines_are_demoted_below_info():
         assert "level=DEBUG" in _emit(SingleLineFormatter(), "tick %s", 1, demote=routine)
     finally:
         root.setLevel(saved)
+
+
+def test_a_killed_process_s_metrics_directory_is_removed_by_the_next_start(monkeypatch, tmp_path):
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    orphan = tmp_path / f"spotgate-web-metrics-{dead}-x1"
+    alive = tmp_path / f"spotgate-web-metrics-{os.getpid()}-x2"
+    orphan.mkdir()
+    alive.mkdir()
+    monkeypatch.delenv(telemetry.MULTIPROC_ENV, raising=False)
+    path, created = telemetry.prepare_multiprocess_dir("web", honour_env=False)
+    monkeypatch.delenv(telemetry.MULTIPROC_ENV)
+    assert created and os.path.isdir(path) and str(os.getpid()) in os.path.basename(path)
+    assert not orphan.exists() and alive.exists()
