@@ -86,7 +86,9 @@ class WebProcess:
              "--port", str(self.port), *(["--workers", str(workers)] if workers > 1 else ["--single-process"]),
              "--no-motd", "--no-access-logs"],
             cwd=ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT,
+            start_new_session=workers > 1,  # its own process group: stop() can end the workers too
         )
+        self.workers = workers
         try:
             # N workers each import the whole app (spawned interpreters): slower on a busy machine
             wait_until_answers(self.url + "/health", self.proc, timeout=20.0 if workers == 1 else 60.0,
@@ -114,6 +116,15 @@ class WebProcess:
         if hasattr(self, "http"):
             self.http.close()
         stop_process(self.proc)
+        if self.workers > 1:
+            # Sanic's main process sometimes does not exit on SIGTERM and is killed; its workers must not
+            # outlive it
+            import signal
+
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.log_file.close()
         os.unlink(self.log_file.name)
 
