@@ -22,8 +22,10 @@ from typing import Callable
 
 import orjson
 
+from config.logging import current_request_id
 from services.jobs import FINAL
-from workers.task_queue import queue_key, task_message
+from services.metrics import metrics
+from workers.task_queue import REQUEST_ID_HEADER, queue_key, task_message
 
 from .errors import ApiError, GatewayTimeout, from_failure
 
@@ -46,8 +48,12 @@ class Dispatcher:
         self.wait = wait
 
     def task(self, name: str, *args, queue: str = "default", kwargs: dict | None = None) -> tuple[str, bytes]:
-        """(queue list, message) for `name(*args, **kwargs)`: LPUSH the message onto the list to enqueue it."""
-        return queue_key(self.settings, queue), task_message(name, args, queue, kwargs)
+        """(queue list, message) for `name(*args, **kwargs)`: LPUSH the message onto the list to enqueue it.
+        The message carries the current request's id, which the worker's log lines for the task show."""
+        request_id = current_request_id()
+        metrics().tasks_published.labels(name).inc()
+        return queue_key(self.settings, queue), task_message(
+            name, args, queue, kwargs, {REQUEST_ID_HEADER: request_id} if request_id else None)
 
     async def call(self, task: str, *args, queue: str = "default", wait: float | None = None,
                    deadline: bool = True, unknown: Callable[[float], ApiError] | None = None, weight: int = 0):

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from binance_client import errors as upstream
+from services.metrics import metrics
 from services.outcomes import error_from_binance
 
 if TYPE_CHECKING:
@@ -98,6 +99,15 @@ def from_failure(error: dict) -> ApiError:
                     retry_after=error.get("retryAfter"), status=error["httpStatus"])
 
 
+def count_error(exc: ApiError, transport: str) -> None:
+    """spotgate_api_errors_total, and spotgate_auth_failures_total for refused tokens and logins (401s
+    of our own, not Binance refusing our API key)."""
+    m = metrics()
+    m.api_errors.labels(exc.code).inc()
+    if exc.status == 401 and not exc.code.startswith("UPSTREAM_"):
+        m.auth_failures.labels(exc.code, transport).inc()
+
+
 def render(request: Request, exc: ApiError, headers: dict | None = None) -> HTTPResponse:
     """The error envelope for `exc`. It cannot fail: details that do not encode (an integer beyond
     64 bits, an object) are dropped rather than turning a 400 into Sanic's plain-text 500."""
@@ -105,6 +115,8 @@ def render(request: Request, exc: ApiError, headers: dict | None = None) -> HTTP
 
     from .envelope import error_body, json_response, now_ms, request_id
 
+    count_error(exc, "http")
+    request.ctx.error_code = exc.code  # for the access log line
     headers = dict(headers or {})
     if exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
@@ -145,7 +157,7 @@ def setup_errors(app: Sanic) -> None:
 
     @app.exception(RedisError)
     async def redis_error(request: Request, exc: RedisError):
-        log.error("Redis failed on %s %s: %r", request.method, request.path, exc)
+        request.ctx.error_detail = repr(exc)  # on the request's access log line (one line per event)
         return render(request, Unavailable("The gateway's state store (Redis) is unavailable; try again",
                                            code="REDIS_UNAVAILABLE", retry_after=1))
 

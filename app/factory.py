@@ -16,6 +16,7 @@ from .docs import setup_docs
 from .errors import setup_errors
 from .health import setup_health
 from .market import bp as market_bp, setup_market
+from .metrics import setup_metrics
 from .observability import setup_observability
 from .orders import reads as account_reads, writes as order_writes
 from .positions import bp as positions_bp
@@ -41,15 +42,18 @@ def create_app(settings: Settings | None = None, *, name: str = "spotgate") -> S
         # Started as a process (sanic's --factory): it must not even hold the secret in its environment.
         drop_from_environment(("BINANCE_API_KEY", *SIGNING_SECRETS))
     settings = settings or Settings.from_env()
-    setup_logging(settings.log_level, settings.secret_values())
+    setup_logging(settings.log_level, settings.secret_values(), settings.log_format)
     # The web tier never holds Binance credentials, whatever the environment offers it.
     settings = dataclasses.replace(settings, binance_api_key="", binance_api_secret="",
                                    binance_private_key_file=None, binance_private_key_passphrase=None)
-    app = Sanic(name)
+    # Sanic's own handlers would print its lines a second time, in another format: every logger
+    # propagates to the one handler setup_logging installed.
+    app = Sanic(name, configure_logging=False)
     app.ctx.settings = settings
+    setup_metrics(app)          # GET /metrics; this process's metrics (multiprocess under --workers N)
     setup_resources(app)        # Redis, the Binance client, the weight budget (opened at start)
     setup_quotas(app)           # upstream weight charged per client (token subject, or IP)
-    setup_observability(app)    # request ids, access log, CORS
+    setup_observability(app)    # request ids, access log, HTTP metrics, CORS
     setup_errors(app)           # the error envelope
     setup_docs(app)             # OpenAPI at /docs
     setup_auth(app)             # /api/v1/auth/*, JWT verification

@@ -31,6 +31,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from config.redis_connection import redis_connection
+from services.metrics import metrics
 
 from .clients import client_ip
 from .errors import BadRequest, Unavailable, Unauthorized, WsClose
@@ -51,6 +52,7 @@ RECONNECT_MAX = 5.0
 REDIS_CONNECTIONS = 16    # the hub's command pool (book reads, replays, demand, revocations)
 MAX_SEQ = 2**64 - 1       # the largest sequence part of a stream id
 STATUS_STATES = {"reconnecting": "upstream_reconnecting", "restored": "upstream_restored"}
+CONFLATED = Delivery.CONFLATED
 
 
 class Feed:
@@ -112,6 +114,13 @@ class Hub:
         self._last_pong = time.monotonic()
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
+        # Metric children bound once: a delivery costs one increment per message, not per socket.
+        m = metrics()
+        self._delivered = {kind: m.ws_deliveries.labels(kind.value) for kind in ChannelKind}
+        self._conflated = {kind: m.ws_dropped.labels(kind.value, "conflated") for kind in ChannelKind}
+        self._resynced = m.ws_dropped.labels(ChannelKind.DEPTH.value, "resync")
+        self._connections, self._opened, self._refused = m.ws_connections, m.ws_opened, m.ws_refused
+        self._slow_closes = m.ws_slow_closes
 
     # -- lifecycle --------------------------------------------------------------------------------------
 
@@ -142,13 +151,16 @@ class Hub:
         garbage-collected; admitted requests not yet connected are few, so they are counted here."""
         settings = self.settings
         if len(self.connections) + len(self._admitted) >= settings.max_ws_connections:
+            self._refused.inc()
             return "capacity"
         if not authenticated:
             pending = [r for r in self._admitted if r.ctx.ws_anonymous]
             if self._anonymous + len(pending) >= settings.max_ws_connections - settings.ws_reserved_authenticated:
+                self._refused.inc()
                 return "reserved"
             from_ip = self._anonymous_by_ip.get(ip, 0) + sum(1 for r in pending if r.ctx.ws_ip == ip)
             if from_ip >= settings.ws_max_connections_per_ip:
+                self._refused.inc()
                 return "address"
         request.ctx.ws_ip, request.ctx.ws_anonymous = ip, not authenticated
         self._admitted.add(request)
@@ -161,6 +173,8 @@ class Hub:
             conn.admitted_ip = request.ctx.ws_ip
             self._anonymous += 1
             self._anonymous_by_ip[conn.admitted_ip] = self._anonymous_by_ip.get(conn.admitted_ip, 0) + 1
+        self._connections.inc()
+        self._opened.inc()
 
     def authenticated(self, conn) -> None:
         """A connection without a token sent one: it leaves the anonymous share and its address's count."""
@@ -176,7 +190,9 @@ class Hub:
 
     def detach(self, conn) -> None:
         """Forget a connection and everything it followed (idempotent)."""
-        self.connections.pop(conn, None)
+        if conn in self.connections:
+            del self.connections[conn]
+            self._connections.dec()
         self.authenticated(conn)  # its anonymous slot, if it held one, is free again
         names = list(conn.channels)
         self.unregister(conn, names)
@@ -423,9 +439,14 @@ class Hub:
         if message.get("channel") != name or "data" not in message:
             payload = orjson.dumps(data_message(kind, name, message.get("data"), message.get("id")))
         frame = text_frame(payload)
+        self._delivered[feed.channel.kind].inc(len(feed.subscribers))
         if kind == ServerKind.TICKER:
+            conflated = 0
             for conn in feed.subscribers:
-                conn.push_latest(name, frame)
+                if conn.push_latest(name, frame) is CONFLATED:
+                    conflated += 1
+            if conflated:
+                self._conflated[feed.channel.kind].inc(conflated)
         elif kind == ServerKind.DEPTH_DIFF:
             self._depth_diff(feed, message["data"], frame)
         elif kind == ServerKind.DEPTH_SNAPSHOT:
@@ -449,6 +470,7 @@ class Hub:
             self.cut_slow(conn)
 
     def cut_slow(self, conn) -> None:
+        self._slow_closes.inc()
         resume = " (resume with lastEventId)" if "user" in conn.channels else ""
         conn.cut(WsClose.SLOW_CLIENT, "Too slow: the send queue is full" + resume)
 
@@ -468,15 +490,20 @@ class Hub:
                 # fresh snapshot; the diffs held so far cannot continue one.
                 log.info("depth gap on %s (%s after %s): resyncing %d clients", feed.name, first,
                          feed.last_u, len(feed.subscribers))
+                self._resynced.inc(len(feed.subscribers))
                 feed.ring.clear()
                 for conn in feed.subscribers:
                     conn.depth[feed.name] = None
                     feed.waiting.add(conn)
         feed.last_u = final
         feed.ring.append((first, final, frame))
+        resynced = 0
         for conn in feed.subscribers:
             if conn.push_depth_diff(feed.name, first, final, frame) == Delivery.RESYNC:
                 feed.waiting.add(conn)
+                resynced += 1
+        if resynced:
+            self._resynced.inc(resynced)
         if feed.waiting:
             self._load_snapshot(feed)
 
@@ -693,6 +720,7 @@ class Hub:
             for conn in list(self.connections):
                 overflowed = conn.outbox.overflowed_at
                 if overflowed is not None and now - overflowed > slow_after:
+                    self._slow_closes.inc()
                     conn.cut(WsClose.SLOW_CLIENT, f"Too slow: the send queue stayed full for {slow_after:g} s")
                 elif conn.auth_deadline is not None and now > conn.auth_deadline:
                     conn.fail(Unauthorized("No token was given in time: send {\"type\": \"auth\", \"token\"} "

@@ -10,6 +10,7 @@ from binance_client.budget import AsyncWeightBudget
 from config.redis_connection import redis_connection
 
 from services.jobs import AsyncJobStore
+from services.metrics import observe_upstream
 from services.risk import AsyncRiskStore
 
 from .dispatch import REPLY_GRACE, Dispatcher, JobWatcher
@@ -43,7 +44,8 @@ def setup_resources(app: Sanic) -> None:
         url, tls = redis_connection(settings)
         app_.ctx.redis = aioredis.Redis.from_url(url, **tls, health_check_interval=30)
         # Public data only: the web tier is given no API key and no secret.
-        client = AsyncBinanceClient(settings.binance_api_url, timeout=settings.upstream_timeout)
+        client = AsyncBinanceClient(settings.binance_api_url, timeout=settings.upstream_timeout,
+                                    observer=observe_upstream)
         budget = AsyncWeightBudget(app_.ctx.redis, settings.redis_key_prefix, DEFAULT_WEIGHT_LIMIT,
                                    order_reserve=settings.upstream_order_reserve,
                                    cancel_reserve=settings.upstream_cancel_reserve)

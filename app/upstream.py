@@ -11,7 +11,8 @@ from typing import Awaitable, Callable
 from binance_client import AsyncBinanceClient, endpoints
 from binance_client.budget import READ, AsyncWeightBudget
 from binance_client.endpoints import Request
-from binance_client.errors import BinanceError, RateLimitedError
+from binance_client.errors import BinanceError, BudgetSpentError, RateLimitedError
+from services.metrics import metrics
 
 log = logging.getLogger("spotgate.upstream")
 BUDGET_SHARE = 0.9  # of Binance's REQUEST_WEIGHT limit; the rest is headroom for what we can't count
@@ -71,7 +72,11 @@ class Upstream:
             await self.quotas.charge_current(request.weight)
         # market data draws on the budget only up to the READ ceiling: what is left is kept for
         # orders and cancels (a refusal is BudgetSpentError → 429 UPSTREAM_BUDGET_SPENT, app/errors.py)
-        await self.budget.spend(request.weight, READ)
+        try:
+            await self.budget.spend(request.weight, READ)
+        except BudgetSpentError:
+            metrics().budget_refusals.inc()
+            raise
         self.calls += 1
         try:
             response = await self.client.send(request)

@@ -26,8 +26,8 @@ from binance_client import errors as upstream
 from .auth import Role, authenticate_token, bearer_token, require_role
 from .clients import client_ip
 from .errors import (
-    ApiError, BadRequest, TooManyRequests, Unauthorized, Unavailable, WsClose, from_binance, render, ws_close_code,
-    ws_error_frame,
+    ApiError, BadRequest, TooManyRequests, Unauthorized, Unavailable, WsClose, count_error, from_binance, render,
+    ws_close_code, ws_error_frame,
 )
 from .hub import Hub
 from .ws_protocol import (
@@ -91,12 +91,14 @@ class Connection(Subscriber):
             self.hub.cut_slow(self)
 
     def send_error(self, exc: ApiError, channel: str | None = None) -> None:
+        count_error(exc, "ws")
         self.send(ws_error_frame(exc, channel))
 
     def fail(self, exc: ApiError) -> None:
         """An error frame, then the close code it maps to (4401, 4403, 4429, ...)."""
         if self.outbox.closed:
             return
+        count_error(exc, "ws")
         self.hub.detach(self)
         self.outbox.put(encode(ws_error_frame(exc)))
         self.outbox.close_after(ws_close_code(exc), exc.message[:120])

@@ -329,18 +329,21 @@ class Outbox:
         self._wake()
         return True
 
-    def put_latest(self, key: str, frame: bytes) -> None:
+    def put_latest(self, key: str, frame: bytes) -> bool:
+        """Queue `frame` in `key`'s slot; True when it replaced a frame of that slot not yet sent."""
         if self.closed:
-            return
+            return False
         if self._waiter is not None and not self._items and self.direct is not None and self.direct(frame):
-            return
+            return False
         latest = self._latest
         if latest is None:
             latest = self._latest = {}
-        if key not in latest:
+        replaced = key in latest
+        if not replaced:
             self._queue().append(key)
         latest[key] = frame
         self._wake()
+        return replaced
 
     def close_after(self, code: int, reason: str) -> None:
         """Send what is queued, then close; nothing queued after this is sent."""
@@ -402,9 +405,10 @@ class Outbox:
 
 
 class Delivery(IntEnum):
-    OK = 0      # queued, conflated or skipped as already covered
+    OK = 0      # queued, or skipped as already covered
     RESYNC = 1  # this depth channel needs a fresh snapshot for this client
     CUT = 2     # the client cannot take a message it must not miss: too slow
+    CONFLATED = 3  # queued in place of an older frame of its channel the client had not got yet
 
 
 class Subscriber:
@@ -424,8 +428,7 @@ class Subscriber:
         return Delivery.OK if self.outbox.put(frame) else Delivery.CUT
 
     def push_latest(self, channel: str, frame: bytes) -> Delivery:
-        self.outbox.put_latest(channel, frame)
-        return Delivery.OK
+        return Delivery.CONFLATED if self.outbox.put_latest(channel, frame) else Delivery.OK
 
     def push_depth_snapshot(self, channel: str, last_update_id: int, frame: bytes) -> Delivery:
         if not self.outbox.put(frame):

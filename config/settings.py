@@ -93,6 +93,8 @@ DEFAULTS = {
     "LOGIN_LOCKOUT_MAX": "900",
     "WS_MAX_CONNECTIONS_PER_IP": "100",
     # WS_RESERVED_AUTHENTICATED: a tenth of MAX_WS_CONNECTIONS unless set.
+    "LOG_FORMAT": "text",
+    "METRICS_PUSH_INTERVAL": "5",
 }
 # Binance symbols: ASCII upper case and digits, and non-ASCII characters (UTF-8 names, 2025-12)
 SYMBOL_RE = re.compile(r"^(?:[A-Z0-9]|[^\x00-\x7f]){1,20}$")
@@ -107,6 +109,9 @@ DEPTH_SNAPSHOT_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 # How a rediss:// server certificate is checked, as redis-py and Celery spell it.
 REDIS_SSL_CERT_REQS = ("required", "optional", "none")
+LOG_FORMATS = ("text", "json")
+# A bearer token for /metrics must not be guessable; live mode refuses shorter ones.
+MIN_METRICS_TOKEN_LENGTH = 16
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,10 @@ class Settings:
     login_lockout_max: float
     ws_max_connections_per_ip: int
     ws_reserved_authenticated: int
+    # Operations (README "Operations"): log lines, /metrics access and how often processes report.
+    log_format: str
+    metrics_token: str | None = field(repr=False)
+    metrics_push_interval: float
     # An RSA or Ed25519 private key (PEM; type read from the file) used instead of the HMAC secret.
     binance_private_key_file: str | None = None
     binance_private_key_passphrase: str | None = field(default=None, repr=False)
@@ -202,7 +211,7 @@ class Settings:
     def secret_values(self) -> tuple[str, ...]:
         """Values that must never reach a log line or a response."""
         candidates = (self.binance_api_secret, self.jwt_secret, self.binance_api_key,
-                      self.jwt_private_key, self.binance_private_key_passphrase)
+                      self.jwt_private_key, self.binance_private_key_passphrase, self.metrics_token)
         return tuple(value for value in candidates if value)
 
     @classmethod
@@ -358,6 +367,9 @@ class Settings:
                                                                low=1)),
             binance_private_key_file=get("BINANCE_PRIVATE_KEY_FILE"),
             binance_private_key_passphrase=get("BINANCE_PRIVATE_KEY_PASSPHRASE"),
+            log_format=_choice("LOG_FORMAT", setting("LOG_FORMAT").lower(), LOG_FORMATS),
+            metrics_token=_metrics_token(get("METRICS_TOKEN"), paper),
+            metrics_push_interval=_seconds("METRICS_PUSH_INTERVAL", setting("METRICS_PUSH_INTERVAL")),
         )
 
 
@@ -547,6 +559,13 @@ def _redis_url(value: str) -> str:
 def _existing_file(name: str, value: str | None) -> str | None:
     if value is not None and not Path(value).is_file():
         raise ValueError(f"{name} must name a readable file; {value!r} is not one")
+    return value
+
+
+def _metrics_token(value: str | None, paper: bool) -> str | None:
+    if value is not None and not paper and len(value) < MIN_METRICS_TOKEN_LENGTH:
+        raise ValueError(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters when "
+                         "SPOTGATE_MODE=live")
     return value
 
 

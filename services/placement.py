@@ -30,6 +30,7 @@ from binance_client.errors import (AuthError, BinanceError, BudgetSpentError, Cl
 
 from .job_runs import DONE, HELD, Begun, GateVerdict, JobRuns
 from .jobs import FAILED, RUNNING, SUCCEEDED, JobStore, is_final, now_ms
+from .metrics import metrics
 from .outcomes import error_from_binance, failure
 from .pacing import OrderPacer
 from .prices import Prices
@@ -221,6 +222,7 @@ class Placer:
                 self.budget.observe(exc.rate_limits.used_weight_1m)
                 return self._finish(job, lock, status=FAILED, error=error_from_binance(exc))
             except UnknownOutcomeError as exc:
+                metrics().order_unknown.inc()
                 log.warning("job %s: outcome unknown (%s); looking %s up before any resend", job_id, exc, client_id)
                 may_exist = True
                 lock.keep(backoff, deadline)
@@ -281,7 +283,29 @@ class Placer:
         if order is not None:
             final["order"] = order
         lock.held = False  # finish() releases it
-        return self.runs.finish(final, lock.token, order)
+        stored = self.runs.finish(final, lock.token, order)
+        _observe_final(final)
+        return stored
+
+
+def _observe_final(job: dict) -> None:
+    """The one INFO line (and the metrics) of an order job turning final."""
+    m = metrics()
+    outcome = "succeeded" if job["status"] == SUCCEEDED else "failed"
+    started = max(job.get("createdAt") or 0, job.get("executeAt") or 0)
+    m.order_jobs.labels(outcome).inc()
+    m.order_duration.labels(outcome).observe(max(0, job["updatedAt"] - started) / 1000)
+    request = job["request"]
+    if outcome == "succeeded":
+        order = job.get("order") or {}
+        log.info("job %s succeeded: %s %s %s %s orderId=%s status=%s clientOrderId=%s", job["id"], request["side"],
+                 request["type"], request.get("quantity") or request.get("quoteOrderQty"), request["symbol"],
+                 order.get("orderId"), order.get("status"), job["clientOrderId"])
+    else:
+        error = job.get("error") or {}
+        m.order_failures.labels(error.get("code", "UNKNOWN")).inc()
+        log.info("job %s failed: %s %s %s code=%s clientOrderId=%s (%s)", job["id"], request["side"], request["type"],
+                 request["symbol"], error.get("code"), job["clientOrderId"], error.get("message"))
 
 
 def expired(job: dict, within: float) -> bool:

@@ -3,6 +3,9 @@ and the ping `GET /api/v1/status` sends to tell whether any worker is taking tas
 
 from __future__ import annotations
 
+import logging
+
+from services.metrics import metrics
 from workers.celery_app import app
 from workers.resources import resources
 
@@ -14,6 +17,9 @@ from .orders import place
 from .replies import answer
 
 STALE_MS = 120_000  # a job untouched this long has no live run (a run re-touches it or ends it)
+CLOCK_DRIFT_MS = 500  # a server-time offset moving more than this is worth a line
+
+log = logging.getLogger("spotgate.maintenance")
 
 
 @app.task(name="maintenance.release_due_orders", base=SpotgateTask)
@@ -21,6 +27,9 @@ def release_due_orders() -> int:
     due = resources().jobs.due()
     for job_id in due:
         place.delay(job_id)
+    if due:  # every second, mostly nothing: only what it did is an operator's business
+        metrics().orders_released.inc(len(due))
+        log.info("released %d scheduled orders: %s", len(due), ", ".join(due[:20]))
     return len(due)
 
 
@@ -30,6 +39,9 @@ def reconcile_jobs() -> int:
     stale = [j for j in jobs.stale_open(STALE_MS) if not _scheduled_later(jobs, j)]
     for job_id in stale:
         place.delay(job_id)
+    if stale:
+        metrics().jobs_redriven.inc(len(stale))
+        log.warning("re-queued %d jobs left unfinished by a lost run: %s", len(stale), ", ".join(stale[:20]))
     return len(stale)
 
 
@@ -42,7 +54,12 @@ def ping(reply_to: str, deadline: int | None = None) -> None:
 
 @app.task(name="maintenance.sync_server_time", base=SpotgateTask)
 def sync_server_time() -> float:
-    return resources().client.sync_time()
+    clock = resources().client.clock
+    before = clock.offset_ms
+    offset = resources().client.sync_time()
+    if abs(offset - before) > CLOCK_DRIFT_MS:
+        log.info("server-time offset moved from %.0f ms to %.0f ms", before, offset)
+    return offset
 
 
 def _scheduled_later(jobs, job_id: str) -> bool:

@@ -59,7 +59,10 @@ def stop_process(proc: subprocess.Popen) -> None:
 class WebProcess:
     """`sanic app:create_app --factory` against a given Binance URL and Redis, with its own key prefix."""
 
-    def __init__(self, binance_url: str, redis_url: str, prefix: str | None = None, **env: str):
+    def __init__(self, binance_url: str, redis_url: str, prefix: str | None = None, *, workers: int = 1,
+                 **env: str):
+        """`workers` > 1: `--workers N` (Sanic's main process and N worker processes, as WEB_CONCURRENCY
+        runs it) instead of `--single-process`."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.prefix = prefix or f"sgtest:{uuid.uuid4().hex}:"
@@ -80,11 +83,16 @@ class WebProcess:
         self.log_file = tempfile.NamedTemporaryFile(prefix="spotgate-web-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sanic", "app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(self.port), "--single-process", "--no-motd", "--no-access-logs"],
+             "--port", str(self.port), *(["--workers", str(workers)] if workers > 1 else ["--single-process"]),
+             "--no-motd", "--no-access-logs"],
             cwd=ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT,
+            start_new_session=workers > 1,  # its own process group: stop() can end the workers too
         )
+        self.workers = workers
         try:
-            wait_until_answers(self.url + "/health", self.proc, log=self.log_file.name)
+            # N workers each import the whole app (spawned interpreters): slower on a busy machine
+            wait_until_answers(self.url + "/health", self.proc, timeout=20.0 if workers == 1 else 60.0,
+                               log=self.log_file.name)
         except Exception:
             self.stop()
             raise
@@ -108,6 +116,15 @@ class WebProcess:
         if hasattr(self, "http"):
             self.http.close()
         stop_process(self.proc)
+        if self.workers > 1:
+            # Sanic's main process sometimes does not exit on SIGTERM and is killed; its workers must not
+            # outlive it
+            import signal
+
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.log_file.close()
         os.unlink(self.log_file.name)
 

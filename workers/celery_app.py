@@ -29,6 +29,7 @@ from kombu import Queue
 from config import Settings
 from config.redis_connection import celery_redis
 
+from . import observability  # noqa: F401  (connects the logging and metrics signal handlers)
 from .task_queue import QUEUES
 
 

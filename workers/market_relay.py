@@ -29,6 +29,8 @@ from binance_client import BinanceClient, endpoints
 from binance_client.budget import READ, WeightBudget
 from binance_client.errors import BinanceError, RateLimitedError
 
+from services.metrics import metrics
+
 from .channels import Channel, TickerState, kline, route, trade
 from .order_book import OrderBook, Outcome
 from .stream_bus import StreamBus, now_ms
@@ -297,6 +299,10 @@ class MarketRelay:
         self.slot_ids = itertools.count(1)
         self.fetcher = ThreadPoolExecutor(max_workers=4, thread_name_prefix="depth-snapshot")
         self.stopped = threading.Event()
+        m = metrics()
+        self._seen = {kind: (m.stream_messages.labels(kind), m.stream_lag.labels(kind))
+                      for kind in ("ticker", "bookTicker", "trade", "kline", "depth")}
+        self._resyncs = m.stream_resyncs
 
     # -- demand (main thread) ----------------------------------------------------------------------
 
@@ -363,6 +369,11 @@ class MarketRelay:
         if routed is None or not isinstance(data, dict):
             return
         name, kind = routed
+        messages, lag = self._seen[kind]
+        messages.inc()
+        event_time = data.get("E")
+        if isinstance(event_time, int):
+            lag.observe(max(0, now_ms() - event_time) / 1000)
         state = self.states.get(name)
         if state is None:
             return  # no longer wanted; its UNSUBSCRIBE is on the way
@@ -394,6 +405,7 @@ class MarketRelay:
             elif result.outcome is Outcome.LOST:
                 log.warning("%s: depth gap (U=%s after u=%s): resyncing", state.channel.name, event.get("U"),
                             before)
+                self._resyncs.inc()
                 state.generation += 1
                 state.fetching = False
             if not state.book.synced and not state.fetching:

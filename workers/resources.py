@@ -21,6 +21,7 @@ from config import Settings
 from config.logging import setup_logging
 from config.redis_connection import redis_connection
 from services.jobs import JobStore
+from services.metrics import observe_upstream
 from services.orders import Orders
 from services.pacing import OrderPacer
 from services.placement import Placer
@@ -48,7 +49,8 @@ class Resources:
     @cached_property
     def client(self) -> BinanceClient:
         client = BinanceClient(self.settings.binance_api_url, api_key=self.settings.binance_api_key,
-                               signer=self.signer, timeout=self.settings.upstream_timeout)
+                               signer=self.signer, timeout=self.settings.upstream_timeout,
+                               observer=observe_upstream)
         try:
             client.sync_time()
         except BinanceError as exc:  # the first signed call resyncs on -1021 anyway
@@ -124,6 +126,6 @@ def resources() -> Resources:
     with _lock:
         if _resources is None:
             settings = Settings.from_env()
-            setup_logging(settings.log_level, settings.secret_values())
+            setup_logging(settings.log_level, settings.secret_values(), settings.log_format)
             _resources = Resources(settings)
         return _resources

@@ -26,6 +26,7 @@ from config import Settings
 from config.logging import setup_logging
 from config.redis_connection import redis_connection
 from config.signing_env import SIGNING_SECRETS, drop_from_environment
+from services import metrics as telemetry
 from services.jobs import JobStore
 
 from .channels import Channel
@@ -65,7 +66,8 @@ class Relay:
         self.redis = redis_client or redis.Redis.from_url(url, **tls, health_check_interval=30)
         prefix = settings.redis_key_prefix
         self.bus = StreamBus(self.redis, prefix)
-        client = BinanceClient(settings.binance_api_url, timeout=settings.upstream_timeout)
+        client = BinanceClient(settings.binance_api_url, timeout=settings.upstream_timeout,
+                               observer=telemetry.observe_upstream)
         budget = WeightBudget(self.redis, prefix, int(DEFAULT_WEIGHT_LIMIT * 0.9),
                               order_reserve=settings.upstream_order_reserve,
                               cancel_reserve=settings.upstream_cancel_reserve)
@@ -130,11 +132,18 @@ def main() -> None:
     # for every dyno), so it cannot leak from this process.
     settings = dataclasses.replace(settings, binance_api_secret="", binance_private_key_file=None,
                                    binance_private_key_passphrase=None)
-    setup_logging(settings.log_level, settings.secret_values())
+    setup_logging(settings.log_level, settings.secret_values(), settings.log_format)
+    telemetry.configure("stream")
     relay = Relay(settings)
+    publisher = telemetry.Publisher(relay.redis, settings.redis_key_prefix, telemetry.process_name("stream"),
+                                    "stream", settings.metrics_push_interval)
+    publisher.start()
     signal.signal(signal.SIGTERM, relay.stop)
     signal.signal(signal.SIGINT, relay.stop)
-    relay.run()
+    try:
+        relay.run()
+    finally:
+        publisher.stop()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import uuid
 import orjson
 
 QUEUES = ("orders", "default")
+# The custom message header carrying the id of the web request a task works for (its log lines show it).
+REQUEST_ID_HEADER = "request_id"
 _HOST = socket.gethostname()
 
 
@@ -22,10 +24,14 @@ def queue_key(settings, queue: str) -> str:
     return f"{settings.redis_key_prefix}celery:{queue}"
 
 
-def task_message(name: str, args: tuple | list, queue: str, kwargs: dict | None = None) -> bytes:
-    """A task message as `send_task(name, args, kwargs, queue=queue, ignore_result=True)` would LPUSH it:
-    Celery's message protocol v2 (docs.celeryq.dev, "Message Protocol") in kombu's Redis envelope
-    (JSON body, base64-encoded). tests/orders/test_task_message.py holds it to kombu's own output."""
+def task_message(name: str, args: tuple | list, queue: str, kwargs: dict | None = None,
+                 headers: dict[str, str] | None = None) -> bytes:
+    """A task message as `send_task(name, args, kwargs, queue=queue, ignore_result=True, headers=headers)`
+    would LPUSH it: Celery's message protocol v2 (docs.celeryq.dev, "Message Protocol") in kombu's Redis
+    envelope (JSON body, base64-encoded). tests/orders/test_task_message.py holds it to kombu's own output.
+
+    `headers` are custom message headers (the web's request id, REQUEST_ID_HEADER): a worker's task
+    sees them in `task.request.headers`, and a retry of the task carries them on."""
     task_id = str(uuid.uuid4())
     kwargs = kwargs or {}
     body = orjson.dumps([list(args), kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
@@ -38,6 +44,7 @@ def task_message(name: str, args: tuple | list, queue: str, kwargs: dict | None 
             "group": None, "group_index": None, "retries": 0, "timelimit": [None, None], "root_id": task_id,
             "parent_id": None, "argsrepr": repr(tuple(args)), "kwargsrepr": repr(kwargs), "origin": f"{os.getpid()}@{_HOST}",
             "ignore_result": True, "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
+            **(headers or {}),
         },
         "properties": {
             "correlation_id": task_id, "reply_to": "", "delivery_mode": 2,

@@ -22,6 +22,8 @@ from typing import Callable
 import orjson
 import websocket
 
+from services.metrics import metrics
+
 log = logging.getLogger("spotgate.stream.upstream")
 SEND_INTERVAL = 0.25   # at most 4 messages a second, leaving room for the pong Binance also counts
 READ_TIMEOUT = 1.0     # how often a blocked read looks up to check for stop
@@ -61,6 +63,11 @@ class Link:
         self._next_send = 0.0
         self._healthy = False
         self._thread = threading.Thread(target=self._run, name=f"link-{name}", daemon=True)
+        kind = name.split("-", 1)[0]  # "market-3.1" → market, "user-ws-api.2" → user: a bounded label
+        m = metrics()
+        self._reconnects = m.stream_reconnects.labels(kind)
+        self._connect_failures = m.stream_connect_failures.labels(kind)
+        self._open = m.stream_connections.labels(kind)
 
     def __repr__(self) -> str:
         return f"Link({self.name!r})"
@@ -146,9 +153,13 @@ class Link:
                                                  skip_utf8_validation=True)
             except Exception as exc:
                 log.warning("%s: cannot connect: %s", self.name, _describe(exc))
+                self._connect_failures.inc()
                 self._stop.wait(self.backoff.next())
                 continue
             self.connections += 1
+            if self.connections > 1:
+                self._reconnects.inc()
+            self._open.inc()
             self._healthy = False
             ws.settimeout(READ_TIMEOUT)
             with self._send_lock:
@@ -162,6 +173,7 @@ class Link:
                 if not self._stop.is_set():
                     log.warning("%s: connection lost: %s", self.name, _describe(exc))
             finally:
+                self._open.dec()
                 with self._send_lock:
                     self._ws, self.opened_at = None, None
                 try:

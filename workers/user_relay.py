@@ -29,9 +29,10 @@ from collections import OrderedDict
 import orjson
 
 from services.jobs import JobStore
+from services.metrics import metrics
 
 from .channels import ORDERS, USER, order_from_report
-from .stream_bus import StreamBus
+from .stream_bus import StreamBus, now_ms
 from .upstream_ws import Backoff, Link
 
 log = logging.getLogger("spotgate.stream.user")
@@ -61,10 +62,16 @@ class WorkerCalls:
 class UserEvents:
     def __init__(self, bus: StreamBus, jobs: JobStore):
         self.bus, self.jobs = bus, jobs
+        m = metrics()
+        self._messages, self._lag = m.stream_messages.labels("user"), m.stream_lag.labels("user")
         self.seen: OrderedDict[bytes, None] = OrderedDict()
         self.lock = threading.Lock()
 
     def handle(self, event: dict) -> None:
+        self._messages.inc()
+        event_time = event.get("E")
+        if isinstance(event_time, int):
+            self._lag.observe(max(0, now_ms() - event_time) / 1000)
         digest = hashlib.blake2b(orjson.dumps(event, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
         with self.lock:  # two connections while rotating: publish in arrival order, each event once
             if digest in self.seen:

@@ -13,7 +13,7 @@ from celery import Celery
 
 from config import Settings
 from workers.celery_app import _configure
-from workers.task_queue import queue_key, task_message
+from workers.task_queue import REQUEST_ID_HEADER, queue_key, task_message
 
 VARYING = {("headers", "id"), ("headers", "root_id"), ("headers", "origin"), ("properties", "correlation_id"),
            ("properties", "delivery_tag"), ("properties", "reply_to")}
@@ -36,8 +36,9 @@ def test_task_message_matches_what_kombu_publishes(redis_url, redis_prefix):
     client = redis.Redis.from_url(redis_url)
     key = queue_key(settings, "orders")
     try:
-        app.send_task("orders.place", args=("job-1",), queue="orders", ignore_result=True)
-        client.lpush(key, task_message("orders.place", ("job-1",), "orders"))
+        app.send_task("orders.place", args=("job-1",), queue="orders", ignore_result=True,
+                      headers={REQUEST_ID_HEADER: "req-42"})
+        client.lpush(key, task_message("orders.place", ("job-1",), "orders", {REQUEST_ID_HEADER: "req-42"}))
         ours, kombus = (json.loads(raw) for raw in client.lrange(key, 0, -1))  # LPUSH: newest first
         assert shape(ours) == shape(kombus)
         client.delete(key)
@@ -51,6 +52,7 @@ def test_task_message_matches_what_kombu_publishes(redis_url, redis_prefix):
         headers, properties = ours["headers"], ours["properties"]
         assert headers["id"] == headers["root_id"] == properties["correlation_id"]
         assert properties["delivery_tag"] != kombus["properties"]["delivery_tag"]
+        assert headers[REQUEST_ID_HEADER] == "req-42"  # the web request's id travels with the task
     finally:
         client.delete(key)
         client.close()
