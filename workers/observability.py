@@ -22,6 +22,7 @@ from celery.app import trace
 
 from config import Settings
 from config.logging import current_request_id, reset_log_context, set_log_context, setup_logging
+from config.redis_connection import redis_connection
 from services import metrics as telemetry
 
 from .task_queue import REQUEST_ID_HEADER
@@ -156,7 +157,8 @@ def _start_publisher(role: str) -> None:
     if _process["publisher"] is not None:
         return
     settings = _settings()
-    client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+    url, tls = redis_connection(settings)
+    client = redis.Redis.from_url(url, **tls, health_check_interval=30)
     publisher = telemetry.Publisher(client, settings.redis_key_prefix, telemetry.process_name(role), role,
                                     settings.metrics_push_interval)
     publisher.push()  # visible at once, not one interval later
