@@ -1,7 +1,7 @@
 """API docs at /docs: Swagger UI served offline, reading the document app/openapi.py builds from the routes.
 
 The Swagger UI page (app/swagger.html) and its assets are served by the gateway itself, from the
-pinned `swagger-ui-bundle` package, so /docs works with no internet: sanic-ext's own page loads
+pinned `swagger-ui-py` package (Swagger UI 5: our document is OpenAPI 3.1), so /docs works with no internet: sanic-ext's own page loads
 Swagger UI from a CDN, Redoc too (turned off), and its OAuth2 redirect page fetches one at request
 time (answered here from the package instead).
 
@@ -12,10 +12,10 @@ as enums, so /docs/openapi.json is answered here before sanic-ext's route is rea
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import orjson
-import swagger_ui_bundle
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse, file
 from sanic_ext import Extend
@@ -24,7 +24,8 @@ from .openapi import build_document
 
 SPEC_PATH = "/docs/openapi.json"
 SWAGGER_PAGE = Path(__file__).with_name("swagger.html")
-ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
+# The package's static files only: found without importing it (its Python part pulls in jinja2).
+ASSETS = Path(importlib.util.find_spec("swagger_ui").submodule_search_locations[0]) / "static"
 
 
 def setup_docs(app: Sanic) -> None:

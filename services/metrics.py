@@ -28,7 +28,6 @@ import tempfile
 import threading
 import time
 
-import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, values
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
@@ -333,13 +332,16 @@ class Publisher(threading.Thread):
             self.push()
 
     def push(self) -> None:
+        # imported here: the error classes' importers (`python -m app.tokens`) must not load redis-py
+        from redis.exceptions import RedisError
+
         try:
             report = encode(collect(), role_=self.role, interval=self.interval)
             pipe = self.redis.pipeline(transaction=False)
             pipe.hset(self.key, self.process, report)
             pipe.expire(self.key, reports_key_ttl(self.interval))
             pipe.execute()
-        except (redis.RedisError, OSError) as exc:
+        except (RedisError, OSError) as exc:
             if time.monotonic() - self._trouble_logged > 60:
                 self._trouble_logged = time.monotonic()
                 log.warning("could not report metrics to Redis (%s); retrying every %g s", exc, self.interval)

@@ -1,5 +1,5 @@
 """/docs works with no internet: the page and every asset it loads come from the gateway (the pinned
-swagger-ui-bundle package), and a real browser that can reach nothing but loopback renders the API."""
+swagger-ui-py package's static files), and a real browser that can reach nothing but loopback renders the API."""
 
 from __future__ import annotations
 
