@@ -47,6 +47,10 @@ def _configure(app: Celery, settings: Settings) -> None:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_ignore_result=True,  # outcomes go to job records and reply lists in Redis, not to results
+        # No results are stored, so none expire: without this, beat builds the result backend (a lazy
+        # import of celery.backends.redis) right after "beat: Starting", and a SIGTERM landing in that
+        # import made it exit 1 with "partially initialized module" instead of 0.
+        result_expires=None,
         task_serializer="json",
         accept_content=["json"],
         broker_transport_options={
