@@ -750,7 +750,9 @@ def _admin_routes(app: Sanic, px: PaperExchange) -> None:
 
 def create_app(config: PaperConfig | None = None, name: str = "paper_exchange") -> Sanic:
     config = config or PaperConfig.from_env()
-    app = Sanic(name)
+    # Sanic's own handlers would print its lines a second time beside the root handler
+    # `python -m paper_exchange` installs: everything propagates to that one.
+    app = Sanic(name, configure_logging=False)
     app.config.ACCESS_LOG = False
     # sanic-ext (installed for spotgate's own API) would add /docs HTML pages, automatic OPTIONS and
     # HEAD routes and CORS headers: nothing Binance serves. The paper exchange answers only its table.
