@@ -16,7 +16,7 @@ WITH_REDIS = redis_env="$$(scripts/ensure_redis.sh)" && eval "$$redis_env" && \
 	trap 'scripts/stop_private_redis.sh' EXIT && trap 'exit 130' INT && trap 'exit 143' TERM
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo-keys run test bench clean
+.PHONY: help venv demo-keys run test soak bench clean
 
 help: ## List the targets.
 	@echo "spotgate make targets:"
@@ -53,6 +53,11 @@ test: venv ## Run the whole test suite (PYTEST_ARGS=... to narrow it).
 	scripts/ensure_chromium.sh
 	$(WITH_REDIS) && \
 		$(PY) -m pytest $(PYTEST_ARGS)
+
+SOAK_ARGS ?=
+soak: venv ## Run the long-form scale suites (tests marked soak: orders, streams, Redis restart, load).
+	$(WITH_REDIS) && \
+		$(PY) -m pytest -m soak -p no:cacheprovider $(SOAK_ARGS)
 
 bench: venv ## Run every bench/*.py (not _helpers); each prints JSON.
 	scripts/ensure_chromium.sh
