@@ -2,7 +2,8 @@
 would not run, before any dyno is replaced, with one line saying what to fix.
 
 Checks: every setting parses (the same Settings every process builds); in live mode the worker's
-Binance credentials are there; Redis answers PING with the TLS options every client will use.
+Binance credentials are there (a BINANCE_PRIVATE_KEY config var is parsed: a key the worker could
+not sign with fails the release, not the worker's boot); Redis answers PING with the TLS options every client will use.
 Exit 0 and one "release check passed" line, or exit 1 and "release check failed: <reason>".
 """
 
@@ -13,6 +14,7 @@ import sys
 
 import redis
 
+from binance_client import load_signer
 from config.redis_connection import redis_connection, tls_options
 from config.settings import Settings
 
@@ -24,6 +26,11 @@ def check(environ=None) -> str:
     settings = Settings.from_env(environ) if environ is not None else Settings.from_env()
     if not settings.is_paper:
         settings.require_binance_credentials()
+        if settings.binance_private_key:
+            try:
+                load_signer(settings.binance_private_key, settings.binance_private_key_passphrase)
+            except ValueError as exc:
+                raise ValueError(f"BINANCE_PRIVATE_KEY: {exc}") from None
     url, tls = redis_connection(settings)
     client = redis.Redis.from_url(url, **tls, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT)
     try:

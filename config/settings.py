@@ -193,6 +193,7 @@ class Settings:
     metrics_push_interval: float
     # An RSA or Ed25519 private key (PEM; type read from the file) used instead of the HMAC secret.
     binance_private_key_file: str | None = None
+    binance_private_key: str | None = field(default=None, repr=False)
     binance_private_key_passphrase: str | None = field(default=None, repr=False)
 
     @property
@@ -201,17 +202,21 @@ class Settings:
 
     def require_binance_credentials(self) -> None:
         """For processes that sign Binance calls (the worker): refuse to run without an API key and
-        its signing half (BINANCE_PRIVATE_KEY_FILE, or else BINANCE_API_SECRET)."""
+        its signing half (BINANCE_PRIVATE_KEY or BINANCE_PRIVATE_KEY_FILE, or else BINANCE_API_SECRET)."""
         where = "when SPOTGATE_MODE=live or the upstream is not the loopback paper exchange"
         if not self.binance_api_key:
             raise ValueError(f"BINANCE_API_KEY must be set {where}")
-        if not self.binance_private_key_file and not self.binance_api_secret:
-            raise ValueError(f"BINANCE_PRIVATE_KEY_FILE (or BINANCE_API_SECRET for an HMAC key) must be set {where}")
+        if self.binance_private_key and self.binance_private_key_file:
+            raise ValueError("set BINANCE_PRIVATE_KEY or BINANCE_PRIVATE_KEY_FILE, not both")
+        if not (self.binance_private_key or self.binance_private_key_file or self.binance_api_secret):
+            raise ValueError(f"BINANCE_PRIVATE_KEY or BINANCE_PRIVATE_KEY_FILE (or BINANCE_API_SECRET for an HMAC key) "
+                             f"must be set {where}")
 
     def secret_values(self) -> tuple[str, ...]:
         """Values that must never reach a log line or a response."""
         candidates = (self.binance_api_secret, self.jwt_secret, self.binance_api_key,
-                      self.jwt_private_key, self.binance_private_key_passphrase, self.metrics_token)
+                      self.jwt_private_key, self.binance_private_key_passphrase, self.metrics_token,
+                      self.binance_private_key)
         return tuple(value for value in candidates if value)
 
     @classmethod
@@ -366,6 +371,7 @@ class Settings:
                                                       _integer("MAX_WS_CONNECTIONS", setting("MAX_WS_CONNECTIONS"),
                                                                low=1)),
             binance_private_key_file=get("BINANCE_PRIVATE_KEY_FILE"),
+            binance_private_key=_pem(get("BINANCE_PRIVATE_KEY")),
             binance_private_key_passphrase=get("BINANCE_PRIVATE_KEY_PASSPHRASE"),
             log_format=_choice("LOG_FORMAT", setting("LOG_FORMAT").lower(), LOG_FORMATS),
             metrics_token=_metrics_token(get("METRICS_TOKEN"), paper),

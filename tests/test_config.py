@@ -120,6 +120,18 @@ def test_a_private_key_file_replaces_the_api_secret():
         Settings.from_env(env).require_binance_credentials()
 
 
+def test_a_private_key_in_the_environment_replaces_the_api_secret():
+    env = {k: v for k, v in LIVE_KEYS.items() if k != "BINANCE_API_SECRET"}
+    one_line = "-----BEGIN PRIVATE KEY-----\\nMC4CAQAwBQYDK2VwBCIEI-key-body\\n-----END PRIVATE KEY-----"
+    settings = Settings.from_env({**env, "BINANCE_PRIVATE_KEY": one_line})
+    settings.require_binance_credentials()
+    assert settings.binance_private_key.splitlines()[1] == "MC4CAQAwBQYDK2VwBCIEI-key-body"  # `\n` read as newline
+    assert settings.binance_private_key in settings.secret_values() and "key-body" not in repr(settings)
+    both = Settings.from_env({**env, "BINANCE_PRIVATE_KEY": one_line, "BINANCE_PRIVATE_KEY_FILE": "/k.pem"})
+    with pytest.raises(ValueError, match="not both"):
+        both.require_binance_credentials()
+
+
 @pytest.mark.parametrize("jwt_secret", [None, "", DEV_JWT_SECRET])
 def test_live_mode_refuses_the_dev_jwt_secret(jwt_secret):
     env = {k: v for k, v in LIVE_KEYS.items() if k != "JWT_SECRET"}

@@ -13,7 +13,7 @@ from functools import cached_property
 
 import redis
 
-from binance_client import BinanceClient, Signer, endpoints, load_signer_file
+from binance_client import BinanceClient, Signer, endpoints, load_signer, load_signer_file
 from binance_client.signing import hmac_signer
 from binance_client.budget import WeightBudget
 from binance_client.errors import BinanceError
@@ -101,9 +101,17 @@ class Resources:
 
 
 def signing_key(settings: Settings) -> Signer:
-    """The RSA or Ed25519 key of BINANCE_PRIVATE_KEY_FILE (type read from the PEM), else the HMAC
-    secret; ValueError naming the variable when it cannot be used."""
+    """The RSA or Ed25519 key of BINANCE_PRIVATE_KEY (the PEM itself, for platforms with config vars
+    but no secret files, such as Heroku) or BINANCE_PRIVATE_KEY_FILE (type read from the PEM), else the
+    HMAC secret; ValueError naming the variable when it cannot be used."""
     settings.require_binance_credentials()
+    if settings.binance_private_key:
+        try:
+            signer = load_signer(settings.binance_private_key, settings.binance_private_key_passphrase)
+        except ValueError as exc:
+            raise ValueError(f"BINANCE_PRIVATE_KEY: {exc}") from None
+        log.info("signing with the %s key of BINANCE_PRIVATE_KEY", signer.key_type)
+        return signer
     path = settings.binance_private_key_file
     if not path:
         return hmac_signer(settings.binance_api_secret)

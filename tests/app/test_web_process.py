@@ -10,6 +10,7 @@ import time
 from tests.processes import ROOT, RelayProcess, WebProcess, free_port, stop_process
 
 SIGNING = {"BINANCE_API_SECRET": "not-for-the-web-tier-5ecret", "BINANCE_PRIVATE_KEY_FILE": "/secret/key.pem",
+           "BINANCE_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\\nnot-for-the-web-tier\\n-----END PRIVATE KEY-----",
            "BINANCE_PRIVATE_KEY_PASSPHRASE": "not-for-the-web-tier-pa55"}
 
 

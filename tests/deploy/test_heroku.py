@@ -42,7 +42,9 @@ def test_app_json_runs_every_process_type_with_redis_and_live_settings():
     assert env["SPOTGATE_MODE"]["value"] == "live"
     assert env["JWT_SECRET"] == {**env["JWT_SECRET"], "generator": "secret"}
     assert env["REDIS_SSL_CERT_REQS"]["value"] == "none"
-    assert env["BINANCE_API_KEY"]["required"] and env["BINANCE_API_SECRET"]["required"]
+    assert env["BINANCE_API_KEY"]["required"]
+    # The signing half is one of two: an HMAC secret or an RSA/Ed25519 private key (the release checks one is set).
+    assert not env["BINANCE_API_SECRET"]["required"] and not env["BINANCE_PRIVATE_KEY"]["required"]
     assert all(entry.get("description") for entry in env.values())
 
 
@@ -77,12 +79,14 @@ def test_release_passes_with_app_json_configuration(tls_redis):
 
 @pytest.mark.parametrize("change, reason", [
     ({"BINANCE_API_SECRET": ""}, r"BINANCE_API_SECRET.*must be set when SPOTGATE_MODE=live"),
+    ({"BINANCE_API_SECRET": "", "BINANCE_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\\nnot-a-key\\n-----END PRIVATE KEY-----"},
+     r"BINANCE_PRIVATE_KEY: cannot read the private key"),
     ({"JWT_SECRET": "short"}, "JWT_SECRET must be at least 32 characters"),
     ({"REDIS_SSL_CERT_REQS": ""}, "Heroku Redis uses a self-signed certificate: set REDIS_SSL_CERT_REQS=none"),
     ({"REDIS_SSL_CERT_REQS": "off"}, "REDIS_SSL_CERT_REQS must be one of required, optional, none"),
     ({"REDIS_URL": "closed port"}, r"Redis at REDIS_URL does not answer \(a rediss:// URL needs a TLS port\)"),
     ({"REDIS_URL": "wrong password"}, "Redis refused the password in REDIS_URL"),
-], ids=["no-binance-secret", "short-jwt-secret", "untrusted-certificate", "bad-setting", "no-redis", "bad-password"])
+], ids=["no-binance-secret", "unusable-private-key", "short-jwt-secret", "untrusted-certificate", "bad-setting", "no-redis", "bad-password"])
 def test_release_fails_with_a_clear_reason(tls_redis, change, reason):
     env = app_json_environment(tls_redis.url)
     if change.get("REDIS_URL") == "closed port":
@@ -94,3 +98,13 @@ def test_release_fails_with_a_clear_reason(tls_redis, change, reason):
     assert result.returncode == 1
     assert result.stderr.startswith("release check failed: ") and re.search(reason, result.stderr), result.stderr
     assert "Traceback" not in result.stderr and tls_redis.password not in result.stderr + result.stdout
+    assert "not-a-key" not in result.stderr + result.stdout
+
+
+def test_release_passes_with_a_private_key_config_var_instead_of_the_secret(tls_redis):
+    from tests.paper.conftest import key_files
+
+    env = app_json_environment(tls_redis.url)
+    env.update(BINANCE_API_SECRET="", BINANCE_PRIVATE_KEY=key_files()["ed25519_private"].read_text().replace("\n", "\\n"))
+    result = release(env)
+    assert result.returncode == 0, result.stderr

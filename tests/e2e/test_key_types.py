@@ -1,5 +1,7 @@
 """The order round trip through the whole stack once per API key type: the worker signs with an HMAC
-secret, an RSA or an Ed25519 private key (BINANCE_PRIVATE_KEY_FILE, type read from the PEM); a LIMIT
+secret, an RSA or an Ed25519 private key (type read from the PEM: the RSA key given as the PEM itself
+in BINANCE_PRIVATE_KEY, one line with `\\n`s as a Heroku config var holds it; the Ed25519 key as
+BINANCE_PRIVATE_KEY_FILE); a LIMIT
 order is placed, queried and canceled over REST and both changes come back on `/ws/user`. With the
 Ed25519 key the relay's user stream is a `session.logon` session (signed by a worker) that
 `userDataStream.subscribe`s, logged on again after a dropped connection; with the others it is
@@ -25,8 +27,10 @@ pytestmark = pytest.mark.integration
 def worker_env(kind: str) -> dict:
     if kind == "hmac":
         return {}  # the paper exchange's demo pair, the default in paper mode
-    return {"BINANCE_API_KEY": {"rsa": RSA_KEY, "ed25519": ED25519_KEY}[kind],
-            "BINANCE_PRIVATE_KEY_FILE": str(key_files()[f"{kind}_private"])}
+    path = key_files()[f"{kind}_private"]
+    if kind == "rsa":
+        return {"BINANCE_API_KEY": RSA_KEY, "BINANCE_PRIVATE_KEY": path.read_text().strip().replace("\n", "\\n")}
+    return {"BINANCE_API_KEY": ED25519_KEY, "BINANCE_PRIVATE_KEY_FILE": str(path)}
 
 
 @pytest.fixture(scope="module", params=("hmac", "rsa", "ed25519"))

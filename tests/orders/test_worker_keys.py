@@ -1,4 +1,4 @@
-"""The worker's signing key: BINANCE_PRIVATE_KEY_FILE is read at start, and a worker that cannot use
+"""The worker's signing key: BINANCE_PRIVATE_KEY (the PEM) or BINANCE_PRIVATE_KEY_FILE is read at start, and a worker that cannot use
 it refuses to start (exit status non-zero, the variable named) instead of failing every task."""
 
 from __future__ import annotations
@@ -29,3 +29,12 @@ def test_a_worker_without_a_usable_private_key_refuses_to_start(redis_url, path,
     done = start_worker(redis_url, BINANCE_PRIVATE_KEY_FILE=path or str(key_files()["ed25519_public"]))
     assert done.returncode != 0
     assert "refuses to start: BINANCE_PRIVATE_KEY_FILE" in done.stderr + done.stdout and why in done.stderr + done.stdout
+
+
+def test_a_worker_with_an_unusable_private_key_in_its_environment_refuses_to_start(redis_url):
+    public = key_files()["ed25519_public"].read_text().strip().replace("\n", "\\n")
+    done = start_worker(redis_url, BINANCE_PRIVATE_KEY=public)  # a public key where the private key belongs
+    assert done.returncode != 0
+    output = done.stderr + done.stdout
+    assert "refuses to start: BINANCE_PRIVATE_KEY:" in output and "not a PEM private key" in output
+    assert "BEGIN PUBLIC KEY" not in output  # the key itself is never printed
