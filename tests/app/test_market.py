@@ -185,7 +185,7 @@ def test_upstream_slower_than_timeout_is_504(upstream, redis_url):
 
 
 def test_spent_budget_answers_429_without_calling_binance(redis_url):
-    from tests.paper.conftest import PaperProcess
+    from tests.processes import PaperProcess
 
     px = PaperProcess(seed=9, PAPER_WEIGHT_LIMIT="200")
     web = WebProcess(px.url, redis_url)

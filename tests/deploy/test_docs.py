@@ -19,7 +19,7 @@ ASSET_TYPES = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
 
 @pytest.fixture(scope="module")
 def web(redis_url):
-    from tests.paper.conftest import PaperProcess
+    from tests.processes import PaperProcess
 
     paper = PaperProcess(seed=31)
     web = WebProcess(paper.url, redis_url)

@@ -10,7 +10,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.paper.conftest import PaperProcess
+from tests.processes import PaperProcess
 
 # Processes report to Redis twice a second in these tests, so a scrape sees them within a second.
 FAST_REPORTS = {"METRICS_PUSH_INTERVAL": "0.5"}

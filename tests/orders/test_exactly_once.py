@@ -27,7 +27,7 @@ from services.pacing import OrderPacer
 from services.placement import Placer
 from services.risk import RiskStore
 from tests.orders.conftest import Stack
-from tests.paper.conftest import PaperProcess
+from tests.processes import PaperProcess
 
 RICH = "USDT:10000000,BTC:1000,ETH:100,BNB:100000"
 RELAXED = {"PAPER_ORDERS_10S": "1000000", "PAPER_ORDERS_1D": "100000000", "PAPER_WEIGHT_LIMIT": "10000000",

@@ -13,8 +13,8 @@ import pytest
 import websocket
 
 from paper_exchange.symbols import UNICODE_SYMBOL
-from tests.paper.conftest import PaperProcess
 from tests.paper.ws_client import LocalBook, connect, recv_json, reply_to, rest_depth, wait_for
+from tests.processes import PaperProcess
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "ETHBTC")
 

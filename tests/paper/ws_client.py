@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import websocket
 
-from tests.paper.conftest import PaperProcess
+from tests.processes import PaperProcess
 
 
 def ws_url(px: PaperProcess, path: str) -> str:

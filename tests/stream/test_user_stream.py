@@ -14,8 +14,7 @@ import orjson
 import pytest
 import redis
 
-from tests.paper.conftest import PaperProcess
-from tests.processes import WebProcess, WorkerProcess
+from tests.processes import PaperProcess, WebProcess, WorkerProcess
 
 from .conftest import delete_prefix, eventually
 
