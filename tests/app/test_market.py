@@ -11,6 +11,7 @@ import redis
 import requests
 
 from tests.processes import WebProcess
+from tests.support import wait_until
 
 
 def test_price_with_a_token_is_fast_and_enveloped(gateway, upstream):
@@ -163,8 +164,10 @@ def test_fresh_stream_ticker_is_served_from_redis(gateway, redis_url):
         assert gateway.get("/api/v1/ticker/price", symbol="BNBUSDT").json()["data"]["price"] == "123.45000000"
         conn.set(key, orjson.dumps({"symbol": "BNBUSDT", "price": "123.45000000",
                                     "updatedAt": int(time.time() * 1000) - 60_000}))
-        time.sleep(1.1)  # let the 1 s REST cache entry lapse so the next read decides afresh
-        assert gateway.get("/api/v1/ticker/price", symbol="BNBUSDT").json()["data"]["price"] != "123.45000000"
+        # once the 1 s REST cache entry lapses the next read decides afresh, and a stale stream ticker
+        # is not what it serves
+        wait_until(lambda: gateway.get("/api/v1/ticker/price", symbol="BNBUSDT").json()["data"]["price"]
+                   != "123.45000000", 5, "the stale stream ticker replaced by the exchange's", interval=0.1)
     finally:
         conn.delete(key)
         conn.close()

@@ -79,7 +79,7 @@ def test_failed_logins_lock_the_user_on_every_web_process_with_a_doubling_backof
     assert code(login(second, "alice", "wrong")) == "INVALID_CREDENTIALS"  # one more try, then locked longer
     again = login(first, "alice", PASSWORD)
     assert again.status_code == 429 and again.headers["Retry-After"] == "2"
-    time.sleep(2.05)
+    time.sleep(2.05)  # the doubled lockout is what is being waited for
     assert login(first, "alice", PASSWORD).status_code == 200
     # A success forgets the failures: the count starts again.
     assert code(login(first, "alice", "wrong")) == "INVALID_CREDENTIALS"
@@ -103,7 +103,7 @@ def test_failures_from_one_address_lock_it_for_every_user(pair):
     locked = login(second, "erin", PASSWORD, ip=address)
     assert locked.status_code == 429 and code(locked) == "LOGIN_LOCKED" and "Retry-After" in locked.headers
     assert login(second, "erin", PASSWORD, ip="203.0.113.10").status_code == 200  # another address is not
-    time.sleep(1.05)
+    time.sleep(1.05)  # the address's lockout is what is being waited for
     assert login(second, "erin", PASSWORD, ip=address).status_code == 200
 
 
