@@ -13,6 +13,7 @@ from app.auth import Role, TokenCodec, TokenType
 from app.passwords import hash_password
 from config.settings import Settings
 from tests.processes import TEST_JWT_SECRET, WebProcess
+from tests.support import wait_until
 
 PASSWORD = "correct horse"
 
@@ -56,14 +57,12 @@ def code(response) -> str:
 
 def refused_everywhere(webs, token: str) -> bool:
     """A revocation made on one process reaches the others within REVOCATION_RECHECK (1 s): poll for it."""
-    deadline = time.monotonic() + 5
-    while True:
-        codes = [w.get("/api/v1/auth/me", token=token).status_code for w in webs]
-        if codes == [401] * len(webs):
-            return all(code(w.get("/api/v1/auth/me", token=token)) == "TOKEN_REVOKED" for w in webs)
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
+    try:
+        wait_until(lambda: [w.get("/api/v1/auth/me", token=token).status_code for w in webs] == [401] * len(webs),
+                   5, "the revocation on every process", interval=0.1)
+    except AssertionError:
+        return False
+    return all(code(w.get("/api/v1/auth/me", token=token)) == "TOKEN_REVOKED" for w in webs)
 
 
 # -- item 10: login limits ----------------------------------------------------------------------------------
