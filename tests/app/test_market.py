@@ -187,23 +187,19 @@ def test_upstream_slower_than_timeout_is_504(upstream, redis_url):
         web.stop()
 
 
-def test_spent_budget_answers_429_without_calling_binance(redis_url):
+def test_spent_budget_answers_429_without_calling_binance(redis_url, spawn):
     from tests.processes import PaperProcess
 
-    px = PaperProcess(seed=9, PAPER_WEIGHT_LIMIT="200")
-    web = WebProcess(px.url, redis_url)
-    try:
-        statuses = [web.get("/api/v1/depth", symbol="BTCUSDT", limit=limit).status_code for limit in range(1, 60)]
-        assert 429 in statuses
-        refused = web.get("/api/v1/depth", symbol="BTCUSDT", limit=99)
-        assert refused.status_code == 429 and refused.json()["error"]["code"] == "UPSTREAM_BUDGET_SPENT"
-        assert int(refused.headers["Retry-After"]) <= 60
-        # Binance itself never had to refuse us
-        used = int(px.get("/api/v3/ping").headers["X-MBX-USED-WEIGHT-1M"])
-        assert used <= 200
-    finally:
-        web.stop()
-        px.stop()
+    px = spawn(PaperProcess, seed=9, PAPER_WEIGHT_LIMIT="200")
+    web = spawn(WebProcess, px.url, redis_url)
+    statuses = [web.get("/api/v1/depth", symbol="BTCUSDT", limit=limit).status_code for limit in range(1, 60)]
+    assert 429 in statuses
+    refused = web.get("/api/v1/depth", symbol="BTCUSDT", limit=99)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "UPSTREAM_BUDGET_SPENT"
+    assert int(refused.headers["Retry-After"]) <= 60
+    # Binance itself never had to refuse us
+    used = int(px.get("/api/v3/ping").headers["X-MBX-USED-WEIGHT-1M"])
+    assert used <= 200
 
 
 def test_upstream_ban_becomes_503_for_everyone(upstream, redis_url):
