@@ -51,7 +51,7 @@ class Spawner:
         failures = []
         for process in reversed(self.started):
             try:
-                process.stop()
+                process.discard()  # the test is over: nothing of the process is looked at any more
             except Exception as exc:  # noqa: BLE001 (reported below, after everything is stopped)
                 failures.append(exc)
         for prefix in self.prefixes:

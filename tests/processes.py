@@ -139,14 +139,16 @@ class Spawned:
     def _close(self) -> None:
         """Anything else the process owned (sessions, directories)."""
 
-    def stop(self) -> None:
+    def stop(self, graceful: bool = True) -> None:
+        """SIGTERM the group (the process shuts down as it would in production), SIGKILL what is left
+        after `stop_timeout`; `graceful=False` SIGKILLs at once (`discard()`)."""
         if getattr(self, "_stopped", False):
             return
         self._stopped = True
         try:
             if not hasattr(self, "proc"):
                 return
-            if self.proc.poll() is None and self.sigterm(self.stop_timeout) is None:
+            if graceful and self.proc.poll() is None and self.sigterm(self.stop_timeout) is None:
                 pass  # killed below
             # whatever is left of the group (a leader that ignored SIGTERM, children it left behind)
             _kill_group(self.proc.pid, signal.SIGKILL)
@@ -159,6 +161,12 @@ class Spawned:
                     os.unlink(self.log_file.name)
                 except FileNotFoundError:
                     pass
+
+    def discard(self) -> None:
+        """Stop at once (SIGKILL), for a teardown after which nothing of the process is looked at and
+        its key prefix is deleted: a worker's or relay's graceful shutdown takes 1-2 s, and a test that
+        is about how a process stops calls `stop()` or `sigterm()` itself."""
+        self.stop(graceful=False)
 
     def __enter__(self):
         return self

@@ -77,7 +77,7 @@ class System:
         for part in [self.relay, *self.webs, self.worker, self.paper]:
             try:
                 if part is not None:
-                    part.stop()
+                    part.discard()  # the prefix is deleted next: nothing is looked at any more
             except Exception as exc:  # noqa: BLE001 (reported below, after everything is stopped)
                 failures.append(exc)
         self.relay = None

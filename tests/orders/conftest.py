@@ -46,7 +46,7 @@ class Stack:
         try:
             for part in (self.web, self.worker, self.paper):
                 if part is not None:
-                    part.stop()
+                    part.discard()  # the prefix is deleted next: nothing is looked at any more
         finally:
             delete_prefix(self.redis_url, self.prefix)
 

@@ -92,7 +92,7 @@ def make_relay(redis_url):
 
     yield start
     for relay, own_prefix in reversed(started):
-        relay.stop()
+        relay.discard()
         if own_prefix:  # a shared prefix (a worker's too) is cleaned up by whoever made it
             delete_prefix(redis_url, relay.prefix)
 
