@@ -13,14 +13,14 @@ class Stack:
     process and deletes the prefix, also when starting failed half-way."""
 
     def __init__(self, redis_url: str, paper_env: dict | None = None, worker_env: dict | None = None,
-                 web_env: dict | None = None, concurrency: int = 2):
+                 web_env: dict | None = None, concurrency: int = 2, seed: int = 13):
         self.redis_url = redis_url
         self.prefix = new_prefix()
         self.worker_env = worker_env or {}
         self.concurrency = concurrency
         self.paper = self.worker = self.web = None
         try:
-            self.paper = PaperProcess(seed=13, **(paper_env or {}))
+            self.paper = PaperProcess(seed=seed, **(paper_env or {}))
             self.worker = WorkerProcess(self.paper.url, redis_url, self.prefix, concurrency=concurrency,
                                         **self.worker_env)
             self.web = WebProcess(self.paper.url, redis_url, self.prefix, **(web_env or {}))
