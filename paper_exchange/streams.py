@@ -46,6 +46,9 @@ class StreamConfig:
     pong_timeout: float = 60.0        # disconnect when a ping stays unanswered this long
     max_lifetime: float = 86_400.0    # Binance cuts every connection after 24 h
     send_queue: int = 10_000          # messages queued for one client before it counts as too slow
+    # The stream clock's period: a @depth@100ms diff per tick, as Binance's 100 ms. Shorter runs the
+    # depth streams faster (tests that need hundreds of diffs); tickers and klines keep their seconds.
+    tick_ms: int = 100
 
     @classmethod
     def from_env(cls, env=None) -> "StreamConfig":
@@ -68,6 +71,7 @@ class StreamConfig:
             pong_timeout=number("PAPER_WS_PONG_TIMEOUT", 60.0),
             max_lifetime=number("PAPER_WS_MAX_LIFETIME", 86_400.0),
             send_queue=number("PAPER_WS_SEND_QUEUE", 10_000, int),
+            tick_ms=number("PAPER_WS_TICK_MS", 100, int),
         )
 
 

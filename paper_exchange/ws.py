@@ -4,7 +4,7 @@ stream faults and deposits.
 
 One `StreamHub` per app holds every connection and subscription. It learns about the market by
 reading the core: the engine's `listeners` (every order state change, so trades and the best
-levels are flushed right after each engine call), `book.take_diff()` on a 100 ms clock, and the
+levels are flushed right after each engine call), `book.take_diff()` on a 100 ms clock (PAPER_WS_TICK_MS), and the
 trade history. Each payload is rendered once (streams.py, user_stream.py), framed once, and the
 same bytes go to every subscriber through the subscriber's own bounded queue, drained by its own
 writer task: a slow client only ever delays (and eventually disconnects) itself.
@@ -473,13 +473,13 @@ class StreamHub:
             for a in _since(history.agg_trades, last_agg):
                 self.publish(lower + "@aggTrade", streams.agg_trade(symbol, a, now))
 
-    # -- the clock: depth every 100 ms, tickers every second, klines every 1 or 2 s ------------
+    # -- the clock: depth every tick (100 ms), tickers every second, klines every 1 or 2 s -----
 
     async def clock(self) -> None:
         loop = asyncio.get_running_loop()
-        tick, next_at = 0, loop.time()
+        tick, next_at, period = 0, loop.time(), self.config.tick_ms / 1000
         while True:
-            next_at += 0.1
+            next_at += period
             delay = next_at - loop.time()
             if delay < -1.0:  # the loop was blocked: skip ahead instead of bursting
                 next_at, delay = loop.time(), 0
@@ -491,11 +491,12 @@ class StreamHub:
                 log.exception("stream clock tick failed")
 
     def on_tick(self, tick: int, now: int) -> None:
-        second = tick % 10 == 0
+        per_second = max(1, round(1000 / self.config.tick_ms))  # 10 ticks a second at Binance's 100 ms
+        second = tick % per_second == 0
         for symbol, market in self.exchange.markets.items():
             self._depth_tick(symbol, market, now, second)
         if second:
-            self._second_tick(now, with_klines=tick % 20 == 0)
+            self._second_tick(now, with_klines=tick % (2 * per_second) == 0)
 
     def _depth_tick(self, symbol: str, market, now: int, second: bool) -> None:
         lower = self.names[symbol]

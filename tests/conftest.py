@@ -1,13 +1,14 @@
-"""Fixtures shared by the whole suite: the Redis that `make test` provisioned."""
+"""Fixtures shared by the whole suite: the Redis that `make test` provisioned, and processes started
+for one test (tests/processes.py), stopped after it whatever the outcome."""
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
-import redis
+
+from tests.support import delete_prefix, new_prefix
 
 
 @pytest.fixture(scope="session")
@@ -22,18 +23,45 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
 
     Runs share one Redis (a developer's, or CI's), so nothing may touch keys outside it.
     """
-    prefix = f"sgtest:{uuid.uuid4().hex}:"
+    prefix = new_prefix()
     yield prefix
-    client = redis.Redis.from_url(redis_url)
-    try:
-        # SCAN, not KEYS: KEYS blocks a shared Redis for as long as it walks the keyspace.
-        batch = []
-        for key in client.scan_iter(match=f"{prefix}*", count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
-                client.unlink(*batch)
-                batch.clear()
-        if batch:
-            client.unlink(*batch)
-    finally:
-        client.close()
+    delete_prefix(redis_url, prefix)
+
+
+class Spawner:
+    """`spawn(PaperProcess, seed=3)`: start any tests.processes class for this test; `spawn.prefix()`:
+    a key prefix deleted after it. Everything is stopped (last started first) and deleted at teardown."""
+
+    def __init__(self, redis_url: str):
+        self.redis_url = redis_url
+        self.started: list = []
+        self.prefixes: list[str] = []
+
+    def __call__(self, kind, *args, **kwargs):
+        process = kind(*args, **kwargs)
+        self.started.append(process)
+        return process
+
+    def prefix(self) -> str:
+        prefix = new_prefix()
+        self.prefixes.append(prefix)
+        return prefix
+
+    def close(self) -> None:
+        failures = []
+        for process in reversed(self.started):
+            try:
+                process.discard()  # the test is over: nothing of the process is looked at any more
+            except Exception as exc:  # noqa: BLE001 (reported below, after everything is stopped)
+                failures.append(exc)
+        for prefix in self.prefixes:
+            delete_prefix(self.redis_url, prefix)
+        if failures:
+            raise failures[0]
+
+
+@pytest.fixture
+def spawn(redis_url):
+    spawner = Spawner(redis_url)
+    yield spawner
+    spawner.close()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.paper.conftest import PaperProcess
-from tests.processes import WebProcess
+from tests.processes import PaperProcess, WebProcess
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,10 @@ import hmac
 import itertools
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import jwt
 import pytest
@@ -27,18 +25,12 @@ from app import create_app
 from app.auth import Role, TokenCodec, TokenType
 from app.passwords import hash_password, verify_password
 from config.settings import DEV_JWT_SECRET, Settings
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import ROOT, free_port
 
 SECRET = "auth-test-jwt-secret-" + "k" * 32
 PASSWORDS = {"vera": "vera-pass", "alice": "alice-pass", "bob": "bob-pass"}
 ROLES_OF = {"vera": "viewer", "alice": "trader", "bob": "admin"}
 _names = itertools.count()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

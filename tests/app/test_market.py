@@ -11,6 +11,7 @@ import redis
 import requests
 
 from tests.processes import WebProcess
+from tests.support import wait_until
 
 
 def test_price_with_a_token_is_fast_and_enveloped(gateway, upstream):
@@ -163,8 +164,10 @@ def test_fresh_stream_ticker_is_served_from_redis(gateway, redis_url):
         assert gateway.get("/api/v1/ticker/price", symbol="BNBUSDT").json()["data"]["price"] == "123.45000000"
         conn.set(key, orjson.dumps({"symbol": "BNBUSDT", "price": "123.45000000",
                                     "updatedAt": int(time.time() * 1000) - 60_000}))
-        time.sleep(1.1)  # let the 1 s REST cache entry lapse so the next read decides afresh
-        assert gateway.get("/api/v1/ticker/price", symbol="BNBUSDT").json()["data"]["price"] != "123.45000000"
+        # once the 1 s REST cache entry lapses the next read decides afresh, and a stale stream ticker
+        # is not what it serves
+        wait_until(lambda: gateway.get("/api/v1/ticker/price", symbol="BNBUSDT").json()["data"]["price"]
+                   != "123.45000000", 5, "the stale stream ticker replaced by the exchange's", interval=0.1)
     finally:
         conn.delete(key)
         conn.close()
@@ -184,23 +187,19 @@ def test_upstream_slower_than_timeout_is_504(upstream, redis_url):
         web.stop()
 
 
-def test_spent_budget_answers_429_without_calling_binance(redis_url):
-    from tests.paper.conftest import PaperProcess
+def test_spent_budget_answers_429_without_calling_binance(redis_url, spawn):
+    from tests.processes import PaperProcess
 
-    px = PaperProcess(seed=9, PAPER_WEIGHT_LIMIT="200")
-    web = WebProcess(px.url, redis_url)
-    try:
-        statuses = [web.get("/api/v1/depth", symbol="BTCUSDT", limit=limit).status_code for limit in range(1, 60)]
-        assert 429 in statuses
-        refused = web.get("/api/v1/depth", symbol="BTCUSDT", limit=99)
-        assert refused.status_code == 429 and refused.json()["error"]["code"] == "UPSTREAM_BUDGET_SPENT"
-        assert int(refused.headers["Retry-After"]) <= 60
-        # Binance itself never had to refuse us
-        used = int(px.get("/api/v3/ping").headers["X-MBX-USED-WEIGHT-1M"])
-        assert used <= 200
-    finally:
-        web.stop()
-        px.stop()
+    px = spawn(PaperProcess, seed=9, PAPER_WEIGHT_LIMIT="200")
+    web = spawn(WebProcess, px.url, redis_url)
+    statuses = [web.get("/api/v1/depth", symbol="BTCUSDT", limit=limit).status_code for limit in range(1, 60)]
+    assert 429 in statuses
+    refused = web.get("/api/v1/depth", symbol="BTCUSDT", limit=99)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "UPSTREAM_BUDGET_SPENT"
+    assert int(refused.headers["Retry-After"]) <= 60
+    # Binance itself never had to refuse us
+    used = int(px.get("/api/v3/ping").headers["X-MBX-USED-WEIGHT-1M"])
+    assert used <= 200
 
 
 def test_upstream_ban_becomes_503_for_everyone(upstream, redis_url):

@@ -13,6 +13,7 @@ from app.auth import Role, TokenCodec, TokenType
 from app.passwords import hash_password
 from config.settings import Settings
 from tests.processes import TEST_JWT_SECRET, WebProcess
+from tests.support import wait_until
 
 PASSWORD = "correct horse"
 
@@ -56,14 +57,12 @@ def code(response) -> str:
 
 def refused_everywhere(webs, token: str) -> bool:
     """A revocation made on one process reaches the others within REVOCATION_RECHECK (1 s): poll for it."""
-    deadline = time.monotonic() + 5
-    while True:
-        codes = [w.get("/api/v1/auth/me", token=token).status_code for w in webs]
-        if codes == [401] * len(webs):
-            return all(code(w.get("/api/v1/auth/me", token=token)) == "TOKEN_REVOKED" for w in webs)
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
+    try:
+        wait_until(lambda: [w.get("/api/v1/auth/me", token=token).status_code for w in webs] == [401] * len(webs),
+                   5, "the revocation on every process", interval=0.1)
+    except AssertionError:
+        return False
+    return all(code(w.get("/api/v1/auth/me", token=token)) == "TOKEN_REVOKED" for w in webs)
 
 
 # -- item 10: login limits ----------------------------------------------------------------------------------
@@ -79,7 +78,7 @@ def test_failed_logins_lock_the_user_on_every_web_process_with_a_doubling_backof
     assert code(login(second, "alice", "wrong")) == "INVALID_CREDENTIALS"  # one more try, then locked longer
     again = login(first, "alice", PASSWORD)
     assert again.status_code == 429 and again.headers["Retry-After"] == "2"
-    time.sleep(2.05)
+    time.sleep(2.05)  # the doubled lockout is what is being waited for
     assert login(first, "alice", PASSWORD).status_code == 200
     # A success forgets the failures: the count starts again.
     assert code(login(first, "alice", "wrong")) == "INVALID_CREDENTIALS"
@@ -103,7 +102,7 @@ def test_failures_from_one_address_lock_it_for_every_user(pair):
     locked = login(second, "erin", PASSWORD, ip=address)
     assert locked.status_code == 429 and code(locked) == "LOGIN_LOCKED" and "Retry-After" in locked.headers
     assert login(second, "erin", PASSWORD, ip="203.0.113.10").status_code == 200  # another address is not
-    time.sleep(1.05)
+    time.sleep(1.05)  # the address's lockout is what is being waited for
     assert login(second, "erin", PASSWORD, ip=address).status_code == 200
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
-from tests.processes import ROOT, RelayProcess, WebProcess, free_port, stop_process
+from tests.processes import ROOT, RedisServer, RelayProcess, WebProcess, free_port, stop_process
+from tests.support import delete_prefix, wait_until
 
 SIGNING = {"BINANCE_API_SECRET": "not-for-the-web-tier-5ecret", "BINANCE_PRIVATE_KEY_FILE": "/secret/key.pem",
            "BINANCE_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\\nnot-for-the-web-tier\\n-----END PRIVATE KEY-----",
@@ -44,15 +44,14 @@ def test_the_stream_process_holds_no_signing_secret_in_its_environment(upstream,
                          **SIGNING)
     client = redis_client.Redis.from_url(redis_url)
     try:
-        deadline = time.monotonic() + 20
-        while client.get(f"{relay.prefix}stream:status") is None:  # the relay is up and reporting
-            assert relay.proc.poll() is None and time.monotonic() < deadline, relay.log_text()[-2000:]
-            time.sleep(0.1)
+        # the relay is up and reporting
+        wait_until(lambda: client.get(f"{relay.prefix}stream:status") is not None or not relay.running(), 20,
+                   "the relay's status report", detail=lambda: relay.log_text()[-2000:])
+        assert relay.running(), relay.log_text()[-2000:]
         environ = initial_environment(relay.proc.pid)
     finally:
         relay.stop()
-        for key in client.scan_iter(match=f"{relay.prefix}*", count=1000):
-            client.unlink(key)
+        delete_prefix(client, relay.prefix)
         client.close()
     for name in SIGNING:
         assert name not in environ, name
@@ -109,29 +108,11 @@ def test_redis_refusing_writes_is_a_503_and_changes_nothing(upstream):
     """A Redis that fails mid-request (here: out of memory, so reads work and writes are refused) is
     answered 503 REDIS_UNAVAILABLE with Retry-After, never a 500; what was asked for did not happen.
     A private redis-server: the suite's shared one must never be reconfigured."""
-    import shutil
-    import time
-
-    import pytest
-    import redis
-
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
+    server = RedisServer()
+    client = server.client()
     web = None
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "private redis-server did not start"
-                time.sleep(0.05)
-        web = WebProcess(upstream.url, f"redis://127.0.0.1:{port}/0")
+        web = WebProcess(upstream.url, server.url)
         admin = {"Authorization": f"Bearer {web.token('admin')}"}
         limits = {"allowedSymbols": ["BTCUSDT"]}
         assert web.http.put(web.url + "/api/v1/risk/limits", json=limits, headers=admin, timeout=10).status_code == 200
@@ -151,4 +132,4 @@ def test_redis_refusing_writes_is_a_503_and_changes_nothing(upstream):
         if web is not None:
             web.stop()
         client.close()
-        stop_process(server)
+        server.stop()

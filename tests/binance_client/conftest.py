@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.paper.conftest import PaperProcess
+from tests.processes import PaperProcess
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import pytest
 from app.passwords import hash_password
 from tests.e2e.conftest import System
 from tests.processes import ROOT
-from tests.stream.conftest import eventually
+from tests.support import eventually
 
 CHROMIUM = os.environ.get("SPOTGATE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

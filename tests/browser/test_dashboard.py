@@ -17,7 +17,7 @@ import requests
 from .conftest import (
     DESKTOP, PHONE, Tab, sign_in_with_password, sign_in_with_token, wait_live,
 )
-from tests.stream.conftest import eventually
+from tests.support import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

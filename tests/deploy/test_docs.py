@@ -19,13 +19,11 @@ ASSET_TYPES = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
 
 @pytest.fixture(scope="module")
 def web(redis_url):
-    from tests.paper.conftest import PaperProcess
+    from tests.processes import PaperProcess
 
-    paper = PaperProcess(seed=31)
-    web = WebProcess(paper.url, redis_url)
-    yield web
-    web.stop()
-    paper.stop()
+    # both stopped also when the web process fails to start
+    with PaperProcess(seed=31) as paper, WebProcess(paper.url, redis_url) as web:
+        yield web
 
 
 def test_docs_page_references_no_external_host_and_its_assets_load(web):

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.processes import ROOT, free_port
-from tests.stream.conftest import eventually
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 

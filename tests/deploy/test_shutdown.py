@@ -18,14 +18,14 @@ import redis
 import requests
 from websockets.exceptions import ConnectionClosed
 
-from tests.paper.conftest import PaperProcess
 from tests.processes import (
-    FAST_RECONNECT, TEST_JWT_SECRET, ProcfileProcess, WebProcess, WorkerProcess, free_port, wait_until_answers,
+    FAST_RECONNECT, TEST_JWT_SECRET, PaperProcess, ProcfileProcess, WebProcess, WorkerProcess, free_port,
+    wait_until_answers,
 )
+from tests.support import delete_prefix, eventually
 from tests.ws.support import Client, Relay
 
 from .test_web_concurrency import serving_pid
-from tests.stream.conftest import delete_prefix, eventually
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,7 @@ import pytest
 from config.redis_connection import celery_redis, redis_connection
 from config.settings import Settings
 from tests.e2e.conftest import System
-from tests.paper.conftest import PaperProcess
-from tests.processes import ROOT, WebProcess
+from tests.processes import ROOT, PaperProcess, WebProcess
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,10 @@ import jwt
 import pytest
 
 from services.jobs import JobStore
-from tests.paper.conftest import PaperProcess
-from tests.processes import TEST_JWT_SECRET, ProcfileProcess, WorkerProcess, free_port, wait_until_answers
-from tests.stream.conftest import delete_prefix, eventually
+from tests.processes import (
+    TEST_JWT_SECRET, PaperProcess, ProcfileProcess, WorkerProcess, free_port, wait_until_answers,
+)
+from tests.support import delete_prefix, eventually
 from tests.ws.support import Client, Relay
 
 pytestmark = [pytest.mark.integration,

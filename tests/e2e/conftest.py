@@ -7,16 +7,14 @@ from __future__ import annotations
 import queue
 import threading
 import time
-import uuid
 from decimal import Decimal
 
 import orjson
 import redis
 from websockets.exceptions import ConnectionClosed
 
-from tests.paper.conftest import PaperProcess
-from tests.processes import RelayProcess, WebProcess, WorkerProcess
-from tests.stream.conftest import delete_prefix
+from tests.processes import PaperProcess, RelayProcess, WebProcess, WorkerProcess
+from tests.support import Deadline, delete_prefix, new_prefix
 from tests.ws.support import Client
 
 TOP_LEVELS = 20  # levels per side in a depth.snapshot (README "Order books")
@@ -30,7 +28,7 @@ class System:
                  worker_env: dict | None = None, relay_env: dict | None = None, web_env: dict | None = None,
                  redis_options: dict | None = None):
         self.redis_url = redis_url
-        self.prefix = f"sgtest:{uuid.uuid4().hex}:"
+        self.prefix = new_prefix()
         # the test's own client (redis_options: e.g. the CA file of a TLS Redis)
         self.redis = redis.Redis.from_url(redis_url, **(redis_options or {}))
         self.paper: PaperProcess | None = None
@@ -79,7 +77,7 @@ class System:
         for part in [self.relay, *self.webs, self.worker, self.paper]:
             try:
                 if part is not None:
-                    part.stop()
+                    part.discard()  # the prefix is deleted next: nothing is looked at any more
             except Exception as exc:  # noqa: BLE001 (reported below, after everything is stopped)
                 failures.append(exc)
         self.relay = None
@@ -147,9 +145,9 @@ class Inbox:
 
     def until(self, done, timeout: float, what: str, feed=None) -> None:
         """Hand every message to `feed(name, arrived, message)` until `done()`; fails after `timeout`."""
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         while not done():
-            item = self.next(deadline - time.monotonic())
+            item = self.next(deadline.left())
             if item is None:
                 raise AssertionError(f"{what}: not within {timeout} s")
             if feed is not None:

@@ -19,15 +19,16 @@ RECONNECTING, RESTORED = "upstream_reconnecting", "upstream_restored"
 
 @pytest.fixture(scope="module")
 def system(redis_url):
-    # Diffs go out every 100 ms at most; a 50 ms market step changes every book in every interval, so
-    # the four books give ~40 diffs a second.
-    s = System(redis_url, seed=83, paper_env={"PAPER_STEP_MS": "50"}, relay_env={"STREAM_SYMBOLS": "none"})
+    # A diff goes out per stream-clock tick at most; the clock runs at 25 ms (not Binance's 100 ms) and
+    # a 25 ms market step changes every book in every tick, so the four books give ~160 diffs a second.
+    s = System(redis_url, seed=83, paper_env={"PAPER_STEP_MS": "25", "PAPER_WS_TICK_MS": "25"},
+               relay_env={"STREAM_SYMBOLS": "none"})
     yield s
     s.stop()
 
 
 def test_a_snapshot_and_500_diffs_rebuild_the_exchanges_books(system):
-    """BTCUSDT on the /ws/depth shortcut until it has 500 diffs (~50 s: one diff per 100 ms), the
+    """BTCUSDT on the /ws/depth shortcut until it has 500 diffs (~13 s: one diff per 25 ms tick), the
     other three books multiplexed on one /ws meanwhile; then every book equals the exchange's."""
     books = {symbol: ClientBook(symbol) for symbol in SYMBOLS}
     inbox = Inbox()

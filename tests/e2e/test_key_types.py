@@ -15,8 +15,8 @@ import orjson
 import pytest
 
 from paper_exchange.symbols import UNICODE_SYMBOL
-from tests.paper.conftest import ED25519_KEY, RSA_KEY, key_files
-from tests.stream.conftest import eventually
+from tests.processes import ED25519_KEY, RSA_KEY, key_files
+from tests.support import eventually
 
 from .conftest import System
 from .test_user import execution_report

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from tests.stream.conftest import eventually
+from tests.support import eventually
 
 from .conftest import System
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.stream.conftest import eventually
+from tests.support import eventually
 
 from .conftest import System
 

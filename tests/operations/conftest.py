@@ -4,13 +4,13 @@ the processes' log lines."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.paper.conftest import PaperProcess
+from tests.processes import PaperProcess
+from tests.support import wait_until
 
 # Processes report to Redis twice a second in these tests, so a scrape sees them within a second.
 FAST_REPORTS = {"METRICS_PUSH_INTERVAL": "0.5"}
@@ -45,14 +45,11 @@ def scrape(web, token: str | None = None) -> Scrape:
 def scrape_until(web, done, timeout: float, what: str) -> Scrape:
     """Scrape until `done(scrape)`: the other processes' reports arrive every METRICS_PUSH_INTERVAL, and
     only a scrape can see them (as Prometheus does)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def seen() -> Scrape | None:
         result = scrape(web)
-        if done(result):
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not seen in /metrics within {timeout} s")
-        time.sleep(0.2)
+        return result if done(result) else None
+
+    return wait_until(seen, timeout, f"{what} (in /metrics)", interval=0.2)
 
 
 def json_lines(text: str) -> list[dict]:

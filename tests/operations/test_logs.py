@@ -15,6 +15,7 @@ import requests
 from services import metrics as telemetry
 from tests.orders.conftest import Stack
 from tests.processes import WebProcess, WorkerProcess, free_port
+from tests.support import wait_until
 
 from .conftest import FAST_REPORTS, json_lines
 
@@ -78,13 +79,10 @@ def test_the_request_id_reaches_the_workers_line_for_that_order(redis_url):
         assert answer.status_code == 201, answer.text
         job_id = answer.json()["data"]["jobId"]
         # the worker writes its line right after the job record the web answered from: read until it is there
-        deadline = time.monotonic() + 10
-        while True:
-            lines = json_lines(stack.worker.log_text())  # the banner is off and warnings are log lines too
-            ours = [line for line in lines if line.get("request_id") == request_id]
-            if ours or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        # (the banner is off and warnings are log lines too)
+        ours = wait_until(lambda: [line for line in json_lines(stack.worker.log_text())
+                                   if line.get("request_id") == request_id], 10, "the worker's line for the order",
+                          interval=0.1)
     finally:
         stack.stop()
     assert [line["logger"] for line in ours] == ["spotgate.placement"], ours
@@ -123,10 +121,7 @@ def test_sanic_logs_through_one_handler_with_two_workers(paper, redis_url):
     try:
         assert requests.get(web.url + "/health", timeout=10).status_code == 200
         # both workers up (stopping Sanic while a worker still starts is another matter: issue 11's SIGTERM)
-        deadline = time.monotonic() + 60
-        while web.log_text().count("Worker ready") < 2:
-            assert time.monotonic() < deadline, "the second worker did not start"
-            time.sleep(0.1)
+        wait_until(lambda: web.log_text().count("Worker ready") >= 2, 60, "the second worker started", interval=0.1)
         lines = _log_lines(web.log_text())
     finally:
         web.stop()

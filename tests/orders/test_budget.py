@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 
 from tests.orders.conftest import Stack
+from tests.support import wait_until
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "ETHBTC")
 
@@ -151,10 +152,8 @@ def test_a_cancel_nobody_answered_is_504_outcome_unknown_and_never_runs_later(sl
     finally:
         slow.restart_worker()
     # the worker takes the cancel up now, after its requester gave up: it must not run it
-    deadline = time.monotonic() + 30
-    while "orders.cancel: not run" not in slow.worker.log_text():
-        assert time.monotonic() < deadline, slow.worker.log_text()[-2000:]
-        time.sleep(0.1)
+    wait_until(lambda: "orders.cancel: not run" in slow.worker.log_text(), 30, "the worker refusing the late cancel",
+               interval=0.1, detail=lambda: slow.worker.log_text()[-2000:])
     state = slow.web.get("/api/v1/order", symbol="BTCUSDT", orderId=order["orderId"])
     assert state.status_code == 200 and state.json()["data"]["status"] == "NEW", state.text
     # and looked up, then canceled again, it is canceled once

@@ -4,7 +4,6 @@ order only; key parts chosen by clients cannot collide. The paper exchange's own
 
 from __future__ import annotations
 
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -12,8 +11,7 @@ from decimal import Decimal
 import requests
 
 from tests.processes import WebProcess
-
-FINAL = ("succeeded", "failed")
+from tests.support import wait_job
 
 
 def orders_on_exchange(stack, **filters) -> list[dict]:
@@ -30,12 +28,7 @@ def resting(stack, side: str = "BUY", symbol: str = "BTCUSDT") -> dict:
 
 
 def wait_final(stack, job_id: str, token: str | None = None) -> dict:
-    deadline = time.monotonic() + 20
-    while True:
-        job = stack.web.get(f"/api/v1/jobs/{job_id}", token=token, role="trader").json()["data"]
-        if job["status"] in FINAL or time.monotonic() > deadline:
-            return job
-        time.sleep(0.05)
+    return wait_job(stack.web, job_id, token=token)
 
 
 def post(stack, body: dict, token: str, **headers) -> requests.Response:

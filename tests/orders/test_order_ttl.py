@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from tests.orders.conftest import Stack
+from tests.support import wait_job
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +43,7 @@ def test_an_order_that_could_only_be_sent_after_its_ttl_fails_order_expired(pace
     assert limit.status_code == 202, limit.text
     queued = limit.json()["data"]
     assert queued["expiresAt"] == queued["createdAt"] + 20_000
-    deadline = time.monotonic() + 20
-    while queued["status"] not in ("succeeded", "failed") and time.monotonic() < deadline:
-        time.sleep(0.1)
-        queued = paced.web.get(limit.headers["Location"], role="trader").json()["data"]
+    assert limit.headers["Location"] == f"/api/v1/jobs/{queued['id']}"
+    queued = wait_job(paced.web, queued["id"], 20)
     assert queued["status"] == "failed" and queued["error"]["code"] == "ORDER_EXPIRED", queued
     assert paced.paper.admin("GET", f"orders?clientOrderId={queued['clientOrderId']}").json() == []

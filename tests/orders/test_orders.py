@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+from tests.support import wait_job
+
 
 def best(stack, symbol="BTCUSDT"):
     book = stack.paper.get("/api/v3/depth", symbol=symbol, limit=5).json()
@@ -88,10 +90,8 @@ def test_async_mode_answers_202_and_the_job_finishes(stack):
     assert answer.status_code == 202
     job = answer.json()["data"]
     assert job["status"] in ("queued", "running", "succeeded")
-    deadline = time.monotonic() + 15
-    while job["status"] not in ("succeeded", "failed") and time.monotonic() < deadline:
-        time.sleep(0.1)
-        job = stack.web.get(answer.headers["Location"]).json()["data"]
+    assert answer.headers["Location"] == f"/api/v1/jobs/{job['id']}"
+    job = wait_job(stack.web, job["id"], 15, role="viewer")
     assert job["status"] == "succeeded" and job["order"]["status"] == "FILLED"
 
 
@@ -111,10 +111,7 @@ def test_execute_at_schedules_the_order(stack):
     answer = stack.post("/api/v1/order", {"symbol": "BNBUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.02",
                                           "executeAt": at})
     assert answer.status_code == 202 and answer.json()["data"]["status"] == "queued"
-    deadline = time.monotonic() + 20
-    job = answer.json()["data"]
-    while job["status"] != "succeeded" and time.monotonic() < deadline:
-        time.sleep(0.2)
-        job = stack.web.get(answer.headers["Location"]).json()["data"]
+    assert answer.headers["Location"] == f"/api/v1/jobs/{answer.json()['data']['id']}"
+    job = wait_job(stack.web, answer.json()["data"]["id"], 20, role="viewer")
     assert job["status"] == "succeeded"
     assert job["order"]["transactTime"] >= at

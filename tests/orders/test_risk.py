@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from tests import support
 from tests.processes import WebProcess
 
 NO_LIMITS = {"maxOrderNotional": None, "allowedSymbols": None, "maxOpenOrders": None, "maxOrdersPerMinute": None}
@@ -176,12 +177,7 @@ def test_worker_refuses_a_queued_order_once_the_kill_switch_is_engaged(stack):
     job_id = queued.json()["data"]["id"]
     assert admin(stack, "POST", "/api/v1/admin/kill-switch", {"engaged": True}).status_code == 200
 
-    deadline = time.monotonic() + 20
-    while True:
-        job = stack.web.get(f"/api/v1/jobs/{job_id}", role="trader").json()["data"]
-        if job["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    job = wait_job(stack, job_id)
     assert job["status"] == "failed" and job["error"]["code"] == "KILL_SWITCH_ENGAGED"
     assert stack.paper.admin("GET", f"orders?clientOrderId={job['clientOrderId']}").json() == []
 
@@ -237,12 +233,7 @@ def test_limits_are_in_usdt_whatever_the_quote_asset(stack):
 # -- the worker's check at send time (issue 10, item 4) ------------------------------------------------
 
 def wait_job(stack, job_id: str, timeout: float = 20, token: str | None = None) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = stack.web.get(f"/api/v1/jobs/{job_id}", token=token, role="trader").json()["data"]
-        if job["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
-            return job
-        time.sleep(0.1)
+    return support.wait_job(stack.web, job_id, timeout, token)
 
 
 def scheduled(stack, body: dict, delay_ms: int = 2500) -> dict:

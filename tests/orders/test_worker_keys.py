@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-from tests.paper.conftest import key_files
-from tests.processes import ROOT
+from tests.processes import ROOT, key_files
 
 
 def start_worker(redis_url: str, **env: str) -> subprocess.CompletedProcess:

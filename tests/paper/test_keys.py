@@ -16,8 +16,8 @@ from paper_exchange.config import PaperConfig
 from paper_exchange.keys import HMAC, ApiKey
 from paper_exchange.server import PaperExchange
 from paper_exchange.symbols import UNICODE_SYMBOL
-from tests.paper.conftest import DEMO_KEY, DEMO_SECRET, ED25519_KEY, RSA_KEY, asymmetric_signature, key_files
 from tests.paper.ws_client import api_request, connect, user_event, wait_for
+from tests.processes import DEMO_KEY, DEMO_SECRET, ED25519_KEY, RSA_KEY, asymmetric_signature, key_files
 
 KINDS = ("hmac", "rsa", "ed25519")
 INVALID = {"code": -1022, "msg": "Signature for this request is not valid."}

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.paper.binance_errors import assert_error, error_body
-from tests.paper.conftest import PaperProcess
+from tests.processes import PaperProcess
 
 WEIGHT = "X-MBX-USED-WEIGHT-1M"
 

@@ -13,7 +13,7 @@ import pytest
 from paper_exchange.symbols import UNICODE_SYMBOL
 from tests.binance_openapi import load_spec
 from tests.paper.binance_errors import error_body
-from tests.paper.conftest import PaperProcess
+from tests.processes import PaperProcess
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "ETHBTC", UNICODE_SYMBOL]
 

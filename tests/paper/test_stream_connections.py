@@ -10,8 +10,8 @@ import time
 import pytest
 import websocket
 
-from tests.paper.conftest import PaperProcess
 from tests.paper.ws_client import api_request, closed_by_server, connect, reply_to
+from tests.processes import PaperProcess
 
 PING, PONG_TIMEOUT, LIFETIME = 0.4, 1.0, 3.0
 

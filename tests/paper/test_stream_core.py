@@ -172,3 +172,11 @@ def test_execution_reports_follow_the_engine():
            ("CANCELED", "CANCELED", "stop-it", "mine", "0.00400000", False)
     position = user_stream.account_position(account, watch.changed(account), 3002)
     assert position["B"] == [{"a": "USDT", "f": f"{account.balance('USDT').free:.8f}", "l": "0.00000000"}]
+
+
+def test_the_stream_clock_runs_at_binances_100_ms_unless_paper_ws_tick_ms_says_otherwise():
+    assert streams.StreamConfig.from_env({}).tick_ms == 100
+    assert streams.StreamConfig.from_env({"PAPER_WS_TICK_MS": "25"}).tick_ms == 25
+    for bad in ("0", "-5", "fast"):
+        with pytest.raises(ValueError, match="PAPER_WS_TICK_MS"):
+            streams.StreamConfig.from_env({"PAPER_WS_TICK_MS": bad})

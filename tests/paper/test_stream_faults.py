@@ -11,9 +11,9 @@ import time
 import pytest
 import websocket
 
-from tests.paper.conftest import PaperProcess
 from tests.paper.ws_client import (api_request, closed_by_server, connect, recv_json, reply_to, signed_params,
                                    wait_for, ws_url)
+from tests.processes import PaperProcess
 
 
 @pytest.fixture(scope="module")

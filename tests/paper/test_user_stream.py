@@ -10,8 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from tests.paper.conftest import PaperProcess
 from tests.paper.ws_client import api_request, closed_by_server, connect, recv_json, signed_params, user_event
+from tests.processes import PaperProcess
 
 EXECUTION_REPORT_FIELDS = ["e", "E", "s", "c", "S", "o", "f", "q", "p", "P", "F", "g", "C", "x", "X", "r", "i", "l",
                            "z", "L", "n", "N", "T", "t", "I", "w", "m", "M", "O", "Z", "Y", "Q", "W", "V"]

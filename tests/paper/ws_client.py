@@ -10,7 +10,8 @@ from decimal import Decimal
 
 import websocket
 
-from tests.paper.conftest import PaperProcess
+from tests.processes import PaperProcess
+from tests.support import next_matching
 
 
 def ws_url(px: PaperProcess, path: str) -> str:
@@ -28,17 +29,15 @@ def recv_json(ws: websocket.WebSocket, timeout: float = 5.0):
 
 def wait_for(ws: websocket.WebSocket, predicate, timeout: float = 10.0, what: str = "a matching message"):
     """Read messages until one satisfies `predicate`; returns it (and fails after `timeout`)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
+    def next_message(left: float):
         if left <= 0:
-            raise AssertionError(f"no {what} within {timeout} s")
+            return None
         try:
-            message = recv_json(ws, left)
+            return recv_json(ws, left)
         except websocket.WebSocketTimeoutException:
-            continue
-        if predicate(message):
-            return message
+            return None
+
+    return next_matching(next_message, predicate, timeout, what)
 
 
 def reply_to(ws: websocket.WebSocket, request_id, timeout: float = 5.0):

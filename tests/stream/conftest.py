@@ -12,8 +12,8 @@ import orjson
 import pytest
 import redis
 
-from tests.paper.conftest import PaperProcess
-from tests.processes import RelayProcess
+from tests.processes import PaperProcess, RelayProcess
+from tests.support import delete_prefix, eventually, next_matching  # noqa: F401 (eventually: for importers)
 
 
 class Subscriber:
@@ -45,14 +45,8 @@ class Subscriber:
 
     def wait_for(self, predicate, timeout: float = 10.0, what: str = "a matching message"):
         """The first queued message (channel, message) satisfying predicate(channel, message)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            item = self.next(deadline - time.monotonic())
-            if item is None:
-                raise AssertionError(f"no {what} within {timeout} s")
-            _, channel, message = item
-            if predicate(channel, message):
-                return channel, message
+        _, channel, message = next_matching(self.next, lambda item: predicate(item[1], item[2]), timeout, what)
+        return channel, message
 
     def drain(self) -> None:
         while self.next(0) is not None:
@@ -80,19 +74,6 @@ def subscribed_upstream(paper: PaperProcess) -> set[str]:
     return {name for c in paper_streams(paper) for name in c["streams"]}
 
 
-def eventually(check, timeout: float, interval: float = 0.05, what: str = "the condition"):
-    """Poll `check()` until it returns something truthy (for state only visible by polling, like the
-    paper exchange's connection list); returns it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(interval)
-
-
 @pytest.fixture(scope="module")
 def redis_client(redis_url):
     client = redis.Redis.from_url(redis_url)
@@ -110,12 +91,10 @@ def make_relay(redis_url):
         return relay
 
     yield start
-    client = redis.Redis.from_url(redis_url)
-    for relay, own_prefix in started:
-        relay.stop()
+    for relay, own_prefix in reversed(started):
+        relay.discard()
         if own_prefix:  # a shared prefix (a worker's too) is cleaned up by whoever made it
-            delete_prefix(client, relay.prefix)
-    client.close()
+            delete_prefix(redis_url, relay.prefix)
 
 
 @pytest.fixture
@@ -131,8 +110,3 @@ def make_subscriber(redis_url):
     for subscriber in opened:
         subscriber.close()
 
-
-def delete_prefix(client: redis.Redis, prefix: str) -> None:
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.unlink(*keys)

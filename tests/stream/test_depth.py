@@ -10,7 +10,7 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from tests.paper.conftest import PaperProcess
+from tests.processes import PaperProcess
 
 from .conftest import demand
 
@@ -19,7 +19,8 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "ETHBTC")
 
 @pytest.fixture(scope="module")
 def paper():
-    px = PaperProcess(seed=67, PAPER_STEP_MS="50")
+    # a step and a diff every 25 ms (the stream clock four times Binance's 100 ms): 500 diffs in seconds
+    px = PaperProcess(seed=67, PAPER_STEP_MS="25", PAPER_WS_TICK_MS="25")
     yield px
     px.stop()
 

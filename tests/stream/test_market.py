@@ -10,7 +10,7 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from tests.paper.conftest import PaperProcess
+from tests.processes import PaperProcess
 
 from .conftest import demand, eventually, paper_streams, subscribed_upstream
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.paper.conftest import PaperProcess
+from tests.processes import PaperProcess
 
 from .conftest import demand, eventually, paper_streams
 

@@ -14,23 +14,18 @@ import orjson
 import pytest
 import redis
 
-from tests.paper.conftest import PaperProcess
-from tests.processes import WebProcess, WorkerProcess
-
-from .conftest import delete_prefix, eventually
+from tests.orders.conftest import Stack
+from tests.support import eventually
 
 MODES = ("ws-api", "listen-key")
 LISTEN_KEY_TTL = 3
 
 
-class System:
+class System(Stack):
     def __init__(self, redis_url: str):
-        self.prefix = f"sgtest:{uuid.uuid4().hex}:"
-        self.paper = PaperProcess(seed=73, PAPER_LISTEN_KEY_TTL=str(LISTEN_KEY_TTL))
         # beat refreshes the listen key every second, well inside its 3 s life
-        self.worker = WorkerProcess(self.paper.url, redis_url, self.prefix, USER_STREAM_MODE="listen-key",
-                                    LISTEN_KEY_KEEPALIVE="1")
-        self.web = WebProcess(self.paper.url, redis_url, self.prefix)
+        super().__init__(redis_url, seed=73, paper_env={"PAPER_LISTEN_KEY_TTL": str(LISTEN_KEY_TTL)},
+                         worker_env={"USER_STREAM_MODE": "listen-key", "LISTEN_KEY_KEEPALIVE": "1"})
         self.redis = redis.Redis.from_url(redis_url)
 
     def place_limit(self) -> dict:
@@ -59,10 +54,10 @@ class System:
         return bool(raw) and orjson.loads(raw)["user"]["subscribed"]
 
     def stop(self) -> None:
-        for part in (self.web, self.worker, self.paper):
-            part.stop()
-        delete_prefix(self.redis, self.prefix)
-        self.redis.close()
+        try:
+            super().stop()
+        finally:
+            self.redis.close()
 
 
 @pytest.fixture(scope="module")
