@@ -3,7 +3,7 @@
     stream relay ──PUBLISH P md:<channel>──▶ Redis ──▶ Hub._read (ONE subscription per web process)
                                                          │ parse + frame each message once
                                                          ▼
-                        Subscriber.push*() per local client (app/ws_protocol.py): bounded queue,
+                        Session.push*() per local client (app/ws_session.py): bounded queue,
                         tickers conflated, depth resynced from P book:<SYM>, user events by id
                                                          ▼
                                           each client's writer task (app/ws.py)
@@ -34,10 +34,11 @@ from config.redis_connection import redis_connection
 from services.metrics import metrics
 
 from .clients import client_ip
+from services.depth_sequence import DepthSequence, Step
+
 from .errors import BadRequest, Unavailable, Unauthorized, WsClose
-from .ws_protocol import (
-    CHANNEL_MESSAGES, Channel, ChannelKind, Delivery, EventId, ServerKind, data_message, encode, text_frame,
-)
+from .ws_protocol import CHANNEL_MESSAGES, Channel, ChannelKind, EventId, ServerKind, data_message, encode, text_frame
+from .ws_session import CutSlow, Delivery
 
 log = logging.getLogger("spotgate.hub")
 
@@ -50,7 +51,6 @@ REPLAY_PAGE = 500         # user events per XRANGE while replaying
 TOKEN_RECHECK = 10.0      # seconds between revocation checks of connected tokens
 RECONNECT_MAX = 5.0
 REDIS_CONNECTIONS = 16    # the hub's command pool (book reads, replays, demand, revocations)
-MAX_SEQ = 2**64 - 1       # the largest sequence part of a stream id
 STATUS_STATES = {"reconnecting": "upstream_reconnecting", "restored": "upstream_restored"}
 CONFLATED = Delivery.CONFLATED
 
@@ -59,16 +59,16 @@ class Feed:
     """One Redis channel this process follows, and the local clients on it."""
 
     __slots__ = ("name", "channel", "refs", "subscribers", "confirmed",
-                 "last_u", "ring", "waiting", "fetching")
+                 "sequence", "ring", "waiting", "fetching")
 
     def __init__(self, channel: Channel):
         self.name = channel.name
         self.channel = channel
         self.refs = 0
-        self.subscribers: dict = {}  # connection → None (insertion-ordered set)
+        self.subscribers: dict = {}  # connection → its Session (insertion-ordered)
         self.confirmed = asyncio.get_running_loop().create_future()
         # depth channels only
-        self.last_u: int | None = None
+        self.sequence = DepthSequence()              # the diffs this process received
         self.ring: deque = deque(maxlen=DEPTH_RING)  # (U, u, frame)
         self.waiting: set = set()                     # clients waiting for a snapshot
         self.fetching = False
@@ -97,6 +97,7 @@ class Hub:
         self._admitted = weakref.WeakSet()        # requests let through, not yet connected
         self._anonymous = 0                       # connected without a token (WS_RESERVED_AUTHENTICATED)
         self._anonymous_by_ip: dict[str, int] = {}  # the same, per client address (WS_MAX_CONNECTIONS_PER_IP)
+        self._anonymous_ip: dict = {}                # connection → its address, while it holds such a slot
         self._feeds: dict[str, Feed] = {}
         # depth channels per client (token subject, or IP without a token): each new book costs the
         # relay a REST snapshot from the shared weight budget, so one client may follow only so many
@@ -170,15 +171,15 @@ class Hub:
         self._admitted.discard(request)
         self.connections[conn] = None
         if getattr(request.ctx, "ws_anonymous", False):
-            conn.admitted_ip = request.ctx.ws_ip
+            ip = self._anonymous_ip[conn] = request.ctx.ws_ip
             self._anonymous += 1
-            self._anonymous_by_ip[conn.admitted_ip] = self._anonymous_by_ip.get(conn.admitted_ip, 0) + 1
+            self._anonymous_by_ip[ip] = self._anonymous_by_ip.get(ip, 0) + 1
         self._connections.inc()
         self._opened.inc()
 
     def authenticated(self, conn) -> None:
         """A connection without a token sent one: it leaves the anonymous share and its address's count."""
-        ip, conn.admitted_ip = conn.admitted_ip, None
+        ip = self._anonymous_ip.pop(conn, None)
         if ip is None:
             return
         self._anonymous -= 1
@@ -239,25 +240,22 @@ class Hub:
 
     def register(self, conn, channels: list[Channel]) -> None:
         """Start delivering (after `acquire`); depth clients are first given a snapshot."""
+        session = conn.session
+        session.subscribed(channels)
         for channel in channels:
             feed = self._feeds[channel.name]
-            feed.subscribers[conn] = None
-            conn.channels.add(channel.name)
+            feed.subscribers[conn] = session
             if channel.kind == ChannelKind.DEPTH:
-                conn.depth[channel.name] = None
                 client = self._depth_client_of.setdefault(conn, self.client_of(conn))
                 self._depth_by_client.setdefault(client, {}).setdefault(channel.name, set()).add(conn)
                 feed.waiting.add(conn)
                 self._load_snapshot(feed)
-            elif channel.kind == ChannelKind.USER:
-                conn.user_pending = deque()  # held until start_user_stream knows where it resumes
 
     def unregister(self, conn, names: list[str]) -> None:
         for name in names:
-            conn.channels.discard(name)
-            if name in conn.depth:
+            if name in conn.session.depth:
                 self._depth_unfollow(conn, name)
-            conn.depth.pop(name, None)
+            conn.session.unsubscribed([name])
             feed = self._feeds.get(name)
             if feed is not None:
                 feed.subscribers.pop(conn, None)
@@ -292,7 +290,7 @@ class Hub:
                 del channels[name]
         if not channels:
             del self._depth_by_client[client]
-        if not conn.depth.keys() - {name}:
+        if not conn.session.depth.keys() - {name}:
             self._depth_client_of.pop(conn, None)
 
     def _command(self, verb: str, name: str) -> None:
@@ -442,8 +440,8 @@ class Hub:
         self._delivered[feed.channel.kind].inc(len(feed.subscribers))
         if kind == ServerKind.TICKER:
             conflated = 0
-            for conn in feed.subscribers:
-                if conn.push_latest(name, frame) is CONFLATED:
+            for session in feed.subscribers.values():
+                if session.push_latest(name, frame) is CONFLATED:
                     conflated += 1
             if conflated:
                 self._conflated[feed.channel.kind].inc(conflated)
@@ -457,14 +455,14 @@ class Hub:
             except BadRequest:
                 log.warning("dropped a user event without a valid id")
                 return
-            self._fan_out(feed, frame, lambda conn: conn.push_user_event(event_id, frame))
+            self._fan_out(feed, frame, lambda session: session.user_event(event_id, frame))
         else:
             self._fan_out(feed, frame)
 
     def _fan_out(self, feed: Feed, frame: bytes, push=None) -> None:
         too_slow = []
-        for conn in feed.subscribers:
-            if (conn.push(frame) if push is None else push(conn)) == Delivery.CUT:
+        for conn, session in feed.subscribers.items():
+            if (session.push(frame) if push is None else push(session)) == Delivery.CUT:
                 too_slow.append(conn)
         for conn in too_slow:
             self.cut_slow(conn)
@@ -482,24 +480,26 @@ class Hub:
         except (KeyError, TypeError, ValueError):
             log.warning("dropped a depth diff without U/u on %s", feed.name)
             return
-        if feed.last_u is not None:
-            if final <= feed.last_u:
+        sequence = feed.sequence
+        if sequence.synced:
+            step = sequence.step(first, final)
+            if step is Step.OLD:
                 return  # already had it
-            if first != feed.last_u + 1:
+            if step is Step.GAP:
                 # A gap in what this process received: everyone on the channel starts over from a
                 # fresh snapshot; the diffs held so far cannot continue one.
                 log.info("depth gap on %s (%s after %s): resyncing %d clients", feed.name, first,
-                         feed.last_u, len(feed.subscribers))
+                         sequence.update_id, len(feed.subscribers))
                 self._resynced.inc(len(feed.subscribers))
                 feed.ring.clear()
-                for conn in feed.subscribers:
-                    conn.depth[feed.name] = None
+                for conn, session in feed.subscribers.items():
+                    session.depth_waiting(feed.name)
                     feed.waiting.add(conn)
-        feed.last_u = final
+        sequence.advance(final)  # after a gap, following restarts from this diff
         feed.ring.append((first, final, frame))
         resynced = 0
-        for conn in feed.subscribers:
-            if conn.push_depth_diff(feed.name, first, final, frame) == Delivery.RESYNC:
+        for conn, session in feed.subscribers.items():
+            if session.depth_diff(feed.name, first, final, frame) == Delivery.RESYNC:
                 feed.waiting.add(conn)
                 resynced += 1
         if resynced:
@@ -514,11 +514,11 @@ class Hub:
         except (KeyError, TypeError, ValueError):
             log.warning("dropped a depth snapshot without lastUpdateId on %s", feed.name)
             return
-        feed.last_u = last_update_id
+        feed.sequence.snapshot(last_update_id)
         feed.ring.clear()
         feed.waiting.clear()
-        for conn in feed.subscribers:
-            if conn.push_depth_snapshot(feed.name, last_update_id, frame) != Delivery.OK:
+        for conn, session in feed.subscribers.items():
+            if session.depth_snapshot(feed.name, last_update_id, frame) != Delivery.OK:
                 feed.waiting.add(conn)
 
     def _load_snapshot(self, feed: Feed) -> None:
@@ -557,18 +557,19 @@ class Hub:
             log.warning("the %s book in Redis is malformed", feed.channel.symbol)
             return
         follow = [diff for diff in feed.ring if diff[1] > last_update_id]
-        if follow and follow[0][0] > last_update_id + 1:
-            return
+        if follow and DepthSequence(last_update_id).step(follow[0][0], follow[0][1]) is not Step.NEXT:
+            return  # the book is older than the diffs held
         frame = encode(data_message(ServerKind.DEPTH_SNAPSHOT, feed.name, data))
         waiting, feed.waiting = feed.waiting, set()
         for conn in waiting:
-            if feed.name not in conn.channels:
+            session = feed.subscribers.get(conn)
+            if session is None:
                 continue
-            if conn.push_depth_snapshot(feed.name, last_update_id, frame) != Delivery.OK:
+            if session.depth_snapshot(feed.name, last_update_id, frame) != Delivery.OK:
                 feed.waiting.add(conn)  # no room now: it gets the next one
                 continue
             for first, final, diff in follow:
-                if conn.push_depth_diff(feed.name, first, final, diff) != Delivery.OK:
+                if session.depth_diff(feed.name, first, final, diff) != Delivery.OK:
                     feed.waiting.add(conn)
                     break
 
@@ -582,28 +583,11 @@ class Hub:
         except (RedisError, OSError):
             raise Unavailable("User events are unavailable right now (Redis)", code="STREAM_UNAVAILABLE",
                               retry_after=1) from None
-        conn.user_baseline = newest  # where a catch-up starts if nothing was delivered yet
-        if last_event_id is not None and last_event_id > newest:
-            conn.send_error(BadRequest(f"lastEventId {last_event_id} is ahead of the newest event; "
-                                       "continuing with new events", code="INVALID_EVENT_ID"), "user")
-            last_event_id = None
-        if last_event_id is None:
-            pending = conn.user_pending
-            if not pending and not conn.user_dropped:
-                conn.user_pending = None  # nothing arrived meanwhile: live from here
-                return
-            # Events arrived while the stream was asked: send them (and any not held) from the stream.
-            first = pending[0][0] if pending else newest
-            last_event_id = EventId(first.ms, first.seq - 1) if first.seq else EventId(first.ms - 1, MAX_SEQ)
-            conn.user_pending = deque()
-            conn.user_dropped = False
-            self.replay_user_events(conn, last_event_id)
-            return
-        if deleted is not None and deleted > last_event_id:
-            conn.send_error(BadRequest("Some events after lastEventId are no longer kept (the stream "
-                                       "keeps about 10,000); read the account over REST to resync",
-                                       code="EVENTS_TRIMMED"), "user")
-        self.replay_user_events(conn, last_event_id)
+        start, errors = conn.session.start_user(last_event_id, newest, deleted)
+        for exc in errors:
+            conn.send_error(exc, "user")
+        if start is not None:
+            self.replay_user_events(conn, start)
 
     async def _stream_info(self) -> tuple[EventId, EventId | None]:
         try:
@@ -620,17 +604,14 @@ class Hub:
         return event_id(info.get("last-generated-id")) or EventId(0, 0), event_id(info.get("max-deleted-entry-id"))
 
     def replay_user_events(self, conn, cursor: EventId) -> None:
-        if conn.replay_task is not None:
-            conn.replay_task.cancel()
-        if conn.user_pending is None:
-            conn.user_pending = deque()  # live events wait until the replay has caught up
-        conn.replay_task = asyncio.create_task(self._replay(conn, cursor))
+        conn.session.replay_started()
+        conn.replay(self._replay(conn, cursor))
 
     async def _replay(self, conn, cursor: EventId) -> None:
         """XRANGE (cursor, +] page by page, then the live events held meanwhile, skipping those the
         stream already gave: no gap and no duplicate at the seam (the relay XADDs before it PUBLISHes).
         Live events that did not fit the holding buffer are in the stream: read it again for them."""
-        outbox = conn.outbox
+        session, outbox = conn.session, conn.outbox
         try:
             while True:
                 while True:
@@ -641,7 +622,7 @@ class Hub:
                         event = fields.get(b"event")
                         if event is None:
                             continue
-                        await outbox.room()
+                        await conn.room()
                         if outbox.closed:
                             return
                         outbox.put(encode(data_message(ServerKind.USER, "user", orjson.Fragment(event),
@@ -649,33 +630,20 @@ class Hub:
                         cursor = event_id
                     if len(entries) < REPLAY_PAGE:
                         break
-                if conn.user_dropped:
-                    conn.user_dropped = False
-                    conn.user_pending.clear()
+                if session.replay_restart():
                     continue
-                pending = conn.user_pending
-                while pending and not conn.user_dropped:
-                    event_id, frame = pending.popleft()
-                    if event_id <= cursor:
-                        continue  # the stream already gave it
-                    await outbox.room()
+                while (held := session.next_held(cursor)) is not None:
+                    await conn.room()
                     if outbox.closed:
                         return
-                    outbox.put(frame)
-                    cursor = event_id
-                if not conn.user_dropped:
+                    outbox.put(held[1])
+                    cursor = held[0]
+                if session.replay_done(cursor):
                     break
-            conn.user_pending = None  # caught up, with nothing awaited since the last check: live now
-            conn.user_cursor = cursor
         except (RedisError, OSError) as exc:
             log.warning("user event replay failed: %r", exc)
             conn.fail(Unavailable("User events are unavailable right now (Redis); reconnect with lastEventId",
                                   code="STREAM_UNAVAILABLE"))
-        except asyncio.CancelledError:
-            pass
-        finally:
-            if conn.replay_task is asyncio.current_task():
-                conn.replay_task = None
 
     # -- Redis reconnects -------------------------------------------------------------------------------
 
@@ -692,16 +660,16 @@ class Hub:
         self._broadcast_status("restored")
         for feed in list(self._feeds.values()):
             if feed.channel.kind == ChannelKind.DEPTH:
-                feed.last_u = None
+                feed.sequence.lose()
                 feed.ring.clear()
-                for conn in feed.subscribers:
-                    conn.depth[feed.name] = None
+                for conn, session in feed.subscribers.items():
+                    session.depth_waiting(feed.name)
                     feed.waiting.add(conn)
                 self._load_snapshot(feed)
             elif feed.channel.kind == ChannelKind.USER:
-                for conn in feed.subscribers:
-                    start = conn.user_cursor or conn.user_baseline
-                    if conn.user_pending is None and start is not None:
+                for conn, session in feed.subscribers.items():
+                    start = session.resync_user()
+                    if start is not None:
                         self.replay_user_events(conn, start)
 
     # -- housekeeping -----------------------------------------------------------------------------------
@@ -718,15 +686,12 @@ class Hub:
             now, wall = time.monotonic(), time.time()
             slow_after = self.settings.ws_slow_client_timeout
             for conn in list(self.connections):
-                overflowed = conn.outbox.overflowed_at
-                if overflowed is not None and now - overflowed > slow_after:
+                verdict = conn.session.tick(wall, slow_after)
+                if isinstance(verdict, CutSlow):
                     self._slow_closes.inc()
-                    conn.cut(WsClose.SLOW_CLIENT, f"Too slow: the send queue stayed full for {slow_after:g} s")
-                elif conn.auth_deadline is not None and now > conn.auth_deadline:
-                    conn.fail(Unauthorized("No token was given in time: send {\"type\": \"auth\", \"token\"} "
-                                           "first", code="TOKEN_MISSING"))
-                elif conn.principal is not None and conn.principal.exp + 10 < wall:
-                    conn.fail(Unauthorized("Token has expired", code="TOKEN_EXPIRED"))
+                    conn.cut(WsClose.SLOW_CLIENT, verdict.reason)
+                elif verdict is not None:
+                    conn.fail(verdict.error)
             if now >= next_heartbeat:
                 next_heartbeat = now + heartbeat
                 await self._heartbeat()
@@ -738,16 +703,7 @@ class Hub:
         """A WebSocket ping to every client (proxies such as Heroku's close connections silent for
         55 s); one whose previous ping is still unanswered is gone and is closed."""
         for index, conn in enumerate(list(self.connections)):
-            waiter = conn.ping_waiter
-            if waiter is not None and not waiter.done():
-                conn.cut(WsClose.INTERNAL, "No pong within the heartbeat interval")
-                continue
-            if not conn.writable():
-                continue  # backlogged: its queue says more than a ping would
-            try:
-                conn.ping_waiter = await conn.ws.ping()
-            except Exception:  # closing under us
-                continue
+            await conn.heartbeat()
             if index % 256 == 255:
                 await asyncio.sleep(0)  # let deliveries through while 10,000 pings go out
 
