@@ -285,7 +285,7 @@ class Connection:
             if token is None and "authorization" in request.headers:
                 token = bearer_token(request)
             if token is not None:
-                self.session.principal = await authenticate_token(self.app, token)
+                self.session.authenticated(await authenticate_token(self.app, token))
         except ApiError as exc:
             self.fail(exc)
             return
