@@ -23,8 +23,8 @@ from .errors import ApiError, BadRequest
 from .openapi import operation
 from .params import MAX_TIME_MS, Choice, Integer, Query, Symbol, SymbolList, Text
 from .upstream import Upstream
+from .ws_protocol import INTERVALS
 
-INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
 # Binance's symbol statuses (rest-api.md, "Symbol status").
 SYMBOL_STATUSES = ("PRE_TRADING", "TRADING", "POST_TRADING", "END_OF_DAY", "HALT", "AUCTION_MATCH", "BREAK",

@@ -5,18 +5,18 @@
 
 A token comes as `?token=`, `Authorization: Bearer`, or a first `{"type": "auth"}` message. `user` and
 `orders` always need one (any role: a viewer may read account events); market channels need one
-when WS_PUBLIC_MARKET_DATA is false. The protocol itself is app/ws_protocol.py; the fan-out app/hub.py.
+when WS_PUBLIC_MARKET_DATA is false. The protocol is app/ws_protocol.py, each client's state machine
+app/ws_session.py (a `Connection` only moves its frames), the fan-out app/hub.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 
 from sanic import Blueprint, Request, Sanic
-from sanic.exceptions import RequestCancelled, WebsocketClosed
+from sanic.exceptions import RequestCancelled, ServerError, WebsocketClosed
 from sanic_ext import openapi
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
@@ -26,18 +26,17 @@ from binance_client import errors as upstream
 from .auth import Role, authenticate_token, bearer_token, require_role
 from .clients import client_ip
 from .errors import (
-    ApiError, BadRequest, TooManyRequests, Unauthorized, Unavailable, WsClose, count_error, from_binance, render,
-    ws_close_code, ws_error_frame,
+    ApiError, TooManyRequests, Unauthorized, Unavailable, WsClose, count_error, from_binance, render,
 )
 from .hub import Hub
 from .ws_protocol import (
-    Auth, Channel, ChannelKind, Close, EventId, MessageRate, Ping, Rate, Subscribe, Subscriber, Unsubscribe,
-    authenticated, encode, parse_channel, parse_client_message, pong, subscribed, unsubscribed, welcome,
+    Auth, Channel, EventId, Ping, Subscribe, Unsubscribe, authenticated, parse_channel, pong, subscribed,
+    unsubscribed, welcome,
 )
+from .ws_session import Abuse, Close, Delivery, Refuse, Session
 
 log = logging.getLogger("spotgate.ws")
 
-AUTH_TIMEOUT = 10.0        # seconds to send a token when nothing can be done without one
 WRITE_BATCH = 64           # frames joined into one write when a client is behind
 HIGH_WATER = 65536         # Sanic pauses writes above this many buffered bytes
 CLOSE_FLUSH_TIMEOUT = 5.0  # seconds the writer gets to send an error frame and the close
@@ -46,30 +45,38 @@ MAX_MESSAGE_BYTES = 64 * 1024
 bp = Blueprint("ws")
 
 
-class Connection(Subscriber):
-    """One client socket: its reader and writer, its token, and its side of the fan-out."""
+class Connection:
+    """One client socket: its reader and writer around its `Session`."""
 
-    __slots__ = ("ws", "app", "hub", "settings", "request", "id", "principal", "auth_deadline", "pending",
-                 "ping_waiter", "replay_task", "user_baseline", "rate", "admitted_ip")
+    __slots__ = ("ws", "app", "hub", "settings", "request", "id", "session", "outbox", "ping_waiter", "replay_task",
+                 "_waiter", "_room")
 
     def __init__(self, request: Request, ws):
         settings = request.app.ctx.settings
-        super().__init__(settings.ws_send_queue)
         self.ws = ws
         self.app = request.app
         self.hub: Hub = request.app.ctx.hub
         self.settings = settings
         self.request = request
         self.id = uuid.uuid4().hex[:16]
-        self.principal = None
-        self.auth_deadline: float | None = None
-        self.pending: Subscribe | None = None  # a shortcut's subscription, waiting for a token
+        self.session = Session(capacity=settings.ws_send_queue, message_rate=settings.ws_message_rate,
+                               max_subscriptions=settings.ws_max_subscriptions,
+                               max_depth=settings.ws_max_depth_channels)
+        self.outbox = self.session.outbox
+        self.outbox.direct = self._write_now
+        self.outbox.wake = self._wake
         self.ping_waiter = None
         self.replay_task: asyncio.Task | None = None
-        self.user_baseline: EventId | None = None
-        self.rate = MessageRate(settings.ws_message_rate)
-        self.admitted_ip: str | None = None  # set by the hub while this socket holds an anonymous slot
-        self.outbox.direct = self._write_now
+        self._waiter: asyncio.Future | None = None  # the writer, waiting for frames
+        self._room: asyncio.Future | None = None    # a replay, waiting for room in the queue
+
+    @property
+    def principal(self):
+        return self.session.principal
+
+    @property
+    def channels(self) -> set[str]:
+        return self.session.channels
 
     # -- what the hub calls -----------------------------------------------------------------------------
 
@@ -87,12 +94,13 @@ class Connection(Subscriber):
         return transport is not None and not transport.is_closing() and transport.get_write_buffer_size() < HIGH_WATER
 
     def send(self, message: dict) -> None:
-        if not self.outbox.put(encode(message)):
+        if self.session.send(message) == Delivery.CUT:
             self.hub.cut_slow(self)
 
     def send_error(self, exc: ApiError, channel: str | None = None) -> None:
         count_error(exc, "ws")
-        self.send(ws_error_frame(exc, channel))
+        if self.session.send_error(exc, channel) == Delivery.CUT:
+            self.hub.cut_slow(self)
 
     def fail(self, exc: ApiError) -> None:
         """An error frame, then the close code it maps to (4401, 4403, 4429, ...)."""
@@ -100,8 +108,7 @@ class Connection(Subscriber):
             return
         count_error(exc, "ws")
         self.hub.detach(self)
-        self.outbox.put(encode(ws_error_frame(exc)))
-        self.outbox.close_after(ws_close_code(exc), exc.message[:120])
+        self.session.fail(exc)
 
     def cut(self, code: int, reason: str) -> None:
         """Close at once, dropping what is queued (the queue is what the client could not take)."""
@@ -109,10 +116,72 @@ class Connection(Subscriber):
             return
         self.hub.detach(self)
         self.outbox.abandon()
+        self._free_room()
         log.info("closing connection %s: %s", self.id, reason)
         self.ws.fail_connection(code, reason[:120])
 
+    def replay(self, coro) -> None:
+        """Run a user-event replay (app/hub_replay.py), replacing one still running."""
+        if self.replay_task is not None:
+            self.replay_task.cancel()
+        self.replay_task = task = asyncio.create_task(coro)
+        task.add_done_callback(self._replay_done)
+
+    def _replay_done(self, task: asyncio.Task) -> None:
+        if self.replay_task is task:
+            self.replay_task = None
+        if not task.cancelled() and task.exception() is not None:
+            log.error("connection %s: user event replay failed", self.id, exc_info=task.exception())
+            self.fail(Unavailable("User events are unavailable right now; reconnect with lastEventId",
+                                  code="STREAM_UNAVAILABLE"))
+
+    def stop_replay(self) -> None:
+        if self.replay_task is not None:
+            self.replay_task.cancel()
+
+    async def room(self) -> None:
+        """Wait until one more frame fits (for producers that may wait, like a replay)."""
+        while not self.outbox.has_room() and not self.outbox.closed:
+            self._room = asyncio.get_running_loop().create_future()
+            try:
+                await self._room
+            finally:
+                self._room = None
+
+    async def heartbeat(self) -> None:
+        """A WebSocket ping; a connection whose previous ping is still unanswered is gone and is closed."""
+        waiter = self.ping_waiter
+        if waiter is not None and not waiter.done():
+            self.cut(WsClose.INTERNAL, "No pong within the heartbeat interval")
+            return
+        if not self.writable():
+            return  # backlogged: its queue says more than a ping would
+        try:
+            self.ping_waiter = await self.ws.ping()
+        except (WebsocketClosed, ServerError, RequestCancelled, ConnectionError):
+            pass  # closing under us: its handler is ending
+
     # -- the socket -------------------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _free_room(self) -> None:
+        room = self._room
+        if room is not None and not room.done() and (self.outbox.has_room() or self.outbox.closed):
+            room.set_result(None)
+
+    async def _wait(self) -> None:
+        if not len(self.outbox):
+            self._waiter = asyncio.get_running_loop().create_future()
+            self.outbox.idle = True
+            try:
+                await self._waiter
+            finally:
+                self.outbox.idle = False
+                self._waiter = None
 
     async def run(self, presubscribe: list[str]) -> None:
         """The handler task is the writer; the reader runs beside it. Whichever ends first ends the
@@ -148,6 +217,7 @@ class Connection(Subscriber):
                 log.error("connection %s: reader failed", self.id, exc_info=exc)
         if not self.outbox.closed:
             self.outbox.abandon()
+            self._free_room()
 
     async def _write(self) -> None:
         """Drain the outbox; a slow client blocks only here (Sanic's write buffer, then this queue)."""
@@ -155,9 +225,11 @@ class Connection(Subscriber):
             pass
 
     async def _write_batch(self) -> bool:
-        await self.outbox.wait()
+        await self._wait()
         frames = []
-        for item in self.outbox.take(WRITE_BATCH):
+        items = self.outbox.take(WRITE_BATCH)
+        self._free_room()
+        for item in items:
             if isinstance(item, Close):
                 if frames:
                     await self._write_bytes(b"".join(frames))
@@ -187,18 +259,14 @@ class Connection(Subscriber):
             raw = await self.ws.recv()
             if raw is None:
                 continue
-            verdict = self.rate.check(time.monotonic())
-            if verdict == Rate.ABUSE:
-                self.fail(TooManyRequests(f"More than {2 * self.rate.limit} messages in one second",
-                                          code="RATE_LIMITED"))
+            message = self.session.receive(raw)
+            if isinstance(message, Abuse):
+                self.fail(message.error)
                 return
-            if verdict == Rate.REFUSED:
-                self.send_error(TooManyRequests(f"At most {self.rate.limit} messages a second; this one was "
-                                                "ignored", code="RATE_LIMITED"))
-                continue
             try:
-                message = parse_client_message(raw, self.settings.ws_max_subscriptions)
-                if isinstance(message, Subscribe):
+                if isinstance(message, Refuse):
+                    self.send_error(message.error)
+                elif isinstance(message, Subscribe):
                     await self._subscribe(message)
                 elif isinstance(message, Unsubscribe):
                     self._unsubscribe(message)
@@ -217,7 +285,7 @@ class Connection(Subscriber):
             if token is None and "authorization" in request.headers:
                 token = bearer_token(request)
             if token is not None:
-                self.principal = await authenticate_token(self.app, token)
+                self.session.authenticated(await authenticate_token(self.app, token))
         except ApiError as exc:
             self.fail(exc)
             return
@@ -229,7 +297,7 @@ class Connection(Subscriber):
                                   "sendQueue": self.settings.ws_send_queue}))
         if not presubscribe:
             if not public and self.principal is None:
-                self.auth_deadline = time.monotonic() + AUTH_TIMEOUT
+                self.session.await_token()
             return
         raw_last = query.get("lastEventId")
         try:
@@ -239,8 +307,7 @@ class Connection(Subscriber):
             return
         subscription = Subscribe(tuple(presubscribe), last_event_id)
         if self.principal is None and (presubscribe == ["user"] or not public):
-            self.pending = subscription  # subscribed once an auth message arrives
-            self.auth_deadline = time.monotonic() + AUTH_TIMEOUT
+            self.session.await_token(subscription)  # subscribed once an auth message arrives
             return
         await self._subscribe(subscription)
 
@@ -253,13 +320,11 @@ class Connection(Subscriber):
             else:
                 self.fail(exc)
             return
-        self.principal = principal
-        self.auth_deadline = None
+        held = self.session.authenticated(principal)
         self.hub.authenticated(self)
         self.send(authenticated(principal))
-        if self.pending is not None:
-            subscription, self.pending = self.pending, None
-            await self._subscribe(subscription)
+        if held is not None:
+            await self._subscribe(held)
 
     def _authorize(self, channel: Channel) -> None:
         if channel.private or not self.settings.ws_public_market_data:
@@ -268,43 +333,26 @@ class Connection(Subscriber):
                                    code="TOKEN_MISSING")
             require_role(self.principal, Role.VIEWER)
 
-    async def _resolve(self, raw: object) -> Channel:
-        channel = parse_channel(raw)
-        if channel.symbol is not None:
-            try:
-                channel = channel.with_symbol(await self.app.ctx.market.symbol(channel.symbol))
-            except upstream.BinanceError as exc:
-                raise from_binance(exc) from None
-        self._authorize(channel)
+    async def _resolve(self, raw: object) -> Channel | ApiError:
+        try:
+            channel = parse_channel(raw)
+            if channel.symbol is not None:
+                try:
+                    channel = channel.with_symbol(await self.app.ctx.market.symbol(channel.symbol))
+                except upstream.BinanceError as exc:
+                    raise from_binance(exc) from None
+            self._authorize(channel)
+        except ApiError as exc:
+            return exc
         return channel
 
     async def _subscribe(self, message: Subscribe) -> None:
-        accepted: list[str] = []
-        new: list[Channel] = []
-        for raw in message.channels:
-            try:
-                channel = await self._resolve(raw)
-            except ApiError as exc:
-                self.send_error(exc, raw if isinstance(raw, str) else None)
-                continue
-            name = channel.name
-            if name in accepted:
-                continue
-            if name not in self.channels:
-                if len(self.channels) + len(new) >= self.settings.ws_max_subscriptions:
-                    self.send_error(BadRequest(f"At most {self.settings.ws_max_subscriptions} subscriptions per "
-                                               "connection", code="SUBSCRIPTION_LIMIT"), name)
-                    continue
-                if channel.kind == ChannelKind.DEPTH and not self.hub.follows_depth(self, name) and \
-                        self.hub.depth_room(self) <= sum(c.kind == ChannelKind.DEPTH and
-                                                         not self.hub.follows_depth(self, c.name) for c in new):
-                    # each new book costs a REST snapshot from the weight budget everyone shares
-                    self.send_error(TooManyRequests(
-                        f"At most {self.settings.ws_max_depth_channels} depth channels per client (token, or IP "
-                        "address without one)", code="DEPTH_LIMIT"), name)
-                    continue
-                new.append(channel)
-            accepted.append(name)
+        resolved = [(raw, await self._resolve(raw)) for raw in message.channels]
+        plan = self.session.plan_subscribe(resolved, lambda name: self.hub.follows_depth(self, name),
+                                           self.hub.depth_room(self))
+        for exc, channel in plan.errors:
+            self.send_error(exc, channel)
+        accepted, new = plan.accepted, plan.new
         if new:
             try:
                 await self.hub.acquire(new)
@@ -319,11 +367,10 @@ class Connection(Subscriber):
         if accepted:
             self.send(subscribed(accepted))
         self.hub.register(self, new)
-        if any(c.kind == ChannelKind.USER for c in new):
+        if any(c.kind == "user" for c in new):
             try:
                 await self.hub.start_user_stream(self, message.last_event_id)
             except ApiError as exc:
-                self.user_pending = None
                 self.hub.unregister(self, ["user"])
                 self.hub.release(["user"])
                 self.send_error(exc, "user")
@@ -339,13 +386,10 @@ class Connection(Subscriber):
             if name not in names:
                 names.append(name)
         present = [name for name in names if name in self.channels]
+        if "user" in present:
+            self.stop_replay()
         self.hub.unregister(self, present)
         self.hub.release(present)
-        if "user" in present:
-            if self.replay_task is not None:
-                self.replay_task.cancel()
-            self.user_pending = None
-            self.user_cursor = None
         if names:
             self.send(unsubscribed(names))
 

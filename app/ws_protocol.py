@@ -1,31 +1,30 @@
-"""The /ws protocol with no I/O: channel names, message kinds and their schemas, frames, send queues.
+"""The /ws protocol with no I/O: channel names, message kinds and their schemas, frames.
 
     client → server   subscribe {channels, lastEventId?} · unsubscribe {channels} · ping · auth {token}
     server → client   welcome · authenticated · subscribed · unsubscribed · pong · error {code, message, channel?}
                       data: {type: ticker|trade|kline|depth.snapshot|depth.diff|status|user|order, channel, data, id?}
 
-`Subscriber` is one client's side of the fan-out: a bounded `Outbox` and the per-channel cursors that
-decide, for every message the hub offers, whether it is queued, conflated, skipped, answered with a
-fresh depth snapshot, or means the client is too slow. app/hub.py and app/ws.py are the I/O around it.
+One client's state machine over this protocol is app/ws_session.py; app/hub.py and app/ws.py are the
+I/O around it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import string
 import struct
 import time
-from collections import deque
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 
 import orjson
 
 from services.symbols import fold_symbol
 
 from .errors import BadRequest
-from .market import INTERVALS
+
+# Binance's kline intervals (case matters: 1m is a minute, 1M a month); the REST tier checks them too.
+INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
 
 # ASCII letters and digits, and non-ASCII characters (Binance lists UTF-8 symbol names since 2025-12-15)
 SYMBOL_RE = re.compile(r"^(?:[A-Za-z0-9]|[^\x00-\x7f]){1,20}$")
@@ -268,226 +267,3 @@ def text_frame(payload: bytes) -> bytes:
 
 def encode(message: dict) -> bytes:
     return text_frame(orjson.dumps(message))
-
-
-# -- one client's send queue ---------------------------------------------------------------------------
-
-
-class Close:
-    """Queued after the frames a client must still get: close the connection with this code."""
-
-    __slots__ = ("code", "reason")
-
-    def __init__(self, code: int, reason: str):
-        self.code = code
-        self.reason = reason
-
-
-class Outbox:
-    """Frames waiting for one client's writer, at most `capacity` of them.
-
-    Conflated channels (tickers) hold one slot each — a marker in the queue and the latest frame
-    beside it — so a newer frame replaces one not yet sent instead of queueing behind it.
-
-    `direct(frame) -> bool`, when given, is tried first while the queue is empty and its writer idle
-    (nothing queued or in flight, so order holds): a client keeping up costs no queueing and no task
-    switch. It returns False when the socket cannot take the frame now, and the frame is queued.
-    """
-
-    __slots__ = ("capacity", "direct", "_items", "_latest", "_waiter", "_room", "closed", "overflowed_at")
-
-    def __init__(self, capacity: int, direct=None):
-        self.capacity = capacity
-        self.direct = direct
-        self._items: deque | None = None  # made on the first backlog: most clients never have one
-        self._latest: dict[str, bytes] | None = None
-        self._waiter: asyncio.Future | None = None
-        self._room: asyncio.Future | None = None
-        self.closed = False
-        self.overflowed_at: float | None = None  # first overflow since the queue last ran empty
-
-    def __len__(self) -> int:
-        return len(self._items) if self._items else 0
-
-    def _queue(self) -> deque:
-        if self._items is None:
-            self._items = deque()
-        return self._items
-
-    def put(self, frame: bytes) -> bool:
-        """Queue `frame`; False (and nothing queued) when the queue is full."""
-        if self.closed:
-            return True
-        if self._waiter is not None and not self._items and self.direct is not None and self.direct(frame):
-            return True
-        items = self._queue()
-        if len(items) >= self.capacity:
-            if self.overflowed_at is None:
-                self.overflowed_at = time.monotonic()
-            return False
-        items.append(frame)
-        self._wake()
-        return True
-
-    def put_latest(self, key: str, frame: bytes) -> bool:
-        """Queue `frame` in `key`'s slot; True when it replaced a frame of that slot not yet sent."""
-        if self.closed:
-            return False
-        if self._waiter is not None and not self._items and self.direct is not None and self.direct(frame):
-            return False
-        latest = self._latest
-        if latest is None:
-            latest = self._latest = {}
-        replaced = key in latest
-        if not replaced:
-            self._queue().append(key)
-        latest[key] = frame
-        self._wake()
-        return replaced
-
-    def close_after(self, code: int, reason: str) -> None:
-        """Send what is queued, then close; nothing queued after this is sent."""
-        if not self.closed:
-            self._queue().append(Close(code, reason))
-            self.closed = True
-            self._wake()
-
-    def abandon(self) -> None:
-        """Stop now: the writer exits without sending what is queued."""
-        self.closed = True
-        self._items = deque([Close(0, "")])
-        self._wake()
-        if self._room is not None and not self._room.done():
-            self._room.set_result(None)
-
-    def take(self, limit: int) -> list:
-        """Up to `limit` frames (a `Close` ends the list), markers resolved to their latest frame."""
-        items, out = self._queue(), []
-        while items and len(out) < limit:
-            item = items.popleft()
-            if isinstance(item, str):
-                item = self._latest.pop(item)
-            out.append(item)
-            if isinstance(item, Close):
-                break
-        if not items:
-            self.overflowed_at = None
-            self._items = None
-        room = self._room
-        if room is not None and len(items) < self.capacity and not room.done():
-            room.set_result(None)
-        return out
-
-    async def room(self) -> None:
-        """Wait until one more frame fits (for producers that may wait, like a replay)."""
-        while len(self) >= self.capacity and not self.closed:
-            self._room = asyncio.get_running_loop().create_future()
-            try:
-                await self._room
-            finally:
-                self._room = None
-
-    async def wait(self) -> None:
-        if not self._items:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-
-# -- one client's side of the fan-out --------------------------------------------------------------------
-
-
-class Delivery(IntEnum):
-    OK = 0      # queued, or skipped as already covered
-    RESYNC = 1  # this depth channel needs a fresh snapshot for this client
-    CUT = 2     # the client cannot take a message it must not miss: too slow
-    CONFLATED = 3  # queued in place of an older frame of its channel the client had not got yet
-
-
-class Subscriber:
-    """Per-client cursors: depth `u` continuity, user event ids, the pending buffer during a replay."""
-
-    __slots__ = ("outbox", "channels", "depth", "user_cursor", "user_pending", "user_dropped")
-
-    def __init__(self, capacity: int):
-        self.outbox = Outbox(capacity)
-        self.channels: set[str] = set()
-        self.depth: dict[str, int | None] = {}    # channel → last `u` sent; None = waiting for a snapshot
-        self.user_cursor: EventId | None = None   # the last user event id sent
-        self.user_pending: deque | None = None    # live user events held back while replaying
-        self.user_dropped = False                 # some were not held: the replay reads them again
-
-    def push(self, frame: bytes) -> Delivery:
-        return Delivery.OK if self.outbox.put(frame) else Delivery.CUT
-
-    def push_latest(self, channel: str, frame: bytes) -> Delivery:
-        return Delivery.CONFLATED if self.outbox.put_latest(channel, frame) else Delivery.OK
-
-    def push_depth_snapshot(self, channel: str, last_update_id: int, frame: bytes) -> Delivery:
-        if not self.outbox.put(frame):
-            self.depth[channel] = None
-            return Delivery.RESYNC
-        self.depth[channel] = last_update_id
-        return Delivery.OK
-
-    def push_depth_diff(self, channel: str, first: int, final: int, frame: bytes) -> Delivery:
-        """Binance's rule on the way to the client: the first diff after a snapshot has U <= id+1 <= u,
-        each next one U = previous u + 1; anything else, or no room, is answered with a fresh snapshot."""
-        last = self.depth.get(channel)
-        if last is None or final <= last:
-            return Delivery.OK  # waiting for a snapshot, or the snapshot already covers it
-        if first > last + 1 or not self.outbox.put(frame):
-            self.depth[channel] = None
-            return Delivery.RESYNC
-        self.depth[channel] = final
-        return Delivery.OK
-
-    def push_user_event(self, event_id: EventId, frame: bytes) -> Delivery:
-        if self.user_pending is not None:  # a replay is running: it sends these when it has caught up
-            if len(self.user_pending) < self.outbox.capacity:
-                self.user_pending.append((event_id, frame))
-            else:
-                self.user_dropped = True  # they are in the stream: the replay reads them from there
-            return Delivery.OK
-        if self.user_cursor is not None and event_id <= self.user_cursor:
-            return Delivery.OK  # already sent by the replay
-        if not self.outbox.put(frame):
-            return Delivery.CUT  # never skip a user event: the client resumes with lastEventId
-        self.user_cursor = event_id
-        return Delivery.OK
-
-
-# -- incoming message rate ------------------------------------------------------------------------------
-
-
-class Rate(IntEnum):
-    OK = 0
-    REFUSED = 1  # over the limit: answer with an error frame, ignore the message
-    ABUSE = 2    # more than twice the limit in one second: close the connection
-
-
-class MessageRate:
-    """At most `limit` messages a second from one client (fixed one-second windows)."""
-
-    __slots__ = ("limit", "_window", "_count")
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self._window = 0
-        self._count = 0
-
-    def check(self, now: float) -> Rate:
-        window = int(now)
-        if window != self._window:
-            self._window, self._count = window, 0
-        self._count += 1
-        if self._count > 2 * self.limit:
-            return Rate.ABUSE
-        return Rate.REFUSED if self._count > self.limit else Rate.OK

@@ -7,10 +7,12 @@ feeds with diff events (`<sym>@depth@100ms`) and REST snapshots (`GET /api/v3/de
     2. a snapshot whose `lastUpdateId` is below the first buffered `U` is too old: fetch again
        (`Outcome.STALE`)
     3. drop buffered events with `u` <= lastUpdateId; load the snapshot; apply the rest
-    4. an event with `u` <= the book's update id is old news (ignored); one with `U` > update id + 1
-       means events were missed: the book is lost and the procedure restarts from that event
-       (`Outcome.LOST`, which needs a new snapshot); otherwise its levels are set (quantity 0 removes
-       a level) and the book's update id becomes its `u` (`Outcome.APPLIED`).
+    4. an event with `u` <= the book's update id is old news (ignored); the first one after the
+       snapshot must have `U` <= update id + 1, each later one `U` = update id + 1 (the rule is
+       services/depth_sequence.py, shared with the web tier); otherwise events were missed: the book
+       is lost and the procedure restarts from that event (`Outcome.LOST`, which needs a new
+       snapshot). An event that continues the book has its levels set (quantity 0 removes a level)
+       and the book's update id becomes its `u` (`Outcome.APPLIED`).
 
 An applied event is handed back as the diff the relay publishes, `{"U","u","bids","asks","E"}`, with
 `U` = the previous update id + 1 — the first event after a snapshot may start before the snapshot
@@ -24,6 +26,8 @@ import heapq
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
+
+from services.depth_sequence import DepthSequence, Step
 
 TOP_LEVELS = 20
 MAX_BUFFER = 10_000  # events held while a snapshot is on its way (100 s of a 100 ms stream)
@@ -56,18 +60,22 @@ class OrderBook:
 
     def __init__(self, symbol: str):
         self.symbol = symbol
-        self.update_id: int | None = None  # None until a snapshot is loaded
+        self.sequence = DepthSequence()  # not synced until a snapshot is loaded
         self.bids: dict[Decimal, tuple[str, str]] = {}
         self.asks: dict[Decimal, tuple[str, str]] = {}
         self.buffer: list[dict] = []
 
     @property
+    def update_id(self) -> int | None:
+        return self.sequence.update_id
+
+    @property
     def synced(self) -> bool:
-        return self.update_id is not None
+        return self.sequence.synced
 
     def reset(self, keep: dict | None = None) -> None:
         """Discard the book (a gap, a lost connection); buffering restarts with `keep`, if given."""
-        self.update_id = None
+        self.sequence.lose()
         self.bids.clear()
         self.asks.clear()
         self.buffer = [keep] if keep is not None else []
@@ -82,9 +90,10 @@ class OrderBook:
                 self.buffer.clear()
             self.buffer.append(event)
             return _NEED if len(self.buffer) == 1 else _BUFFERED
-        if event["u"] <= self.update_id:
+        step = self.sequence.step(event["U"], event["u"])
+        if step is Step.OLD:
             return _IGNORED
-        if event["U"] > self.update_id + 1:
+        if step is Step.GAP:
             self.reset(keep=event)
             return Result(Outcome.LOST)
         return Result(Outcome.APPLIED, self._apply(event))
@@ -100,9 +109,9 @@ class OrderBook:
         self.buffer = []
         self.bids = _levels(snapshot["bids"])
         self.asks = _levels(snapshot["asks"])
-        self.update_id = last_update_id
+        self.sequence.snapshot(last_update_id)
         for position, event in enumerate(pending):
-            if event["U"] > self.update_id + 1:
+            if self.sequence.step(event["U"], event["u"]) is not Step.NEXT:  # never OLD: u > lastUpdateId
                 self.reset(keep=event)
                 self.buffer.extend(pending[position + 1:])
                 return Result(Outcome.LOST)
@@ -118,7 +127,7 @@ class OrderBook:
                 else:
                     side[key] = (price, qty)
         first = self.update_id + 1
-        self.update_id = event["u"]
+        self.sequence.advance(event["u"])
         return {"U": first, "u": event["u"], "bids": event["b"], "asks": event["a"], "E": event.get("E")}
 
     # -- views --------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The web process (real Sanic, real Redis) with a paper exchange for exchangeInfo; the stream relay
-is stood in for by tests.ws.support.Relay, which writes the Redis contract directly."""
+is stood in for by tests.ws.support.Relay, which drives the relay's own publisher (workers/stream_bus.py)."""
 
 from __future__ import annotations
 

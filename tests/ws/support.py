@@ -1,5 +1,5 @@
-"""Test helpers for the WebSocket API: a stand-in for the stream relay that writes the Redis contract
-(docs/streams-protocol.md) by hand, and a small synchronous client (the `websockets` library)."""
+"""Test helpers for the WebSocket API: the stream relay's publisher driven by hand (what it writes is
+docs/streams-protocol.md), and a small synchronous client (the `websockets` library)."""
 
 from __future__ import annotations
 
@@ -8,56 +8,54 @@ import socket
 import time
 from urllib.parse import urlsplit
 
+import orjson
 import redis
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from workers.channels import message as envelope
+from workers.stream_bus import StreamBus, now_ms
+
 
 class Relay:
-    """Publishes what `python -m workers.stream` would, so the web tier is tested on its own."""
+    """The stream relay's own publisher (workers/stream_bus.py) fed by hand, so the web tier is tested
+    on its own with exactly what `python -m workers.stream` writes to Redis."""
 
     def __init__(self, redis_url: str, prefix: str):
         self.redis = redis.Redis.from_url(redis_url)
         self.prefix = prefix
+        self.bus = StreamBus(self.redis, prefix)
 
-    def publish(self, channel: str, kind: str, data, **extra) -> int:
-        message = {"type": kind, "channel": channel, "data": data, **extra}
-        return self.redis.publish(f"{self.prefix}md:{channel}", json.dumps(message))
+    def publish(self, channel: str, kind: str, data, **extra) -> None:
+        if extra:  # an id, as on user and orders messages
+            self.redis.publish(self.bus.channel(channel), orjson.dumps(envelope(kind, channel, data, **extra)))
+        else:
+            self.bus.publish(channel, kind, data)
 
     def ticker(self, symbol: str, price: str) -> None:
-        self.publish(f"ticker:{symbol}", "ticker", {"symbol": symbol, "price": price, "lastPrice": price,
-                                                    "updatedAt": int(time.time() * 1000)})
+        self.bus.ticker(symbol, {"symbol": symbol, "price": price, "lastPrice": price, "updatedAt": now_ms()})
 
     def trade(self, symbol: str, trade_id: int, padding: int = 0) -> None:
-        data = {"id": trade_id, "price": "65000.00", "qty": "0.001", "time": int(time.time() * 1000),
-                "isBuyerMaker": False}
+        data = {"id": trade_id, "price": "65000.00", "qty": "0.001", "time": now_ms(), "isBuyerMaker": False}
         if padding:
             data["padding"] = "x" * padding
-        self.publish(f"trades:{symbol}", "trade", data)
+        self.bus.publish(f"trades:{symbol}", "trade", data)
 
-    def book(self, symbol: str, last_update_id: int, padding: int = 0) -> dict:
+    def book(self, symbol: str, last_update_id: int) -> dict:
+        """The relay (re)built its book: `P book:<SYM>` written and a depth.snapshot published."""
         book = {"lastUpdateId": last_update_id, "bids": [["100.00", "1.0"]], "asks": [["101.00", "2.0"]]}
-        if padding:
-            book["bids"] = [["100.00", "1.0"]] * padding
-        self.redis.set(f"{self.prefix}book:{symbol}", json.dumps({**book, "updatedAt": int(time.time() * 1000)}))
+        self.bus.depth_snapshot(symbol, book)
         return book
 
     def diff(self, symbol: str, first: int, final: int, padding: int = 0) -> None:
-        """As the relay does: the book is written with every diff, then the diff is published."""
-        self.book(symbol, final)
+        """One applied diff: the book written with it, then the diff published (one transaction)."""
         bids = [["100.00", str(final)]] * max(1, padding)
-        self.publish(f"depth:{symbol}", "depth.diff", {"U": first, "u": final, "bids": bids, "asks": [], "E": 1})
+        top = {"lastUpdateId": final, "bids": [["100.00", "1.0"]], "asks": [["101.00", "2.0"]]}
+        self.bus.depth_diff(symbol, {"U": first, "u": final, "bids": bids, "asks": [], "E": 1}, top)
 
-    def user_event(self, n: int, publish: bool = True) -> str:
+    def user_event(self, n: int) -> str:
         """XADD the event to the stream, then publish it (the relay's order); returns its id."""
-        event = {"e": "balanceUpdate", "E": int(time.time() * 1000), "a": "USDT", "d": str(n)}
-        encoded = json.dumps(event)
-        event_id = self.redis.xadd(f"{self.prefix}user:events", {"event": encoded}, maxlen=10000,
-                                   approximate=True).decode()
-        if publish:
-            self.redis.publish(f"{self.prefix}md:user",
-                               json.dumps({"type": "user", "channel": "user", "id": event_id, "data": event}))
-        return event_id
+        return self.bus.user_event({"e": "balanceUpdate", "E": now_ms(), "a": "USDT", "d": str(n)})
 
     def kill_hub_connection(self) -> None:
         """Drop the web process's pub/sub connection, as a network blip or a Redis failover would."""
@@ -67,10 +65,10 @@ class Relay:
         self.redis.client_kill_filter(_id=ids[0])
 
     def demand(self) -> dict[str, float]:
-        return {m.decode(): s for m, s in self.redis.zrange(f"{self.prefix}stream:demand", 0, -1, withscores=True)}
+        return {m.decode(): s for m, s in self.redis.zrange(self.bus.demand_key, 0, -1, withscores=True)}
 
     def subscribers(self, channel: str) -> int:
-        return self.redis.pubsub_numsub(f"{self.prefix}md:{channel}")[0][1]
+        return self.redis.pubsub_numsub(self.bus.channel(channel))[0][1]
 
     def close(self) -> None:
         self.redis.close()
