@@ -70,7 +70,9 @@ def main() -> None:
     web = None
     try:
         wait_http(f"http://127.0.0.1:{bare_port}/health", bare)
-        web, web_url = start_web(paper_url, redis_url, {"JWT_SECRET": SECRET, "REDIS_KEY_PREFIX": prefix})
+        # one client makes every pass-through call: its per-client weight quota must not be what is measured
+        web, web_url = start_web(paper_url, redis_url, {"JWT_SECRET": SECRET, "REDIS_KEY_PREFIX": prefix,
+                                                        "CLIENT_WEIGHT_PER_MINUTE": "1000000000"})
         auth = {"Authorization": f"Bearer {token()}"}
 
         start = int(time.time() * 1000) - 3_600_000

@@ -38,6 +38,7 @@ READS = ["/api/v1/ticker/price?symbol=BTCUSDT", "/api/v1/ticker/price?symbol=ETH
          "/api/v1/trades?symbol=BTCUSDT&limit=5", "/api/v1/symbols?quoteAsset=USDT"]
 ORDER_EVERY = 8  # one request in 8 is an order (sync and async alternate)
 JOB_WAIT = 120.0
+RAMP_PER_S = 300
 
 
 def report(capsys, text: str) -> None:
@@ -68,7 +69,7 @@ async def _rest_load(web: WebProcess, clients: int, seconds: float) -> dict:
     errors: list[str] = []
     jobs: list[tuple[str, str]] = []  # (job id, its owner's token)
     start_at = time.monotonic() + 1.0
-    end_at = start_at + seconds
+    end_at = start_at + clients / RAMP_PER_S + seconds  # every client runs `seconds` once all have arrived
 
     async def client(n: int) -> None:
         token = web.token("trader", sub=f"load-{n}")
@@ -76,7 +77,9 @@ async def _rest_load(web: WebProcess, clients: int, seconds: float) -> dict:
         timeout = aiohttp.ClientTimeout(total=30)
         async with aiohttp.ClientSession(base_url=web.url, headers=headers, timeout=timeout,
                                          connector=aiohttp.TCPConnector(limit=1)) as session:
-            await asyncio.sleep(max(0.0, start_at - time.monotonic()) + n * 0.0005)  # no SYN burst
+            # Clients arrive over a few seconds (300 a second): Sanic listens with a backlog of 100, and a
+            # thousand SYNs at once overflow it (the kernel's ListenOverflows) into connection resets.
+            await asyncio.sleep(max(0.0, start_at - time.monotonic()) + n / RAMP_PER_S)
             i = n
             while time.monotonic() < end_at:
                 i += 1
