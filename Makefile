@@ -59,16 +59,12 @@ soak: venv ## Run the long-form scale suites (tests marked soak: orders, streams
 	$(WITH_REDIS) && \
 		$(PY) -m pytest -m soak -p no:cacheprovider $(SOAK_ARGS)
 
-bench: venv ## Run every bench/*.py (not _helpers); each prints JSON.
+# bench/report.py runs every bench/*.py (not the _helpers), then writes bench/results.json and the
+# README's benchmark table; a failed script fails the target, a missed target is reported.
+bench: venv ## Run every benchmark; write bench/results.json and README's benchmark table.
 	scripts/ensure_chromium.sh
-	$(WITH_REDIS) || exit 1; \
-		status=0; found=0; \
-		for f in bench/[!_]*.py; do \
-			[ -f "$$f" ] || continue; found=1; \
-			echo "== $$f" >&2; $(PY) "$$f" || status=1; \
-		done; \
-		[ "$$found" = 1 ] || echo "no benchmarks in bench/ yet" >&2; \
-		exit $$status
+	$(WITH_REDIS) && \
+		$(PY) bench/report.py
 
 clean: ## Remove the venv, caches and .run/ (stops a private Redis left there).
 	if [ -s .run/redis.pid ]; then \

@@ -199,6 +199,7 @@ class WsClose(IntEnum):
 
     NORMAL = 1000
     GOING_AWAY = 1001        # server shutting down
+    INVALID_DATA = 1007      # a text frame that is not UTF-8 (RFC 6455 8.1)
     POLICY = 1008
     INTERNAL = 1011          # server error, or no pong within the heartbeat interval
     TRY_AGAIN_LATER = 1013   # a dependency (Redis) is unavailable

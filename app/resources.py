@@ -19,6 +19,13 @@ from .quotas import ClientQuotas
 from .upstream import SingleFlight, Upstream
 
 DEFAULT_WEIGHT_LIMIT = 6000  # until exchangeInfo says otherwise
+# redis-py's asyncio pool holds at most 100 connections and raises "Too many connections" past that:
+# under a few hundred concurrent requests, every command beyond the 100th became a 503. A blocking
+# pool waits for a free connection instead (a command holds one well under a millisecond), and
+# REDIS_POOL_WAIT bounds that wait, so a Redis that stopped answering is still a 503, never a hang.
+REDIS_CONNECTIONS = 200
+REDIS_WAIT_CONNECTIONS = 1000  # blocking reads (BLPOP) hold theirs for as long as they wait
+REDIS_POOL_WAIT = 5.0
 
 
 def longest_wait(settings) -> float:
@@ -32,8 +39,9 @@ def blocking_client(redis: aioredis.Redis, socket_timeout: float) -> aioredis.Re
     """A client of the same server, with the same connection options (TLS included), for blocking
     reads: its socket timeout must outlast the longest BLPOP (redis-py's default of 5 s does not)."""
     pool = redis.connection_pool
-    return aioredis.Redis(connection_pool=type(pool)(
-        connection_class=pool.connection_class, **{**pool.connection_kwargs, "socket_timeout": socket_timeout}))
+    return aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool(
+        connection_class=pool.connection_class, max_connections=REDIS_WAIT_CONNECTIONS, timeout=REDIS_POOL_WAIT,
+        **{**pool.connection_kwargs, "socket_timeout": socket_timeout}))
 
 
 def setup_resources(app: Sanic) -> None:
@@ -42,7 +50,8 @@ def setup_resources(app: Sanic) -> None:
     @app.before_server_start
     async def open_resources(app_: Sanic):
         url, tls = redis_connection(settings)
-        app_.ctx.redis = aioredis.Redis.from_url(url, **tls, health_check_interval=30)
+        app_.ctx.redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
+            url, **tls, health_check_interval=30, max_connections=REDIS_CONNECTIONS, timeout=REDIS_POOL_WAIT))
         # Public data only: the web tier is given no API key and no secret.
         client = AsyncBinanceClient(settings.binance_api_url, timeout=settings.upstream_timeout,
                                     observer=observe_upstream)

@@ -186,6 +186,7 @@ class Connection:
     async def run(self, presubscribe: list[str]) -> None:
         """The handler task is the writer; the reader runs beside it. Whichever ends first ends the
         other (what asyncio.wait(FIRST_COMPLETED) over two tasks does, without its ~1.7 KB a socket)."""
+        self._fail_on_invalid_utf8()
         reader = asyncio.create_task(self._read(presubscribe))
         reader.add_done_callback(self._reader_done)
         try:
@@ -207,6 +208,22 @@ class Connection:
                     waiter.cancelled() or waiter.exception()  # retrieved, so never logged
                 else:
                     waiter.cancel()
+
+    def _fail_on_invalid_utf8(self) -> None:
+        """Sanic's frame assembler decodes text frames in a task of its own, where invalid UTF-8 raises
+        UnicodeDecodeError that nothing handles: the socket stayed open, its reader stuck, and an ERROR
+        was logged for each such frame. RFC 6455 (8.1) says fail the connection: close 1007."""
+        ws = self.ws
+        process_events = ws.process_events
+
+        async def process_events_or_fail(events) -> None:
+            try:
+                await process_events(events)
+            except UnicodeDecodeError:
+                log.info("closing connection %s: invalid UTF-8 in a text frame", self.id)
+                ws.fail_connection(WsClose.INVALID_DATA, "Text frames must be valid UTF-8")
+
+        ws.process_events = process_events_or_fail
 
     def _reader_done(self, reader: asyncio.Task) -> None:
         # The peer closed (or the reader failed): stop writing. After fail() the outbox is already

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import multiprocessing as mp
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -43,18 +44,30 @@ def start_paper(env: dict[str, str] | None = None, seed: int = 1) -> tuple[subpr
     return proc, url
 
 
-def start_web(binance_url: str, redis_url: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """The gateway's web process (`sanic app:create_app --factory`, one worker) on a free port."""
+def start_web(binance_url: str, redis_url: str, env: dict[str, str] | None = None,
+              workers: int = 1) -> tuple[subprocess.Popen, str]:
+    """The gateway's web process on a free port: `sanic app:create_app --factory --single-process`, or
+    with `workers` > 1 as the Procfile runs WEB_CONCURRENCY=N (`python -m app.serve --workers N`, its own
+    process group so stop() ends the workers too)."""
     port = free_port()
     environ = {**os.environ, "SPOTGATE_MODE": "paper", "BINANCE_API_URL": binance_url, "REDIS_URL": redis_url,
                "LOG_LEVEL": "WARNING", **(env or {})}
     environ.pop("BINANCE_API_KEY", None)
     environ.pop("BINANCE_API_SECRET", None)
-    proc = subprocess.Popen([sys.executable, "-m", "sanic", "app:create_app", "--factory", "--host", "127.0.0.1",
-                             "--port", str(port), "--single-process", "--no-motd", "--no-access-logs"],
-                            cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if workers > 1:
+        environ["WEB_CONCURRENCY"] = str(workers)
+        command = [sys.executable, "-m", "app.serve", "--workers", str(workers)]
+    else:
+        command = [sys.executable, "-m", "sanic", "app:create_app", "--factory", "--single-process"]
+    proc = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port), "--no-motd", "--no-access-logs"],
+                            cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=workers > 1)
     url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/health", proc)
+    try:
+        wait_http(url + "/health", proc, timeout=20.0 if workers == 1 else 60.0)
+    except RuntimeError:
+        stop(proc)
+        raise
     return proc, url
 
 
@@ -89,6 +102,11 @@ def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 2
 
 
 def stop(proc: subprocess.Popen) -> None:
+    """Stop a process; one started in its own process group (a multi-worker web) with its group."""
+    try:
+        group = proc.pid if os.getpgid(proc.pid) == proc.pid else None
+    except ProcessLookupError:
+        group = None
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -96,6 +114,11 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    if group is not None:
+        try:
+            os.killpg(group, signal.SIGKILL)  # workers must not outlive their main process
+        except ProcessLookupError:
+            pass
 
 
 # A request factory returns (method, path-with-query, body, headers) for the i-th request.

@@ -160,7 +160,16 @@ def measure(browser, system, args) -> dict:
         sample["ws_messages_per_s"] = (received["n"] - before) / (time.monotonic() - started)
         streaming.append(sample)
         context.close()
+    figures = [
+        {"id": "dashboard_first_price", "label": "dashboard: page load → first price", "unit": "ms",
+         "values": [round(v, 1) for v in first_price],
+         "floor": {"label": "page load → sign-in form", "values": [round(v, 1) for v in signin]}, "target": None},
+        {"id": "dashboard_frame_p95", "label": "dashboard: frame interval p95 while streaming", "unit": "ms",
+         "values": [round(s["p95_ms"], 1) for s in streaming],
+         "floor": {"label": "idle sign-in page", "values": [round(s["p95_ms"], 1) for s in idle]}, "target": None},
+    ]
     return {
+        "figures": figures,
         "bench": "dashboard", "chromium": browser.version, "viewport": VIEWPORT, "paper_step_ms": args.step_ms, "interval": args.interval,
         "page_load": {"first_price_ms": spread(first_price), "floor_signin_shown_ms": spread(signin)},
         "streaming": {"seconds": args.seconds, "while_streaming": combine(streaming), "floor_idle_page": combine(idle)},

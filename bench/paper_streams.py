@@ -1,6 +1,6 @@
 """Paper exchange market-stream fan-out: messages/s it sustains to N stream clients.
 
-    python bench/paper_streams.py [--processes 4] [--connections 25] [--seconds 5]
+    python bench/paper_streams.py [--repeat 3] [--processes 4] [--connections 25] [--seconds 5]
 
 Every connection subscribes (combined stream) to trade, aggTrade, bookTicker, depth@100ms and
 depth20@100ms of all four symbols, on a fast market (PAPER_STEP_MS=50). Client load comes from
@@ -151,6 +151,7 @@ def published(base: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--connections", type=int, default=25, help="connections per process")
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -160,11 +161,18 @@ def main() -> None:
         parser.error(f"at most {MAX_CONNECTIONS} connections")
     proc, base = start_paper(env={"PAPER_STEP_MS": "50"})
     url = base.replace("http://", "ws://") + "/stream?streams=" + STREAMS
+    reps = []
     try:
-        baseline = run(base, url, 1, 1, seconds)
-        fanout = run(base, url, args.processes, args.connections, seconds)
+        for _ in range(args.repeat):
+            reps.append((run(base, url, 1, 1, seconds), run(base, url, args.processes, args.connections, seconds)))
     finally:
         stop(proc)
+    baseline, fanout = reps[-1]
+    figures = [{"id": "paper_streams_per_connection", "unit": "msg/s",
+                "label": f"paper exchange streams, messages/s per connection at {fanout['connections']} connections",
+                "values": [f["per_connection_messages_per_s"] for _, f in reps],
+                "floor": {"label": "one connection alone", "values": [b["per_connection_messages_per_s"] for b, _ in reps]},
+                "target": None}]
     per_connection = baseline["per_connection_messages_per_s"] or 1
     print(json.dumps({
         "benchmark": "paper_streams",
@@ -173,6 +181,8 @@ def main() -> None:
         "seconds": seconds,
         "baseline_one_connection": baseline,
         "fanout": fanout,
+        "repetitions": [{"baseline_one_connection": b, "fanout": f} for b, f in reps],
+        "figures": figures,
         "relative_to_baseline": round(fanout["per_connection_messages_per_s"] / per_connection, 3),
     }, indent=2))
 
