@@ -110,6 +110,9 @@ class Spawned:
                                      start_new_session=True)  # its own group: stop() ends its children too
 
     def log_text(self) -> str:
+        """The process's output so far; after stop() (which removes the file), what it had written."""
+        if getattr(self, "_final_log", None) is not None:
+            return self._final_log
         with open(self.log_file.name, encoding="utf-8", errors="replace") as f:
             return f.read()
 
@@ -158,6 +161,7 @@ class Spawned:
             if hasattr(self, "log_file"):
                 self.log_file.close()
                 try:
+                    self._final_log = self.log_text()  # a test may still scan it (secrets, errors)
                     os.unlink(self.log_file.name)
                 except FileNotFoundError:
                     pass

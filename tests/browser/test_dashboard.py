@@ -238,7 +238,7 @@ def test_a_limit_order_from_the_form_appears_in_open_orders_and_the_log_and_is_c
     order_id = int(row.get_attribute("data-order-id"))
     assert paper_order(stack, order_id)["status"] == "NEW"
     assert int(page.text_content("#open-count")) >= 1
-    wait_event(tab, rf"BUY LIMIT 0\.001 BTCUSDT @ {re.escape(str(Decimal(price).normalize()))} — NEW .*\(#{order_id}\)")
+    wait_event(tab, rf"BUY LIMIT 0\.001 BTCUSDT @ {re.escape(format(Decimal(price).normalize(), 'f'))} — NEW .*\(#{order_id}\)")
 
     open_order_row(tab, order_id).get_by_role("button", name=re.compile("^Cancel BUY")).click()
     open_order_row(tab, order_id).wait_for(state="detached", timeout=15_000)
