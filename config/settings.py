@@ -71,6 +71,7 @@ DEFAULTS = {
     "UPSTREAM_CANCEL_RESERVE": "0.05",
     "CLIENT_WEIGHT_PER_MINUTE": "1200",
     "POSITIONS_CACHE_TTL": "5",
+    "JOB_REDRIVE_AFTER": "120",
     "WS_MAX_DEPTH_CHANNELS": "10",
     "WS_PUBLIC_MARKET_DATA": "true",
     "WS_MAX_SUBSCRIPTIONS": "200",
@@ -164,6 +165,7 @@ class Settings:
     # Upstream weight one token subject (or one IP without a token) may cause per minute (app/quotas.py).
     client_weight_per_minute: int
     positions_cache_ttl: float
+    job_redrive_after: float
     # WebSocket API (app/ws.py, app/hub.py): limits per connection, capacity per web process.
     ws_public_market_data: bool
     ws_max_subscriptions: int
@@ -344,6 +346,7 @@ class Settings:
             upstream_cancel_reserve=cancel_reserve,
             client_weight_per_minute=_integer("CLIENT_WEIGHT_PER_MINUTE", setting("CLIENT_WEIGHT_PER_MINUTE"), low=1),
             positions_cache_ttl=_seconds("POSITIONS_CACHE_TTL", setting("POSITIONS_CACHE_TTL")),
+            job_redrive_after=_seconds("JOB_REDRIVE_AFTER", setting("JOB_REDRIVE_AFTER")),
             ws_public_market_data=_boolean("WS_PUBLIC_MARKET_DATA", setting("WS_PUBLIC_MARKET_DATA")),
             ws_max_subscriptions=_integer("WS_MAX_SUBSCRIPTIONS", setting("WS_MAX_SUBSCRIPTIONS"), low=1),
             ws_message_rate=_integer("WS_MESSAGE_RATE", setting("WS_MESSAGE_RATE"), low=1),

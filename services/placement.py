@@ -9,7 +9,10 @@ means: look it up). Definitive rejections are never retried; -1021 resyncs the c
 
 An order found by its client order id must be the job's order (symbol, side, type, prices, quantity):
 one placed outside the gateway under the same id fails the job with CLIENT_ORDER_ID_IN_USE instead of
-passing for it. Right before sending, once nothing of the order can be on the exchange, the run
+passing for it. A run that loses Redis (a restart, a failover) cannot record what it learnt: it waits
+for Redis to answer again, lets its lock go and hands the job back to be run again at once (which
+looks the order up first), instead of failing the task, whose message would then be gone (Celery
+acknowledges a failed task) and the job left `running` until the sweep re-drives it. Right before sending, once nothing of the order can be on the exchange, the run
 applies the whole risk check again (services/risk.py: the limits as they are then, the price now, a
 slot under maxOpenOrders) and the job's time-to-live: an order that could only be sent after its
 `expiresAt` fails with ORDER_EXPIRED, unsent.
@@ -22,6 +25,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
+
+import redis
 
 from binance_client import BinanceClient, endpoints
 from binance_client.budget import ORDER, WeightBudget
@@ -46,6 +51,10 @@ RENEW_AFTER = 1.0  # seconds: how stale a job lock's renewal may be before a ste
 ORDER_WEIGHT = endpoints.new_order("X", "BUY", "MARKET").reserved_weight
 LOOKUP_WEIGHT = 4  # GET /api/v3/order
 OPEN_ORDERS_WEIGHT = 80  # GET /api/v3/openOrders without a symbol
+REDIS_WAIT = 60.0  # seconds a run that lost Redis waits for it before giving the job to the sweep
+# what a lost Redis raises (after the client's own few seconds of retries); BusyLoadingError (a Redis
+# loading its data after a restart) is a ConnectionError
+REDIS_LOST = (redis.ConnectionError, redis.TimeoutError)
 
 
 class PlacementPending(Exception):
@@ -90,7 +99,10 @@ class _Lock:
     def release(self) -> None:
         if self.held:
             self.held = False
-            self.runs.release(self.job_id, self.token)
+            try:
+                self.runs.release(self.job_id, self.token)
+            except REDIS_LOST:
+                pass  # Redis is still away: the lock lapses by itself within `seconds`
 
 
 @dataclass
@@ -121,7 +133,12 @@ class Placer:
         # both send it. A run that finds the lock held comes back when it may have lapsed (its
         # holder may be dead: a SIGKILLed worker's task is redelivered while its lock still stands).
         lock = _Lock(self.runs, job_id, self.lock_seconds)
-        begun = self.runs.begin(job_id, lock.token, self.lock_seconds)
+        try:
+            begun = self.runs.begin(job_id, lock.token, self.lock_seconds)
+        except REDIS_LOST as exc:
+            self._wait_for_redis(job_id, exc)
+            lock.release()  # in case the lock was taken and only the answer lost (by token: no harm)
+            raise PlacementPending(job_id, retry_in=0.0) from None
         if begun.state == HELD:
             if is_final(begun.job):
                 return begun.job
@@ -133,8 +150,28 @@ class Placer:
         except LockLost:
             log.warning("job %s: lock lost mid-run; leaving the job to its new holder", job_id)
             raise PlacementPending(job_id, retry_in=self.lock_seconds) from None
+        except REDIS_LOST as exc:
+            # whatever this run learnt (an order placed, refused, unknown) is not recorded: the next
+            # run starts from the record (attempts > 0) and so looks the order up before sending
+            self._wait_for_redis(job_id, exc)
+            raise PlacementPending(job_id, retry_in=0.0) from None
         finally:
             lock.release()  # unless finish() released it with the final record
+
+    def _wait_for_redis(self, job_id: str, exc: Exception) -> None:
+        """Block until Redis answers (at most REDIS_WAIT): the job is run again once it does. Past
+        that, raise: the task fails and the sweep re-drives the job when Redis is back."""
+        log.warning("job %s: Redis unavailable mid-run (%s); waiting for it, then the job runs again "
+                    "(its order looked up first)", job_id, exc)
+        deadline = time.monotonic() + REDIS_WAIT
+        while True:
+            try:
+                self.jobs.redis.ping()
+                return
+            except REDIS_LOST:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def _place(self, begun: Begun, lock: _Lock) -> dict | None:
         job = begun.job
@@ -282,8 +319,8 @@ class Placer:
         final = {**job, **patch, "updatedAt": now_ms()}
         if order is not None:
             final["order"] = order
-        lock.held = False  # finish() releases it
         stored = self.runs.finish(final, lock.token, order)
+        lock.held = False  # finish() released it (if it raised, place() releases it by its token)
         _observe_final(final)
         return stored
 

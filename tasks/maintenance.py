@@ -16,7 +16,6 @@ from .base import SpotgateTask
 from .orders import place
 from .replies import answer
 
-STALE_MS = 120_000  # a job untouched this long has no live run (a run re-touches it or ends it)
 CLOCK_DRIFT_MS = 500  # a server-time offset moving more than this is worth a line
 
 log = logging.getLogger("spotgate.maintenance")
@@ -36,7 +35,10 @@ def release_due_orders() -> int:
 @app.task(name="maintenance.reconcile_jobs", base=SpotgateTask)
 def reconcile_jobs() -> int:
     jobs = resources().jobs
-    stale = [j for j in jobs.stale_open(STALE_MS) if not _scheduled_later(jobs, j)]
+    # a job untouched for JOB_REDRIVE_AFTER has no live run (a run re-touches it or ends it); the
+    # re-driven run looks its order up by client order id before sending anything
+    untouched_ms = int(resources().settings.job_redrive_after * 1000)
+    stale = [j for j in jobs.stale_open(untouched_ms) if not _scheduled_later(jobs, j)]
     for job_id in stale:
         place.delay(job_id)
     if stale:

@@ -55,6 +55,7 @@ def test_money_safety_defaults_are_the_documented_ones():
     assert (settings.upstream_order_reserve, settings.upstream_cancel_reserve) == (0.2, 0.05)
     assert settings.client_weight_per_minute == 1200
     assert settings.positions_cache_ttl == 5.0
+    assert settings.job_redrive_after == 120.0
     assert settings.ws_max_depth_channels == 10
     relaxed = Settings.from_env({"UPSTREAM_ORDER_RESERVE": "0", "UPSTREAM_CANCEL_RESERVE": "0"})
     assert (relaxed.upstream_order_reserve, relaxed.upstream_cancel_reserve) == (0.0, 0.0)
@@ -263,6 +264,7 @@ def test_invalid_token_lifetimes_raise_naming_the_variable(name, value):
         ("UPSTREAM_CANCEL_RESERVE", "0.5"),  # more than the order reserve it is part of
         ("CLIENT_WEIGHT_PER_MINUTE", "0"),
         ("POSITIONS_CACHE_TTL", "-5"),
+        ("JOB_REDRIVE_AFTER", "0"),
         ("WS_MAX_DEPTH_CHANNELS", "0"),
     ],
 )

@@ -12,6 +12,10 @@
   process then shuts down warm: it takes no new task and waits for the running ones, exiting 0. A pool
   child ignores that first SIGTERM so the order it is placing is finished rather than cut off
   mid-call; tasks reserved but not started go back to the queue for the next worker.
+- A lost broker connection (a Redis restart) does not cancel running tasks
+  (worker_cancel_long_running_tasks_on_connection_loss=False): an order task carries on, and one that
+  cannot record its outcome waits for Redis and runs again (services/placement.py). Its message may
+  come back after the visibility timeout as well; that run finds the job final.
 - The web process enqueues with `workers.task_queue.task_message()` + an asyncio LPUSH instead of
   `send_task()`: kombu publishes synchronously (blocking the event loop for a Redis round trip, ~1 ms
   of CPU an order), and one LPUSH can share a MULTI with the job record it belongs to.
@@ -20,10 +24,12 @@
 from __future__ import annotations
 
 import signal
+import warnings
 
 from billiard.process import current_process
 from celery import Celery
-from celery.signals import task_prerun, worker_init
+from celery.exceptions import CPendingDeprecationWarning
+from celery.signals import task_prerun, worker_init, worker_ready
 from kombu import Queue
 
 from config import Settings
@@ -65,7 +71,7 @@ def _configure(app: Celery, settings: Settings) -> None:
         result_backend_transport_options={"global_keyprefix": settings.redis_key_prefix + "celery:"},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_soft_shutdown_timeout=10.0,  # SIGTERM: finish what runs, up to 10 s (Heroku gives 30)
         worker_enable_soft_shutdown_on_idle=True,
         beat_schedule={
@@ -94,6 +100,14 @@ def _refuse_to_start_without_a_usable_key(**_) -> None:
         signing_key(Settings.from_env())
     except ValueError as exc:
         raise SystemExit(f"spotgate worker refuses to start: {exc}") from None
+
+
+@worker_ready.connect
+def _quiet_the_cancel_on_connection_loss_notice(**_) -> None:
+    """Celery warns at every lost broker connection that 6.0 will cancel running tasks by default;
+    not cancelling is chosen above, on purpose. Installed once the worker is up: Celery's logging setup
+    puts its own 'always' filter for the category first."""
+    warnings.filterwarnings("ignore", message="\nIn Celery 5.1 we introduced", category=CPendingDeprecationWarning)
 
 
 @task_prerun.connect

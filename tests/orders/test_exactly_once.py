@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
 import uuid
 from collections import Counter
@@ -28,6 +29,7 @@ from services.placement import Placer
 from services.risk import RiskStore
 from tests.orders.conftest import Stack
 from tests.processes import PaperProcess
+from tests.support import wait_until
 
 RICH = "USDT:10000000,BTC:1000,ETH:100,BNB:100000"
 RELAXED = {"PAPER_ORDERS_10S": "1000000", "PAPER_ORDERS_1D": "100000000", "PAPER_WEIGHT_LIMIT": "10000000",
@@ -303,3 +305,64 @@ def test_definitive_rejections_fail_at_once_and_are_never_resent(stack):
         assert exchange_orders(stack, {client_id}) == {}
         seen = stack.web.get(f"/api/v1/jobs/{job_id}").json()["data"]
         assert seen["status"] == "failed" and seen["error"]["details"]["binanceCode"] == code
+
+
+def test_a_run_that_loses_redis_after_sending_waits_for_it_and_hands_the_job_back_not_an_error():
+    """Redis goes away while the order is at the exchange: the run cannot record the order. It must
+    not fail (a failed task's message is acknowledged, so nothing would run the job again before the
+    sweep): it waits for Redis, lets its lock go and asks to be run again at once; that run finds the
+    order by its client order id. The exchange has one order."""
+    from services.placement import PlacementPending
+    from tests.soak.support import RestartableRedis
+
+    server = RestartableRedis()
+    paper = PaperProcess(seed=6)
+    prefix = f"sgtest:{uuid.uuid4().hex}:"
+    client = redis.Redis.from_url(server.url)
+    try:
+        binance = BinanceClient(paper.url, api_key=paper.key, api_secret=paper.secret, timeout=10)
+        jobs = JobStore(client, prefix)
+        placer = Placer(binance, jobs, OrderPacer(prefix), WeightBudget(client, prefix, 5000), RiskStore(client, prefix))
+        client_id = f"c{uuid.uuid4().hex[:12]}"
+        job = new_job({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"}, client_id, "t")
+
+        async def create():
+            import redis.asyncio as aioredis
+
+            async_client = aioredis.Redis.from_url(server.url)
+            await AsyncJobStore(async_client, prefix).create(job)
+            await async_client.aclose()
+
+        asyncio.run(create())
+        # the exchange holds the request 1 s, then places the order and answers into the outage
+        assert paper.admin("POST", "faults", {"kind": "latency", "latency_ms": 1000, "count": 1,
+                                              "method": "POST", "path": "/api/v3/order"}).status_code == 201
+        outcome: dict = {}
+
+        def run():
+            try:
+                outcome["job"] = placer.place(job["id"])
+            except Exception as exc:  # noqa: BLE001 - the test judges what came out
+                outcome["raised"] = exc
+
+        runner = threading.Thread(target=run)
+        runner.start()
+        wait_until(lambda: paper.admin("GET", "faults").json() == [], 10, "the order request at the exchange")
+        server.stop()
+        wait_until(lambda: paper.admin("GET", f"orders?clientOrderId={client_id}").json(), 10, "the order placed")
+        time.sleep(8)  # the outage outlasts the Redis client's own retries (about 4 s)
+        server.start()
+        runner.join(timeout=70)
+        assert not runner.is_alive()
+
+        raised = outcome.get("raised")
+        assert isinstance(raised, PlacementPending) and raised.retry_in == 0, outcome
+        assert not client.exists(placer.runs.lock_key(job["id"])), "the run kept its lock"
+        final = placer.place(job["id"])  # the task's retry
+        orders = paper.admin("GET", f"orders?clientOrderId={client_id}").json()
+        assert final["status"] == "succeeded", final
+        assert [o["orderId"] for o in orders] == [final["order"]["orderId"]]
+    finally:
+        paper.stop()
+        client.close()
+        server.close()

@@ -99,8 +99,8 @@ def run_soak(orders: int, budget_s: float, disruptions: tuple[tuple[float, str],
         disruptor.join(timeout=max(1.0, deadline - time.monotonic()))
         assert not disruptor.is_alive() and len(killed) == sum(a == "kill" for _, a in disruptions), "the disruptions did not all happen"
 
-        # Jobs whose task message a Redis restart took with it (in flight at the time) are re-driven
-        # by beat's sweep once untouched for 120 s (tasks/maintenance.py): the budget allows for it.
+        # A run that lost Redis mid-order waits for it and runs the job again (services/placement.py):
+        # no job waits for beat's sweep (JOB_REDRIVE_AFTER, 120 s), which the budget leaves no room for.
         jobs = wait_final(stack, list(accepted.values()), deadline)
         fired = sum(r["fired"] for r in stack.paper.admin("GET", "faults").json())
         assert fired >= orders * 0.25, f"only {fired} faults fired for {orders} orders"
