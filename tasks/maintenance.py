@@ -1,21 +1,22 @@
-"""Beat-driven upkeep: release scheduled orders when due, re-drive jobs left behind, sync the clock;
-and the ping `GET /api/v1/status` sends to tell whether any worker is taking tasks."""
+"""Beat-driven upkeep: release scheduled orders when due, re-drive jobs left behind, put a dead
+worker's task messages back on their queue, sync the clock; and the ping `GET /api/v1/status` sends to tell whether any worker is taking tasks."""
 
 from __future__ import annotations
 
 import logging
 
+import socket
+import time
+
 from services.metrics import metrics
 from workers.celery_app import app
 from workers.resources import resources
-
-import socket
-import time
 
 from .base import SpotgateTask
 from .orders import place
 from .replies import answer
 
+RESTORE_BATCH = 1000  # unacked messages restored per scan at most
 CLOCK_DRIFT_MS = 500  # a server-time offset moving more than this is worth a line
 
 log = logging.getLogger("spotgate.maintenance")
@@ -30,6 +31,15 @@ def release_due_orders() -> int:
         metrics().orders_released.inc(len(due))
         log.info("released %d scheduled orders: %s", len(due), ", ".join(due[:20]))
     return len(due)
+
+
+@app.task(name="maintenance.restore_unacked", base=SpotgateTask)
+def restore_unacked() -> None:
+    """Task messages delivered to a worker that died (SIGKILL, a lost dyno) stay in the broker's
+    unacked hash; kombu's own scan puts those older than the visibility timeout back on their queue.
+    This runs that scan (under kombu's Redis mutex, so workers never restore one message twice)."""
+    with app.connection_for_write() as connection:
+        connection.default_channel.qos.restore_visible(num=RESTORE_BATCH, interval=1)
 
 
 @app.task(name="maintenance.reconcile_jobs", base=SpotgateTask)

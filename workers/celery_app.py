@@ -7,7 +7,7 @@
   client order id up before sending).
 - No ETA/countdown tasks: `executeAt` orders are held in a Redis sorted set and enqueued when due,
   so the broker's visibility timeout only has to outlast a running task, and a killed worker's task
-  comes back after BROKER_VISIBILITY_TIMEOUT seconds (and a few more: the restore sweep's interval).
+  comes back after BROKER_VISIBILITY_TIMEOUT seconds (and a few more: beat's restore_unacked scan, tasks/maintenance.py).
 - SIGTERM (Heroku's, honcho's) reaches every process of the dyno, pool children included. The main
   process then shuts down warm: it takes no new task and waits for the running ones, exiting 0. A pool
   child ignores that first SIGTERM so the order it is placing is finished rather than cut off
@@ -61,11 +61,6 @@ def _configure(app: Celery, settings: Settings) -> None:
         accept_content=["json"],
         broker_transport_options={
             "visibility_timeout": settings.broker_visibility_timeout,
-            # kombu scans for unacked messages past their visibility timeout only every
-            # interval x throttle seconds (10 x 10 by default): a dead worker's tasks would come back
-            # up to 100 s late. Scan every few seconds instead (one ZRANGE under a mutex).
-            "unacked_restore_interval": max(1, min(10, settings.broker_visibility_timeout // 4)),
-            "unacked_restore_throttle": 1,
             "global_keyprefix": settings.redis_key_prefix + "celery:",
         },
         result_backend_transport_options={"global_keyprefix": settings.redis_key_prefix + "celery:"},
@@ -78,12 +73,22 @@ def _configure(app: Celery, settings: Settings) -> None:
             "due-scheduled-orders": {"task": "maintenance.release_due_orders", "schedule": 1.0},
             "reconcile-jobs": {"task": "maintenance.reconcile_jobs", "schedule": 15.0},
             "sync-server-time": {"task": "maintenance.sync_server_time", "schedule": 300.0},
+            # kombu 5.6 itself scans for unacked messages past their visibility timeout only every
+            # 100 s (10 s x every 10th call): a dead worker's tasks would come back up to 100 s late.
+            # Beat asks for the same scan (one ZRANGE under kombu's mutex) every few seconds.
+            "restore-unacked-tasks": {"task": "maintenance.restore_unacked",
+                                      "schedule": float(restore_every(settings.broker_visibility_timeout))},
         },
     )
     if settings.user_stream_mode == "listen-key":
         # the stream relay's listen key lives 60 min unless refreshed (Binance asks for every 30 min)
         app.conf.beat_schedule["keep-listen-key-alive"] = {
             "task": "user_stream.keepalive", "schedule": settings.listen_key_keepalive}
+
+
+def restore_every(visibility_timeout: int) -> int:
+    """Seconds between scans for unacked task messages past the visibility timeout."""
+    return max(1, min(10, visibility_timeout // 4))
 
 
 app = Celery("spotgate", include=["tasks.orders", "tasks.account", "tasks.maintenance", "tasks.user_stream"])

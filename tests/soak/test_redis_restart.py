@@ -149,6 +149,7 @@ def test_an_order_answered_while_redis_is_down_is_finished_once_redis_is_back_no
         job = system.web.get(f"/api/v1/jobs/{job_id}", role="trader").json()["data"]
         assert job["order"]["clientOrderId"] == client_id
         assert [o["orderId"] for o in on_exchange()] == [job["order"]["orderId"]]
+        assert system.worker.proc.poll() is None, "the worker exited"
         scan_logs(web=system.web, worker=system.worker, redis=redis_server.log_text())
     finally:
         system.stop()
