@@ -12,7 +12,8 @@
 On a WebSocket the same errors become `{"type": "error", "code", "message"[, "channel"]}` frames
 (`ws_error_frame`); those that end the connection close it with `ws_close_code(exc)` (4401, 4403, ...).
 
-`from_binance(exc)` maps binance_client's error tree onto this one; a Redis failure anywhere in a
+`from_service(exc)` maps services/errors.py's tree onto this one (a route may also let a ServiceError
+propagate: the handler maps it the same way); `from_binance(exc)` maps binance_client's error tree; a Redis failure anywhere in a
 request (the gateway's shared state) is 503 REDIS_UNAVAILABLE, never a 500. The body is always
 `{"error": {"code", "message", "details"}, "requestId", "timestamp"}`: never a stack trace, never a secret.
 """
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from binance_client import errors as upstream
+from services.errors import ClientOrderIdInUse, InvalidInput, OrderInvalid, ServiceError
 from services.metrics import metrics
 from services.outcomes import error_from_binance
 
@@ -87,6 +89,19 @@ class GatewayTimeout(ApiError):
 def invalid(field: str, message: str, **details) -> BadRequest:
     """A 400 that names the offending field."""
     return BadRequest(message, code="INVALID_PARAMETER", details={"field": field, **details})
+
+
+def from_service(exc: ServiceError) -> ApiError:
+    """services/errors.py's tree onto this one: the only place a domain refusal gets its status."""
+    if isinstance(exc, OrderInvalid) and exc.rule:
+        # a rule of the symbol (filters, status, order types), not the shape of the input
+        return BadRequest(exc.message, code="FILTER_FAILURE", details={"field": exc.field, "rule": exc.rule})
+    if isinstance(exc, InvalidInput):
+        return invalid(exc.field, exc.message)
+    if isinstance(exc, ClientOrderIdInUse):
+        return ApiError(exc.message, code=exc.code, status=409,
+                        details={"field": "clientOrderId", "clientOrderId": exc.client_order_id})
+    return BadRequest(exc.message, code=exc.code)
 
 
 def from_binance(exc: upstream.BinanceError) -> ApiError:
@@ -150,6 +165,10 @@ def setup_errors(app: Sanic) -> None:
     @app.exception(ApiError)
     async def api_error(request: Request, exc: ApiError):
         return render(request, exc)
+
+    @app.exception(ServiceError)
+    async def service_error(request: Request, exc: ServiceError):
+        return render(request, from_service(exc))
 
     @app.exception(upstream.BinanceError)
     async def binance_error(request: Request, exc: upstream.BinanceError):

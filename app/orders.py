@@ -18,15 +18,16 @@ from decimal import Decimal
 from sanic import Blueprint, Request
 
 from binance_client import endpoints
-from services.filters import (CLIENT_ID_PATTERN, MARKET_LIKE, TYPES, OrderInvalid, check_client_order_id, check_order,
+from services.errors import ClientOrderIdInUse, OrderInvalid
+from services.filters import (CLIENT_ID_PATTERN, MARKET_LIKE, TYPES, check_client_order_id, check_order,
                               json_integer)
-from services.jobs import FAILED, SUCCEEDED, ClientOrderIdInUse, new_job, public_view
+from services.jobs import FAILED, SUCCEEDED, new_job, public_view
 from services.risk import Valuation, limits_refusal, needs_reference, order_value
 
 from . import schemas as S
 from .auth import Role, json_body
 from .envelope import ok
-from .errors import ApiError, BadRequest, GatewayTimeout, NotFound, from_failure, invalid
+from .errors import ApiError, BadRequest, GatewayTimeout, NotFound, from_failure, from_service, invalid
 from .openapi import operation
 from .params import MAX_TIME_MS, Integer, Query, Symbol, Text
 
@@ -123,9 +124,7 @@ async def place_order(request: Request):
     try:
         job, created = await ctx.jobs.create(job, idempotency_key, task)  # one script: key, job and task
     except ClientOrderIdInUse as exc:
-        raise ApiError(f"clientOrderId '{exc.client_order_id}' is already used by another order",
-                       code="CLIENT_ORDER_ID_IN_USE", status=409,
-                       details={"field": "clientOrderId", "clientOrderId": exc.client_order_id}) from None
+        raise from_service(exc) from None
     return await _settle(request, job, async_mode, replayed=not created)
 
 
@@ -161,7 +160,7 @@ async def _refuse_malformed(ctx, body: dict) -> None:
         check_client_order_id(body.get("clientOrderId"))
         check_order(body, shape_only, None)
     except OrderInvalid as exc:
-        raise invalid(exc.field, exc.message) from None
+        raise from_service(exc) from None
 
 
 async def intake(ctx, body: dict, owner: str, execute_at) -> dict:
@@ -179,10 +178,7 @@ async def intake(ctx, body: dict, owner: str, execute_at) -> dict:
         checked = check_order(body, info, reference if market_like else None)
         client_id = check_client_order_id(body.get("clientOrderId"))
     except OrderInvalid as exc:
-        if exc.rule:  # a rule of the symbol (filters, status, order types), not the shape of the input
-            raise BadRequest(exc.message, code="FILTER_FAILURE", details={"field": exc.field, "rule": exc.rule}) \
-                from None
-        raise invalid(exc.field, exc.message) from None
+        raise from_service(exc) from None
     if execute_at is not None:
         now = int(time.time() * 1000)
         if not now < execute_at <= now + MAX_SCHEDULE_AHEAD_MS:

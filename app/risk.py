@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request
 
-from services.risk import LIMIT_FIELDS, validate_limits
+from services.errors import LimitsInvalid
+from services.risk import validate_limits
 
 from . import schemas as S
 from .auth import json_body
 from .envelope import ok
-from .errors import ApiError, GatewayTimeout, invalid
+from .errors import ApiError, GatewayTimeout, from_service, invalid
 from .openapi import operation
 
 MAX_REASON = 256
@@ -38,11 +39,8 @@ async def put_limits(request: Request):
     ctx = request.app.ctx
     try:
         limits = validate_limits(json_body(request), set(await ctx.market.symbols_by_name()))
-    except ValueError as exc:
-        field, _, why = str(exc).partition(": ")
-        message = f"'{field}' {why}" if field in LIMIT_FIELDS else \
-            f"Unknown field '{field}': the limits are {', '.join(LIMIT_FIELDS)}"
-        raise invalid(field, message) from None
+    except LimitsInvalid as exc:
+        raise from_service(exc) from None
     return ok(request, await ctx.risk.set_limits(limits))
 
 

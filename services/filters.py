@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from .errors import OrderInvalid
+
 SIDES = ("BUY", "SELL")
 TYPES = ("LIMIT", "MARKET", "LIMIT_MAKER", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
 TIME_IN_FORCE = ("GTC", "IOC", "FOK")
@@ -45,14 +47,6 @@ def json_integer(value) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return None
-
-
-class OrderInvalid(ValueError):
-    def __init__(self, field: str, message: str, rule: str | None = None):
-        super().__init__(message)
-        self.field = field
-        self.message = message
-        self.rule = rule
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ import uuid
 
 import orjson
 
+from .errors import ClientOrderIdInUse
 from .keys import part
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
@@ -95,15 +96,6 @@ if ARGV[6] ~= '' then redis.call('ZADD', KEYS[5], ARGV[6], ARGV[1]) end
 if ARGV[7] ~= '' then redis.call('LPUSH', KEYS[6], ARGV[7]) end
 return {'created', ARGV[1]}
 """
-
-
-class ClientOrderIdInUse(Exception):
-    """Another job already uses this clientOrderId (`holder` is its id)."""
-
-    def __init__(self, client_order_id: str, holder: str):
-        super().__init__(client_order_id)
-        self.client_order_id = client_order_id
-        self.holder = holder
 
 
 def is_final(job: dict | None) -> bool:

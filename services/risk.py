@@ -32,6 +32,7 @@ from decimal import Decimal, InvalidOperation
 import orjson
 
 from .keys import part
+from .errors import LimitsInvalid
 from .filters import POSITIVE_DECIMAL_RE, json_integer
 from .outcomes import failure
 from .symbols import fold_symbol
@@ -47,45 +48,53 @@ MAX_COUNT = 2**63 - 1  # counts travel in task messages and Lua scripts: signed 
 
 
 def validate_limits(body: object, known_symbols: set[str]) -> dict:
-    """Check a PUT body; returns the normalized limits or raises ValueError('field: why')."""
+    """Check a PUT body; returns the normalized limits or raises LimitsInvalid naming the field."""
     if not isinstance(body, dict):
-        raise ValueError("body: must be a JSON object")
+        raise _refused("body: must be a JSON object")
     unknown = set(body) - set(LIMIT_FIELDS)
     if unknown:
-        raise ValueError(f"{sorted(unknown)[0]}: unknown field")
+        raise _refused(f"{sorted(unknown)[0]}: unknown field")
     limits: dict = {name: None for name in LIMIT_FIELDS}
     notional = body.get("maxOrderNotional")
     if notional is not None:
         if not isinstance(notional, str) or not POSITIVE_DECIMAL_RE.match(notional):
-            raise ValueError("maxOrderNotional: must be a positive decimal string like \"1000\" (digits, no sign "
+            raise _refused("maxOrderNotional: must be a positive decimal string like \"1000\" (digits, no sign "
                              "or spaces)")
         try:
             value = Decimal(notional)
         except InvalidOperation:
-            raise ValueError("maxOrderNotional: must be a decimal string") from None
+            raise _refused("maxOrderNotional: must be a decimal string") from None
         if not value.is_finite() or value <= 0:
-            raise ValueError("maxOrderNotional: must be positive")
+            raise _refused("maxOrderNotional: must be positive")
         limits["maxOrderNotional"] = str(value)
     symbols = body.get("allowedSymbols")
     if symbols is not None:
         if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols) \
                 or len(symbols) > MAX_ALLOWED_SYMBOLS:
-            raise ValueError(f"allowedSymbols: must be a list of at most {MAX_ALLOWED_SYMBOLS} symbols")
+            raise _refused(f"allowedSymbols: must be a list of at most {MAX_ALLOWED_SYMBOLS} symbols")
         names = [fold_symbol(s) for s in symbols]
         bad = [s for s in names if s not in known_symbols]
         if bad:
-            raise ValueError(f"allowedSymbols: unknown symbol {bad[0][:64]}")
+            raise _refused(f"allowedSymbols: unknown symbol {bad[0][:64]}")
         if len(set(names)) != len(names):
-            raise ValueError("allowedSymbols: lists a symbol twice")
+            raise _refused("allowedSymbols: lists a symbol twice")
         limits["allowedSymbols"] = sorted(set(names))
     for name in ("maxOpenOrders", "maxOrdersPerMinute"):
         raw = body.get(name)
         if raw is not None:
             value = json_integer(raw)
             if value is None or not 1 <= value <= MAX_COUNT:
-                raise ValueError(f"{name}: must be a positive integer of at most {MAX_COUNT}")
+                raise _refused(f"{name}: must be a positive integer of at most {MAX_COUNT}")
             limits[name] = value
     return limits
+
+
+def _refused(reason: str) -> LimitsInvalid:
+    """`reason` is 'field: why'; the message a client reads names the field."""
+    field, _, why = reason.partition(": ")
+    if field in LIMIT_FIELDS:
+        return LimitsInvalid(field, f"'{field}' {why}")
+    return LimitsInvalid(field, f"Unknown field '{field}': the limits are {', '.join(LIMIT_FIELDS)}")
 
 
 def kill_switch_refusal(state: dict | None) -> dict | None:
