@@ -13,8 +13,8 @@ import orjson
 from sanic import Blueprint, Request, Sanic
 
 from binance_client import endpoints
-from services.prices import ticker_key
 from binance_client.errors import BinanceError
+from services.contract.keys import TICKER_FRESH_MS, Keys
 from services.symbols import fold_symbol
 
 from . import schemas as S
@@ -30,7 +30,6 @@ DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
 SYMBOL_STATUSES = ("PRE_TRADING", "TRADING", "POST_TRADING", "END_OF_DAY", "HALT", "AUCTION_MATCH", "BREAK",
                    "CANCEL_ONLY")  # CANCEL_ONLY: CHANGELOG 2026-07-07
 TTL = {"ticker": 1.0, "depth": 0.5, "klines": 2.0, "trades": 1.0, "exchangeInfo": 300.0}
-STREAM_FRESH_MS = 5_000
 KLINE_FIELDS = ("openTime", "open", "high", "low", "close", "volume", "closeTime", "quoteVolume", "trades",
                 "takerBuyBaseVolume", "takerBuyQuoteVolume")
 
@@ -41,7 +40,7 @@ class MarketData:
     def __init__(self, upstream: Upstream, redis, key_prefix: str):
         self.upstream = upstream
         self.redis = redis
-        self.key_prefix = key_prefix
+        self.keys = Keys(key_prefix)
 
     # -- exchange info and validation ---------------------------------------------------------------
 
@@ -143,14 +142,14 @@ class MarketData:
 
     async def _streamed_ticker(self, symbol: str) -> dict | None:
         """The stream relay's latest ticker for `symbol`, if it is fresh."""
-        raw = await self.redis.get(ticker_key(self.key_prefix, symbol))
+        raw = await self.redis.get(self.keys.ticker(symbol))
         if raw is None:
             return None
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return None
-        if not isinstance(data, dict) or time.time() * 1000 - data.get("updatedAt", 0) > STREAM_FRESH_MS:
+        if not isinstance(data, dict) or time.time() * 1000 - data.get("updatedAt", 0) > TICKER_FRESH_MS:
             return None
         return data
 

@@ -24,6 +24,7 @@ from sanic import Blueprint, HTTPResponse, Request, Sanic
 from sanic_ext import openapi
 
 from services import metrics as telemetry
+from services.contract.keys import Keys
 from workers.task_queue import QUEUES, queue_key
 
 from .errors import Forbidden, Unauthorized
@@ -111,7 +112,7 @@ async def _shared_state(ctx) -> list[Metric]:
     async with ctx.redis.pipeline(transaction=False) as pipe:
         for queue in QUEUES:
             pipe.llen(queue_key(settings, queue))
-        pipe.hlen(f"{settings.redis_key_prefix}celery:unacked")
+        pipe.hlen(Keys(settings.redis_key_prefix).celery_unacked)
         pipe.get(budget.weight_key(now_ms))
         pipe.get(budget.pause_key)
         pipe.zcard(jobs.scheduled)

@@ -34,6 +34,7 @@ from kombu import Queue
 
 from config import Settings
 from config.redis_connection import celery_redis
+from services.contract.keys import Keys
 
 from . import observability  # noqa: F401  (connects the logging and metrics signal handlers)
 from .task_queue import QUEUES
@@ -66,9 +67,9 @@ def _configure(app: Celery, settings: Settings) -> None:
             # up to 100 s late. Scan every few seconds instead (one ZRANGE under a mutex).
             "unacked_restore_interval": max(1, min(10, settings.broker_visibility_timeout // 4)),
             "unacked_restore_throttle": 1,
-            "global_keyprefix": settings.redis_key_prefix + "celery:",
+            "global_keyprefix": Keys(settings.redis_key_prefix).celery_prefix,
         },
-        result_backend_transport_options={"global_keyprefix": settings.redis_key_prefix + "celery:"},
+        result_backend_transport_options={"global_keyprefix": Keys(settings.redis_key_prefix).celery_prefix},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,

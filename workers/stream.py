@@ -92,7 +92,7 @@ class Relay:
         log.info("stream relay starting: streams %s, user stream %s, always-on %s",
                  self.settings.binance_stream_url, self.settings.user_stream_mode,
                  ",".join(self.settings.stream_symbols) or "none")
-        DemandListener(self.redis, self.bus.demand_changed, self.wake, self.stopped).start()
+        DemandListener(self.redis, self.bus.keys.demand_changed, self.wake, self.stopped).start()
         self.user.start()
         try:
             while not self.stopped.is_set():
