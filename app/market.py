@@ -14,6 +14,7 @@ from sanic import Blueprint, Request, Sanic
 
 from binance_client import endpoints
 from binance_client.errors import BinanceError
+from services.contract.channels import INTERVALS
 from services.contract.keys import TICKER_FRESH_MS, Keys
 from services.symbols import fold_symbol
 
@@ -23,7 +24,6 @@ from .errors import ApiError, BadRequest
 from .openapi import operation
 from .params import MAX_TIME_MS, Choice, Integer, Query, Symbol, SymbolList, Text
 from .upstream import Upstream
-from .ws_protocol import INTERVALS
 
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
 # Binance's symbol statuses (rest-api.md, "Symbol status").

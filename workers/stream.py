@@ -27,9 +27,9 @@ from config.logging import setup_logging
 from config.redis_connection import redis_connection
 from config.signing_env import SIGNING_SECRETS, drop_from_environment
 from services import metrics as telemetry
+from services.contract.channels import Channel, ChannelKind
 from services.jobs import JobStore
 
-from .channels import Channel
 from .market_relay import DepthSnapshots, MarketRelay
 from .stream_bus import StreamBus
 from .user_relay import UserEvents, WorkerCalls, user_stream_for
@@ -79,7 +79,7 @@ class Relay:
         blocking = redis.Redis.from_url(url, **tls, socket_timeout=reply_timeout + 5)
         worker = WorkerCalls(celery, blocking, prefix, timeout=reply_timeout)
         self.user = user_stream_for(settings, self.bus, worker, UserEvents(self.bus, JobStore(self.redis, prefix)))
-        self.always_on = {f"ticker:{symbol}": Channel("ticker", symbol) for symbol in settings.stream_symbols}
+        self.always_on = {f"ticker:{symbol}": Channel(ChannelKind.TICKER, symbol) for symbol in settings.stream_symbols}
         self.wake = threading.Event()
         self.stopped = threading.Event()
         self._redis_trouble_logged = 0.0

@@ -17,14 +17,15 @@ import time
 
 import orjson
 
+from services.contract.channels import ORDERS, USER, message
+from services.contract.relay_status import STATUS_TTL, encode_report
 from services.contract.keys import Keys
 
-from .channels import ORDERS, USER, message, order_from_report
+from .channels import order_from_report
 
 USER_EVENTS_MAXLEN = 10_000
 TICKER_TTL = 3600          # a ticker key outlives its relay only this long (readers check updatedAt)
 PRUNE_AFTER_MS = 60_000    # demand lapsed this long ago is removed (web processes re-add what they hold)
-STATUS_TTL = 10
 
 
 def now_ms() -> int:
@@ -109,4 +110,4 @@ class StreamBus:
     # -- the relay's own state ------------------------------------------------------------------------
 
     def report(self, state: dict) -> None:
-        self.redis.set(self.keys.stream_status, orjson.dumps({**state, "updatedAt": now_ms()}), ex=STATUS_TTL)
+        self.redis.set(self.keys.stream_status, encode_report(state), ex=STATUS_TTL)

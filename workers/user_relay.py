@@ -28,10 +28,11 @@ from collections import OrderedDict
 
 import orjson
 
+from services.contract.channels import ORDERS, USER
 from services.jobs import JobStore
 from services.metrics import metrics
 
-from .channels import ORDERS, USER, order_from_report
+from .channels import order_from_report
 from .stream_bus import StreamBus, now_ms
 from .upstream_ws import Backoff, Link
 

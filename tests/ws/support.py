@@ -13,7 +13,7 @@ import redis
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from workers.channels import message as envelope
+from services.contract.channels import message as envelope
 from workers.stream_bus import StreamBus, now_ms
 
 
