@@ -25,7 +25,8 @@ import orjson
 from config.logging import current_request_id
 from services.jobs import FINAL
 from services.metrics import metrics
-from workers.task_queue import REQUEST_ID_HEADER, queue_key, task_message
+from services.contract.keys import Keys
+from services.contract.tasks import REQUEST_ID_HEADER, task_message
 
 from .errors import ApiError, GatewayTimeout, from_failure
 
@@ -44,7 +45,7 @@ class Dispatcher:
         self.quotas = quotas
         self.redis = redis
         self.waits = waits
-        self.prefix = settings.redis_key_prefix
+        self.keys = Keys(settings.redis_key_prefix)
         self.wait = wait
 
     def task(self, name: str, *args, queue: str = "default", kwargs: dict | None = None) -> tuple[str, bytes]:
@@ -52,7 +53,7 @@ class Dispatcher:
         The message carries the current request's id, which the worker's log lines for the task show."""
         request_id = current_request_id()
         metrics().tasks_published.labels(name).inc()
-        return queue_key(self.settings, queue), task_message(
+        return self.keys.queue(queue), task_message(
             name, args, queue, kwargs, {REQUEST_ID_HEADER: request_id} if request_id else None)
 
     async def call(self, task: str, *args, queue: str = "default", wait: float | None = None,
@@ -66,7 +67,7 @@ class Dispatcher:
         if weight and self.quotas is not None:
             await self.quotas.charge_current(weight)
         wait = self.wait if wait is None else wait
-        reply_to = f"{self.prefix}reply:{uuid.uuid4().hex}"
+        reply_to = self.keys.reply(uuid.uuid4().hex)
         kwargs = {"deadline": int(time.time() * 1000 + wait * 1000)} if deadline else None
         await self.redis.lpush(*self.task(task, reply_to, *args, queue=queue, kwargs=kwargs))
         popped = await self.waits.blpop([reply_to], timeout=wait + REPLY_GRACE)

@@ -11,8 +11,8 @@ from binance_client.budget import PRIORITIES
 from binance_client.errors import BinanceError
 from services.contract import relay_status
 from services.contract.keys import Keys
+from services.contract.tasks import QUEUES
 from services.pacing import OrderPacer
-from workers.task_queue import QUEUES, queue_key
 
 from .envelope import ok
 from .errors import ApiError
@@ -93,7 +93,7 @@ async def _workers(ctx) -> dict:
         cached = (time.monotonic(), asyncio.ensure_future(_ping_worker(ctx)))
         ctx.worker_ping = cached
     ping = await asyncio.shield(cached[1])
-    lengths = await asyncio.gather(*(ctx.redis.llen(queue_key(ctx.settings, q)) for q in QUEUES))
+    lengths = await asyncio.gather(*(ctx.redis.llen(Keys(ctx.settings.redis_key_prefix).queue(q)) for q in QUEUES))
     return {**ping, "queued": dict(zip(QUEUES, lengths))}
 
 
