@@ -9,11 +9,12 @@ from binance_client import AsyncBinanceClient
 from binance_client.budget import AsyncWeightBudget
 from config.redis_connection import redis_connection
 
+from services.contract.replies import REPLY_GRACE
 from services.jobs import AsyncJobStore
 from services.metrics import observe_upstream
 from services.risk import AsyncRiskStore
 
-from .dispatch import REPLY_GRACE, Dispatcher, JobWatcher
+from .dispatch import Dispatcher, JobWatcher
 from .market import MarketData
 from .quotas import ClientQuotas
 from .upstream import SingleFlight, Upstream
