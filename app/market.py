@@ -16,6 +16,7 @@ from binance_client import endpoints
 from binance_client.errors import BinanceError
 from services.contract.channels import INTERVALS
 from services.contract.keys import TICKER_FRESH_MS, Keys
+from services.contract.limits import weight_limit_per_minute
 from services.symbols import fold_symbol
 
 from . import schemas as S
@@ -46,9 +47,9 @@ class MarketData:
 
     async def exchange_info(self) -> dict:
         info = await self.upstream.cached(endpoints.exchange_info(), TTL["exchangeInfo"])
-        for limit in info.get("rateLimits", []):
-            if limit.get("rateLimitType") == "REQUEST_WEIGHT" and limit.get("interval") == "MINUTE":
-                self.upstream.set_weight_limit(int(limit["limit"]) // max(1, int(limit.get("intervalNum", 1))))
+        limit = weight_limit_per_minute(info)
+        if limit is not None:
+            self.upstream.set_weight_limit(limit)
         return info
 
     def known_exchange_info(self) -> dict | None:

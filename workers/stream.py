@@ -28,6 +28,7 @@ from config.redis_connection import redis_connection
 from config.signing_env import SIGNING_SECRETS, drop_from_environment
 from services import metrics as telemetry
 from services.contract.channels import Channel, ChannelKind
+from services.contract.limits import DEFAULT_WEIGHT_LIMIT, budget_limit
 from services.jobs import JobStore
 
 from .market_relay import DepthSnapshots, MarketRelay
@@ -35,7 +36,6 @@ from .stream_bus import StreamBus
 from .user_relay import UserEvents, WorkerCalls, user_stream_for
 
 log = logging.getLogger("spotgate.stream")
-DEFAULT_WEIGHT_LIMIT = 6000
 POLL_SECONDS = 1.0
 
 
@@ -68,7 +68,7 @@ class Relay:
         self.bus = StreamBus(self.redis, prefix)
         client = BinanceClient(settings.binance_api_url, timeout=settings.upstream_timeout,
                                observer=telemetry.observe_upstream)
-        budget = WeightBudget(self.redis, prefix, int(DEFAULT_WEIGHT_LIMIT * 0.9),
+        budget = WeightBudget(self.redis, prefix, budget_limit(DEFAULT_WEIGHT_LIMIT),
                               order_reserve=settings.upstream_order_reserve,
                               cancel_reserve=settings.upstream_cancel_reserve)
         self.market = MarketRelay(settings, self.bus, DepthSnapshots(client, budget, settings.stream_depth_limit))
