@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-import uuid
 from typing import Callable
 
 import orjson
@@ -25,14 +23,13 @@ import orjson
 from config.logging import current_request_id
 from services.jobs import FINAL
 from services.metrics import metrics
-from workers.task_queue import REQUEST_ID_HEADER, queue_key, task_message
+from services.contract.keys import Keys
+from services.contract.replies import REPLY_GRACE, AsyncReplies, deadline_after, new_reply_to
+from services.contract.tasks import REQUEST_ID_HEADER, task_message
 
 from .errors import ApiError, GatewayTimeout, from_failure
 
 log = logging.getLogger("spotgate.dispatch")
-
-
-REPLY_GRACE = 1.0  # seconds a reply may arrive after the task's deadline (the worker's last step)
 
 
 class Dispatcher:
@@ -43,8 +40,8 @@ class Dispatcher:
         self.settings = settings
         self.quotas = quotas
         self.redis = redis
-        self.waits = waits
-        self.prefix = settings.redis_key_prefix
+        self.replies = AsyncReplies(waits)
+        self.keys = Keys(settings.redis_key_prefix)
         self.wait = wait
 
     def task(self, name: str, *args, queue: str = "default", kwargs: dict | None = None) -> tuple[str, bytes]:
@@ -52,7 +49,7 @@ class Dispatcher:
         The message carries the current request's id, which the worker's log lines for the task show."""
         request_id = current_request_id()
         metrics().tasks_published.labels(name).inc()
-        return queue_key(self.settings, queue), task_message(
+        return self.keys.queue(queue), task_message(
             name, args, queue, kwargs, {REQUEST_ID_HEADER: request_id} if request_id else None)
 
     async def call(self, task: str, *args, queue: str = "default", wait: float | None = None,
@@ -66,16 +63,15 @@ class Dispatcher:
         if weight and self.quotas is not None:
             await self.quotas.charge_current(weight)
         wait = self.wait if wait is None else wait
-        reply_to = f"{self.prefix}reply:{uuid.uuid4().hex}"
-        kwargs = {"deadline": int(time.time() * 1000 + wait * 1000)} if deadline else None
+        reply_to = new_reply_to(self.keys)
+        kwargs = {"deadline": deadline_after(wait)} if deadline else None
         await self.redis.lpush(*self.task(task, reply_to, *args, queue=queue, kwargs=kwargs))
-        popped = await self.waits.blpop([reply_to], timeout=wait + REPLY_GRACE)
-        if popped is None:
+        message = await self.replies.wait(reply_to, timeout=wait + REPLY_GRACE)
+        if message is None:
             if unknown is not None:
                 raise unknown(wait)
             raise GatewayTimeout(f"No worker answered within {wait:g} s; nothing was changed, try again",
                                  code="WORKER_TIMEOUT", retry_after=1, details={"waitedSeconds": wait})
-        message = orjson.loads(popped[1])
         if not message["ok"]:
             raise from_failure(message["error"])
         return message["data"]

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 
-import orjson
 from sanic import Blueprint, Request, Sanic
 
 from binance_client.budget import PRIORITIES
 from binance_client.errors import BinanceError
+from services.contract import relay_status
+from services.contract.keys import Keys
+from services.contract.tasks import QUEUES
 from services.pacing import OrderPacer
-from workers.stream_bus import StreamBus
-from workers.task_queue import QUEUES, queue_key
 
 from .envelope import ok
 from .errors import ApiError
@@ -21,7 +21,6 @@ from .openapi import operation
 
 WORKER_PING_TIMEOUT = 2.0   # seconds a status request waits for a worker to answer its ping
 WORKER_PING_REUSE = 3.0     # seconds one ping's answer serves every status request of this process
-RELAY_STALE_MS = 3_000      # the relay reports every second: older than this, it is not running
 
 public = Blueprint("health")
 status_bp = Blueprint("status", url_prefix="/api/v1")
@@ -83,16 +82,7 @@ async def status(request: Request):
 
 async def _relay(ctx) -> dict:
     """The stream relay's own report (it rewrites it every second, with a 10 s expiry)."""
-    raw = await ctx.redis.get(StreamBus(ctx.redis, ctx.settings.redis_key_prefix).status_key)
-    report = orjson.loads(raw) if raw else None
-    if not isinstance(report, dict):
-        return {"running": False, "reportAgeMs": None, "connections": 0, "channels": 0, "userStream": None}
-    age = max(0, int(time.time() * 1000) - int(report.get("updatedAt", 0)))
-    market = report.get("market") or []
-    return {"running": age <= RELAY_STALE_MS, "reportAgeMs": age,
-            "connections": sum(1 for c in market if c.get("open")),
-            "channels": sum(int(c.get("channels", 0)) for c in market),
-            "userStream": report.get("user")}
+    return relay_status.summary(await ctx.redis.get(Keys(ctx.settings.redis_key_prefix).stream_status))
 
 
 async def _workers(ctx) -> dict:
@@ -103,7 +93,7 @@ async def _workers(ctx) -> dict:
         cached = (time.monotonic(), asyncio.ensure_future(_ping_worker(ctx)))
         ctx.worker_ping = cached
     ping = await asyncio.shield(cached[1])
-    lengths = await asyncio.gather(*(ctx.redis.llen(queue_key(ctx.settings, q)) for q in QUEUES))
+    lengths = await asyncio.gather(*(ctx.redis.llen(Keys(ctx.settings.redis_key_prefix).queue(q)) for q in QUEUES))
     return {**ping, "queued": dict(zip(QUEUES, lengths))}
 
 

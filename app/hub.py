@@ -28,6 +28,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from config.redis_connection import redis_connection
+from services.contract.keys import Keys
 from services.metrics import metrics
 
 from .clients import client_ip
@@ -57,13 +58,9 @@ class Hub:
             url, **tls, max_connections=REDIS_CONNECTIONS, timeout=SUBSCRIBE_TIMEOUT,
             health_check_interval=30))
         self.settings = settings
-        prefix = settings.redis_key_prefix
-        self.prefix = prefix
-        self.md_prefix = f"{prefix}md:".encode()
-        self.demand_key = f"{prefix}stream:demand"
-        self.demand_changed = f"{prefix}stream:demand:changed"
-        self.user_events_key = f"{prefix}user:events"
-        self.control = f"{prefix}ws:hub:{uuid.uuid4().hex}".encode()  # keeps the reader subscribed
+        keys = self.keys = Keys(settings.redis_key_prefix)
+        self.md_prefix = keys.md_prefix.encode()
+        self.control = f"{keys.prefix}ws:hub:{uuid.uuid4().hex}".encode()  # keeps the reader subscribed
         m = metrics()
         self.admission = Admission(settings, m)
         self.connections = self.admission.connections  # connection → None
@@ -75,16 +72,16 @@ class Hub:
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
         self._slow_closes = m.ws_slow_closes
-        self.fanout = FanOut(self.redis, prefix, self._feeds, cut_slow=self.cut_slow, spawn=self._spawn, metrics=m)
+        self.fanout = FanOut(self.redis, keys, self._feeds, cut_slow=self.cut_slow, spawn=self._spawn, metrics=m)
         # Pub/sub on its own client without retries (see PubSub).
         self._client = aioredis.Redis.from_url(url, **tls, retry=Retry(NoBackoff(), 0),
-                                               socket_keepalive=True, client_name=f"{prefix}ws-hub")
+                                               socket_keepalive=True, client_name=keys.hub_client_name)
         self.pubsub = PubSub(self._client, self.md_prefix, self.control, self._feeds,
                              dispatch=self.fanout.dispatch, lost=lambda: self.fanout.broadcast_status("reconnecting"),
                              restored=self._resync_all, spawn=self._spawn)
-        self.demand = Demand(self.redis, self.demand_key, self.demand_changed, self._feeds,
+        self.demand = Demand(self.redis, keys.demand, keys.demand_changed, self._feeds,
                              after_refresh=self.pubsub.check)
-        self.replay = UserReplay(self.redis, self.user_events_key)
+        self.replay = UserReplay(self.redis, keys.user_events)
         self.housekeeping = Housekeeping(settings, self.connections, self.redis, auth.revocations, m.ws_slow_closes)
 
     # -- lifecycle --------------------------------------------------------------------------------------

@@ -49,9 +49,9 @@ class Feed:
 class FanOut:
     """Messages of the channels in `feeds` (the hub's dict, shared) to their local clients."""
 
-    def __init__(self, redis, prefix: str, feeds: dict, *, cut_slow, spawn, metrics):
+    def __init__(self, redis, keys, feeds: dict, *, cut_slow, spawn, metrics):
         self.redis = redis
-        self.prefix = prefix
+        self.keys = keys  # services.contract.keys.Keys
         self._feeds = feeds
         self.cut_slow = cut_slow
         self._spawn = spawn
@@ -191,7 +191,7 @@ class FanOut:
                     await asyncio.sleep(SNAPSHOT_RETRY if attempt < 8 else 1.0)
                 attempt += 1
                 try:
-                    raw = await self.redis.get(f"{self.prefix}book:{feed.channel.symbol}")
+                    raw = await self.redis.get(self.keys.book(feed.channel.symbol))
                 except (RedisError, OSError) as exc:
                     log.warning("could not read the %s book: %r", feed.channel.symbol, exc)
                     continue

@@ -13,8 +13,10 @@ import orjson
 from sanic import Blueprint, Request, Sanic
 
 from binance_client import endpoints
-from services.prices import ticker_key
 from binance_client.errors import BinanceError
+from services.contract.channels import INTERVALS
+from services.contract.keys import TICKER_FRESH_MS, Keys
+from services.contract.limits import weight_limit_per_minute
 from services.symbols import fold_symbol
 
 from . import schemas as S
@@ -23,14 +25,12 @@ from .errors import ApiError, BadRequest
 from .openapi import operation
 from .params import MAX_TIME_MS, Choice, Integer, Query, Symbol, SymbolList, Text
 from .upstream import Upstream
-from .ws_protocol import INTERVALS
 
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
 # Binance's symbol statuses (rest-api.md, "Symbol status").
 SYMBOL_STATUSES = ("PRE_TRADING", "TRADING", "POST_TRADING", "END_OF_DAY", "HALT", "AUCTION_MATCH", "BREAK",
                    "CANCEL_ONLY")  # CANCEL_ONLY: CHANGELOG 2026-07-07
 TTL = {"ticker": 1.0, "depth": 0.5, "klines": 2.0, "trades": 1.0, "exchangeInfo": 300.0}
-STREAM_FRESH_MS = 5_000
 KLINE_FIELDS = ("openTime", "open", "high", "low", "close", "volume", "closeTime", "quoteVolume", "trades",
                 "takerBuyBaseVolume", "takerBuyQuoteVolume")
 
@@ -41,15 +41,15 @@ class MarketData:
     def __init__(self, upstream: Upstream, redis, key_prefix: str):
         self.upstream = upstream
         self.redis = redis
-        self.key_prefix = key_prefix
+        self.keys = Keys(key_prefix)
 
     # -- exchange info and validation ---------------------------------------------------------------
 
     async def exchange_info(self) -> dict:
         info = await self.upstream.cached(endpoints.exchange_info(), TTL["exchangeInfo"])
-        for limit in info.get("rateLimits", []):
-            if limit.get("rateLimitType") == "REQUEST_WEIGHT" and limit.get("interval") == "MINUTE":
-                self.upstream.set_weight_limit(int(limit["limit"]) // max(1, int(limit.get("intervalNum", 1))))
+        limit = weight_limit_per_minute(info)
+        if limit is not None:
+            self.upstream.set_weight_limit(limit)
         return info
 
     def known_exchange_info(self) -> dict | None:
@@ -143,14 +143,14 @@ class MarketData:
 
     async def _streamed_ticker(self, symbol: str) -> dict | None:
         """The stream relay's latest ticker for `symbol`, if it is fresh."""
-        raw = await self.redis.get(ticker_key(self.key_prefix, symbol))
+        raw = await self.redis.get(self.keys.ticker(symbol))
         if raw is None:
             return None
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return None
-        if not isinstance(data, dict) or time.time() * 1000 - data.get("updatedAt", 0) > STREAM_FRESH_MS:
+        if not isinstance(data, dict) or time.time() * 1000 - data.get("updatedAt", 0) > TICKER_FRESH_MS:
             return None
         return data
 

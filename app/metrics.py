@@ -24,7 +24,8 @@ from sanic import Blueprint, HTTPResponse, Request, Sanic
 from sanic_ext import openapi
 
 from services import metrics as telemetry
-from workers.task_queue import QUEUES, queue_key
+from services.contract.keys import Keys
+from services.contract.tasks import QUEUES
 
 from .errors import Forbidden, Unauthorized
 
@@ -104,14 +105,14 @@ async def _reports(ctx, own: str) -> list[tuple[str, str, list[Metric]]]:
 
 async def _shared_state(ctx) -> list[Metric]:
     """Gauges of what all processes share in Redis, read now (one round trip)."""
-    settings = ctx.settings
+    keys = Keys(ctx.settings.redis_key_prefix)
     budget = ctx.upstream.budget
     jobs = ctx.jobs
     now_ms = int(time.time() * 1000)
     async with ctx.redis.pipeline(transaction=False) as pipe:
         for queue in QUEUES:
-            pipe.llen(queue_key(settings, queue))
-        pipe.hlen(f"{settings.redis_key_prefix}celery:unacked")
+            pipe.llen(keys.queue(queue))
+        pipe.hlen(keys.celery_unacked)
         pipe.get(budget.weight_key(now_ms))
         pipe.get(budget.pause_key)
         pipe.zcard(jobs.scheduled)

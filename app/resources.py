@@ -9,16 +9,17 @@ from binance_client import AsyncBinanceClient
 from binance_client.budget import AsyncWeightBudget
 from config.redis_connection import redis_connection
 
+from services.contract.limits import DEFAULT_WEIGHT_LIMIT
+from services.contract.replies import REPLY_GRACE
 from services.jobs import AsyncJobStore
 from services.metrics import observe_upstream
 from services.risk import AsyncRiskStore
 
-from .dispatch import REPLY_GRACE, Dispatcher, JobWatcher
+from .dispatch import Dispatcher, JobWatcher
 from .market import MarketData
 from .quotas import ClientQuotas
 from .upstream import SingleFlight, Upstream
 
-DEFAULT_WEIGHT_LIMIT = 6000  # until exchangeInfo says otherwise
 # redis-py's asyncio pool holds at most 100 connections and raises "Too many connections" past that:
 # under a few hundred concurrent requests, every command beyond the 100th became a 503. A blocking
 # pool waits for a free connection instead (a command holds one well under a millisecond), and

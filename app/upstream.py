@@ -12,10 +12,10 @@ from binance_client import AsyncBinanceClient, endpoints
 from binance_client.budget import READ, AsyncWeightBudget
 from binance_client.endpoints import Request
 from binance_client.errors import BinanceError, BudgetSpentError, RateLimitedError
+from services.contract.limits import budget_limit
 from services.metrics import metrics
 
 log = logging.getLogger("spotgate.upstream")
-BUDGET_SHARE = 0.9  # of Binance's REQUEST_WEIGHT limit; the rest is headroom for what we can't count
 
 
 class SingleFlight:
@@ -65,7 +65,7 @@ class Upstream:
         self._background: set[asyncio.Task] = set()
 
     def set_weight_limit(self, limit: int) -> None:
-        self.budget.limit = max(1, int(limit * BUDGET_SHARE))
+        self.budget.limit = budget_limit(limit)
 
     async def call(self, request: Request):
         if self.quotas is not None:

@@ -19,14 +19,13 @@ from enum import StrEnum
 
 import orjson
 
+from services.contract.channels import INTERVALS, Channel, ChannelKind
 from services.symbols import fold_symbol
 
 from .errors import BadRequest
 
-# Binance's kline intervals (case matters: 1m is a minute, 1M a month); the REST tier checks them too.
-INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
-
-# ASCII letters and digits, and non-ASCII characters (Binance lists UTF-8 symbol names since 2025-12-15)
+# A client's spelling of a symbol: ASCII letters (folded to upper case) and digits, and non-ASCII
+# characters (Binance lists UTF-8 symbol names since 2025-12-15)
 SYMBOL_RE = re.compile(r"^(?:[A-Za-z0-9]|[^\x00-\x7f]){1,20}$")
 EVENT_ID_RE = re.compile(r"^(\d{1,20})-(\d{1,20})$")
 MAX_CHANNEL_LENGTH = 64
@@ -59,15 +58,6 @@ class ServerKind(StrEnum):
     ORDER = "order"
 
 
-class ChannelKind(StrEnum):
-    TICKER = "ticker"
-    DEPTH = "depth"
-    TRADES = "trades"
-    KLINE = "kline"
-    USER = "user"
-    ORDERS = "orders"
-
-
 # Which data messages a channel carries (anything else published on it is dropped).
 CHANNEL_MESSAGES = {
     ChannelKind.TICKER: {ServerKind.TICKER, ServerKind.STATUS},
@@ -82,33 +72,9 @@ CHANNEL_MESSAGES = {
 # -- channels ------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Channel:
-    """`ticker:BTCUSDT`, `depth:BTCUSDT`, `trades:BTCUSDT`, `kline:BTCUSDT:1m`, `user`, `orders`."""
-
-    kind: ChannelKind
-    symbol: str | None = None
-    interval: str | None = None
-
-    @property
-    def name(self) -> str:
-        if self.symbol is None:
-            return str(self.kind)
-        if self.interval is None:
-            return f"{self.kind}:{self.symbol}"
-        return f"{self.kind}:{self.symbol}:{self.interval}"
-
-    @property
-    def private(self) -> bool:
-        """User data: needs a token whatever WS_PUBLIC_MARKET_DATA says."""
-        return self.symbol is None
-
-    def with_symbol(self, symbol: str) -> Channel:
-        return Channel(self.kind, symbol, self.interval)
-
-
 def parse_channel(raw: object) -> Channel:
-    """Syntax only (the symbol is upper-cased here and checked against exchangeInfo by the caller)."""
+    """A client's spelling of a channel (services/contract/channels.py's Channel). Syntax only: the
+    symbol is upper-cased here and checked against exchangeInfo by the caller."""
     if not isinstance(raw, str) or not raw or len(raw) > MAX_CHANNEL_LENGTH:
         raise _bad_channel(raw, "A channel is a string like 'ticker:BTCUSDT'")
     parts = raw.strip().split(":")

@@ -11,7 +11,7 @@ Each repetition measures, with one sequential client and small MARKET orders alt
   job event → answer). Target: p50 ≤ 1.25 × (bare Celery p50 + direct p50);
 - async: `--orders` orders submitted with `Prefer: respond-async` by `--clients` processes, timed from
   the first job created to the last one final (every job must end), paper limits relaxed. Floor: the
-  same number of no-op tasks LPUSHed as the web enqueues orders (workers/task_queue.task_message), timed
+  same number of no-op tasks LPUSHed as the web enqueues orders (services/contract/tasks.task_message), timed
   until the bare worker pool has taken and acked them all. Target: orders/s ≥ 0.5 × no-op tasks/s.
 Prints one JSON object; `figures` holds every repetition's values beside its floor (bench/report.py
 reads them). Needs Redis at REDIS_URL (`make bench` provides one). Traffic goes to 127.0.0.1 only;
@@ -158,7 +158,7 @@ def bare_round_trips(n: int) -> list[float]:
 
 def noop_drain(client: redis.Redis, prefix: str, n: int) -> float:
     """Tasks/s at which the bare worker pool takes and acks `n` no-op tasks LPUSHed as the web does."""
-    from workers.task_queue import task_message
+    from services.contract.tasks import task_message
 
     queue, unacked = f"{prefix}{_bare_queue()}", f"{prefix}unacked"
     messages = [task_message("bare.noop", [], _bare_queue()) for _ in range(n)]

@@ -41,6 +41,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from _loadgen import delete_prefix, free_port, start_paper, start_web, stop, wait_http  # noqa: E402
 
+from services.contract.keys import Keys  # noqa: E402
+
 MAX_SECONDS = 20.0
 CONNECT_TIMEOUT = 120.0
 DRAIN_SECONDS = 3.0
@@ -234,7 +236,7 @@ def main() -> None:
 
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     prefix = f"bench:{uuid.uuid4().hex}:"
-    channel = f"{prefix}md:trades:BTCUSDT"
+    channel = Keys(prefix).md("trades:BTCUSDT")
     r = redis.Redis.from_url(redis_url)
     paper, paper_url = start_paper()
     web_env = {"REDIS_KEY_PREFIX": prefix, "MAX_WS_CONNECTIONS": str(largest + 100),

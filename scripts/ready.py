@@ -22,7 +22,7 @@ import requests  # noqa: E402
 
 from config import Settings  # noqa: E402
 from config.redis_connection import redis_connection  # noqa: E402
-from workers.stream_bus import StreamBus  # noqa: E402
+from services.contract.keys import Keys  # noqa: E402
 
 WAIT_NOTE_AFTER = 30.0
 
@@ -35,7 +35,7 @@ def main() -> int:
     settings = Settings.from_env()
     url, tls = redis_connection(settings)
     client = redis.Redis.from_url(url, **tls, socket_timeout=2)
-    status_key = StreamBus(client, settings.redis_key_prefix).status_key
+    status_key = Keys(settings.redis_key_prefix).stream_status
     from workers.celery_app import app as celery
 
     def http_ok(address: str) -> bool:

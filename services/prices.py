@@ -16,12 +16,7 @@ import orjson
 from binance_client import BinanceClient, endpoints
 from binance_client.budget import ORDER, WeightBudget
 
-FRESH_MS = 5_000  # a relay ticker older than this is not trusted (the web tier uses the same age)
-
-
-def ticker_key(prefix: str, symbol: str) -> str:
-    """The relay's latest ticker of `symbol` (one spelling of the key for every process)."""
-    return f"{prefix}ticker:{symbol}"
+from .contract.keys import TICKER_FRESH_MS, Keys
 
 
 def fresh_price(raw, now_ms: float | None = None) -> Decimal | None:
@@ -33,7 +28,7 @@ def fresh_price(raw, now_ms: float | None = None) -> Decimal | None:
     except orjson.JSONDecodeError:
         return None
     now_ms = time.time() * 1000 if now_ms is None else now_ms
-    if not isinstance(data, dict) or "price" not in data or now_ms - data.get("updatedAt", 0) > FRESH_MS:
+    if not isinstance(data, dict) or "price" not in data or now_ms - data.get("updatedAt", 0) > TICKER_FRESH_MS:
         return None
     return Decimal(data["price"])
 
@@ -46,7 +41,7 @@ class Prices:
     budget: WeightBudget
 
     def last(self, symbol: str) -> Decimal:
-        price = fresh_price(self.redis.get(ticker_key(self.prefix, symbol)))
+        price = fresh_price(self.redis.get(Keys(self.prefix).ticker(symbol)))
         if price is not None:
             return price
         request = endpoints.ticker_price(symbol)

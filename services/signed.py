@@ -13,9 +13,7 @@ from binance_client.endpoints import Request
 from binance_client.errors import (ClockSkewError, RateLimitedError, RejectedError, TimeoutError_,
                                    UnavailableError, UnknownOutcomeError)
 
-def past(deadline_ms: int | None) -> bool:
-    return deadline_ms is not None and time.time() * 1000 >= deadline_ms
-
+from .contract.replies import past
 
 @dataclass
 class SignedCaller:

@@ -1,5 +1,6 @@
 """Answering a waiting web request: the result (or the error, as services.outcomes shapes it) is
-pushed to the reply list the web process is blocked on (BLPOP), and expires if nobody reads it.
+pushed to the reply list the web process is blocked on (BLPOP), and expires if nobody reads it
+(the reply format and its expiry: services/contract/replies.py).
 
 A request carries the moment its requester stops waiting (`deadline`, epoch ms). Work taken up after
 it is not done at all: the client has been told the outcome is unknown and to look it up, so a cancel
@@ -12,14 +13,11 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-import orjson
-
 from binance_client.errors import BinanceError
+from services.contract.replies import Replies, failure, past, success
 from services.outcomes import error_from_binance
-from services.signed import past
 from workers.resources import resources
 
-REPLY_TTL = 60
 log = logging.getLogger("spotgate.replies")
 
 
@@ -28,14 +26,10 @@ def answer(reply_to: str, work: Callable[[], object], deadline: int | None = Non
         log.warning("%s: not run — taken up after its requester stopped waiting (reply %s)", task, reply_to)
         return
     try:
-        message = {"ok": True, "data": work()}
+        message = success(work())
     except BinanceError as exc:
-        message = {"ok": False, "error": error_from_binance(exc)}
+        message = failure(error_from_binance(exc))
     if past(deadline):
         log.warning("%s: finished after its requester stopped waiting (reply %s, ok=%s)", task, reply_to,
                     message["ok"])
-    redis = resources().redis
-    pipe = redis.pipeline()
-    pipe.lpush(reply_to, orjson.dumps(message))
-    pipe.expire(reply_to, REPLY_TTL)
-    pipe.execute()
+    Replies(resources().redis).send(reply_to, message)

@@ -16,7 +16,7 @@
   (worker_cancel_long_running_tasks_on_connection_loss=False): an order task carries on, and one that
   cannot record its outcome waits for Redis and runs again (services/placement.py). Its message may
   come back after the visibility timeout as well; that run finds the job final.
-- The web process enqueues with `workers.task_queue.task_message()` + an asyncio LPUSH instead of
+- The web process enqueues with `services.contract.tasks.task_message()` + an asyncio LPUSH instead of
   `send_task()`: kombu publishes synchronously (blocking the event loop for a Redis round trip, ~1 ms
   of CPU an order), and one LPUSH can share a MULTI with the job record it belongs to.
 """
@@ -34,9 +34,10 @@ from kombu import Queue
 
 from config import Settings
 from config.redis_connection import celery_redis
+from services.contract.keys import Keys
+from services.contract.tasks import QUEUES
 
 from . import observability  # noqa: F401  (connects the logging and metrics signal handlers)
-from .task_queue import QUEUES
 
 
 def _configure(app: Celery, settings: Settings) -> None:
@@ -61,9 +62,9 @@ def _configure(app: Celery, settings: Settings) -> None:
         accept_content=["json"],
         broker_transport_options={
             "visibility_timeout": settings.broker_visibility_timeout,
-            "global_keyprefix": settings.redis_key_prefix + "celery:",
+            "global_keyprefix": Keys(settings.redis_key_prefix).celery_prefix,
         },
-        result_backend_transport_options={"global_keyprefix": settings.redis_key_prefix + "celery:"},
+        result_backend_transport_options={"global_keyprefix": Keys(settings.redis_key_prefix).celery_prefix},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,

@@ -1,87 +1,13 @@
-"""Our stream channels ⇄ Binance streams, and the messages the relay publishes (docs/streams-protocol.md).
+"""The relay's message payloads: Binance events → the `data` of what it publishes (docs/streams-protocol.md).
 
-Pure functions, no I/O:
+Pure functions, no I/O (channel names and the Binance streams they need are services/contract/channels.py):
 
-    Channel.parse("kline:BTCUSDT:1m")    → Channel(kind="kline", symbol="BTCUSDT", interval="1m"), or None
-    channel.streams                      → ("btcusdt@kline_1m",)
-    route(stream)                        → the channel a Binance stream feeds ("btcusdt@bookTicker" → ticker:BTCUSDT)
     TickerState.update(kind, data, now)  → the merged ticker of @ticker + @bookTicker
     trade(data), kline(data)             → the `data` of our trade / kline messages
     order_from_report(report)            → the `data` of an `orders` message
 """
 
 from __future__ import annotations
-
-import re
-from dataclasses import dataclass
-
-INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
-MARKET_KINDS = ("ticker", "trades", "kline", "depth")
-USER, ORDERS = "user", "orders"
-# Symbols as exchangeInfo lists them: ASCII upper case and digits, and (since 2025-12) any non-ASCII
-# characters. Stream names lower the ASCII letters only: str.lower()/upper() would fold non-ASCII
-# letters too (and "ſ".upper() == "S").
-_SYMBOL = re.compile(r"^(?:[A-Z0-9]|[^\x00-\x7f]){1,20}$")
-_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-
-@dataclass(frozen=True)
-class Channel:
-    """A market channel as web clients name it: ticker:SYM, trades:SYM, kline:SYM:iv, depth:SYM."""
-
-    kind: str
-    symbol: str
-    interval: str | None = None
-
-    @classmethod
-    def parse(cls, name: str) -> Channel | None:
-        parts = name.split(":")
-        if len(parts) < 2 or parts[0] not in MARKET_KINDS or not _SYMBOL.match(parts[1]):
-            return None
-        if parts[0] == "kline":
-            if len(parts) != 3 or parts[2] not in INTERVALS:
-                return None
-            return cls("kline", parts[1], parts[2])
-        return cls(parts[0], parts[1]) if len(parts) == 2 else None
-
-    @property
-    def name(self) -> str:
-        return f"{self.kind}:{self.symbol}" + (f":{self.interval}" if self.interval else "")
-
-    @property
-    def streams(self) -> tuple[str, ...]:
-        """The Binance streams (combined-stream names) this channel needs."""
-        lower = self.symbol.translate(_LOWER)
-        if self.kind == "ticker":
-            return (f"{lower}@ticker", f"{lower}@bookTicker")
-        if self.kind == "trades":
-            return (f"{lower}@trade",)
-        if self.kind == "kline":
-            return (f"{lower}@kline_{self.interval}",)
-        return (f"{lower}@depth@100ms",)
-
-
-def route(stream: str) -> tuple[str, str] | None:
-    """(channel name, stream kind) for a Binance stream name we subscribe to, else None."""
-    symbol, _, kind = stream.partition("@")
-    if not kind:
-        return None
-    symbol = symbol.translate(_UPPER)
-    if kind in ("ticker", "bookTicker"):
-        return f"ticker:{symbol}", kind
-    if kind == "trade":
-        return f"trades:{symbol}", kind
-    if kind.startswith("kline_"):
-        return f"kline:{symbol}:{kind[6:]}", "kline"
-    if kind == "depth@100ms":
-        return f"depth:{symbol}", "depth"
-    return None
-
-
-def message(kind: str, channel: str, data, **extra) -> dict:
-    """The envelope of everything published on `P md:<channel>`."""
-    return {"type": kind, "channel": channel, **extra, "data": data}
 
 
 # -- market payloads --------------------------------------------------------------------------------

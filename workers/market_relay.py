@@ -29,9 +29,10 @@ from binance_client import BinanceClient, endpoints
 from binance_client.budget import READ, WeightBudget
 from binance_client.errors import BinanceError, RateLimitedError
 
+from services.contract.channels import Channel, route
 from services.metrics import metrics
 
-from .channels import Channel, TickerState, kline, route, trade
+from .channels import TickerState, kline, trade
 from .order_book import OrderBook, Outcome
 from .stream_bus import StreamBus, now_ms
 from .upstream_ws import Backoff, Link

@@ -24,8 +24,7 @@ from config import Settings
 from config.logging import current_request_id, reset_log_context, set_log_context, setup_logging
 from config.redis_connection import redis_connection
 from services import metrics as telemetry
-
-from .task_queue import REQUEST_ID_HEADER
+from services.contract.tasks import REQUEST_ID_HEADER
 
 log = logging.getLogger("spotgate.worker")
 BEAT_SENDING = "Scheduler: Sending due task %s (%s)"

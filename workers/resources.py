@@ -20,6 +20,7 @@ from binance_client.errors import BinanceError
 from config import Settings
 from config.logging import setup_logging
 from config.redis_connection import redis_connection
+from services.contract.limits import DEFAULT_WEIGHT_LIMIT, budget_limit, weight_limit_per_minute
 from services.jobs import JobStore
 from services.metrics import observe_upstream
 from services.orders import Orders
@@ -30,7 +31,6 @@ from services.signed import SignedCaller
 from services.user_stream import UserStreamKeys
 
 log = logging.getLogger("spotgate.worker")
-DEFAULT_WEIGHT_LIMIT = 6000
 
 
 @dataclass
@@ -59,7 +59,7 @@ class Resources:
 
     @cached_property
     def budget(self) -> WeightBudget:
-        return WeightBudget(self.redis, self.settings.redis_key_prefix, int(DEFAULT_WEIGHT_LIMIT * 0.9),
+        return WeightBudget(self.redis, self.settings.redis_key_prefix, budget_limit(DEFAULT_WEIGHT_LIMIT),
                             order_reserve=self.settings.upstream_order_reserve,
                             cancel_reserve=self.settings.upstream_cancel_reserve)
 
@@ -77,9 +77,9 @@ class Resources:
         try:
             info = self.client.call(endpoints.exchange_info())
             pacer.set_limits_from_exchange_info(info)
-            for limit in info.get("rateLimits", []):
-                if limit.get("rateLimitType") == "REQUEST_WEIGHT" and limit.get("interval") == "MINUTE":
-                    self.budget.limit = max(1, int(int(limit["limit"]) * 0.9))
+            limit = weight_limit_per_minute(info)
+            if limit is not None:
+                self.budget.limit = budget_limit(limit)
         except BinanceError as exc:
             log.warning("exchangeInfo unavailable, pacing with Binance's default limits: %s", exc)
         return pacer

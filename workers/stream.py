@@ -27,15 +27,15 @@ from config.logging import setup_logging
 from config.redis_connection import redis_connection
 from config.signing_env import SIGNING_SECRETS, drop_from_environment
 from services import metrics as telemetry
+from services.contract.channels import Channel, ChannelKind
+from services.contract.limits import DEFAULT_WEIGHT_LIMIT, budget_limit
 from services.jobs import JobStore
 
-from .channels import Channel
 from .market_relay import DepthSnapshots, MarketRelay
 from .stream_bus import StreamBus
 from .user_relay import UserEvents, WorkerCalls, user_stream_for
 
 log = logging.getLogger("spotgate.stream")
-DEFAULT_WEIGHT_LIMIT = 6000
 POLL_SECONDS = 1.0
 
 
@@ -68,7 +68,7 @@ class Relay:
         self.bus = StreamBus(self.redis, prefix)
         client = BinanceClient(settings.binance_api_url, timeout=settings.upstream_timeout,
                                observer=telemetry.observe_upstream)
-        budget = WeightBudget(self.redis, prefix, int(DEFAULT_WEIGHT_LIMIT * 0.9),
+        budget = WeightBudget(self.redis, prefix, budget_limit(DEFAULT_WEIGHT_LIMIT),
                               order_reserve=settings.upstream_order_reserve,
                               cancel_reserve=settings.upstream_cancel_reserve)
         self.market = MarketRelay(settings, self.bus, DepthSnapshots(client, budget, settings.stream_depth_limit))
@@ -79,7 +79,7 @@ class Relay:
         blocking = redis.Redis.from_url(url, **tls, socket_timeout=reply_timeout + 5)
         worker = WorkerCalls(celery, blocking, prefix, timeout=reply_timeout)
         self.user = user_stream_for(settings, self.bus, worker, UserEvents(self.bus, JobStore(self.redis, prefix)))
-        self.always_on = {f"ticker:{symbol}": Channel("ticker", symbol) for symbol in settings.stream_symbols}
+        self.always_on = {f"ticker:{symbol}": Channel(ChannelKind.TICKER, symbol) for symbol in settings.stream_symbols}
         self.wake = threading.Event()
         self.stopped = threading.Event()
         self._redis_trouble_logged = 0.0
@@ -92,7 +92,7 @@ class Relay:
         log.info("stream relay starting: streams %s, user stream %s, always-on %s",
                  self.settings.binance_stream_url, self.settings.user_stream_mode,
                  ",".join(self.settings.stream_symbols) or "none")
-        DemandListener(self.redis, self.bus.demand_changed, self.wake, self.stopped).start()
+        DemandListener(self.redis, self.bus.keys.demand_changed, self.wake, self.stopped).start()
         self.user.start()
         try:
             while not self.stopped.is_set():

@@ -1,5 +1,5 @@
 """The relay's side of the Redis contract with the web processes (docs/streams-protocol.md): demand
-in, market data and user events out. The only place the relay names a Redis key.
+in, market data and user events out. The key names are services/contract/keys.py.
 
     P stream:demand            sorted set: channel → expiry (ms); read, long-lapsed members pruned
     P stream:demand:changed    pub/sub: a web process added a channel (wakes the relay at once)
@@ -17,14 +17,15 @@ import time
 
 import orjson
 
-from services.prices import ticker_key
+from services.contract.channels import ORDERS, USER, message
+from services.contract.relay_status import STATUS_TTL, encode_report
+from services.contract.keys import Keys
 
-from .channels import ORDERS, USER, message, order_from_report
+from .channels import order_from_report
 
 USER_EVENTS_MAXLEN = 10_000
 TICKER_TTL = 3600          # a ticker key outlives its relay only this long (readers check updatedAt)
 PRUNE_AFTER_MS = 60_000    # demand lapsed this long ago is removed (web processes re-add what they hold)
-STATUS_TTL = 10
 
 
 def now_ms() -> int:
@@ -34,14 +35,10 @@ def now_ms() -> int:
 class StreamBus:
     def __init__(self, redis, prefix: str):
         self.redis = redis
-        self.prefix = prefix
-        self.demand_key = f"{prefix}stream:demand"
-        self.demand_changed = f"{prefix}stream:demand:changed"
-        self.user_events = f"{prefix}user:events"
-        self.status_key = f"{prefix}stream:status"
+        self.keys = Keys(prefix)
 
     def channel(self, name: str) -> str:
-        return f"{self.prefix}md:{name}"
+        return self.keys.md(name)
 
     # -- demand ---------------------------------------------------------------------------------------
 
@@ -49,8 +46,8 @@ class StreamBus:
         """Channels some web process holds subscribers for (score = expiry in the future)."""
         now = now_ms() if now is None else now
         pipe = self.redis.pipeline(transaction=False)
-        pipe.zrangebyscore(self.demand_key, f"({now}", "+inf")
-        pipe.zremrangebyscore(self.demand_key, "-inf", now - PRUNE_AFTER_MS)
+        pipe.zrangebyscore(self.keys.demand, f"({now}", "+inf")
+        pipe.zremrangebyscore(self.keys.demand, "-inf", now - PRUNE_AFTER_MS)
         members, _ = pipe.execute()
         return [m.decode() if isinstance(m, bytes) else m for m in members]
 
@@ -71,7 +68,7 @@ class StreamBus:
     def ticker(self, symbol: str, ticker: dict) -> None:
         channel = f"ticker:{symbol}"
         pipe = self.redis.pipeline(transaction=False)
-        pipe.set(ticker_key(self.prefix, symbol), orjson.dumps(ticker), ex=TICKER_TTL)
+        pipe.set(self.keys.ticker(symbol), orjson.dumps(ticker), ex=TICKER_TTL)
         pipe.publish(self.channel(channel), orjson.dumps(message("ticker", channel, ticker)))
         pipe.execute()
 
@@ -86,13 +83,13 @@ class StreamBus:
         # its lastUpdateId, never a book behind a diff it already skipped.
         channel = f"depth:{symbol}"
         pipe = self.redis.pipeline(transaction=True)
-        pipe.set(f"{self.prefix}book:{symbol}", orjson.dumps({**top, "updatedAt": now_ms()}))
+        pipe.set(self.keys.book(symbol), orjson.dumps({**top, "updatedAt": now_ms()}))
         pipe.publish(self.channel(channel), orjson.dumps(message(kind, channel, data)))
         pipe.execute()
 
     def forget_book(self, symbol: str) -> None:
         """Nobody follows the symbol's depth any more: its book would only go stale."""
-        self.redis.delete(f"{self.prefix}book:{symbol}")
+        self.redis.delete(self.keys.book(symbol))
 
     # -- user data ------------------------------------------------------------------------------------
 
@@ -100,7 +97,7 @@ class StreamBus:
         """Append one user event to the Redis Stream and publish it (and, for executionReports, the
         order); returns the stream entry id clients resume from."""
         raw = orjson.dumps(event)
-        entry_id = self.redis.xadd(self.user_events, {"event": raw}, maxlen=USER_EVENTS_MAXLEN, approximate=True)
+        entry_id = self.redis.xadd(self.keys.user_events, {"event": raw}, maxlen=USER_EVENTS_MAXLEN, approximate=True)
         entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         pipe = self.redis.pipeline(transaction=False)
         pipe.publish(self.channel(USER), orjson.dumps(message("user", USER, event, id=entry_id)))
@@ -113,4 +110,4 @@ class StreamBus:
     # -- the relay's own state ------------------------------------------------------------------------
 
     def report(self, state: dict) -> None:
-        self.redis.set(self.status_key, orjson.dumps({**state, "updatedAt": now_ms()}), ex=STATUS_TTL)
+        self.redis.set(self.keys.stream_status, encode_report(state), ex=STATUS_TTL)

@@ -23,15 +23,17 @@ from abc import ABC, abstractmethod
 import itertools
 import logging
 import threading
-import uuid
 from collections import OrderedDict
 
 import orjson
 
+from services.contract.channels import ORDERS, USER
+from services.contract.keys import Keys
+from services.contract.replies import Replies, new_reply_to
 from services.jobs import JobStore
 from services.metrics import metrics
 
-from .channels import ORDERS, USER, order_from_report
+from .channels import order_from_report
 from .stream_bus import StreamBus, now_ms
 from .upstream_ws import Backoff, Link
 
@@ -45,15 +47,15 @@ class WorkerError(Exception):
 
 class WorkerCalls:
     def __init__(self, celery, redis, prefix: str, timeout: float):
-        self.celery, self.redis, self.prefix, self.timeout = celery, redis, prefix, timeout
+        self.celery, self.keys, self.timeout = celery, Keys(prefix), timeout
+        self.replies = Replies(redis)
 
     def call(self, task: str, *args):
-        reply_to = f"{self.prefix}reply:{uuid.uuid4().hex}"
+        reply_to = new_reply_to(self.keys)
         self.celery.send_task(task, args=[reply_to, *args], queue="default")
-        popped = self.redis.blpop([reply_to], timeout=self.timeout)
-        if popped is None:
+        reply = self.replies.wait(reply_to, timeout=self.timeout)
+        if reply is None:
             raise WorkerError(f"no worker answered {task} within {self.timeout:.0f} s")
-        reply = orjson.loads(popped[1])
         if not reply["ok"]:
             raise WorkerError(f"{task} failed: {reply['error'].get('message')} {reply['error'].get('details')}")
         return reply["data"]

@@ -10,6 +10,7 @@ import pytest
 import redis
 import requests
 
+from services.contract.keys import Keys
 from tests.processes import WebProcess
 from tests.support import wait_until
 
@@ -158,7 +159,7 @@ def test_hundred_concurrent_requests_all_succeed(gateway):
 
 def test_fresh_stream_ticker_is_served_from_redis(gateway, redis_url):
     conn = redis.Redis.from_url(redis_url)
-    key = f"{gateway.prefix}ticker:BNBUSDT"
+    key = Keys(gateway.prefix).ticker("BNBUSDT")
     conn.set(key, orjson.dumps({"symbol": "BNBUSDT", "price": "123.45000000", "updatedAt": int(time.time() * 1000)}))
     try:
         assert gateway.get("/api/v1/ticker/price", symbol="BNBUSDT").json()["data"]["price"] == "123.45000000"

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+from services.contract.keys import Keys
 from tests.processes import ROOT, RedisServer, RelayProcess, WebProcess, free_port, stop_process
 from tests.support import delete_prefix, wait_until
 
@@ -45,7 +46,7 @@ def test_the_stream_process_holds_no_signing_secret_in_its_environment(upstream,
     client = redis_client.Redis.from_url(redis_url)
     try:
         # the relay is up and reporting
-        wait_until(lambda: client.get(f"{relay.prefix}stream:status") is not None or not relay.running(), 20,
+        wait_until(lambda: client.get(Keys(relay.prefix).stream_status) is not None or not relay.running(), 20,
                    "the relay's status report", detail=lambda: relay.log_text()[-2000:])
         assert relay.running(), relay.log_text()[-2000:]
         environ = initial_environment(relay.proc.pid)

@@ -18,6 +18,7 @@ import redis
 import requests
 from websockets.exceptions import ConnectionClosed
 
+from services.contract.keys import Keys
 from tests.processes import (
     FAST_RECONNECT, TEST_JWT_SECRET, PaperProcess, ProcfileProcess, WebProcess, WorkerProcess, free_port,
     wait_until_answers,
@@ -148,9 +149,9 @@ def test_stream_relay_sigterm_closes_upstream_sockets_and_exits_0(redis_url):
             "BINANCE_API_URL": paper.url, "BINANCE_STREAM_URL": f"ws://127.0.0.1:{upstream.port}",
             "BINANCE_WS_API_URL": f"ws://127.0.0.1:{paper.port}/ws-api/v3", **FAST_RECONNECT})
         client = redis.Redis.from_url(redis_url)
-        eventually(lambda: client.get(f"{prefix}ticker:BTCUSDT") is not None or upstream.opened, 20,
+        eventually(lambda: client.get(Keys(prefix).ticker("BTCUSDT")) is not None or upstream.opened, 20,
                    what="the relay connected upstream")
-        eventually(lambda: client.get(f"{prefix}stream:status"), 20, what="the relay's status report")
+        eventually(lambda: client.get(Keys(prefix).stream_status), 20, what="the relay's status report")
         ended_before = len(upstream.ended)  # (a connection the relay itself replaced earlier is not at stake)
         assert relay.sigterm(HEROKU_GRACE) == 0, relay.log_text()[-3000:]
         eventually(lambda: len(upstream.ended) >= upstream.opened, 5, what="every upstream connection ended")

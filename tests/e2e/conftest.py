@@ -13,6 +13,7 @@ import orjson
 import redis
 from websockets.exceptions import ConnectionClosed
 
+from services.contract.keys import Keys
 from tests.processes import PaperProcess, RelayProcess, WebProcess, WorkerProcess
 from tests.support import Deadline, delete_prefix, new_prefix
 from tests.ws.support import Client
@@ -56,7 +57,7 @@ class System:
     def start_relay(self, **env: str) -> RelayProcess:
         # One relay per prefix at a time: two would publish every message twice.
         assert self.relay is None, "a relay is already running"
-        self.redis.delete(f"{self.prefix}stream:status")  # a previous relay's report must not count
+        self.redis.delete(Keys(self.prefix).stream_status)  # a previous relay's report must not count
         self.relay = RelayProcess(self.paper, self.redis_url, self.prefix, **env)
         return self.relay
 
@@ -67,7 +68,7 @@ class System:
 
     def user_stream_ready(self) -> bool:
         """The relay's own report (stream:status): only an operator can see this, so it is polled."""
-        raw = self.redis.get(f"{self.prefix}stream:status")
+        raw = self.redis.get(Keys(self.prefix).stream_status)
         return bool(raw) and orjson.loads(raw)["user"]["subscribed"]
 
     def stop(self) -> None:

@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from paper_exchange.symbols import UNICODE_SYMBOL
+from services.contract.keys import Keys
 from tests.processes import ED25519_KEY, RSA_KEY, key_files
 from tests.support import eventually
 
@@ -45,7 +46,7 @@ def keyed(request, redis_url):
 
 
 def relay_auth(system) -> str:
-    return orjson.loads(system.redis.get(f"{system.prefix}stream:status"))["user"]["auth"]
+    return orjson.loads(system.redis.get(Keys(system.prefix).stream_status))["user"]["auth"]
 
 
 def logged_on_api_connections(system) -> list[dict]:

@@ -1,4 +1,4 @@
-"""The web tier's hand-built task message (workers.task_queue.task_message) is what kombu itself puts
+"""The web tier's hand-built task message (services.contract.tasks.task_message) is what kombu itself puts
 on the queue for `send_task(..., ignore_result=True)`, so a worker reads it as its own; a Celery or
 kombu upgrade that changes the format fails here before it strands orders in a queue."""
 
@@ -12,8 +12,9 @@ import redis
 from celery import Celery
 
 from config import Settings
+from services.contract.keys import Keys
+from services.contract.tasks import REQUEST_ID_HEADER, task_message
 from workers.celery_app import _configure
-from workers.task_queue import REQUEST_ID_HEADER, queue_key, task_message
 
 VARYING = {("headers", "id"), ("headers", "root_id"), ("headers", "origin"), ("properties", "correlation_id"),
            ("properties", "delivery_tag"), ("properties", "reply_to")}
@@ -34,7 +35,7 @@ def test_task_message_matches_what_kombu_publishes(redis_url, redis_prefix):
     app = Celery("spotgate-test")
     _configure(app, settings)
     client = redis.Redis.from_url(redis_url)
-    key = queue_key(settings, "orders")
+    key = Keys(settings.redis_key_prefix).queue("orders")
     try:
         app.send_task("orders.place", args=("job-1",), queue="orders", ignore_result=True,
                       headers={REQUEST_ID_HEADER: "req-42"})

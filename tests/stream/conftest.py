@@ -12,6 +12,7 @@ import orjson
 import pytest
 import redis
 
+from services.contract.keys import Keys
 from tests.processes import PaperProcess, RelayProcess
 from tests.support import delete_prefix, eventually, next_matching  # noqa: F401 (eventually: for importers)
 
@@ -61,8 +62,8 @@ class Subscriber:
 
 def demand(client: redis.Redis, prefix: str, channel: str, seconds: float = 30.0) -> None:
     """What a web process does for a channel it holds subscribers for (docs/streams-protocol.md)."""
-    client.zadd(f"{prefix}stream:demand", {channel: int((time.time() + seconds) * 1000)})
-    client.publish(f"{prefix}stream:demand:changed", channel)
+    client.zadd(Keys(prefix).demand, {channel: int((time.time() + seconds) * 1000)})
+    client.publish(Keys(prefix).demand_changed, channel)
 
 
 def paper_streams(paper: PaperProcess) -> list[dict]:

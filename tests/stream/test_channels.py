@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from workers.channels import Channel, TickerState, kline, order_from_report, route, trade
+from services.contract.channels import Channel, route
+from workers.channels import TickerState, kline, order_from_report, trade
 from workers.upstream_ws import Backoff
 
 

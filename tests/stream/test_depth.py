@@ -10,6 +10,7 @@ from decimal import Decimal
 import orjson
 import pytest
 
+from services.contract.keys import Keys
 from tests.processes import PaperProcess
 
 from .conftest import demand
@@ -99,7 +100,7 @@ def test_snapshot_and_500_diffs_rebuild_the_exchanges_book(paper, make_relay, ma
     assert all(f.gaps == [] for f in followers.values())
     converge(paper, sub, followers, SYMBOLS)
     # the book a newly arriving client starts from (P book:<SYM>) is the top 20 of the same book
-    stored = orjson.loads(redis_client.get(f"{relay.prefix}book:BTCUSDT"))
+    stored = orjson.loads(redis_client.get(Keys(relay.prefix).book("BTCUSDT")))
     exchange = paper.get("/_paper/book", symbol="BTCUSDT").json()
     assert stored["lastUpdateId"] <= exchange["lastUpdateId"]
     assert len(stored["bids"]) <= 20 and stored["bids"] == sorted(stored["bids"], key=lambda l: -Decimal(l[0]))

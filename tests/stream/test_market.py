@@ -10,6 +10,7 @@ from decimal import Decimal
 import orjson
 import pytest
 
+from services.contract.keys import Keys
 from tests.processes import PaperProcess
 
 from .conftest import demand, eventually, paper_streams, subscribed_upstream
@@ -42,7 +43,7 @@ def test_always_on_tickers_are_published_and_keep_the_rest_cache_fresh(paper, re
     assert data["price"] == data["lastPrice"]
     sub.wait_for(lambda ch, m: ch == "ticker:ETHBTC", timeout=5, what="an ETHBTC ticker")
 
-    stored = orjson.loads(redis_client.get(f"{relay.prefix}ticker:BTCUSDT"))
+    stored = orjson.loads(redis_client.get(Keys(relay.prefix).ticker("BTCUSDT")))
     assert set(stored) == TICKER_FIELDS and time.time() * 1000 - stored["updatedAt"] < 5_000
     # the paper exchange's own REST ticker agrees with what the relay merged from its streams
     rest = paper.get("/api/v3/ticker/24hr", symbol="BTCUSDT").json()
@@ -50,10 +51,10 @@ def test_always_on_tickers_are_published_and_keep_the_rest_cache_fresh(paper, re
     # kept fresh: later tickers replace it
     sub.wait_for(lambda ch, m: ch == "ticker:BTCUSDT" and m["data"]["updatedAt"] > stored["updatedAt"] + 900,
                  timeout=5, what="a newer BTCUSDT ticker")
-    again = orjson.loads(redis_client.get(f"{relay.prefix}ticker:BTCUSDT"))
+    again = orjson.loads(redis_client.get(Keys(relay.prefix).ticker("BTCUSDT")))
     assert again["updatedAt"] > stored["updatedAt"] and time.time() * 1000 - again["updatedAt"] < 5_000
     # a symbol nobody asked for is not streamed
-    assert redis_client.get(f"{relay.prefix}ticker:BNBUSDT") is None
+    assert redis_client.get(Keys(relay.prefix).ticker("BNBUSDT")) is None
 
 
 def test_demand_subscribes_within_a_second_and_its_lapse_unsubscribes(paper, relay, make_subscriber, redis_client):
@@ -131,7 +132,7 @@ def test_a_utf8_symbol_streams_through_redis_under_its_own_name(paper, make_rela
     sub = make_subscriber(relay.prefix)
     _, ticker = sub.wait_for(lambda ch, m: ch == f"ticker:{symbol}", timeout=10, what="a ticker of the UTF-8 symbol")
     assert ticker["data"]["symbol"] == symbol and set(ticker["data"]) == TICKER_FIELDS
-    assert orjson.loads(redis_client.get(f"{relay.prefix}ticker:{symbol}"))["symbol"] == symbol
+    assert orjson.loads(redis_client.get(Keys(relay.prefix).ticker(symbol)))["symbol"] == symbol
     assert {"币安人生usdt@ticker", "币安人生usdt@bookTicker"} <= subscribed_upstream(paper)
     demand(redis_client, relay.prefix, f"trades:{symbol}")
     _, trade = sub.wait_for(lambda ch, m: ch == f"trades:{symbol}", timeout=10, what="a trade of the UTF-8 symbol")

@@ -14,6 +14,7 @@ import orjson
 import pytest
 import redis
 
+from services.contract.keys import Keys
 from tests.orders.conftest import Stack
 from tests.support import eventually
 
@@ -50,7 +51,7 @@ class System(Stack):
         return self.web.get(f"/api/v1/jobs/{job_id}").json()["data"]
 
     def user_stream_ready(self) -> bool:
-        raw = self.redis.get(f"{self.prefix}stream:status")
+        raw = self.redis.get(Keys(self.prefix).stream_status)
         return bool(raw) and orjson.loads(raw)["user"]["subscribed"]
 
     def stop(self) -> None:
@@ -73,7 +74,7 @@ def start_relay(system, make_relay, make_subscriber):
 
     def start(mode: str):
         sub = make_subscriber(system.prefix)
-        system.redis.delete(f"{system.prefix}stream:status")  # the previous relay's report
+        system.redis.delete(Keys(system.prefix).stream_status)  # the previous relay's report
         relay = make_relay(system.paper, prefix=system.prefix, USER_STREAM_MODE=mode, STREAM_SYMBOLS="none")
         eventually(system.user_stream_ready, 20, what=f"the {mode} user stream subscribed")
         sub.drain()
@@ -95,7 +96,7 @@ def test_an_order_comes_back_as_events_orders_and_its_jobs_order_update(system, 
 
     _, user = sub.wait_for(execution_report(cid, "NEW"), 10, "the NEW executionReport on md:user")
     assert user["channel"] == "user" and user["data"]["i"] == order["orderId"] and user["data"]["X"] == "NEW"
-    entries = system.redis.xrange(f"{system.prefix}user:events", min=user["id"], max=user["id"])
+    entries = system.redis.xrange(Keys(system.prefix).user_events, min=user["id"], max=user["id"])
     assert len(entries) == 1 and orjson.loads(entries[0][1][b"event"]) == user["data"]
     _, placed = sub.wait_for(lambda ch, m: ch == "orders" and m["data"]["clientOrderId"] == cid, 5, "md:orders")
     assert placed["type"] == "order" and placed["id"] == user["id"]

@@ -13,7 +13,7 @@ import redis
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from workers.channels import message as envelope
+from services.contract.channels import message as envelope
 from workers.stream_bus import StreamBus, now_ms
 
 
@@ -59,13 +59,13 @@ class Relay:
 
     def kill_hub_connection(self) -> None:
         """Drop the web process's pub/sub connection, as a network blip or a Redis failover would."""
-        name = f"{self.prefix}ws-hub"
+        name = self.bus.keys.hub_client_name
         ids = [c["id"] for c in self.redis.client_list() if c.get("name") == name]
         assert len(ids) == 1, ids
         self.redis.client_kill_filter(_id=ids[0])
 
     def demand(self) -> dict[str, float]:
-        return {m.decode(): s for m, s in self.redis.zrange(self.bus.demand_key, 0, -1, withscores=True)}
+        return {m.decode(): s for m, s in self.redis.zrange(self.bus.keys.demand, 0, -1, withscores=True)}
 
     def subscribers(self, channel: str) -> int:
         return self.redis.pubsub_numsub(self.bus.channel(channel))[0][1]

@@ -62,7 +62,7 @@ def test_unsubscribed_channels_stop_and_others_continue(gateway):
 def test_demand_is_registered_refreshed_and_lapses_after_the_last_client(gateway):
     relay = gateway.relay
     announcements = relay.redis.pubsub()
-    announcements.subscribe(relay.bus.demand_changed)
+    announcements.subscribe(relay.bus.keys.demand_changed)
     assert announcements.get_message(timeout=5)["type"] == "subscribe"
     try:
         with gateway.connect("/ws/depth/ethbtc") as leaving, \

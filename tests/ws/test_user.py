@@ -80,7 +80,7 @@ def test_last_event_id_replays_missed_events_then_live_ones_without_gap_or_dupli
     finally:
         stop.set()
         publisher.join()
-    expected = [entry[0].decode() for entry in relay.redis.xrange(relay.bus.user_events, min=f"({resume_after}")]
+    expected = [entry[0].decode() for entry in relay.redis.xrange(relay.bus.keys.user_events, min=f"({resume_after}")]
     assert received == expected  # every event after lastEventId, in order, once
     assert received[0] == ids[100] and live[0] in received
 

@@ -1,7 +1,8 @@
 """Task messages for the Celery queues, built without Celery: what the web process LPUSHes itself.
 
 Importing this builds no Celery app and reads no settings (the web process imports it at start-up,
-where a configuration error must surface in `create_app`, not at import).
+where a configuration error must surface in `create_app`, not at import). The queue lists are
+`Keys.queue(name)`; the task names and their arguments are listed in services/contract/__init__.py.
 """
 
 from __future__ import annotations
@@ -13,15 +14,10 @@ import uuid
 
 import orjson
 
-QUEUES = ("orders", "default")
+QUEUES = ("orders", "default")  # the worker consumes both; orders.* go to `orders` (workers/celery_app.py)
 # The custom message header carrying the id of the web request a task works for (its log lines show it).
 REQUEST_ID_HEADER = "request_id"
 _HOST = socket.gethostname()
-
-
-def queue_key(settings, queue: str) -> str:
-    """The Redis list kombu's Redis transport reads `queue` from (priority 0, our key prefix)."""
-    return f"{settings.redis_key_prefix}celery:{queue}"
 
 
 def task_message(name: str, args: tuple | list, queue: str, kwargs: dict | None = None,
