@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 import orjson
 
@@ -133,7 +133,7 @@ class JobWatcher:
             if job is not None and job["status"] in FINAL:
                 return job
             return await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
         finally:
             waiters = self._waiters.get(job_id)

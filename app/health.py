@@ -14,9 +14,9 @@ from services.pacing import OrderPacer
 from workers.stream_bus import StreamBus
 from workers.task_queue import QUEUES, queue_key
 
+from . import schemas as S
 from .envelope import ok
 from .errors import ApiError
-from . import schemas as S
 from .openapi import operation
 
 WORKER_PING_TIMEOUT = 2.0   # seconds a status request waits for a worker to answer its ping

@@ -13,8 +13,8 @@ import orjson
 from sanic import Blueprint, Request, Sanic
 
 from binance_client import endpoints
-from services.prices import ticker_key
 from binance_client.errors import BinanceError
+from services.prices import ticker_key
 from services.symbols import fold_symbol
 
 from . import schemas as S

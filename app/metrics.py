@@ -202,7 +202,7 @@ def setup_metrics(app: Sanic) -> None:
         await asyncio.gather(app_.ctx.metrics_publisher, return_exceptions=True)
         try:
             await asyncio.wait_for(_report(app_.ctx), 2.0)  # the last increments, while Redis is open
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RedisError, OSError) as exc:
             log.warning("could not report metrics to Redis at stop (%r)", exc)
 
     @app.after_server_stop

@@ -18,8 +18,15 @@ from decimal import Decimal
 from sanic import Blueprint, Request
 
 from binance_client import endpoints
-from services.filters import (CLIENT_ID_PATTERN, MARKET_LIKE, TYPES, OrderInvalid, check_client_order_id, check_order,
-                              json_integer)
+from services.filters import (
+    CLIENT_ID_PATTERN,
+    MARKET_LIKE,
+    TYPES,
+    OrderInvalid,
+    check_client_order_id,
+    check_order,
+    json_integer,
+)
 from services.jobs import FAILED, SUCCEEDED, ClientOrderIdInUse, new_job, public_view
 from services.risk import Valuation, limits_refusal, needs_reference, order_value
 

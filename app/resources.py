@@ -8,7 +8,6 @@ from sanic import Sanic
 from binance_client import AsyncBinanceClient
 from binance_client.budget import AsyncWeightBudget
 from config.redis_connection import redis_connection
-
 from services.jobs import AsyncJobStore
 from services.metrics import observe_upstream
 from services.risk import AsyncRiskStore

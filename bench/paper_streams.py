@@ -60,7 +60,7 @@ async def _read(ws, start, seconds: float) -> tuple:
                 break
             try:
                 message = await ws.receive(timeout=(begin + seconds - now) if begin else 0.5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             if message.type != aiohttp.WSMsgType.TEXT:
                 errors += 1

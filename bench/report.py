@@ -115,7 +115,7 @@ def judge(figure: dict) -> dict:
 
 def report(only: set[str] | None) -> dict:
     started = time.time()
-    results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    results = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                "machine": machine(), "scripts": {}, "figures": []}
     for script in scripts(only):
         result = run(script)

@@ -10,10 +10,10 @@ An `observer(request, status, elapsed_ms, rate_limits)`, when given, hears of ev
 
 from __future__ import annotations
 
-import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import orjson
@@ -187,7 +187,7 @@ class AsyncBinanceClient(_Base):
         except aiohttp.ClientConnectorError as exc:
             self._failed(request, "unreachable", started)
             raise UnavailableError(f"cannot connect: {exc}") from None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._failed(request, "timeout", started)
             raise TimeoutError_(f"no answer within {self.timeout} s") from None
         except aiohttp.ClientError as exc:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Iterator
 
 from .money import ZERO
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import random
 import string
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Callable, Iterable
 
 from . import errors
 from .book import OrderBook
@@ -67,7 +67,7 @@ class AccountTrade:
 
 @dataclass(eq=False)
 class Order:
-    account: "Account"
+    account: Account
     symbol: str
     order_id: int
     client_order_id: str

@@ -14,8 +14,8 @@ import ipaddress
 import secrets
 import string
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import orjson
 from sanic import Request, Sanic
@@ -64,7 +64,7 @@ class Endpoint:
     path: str
     security: str  # NONE, USER_STREAM (API key only) or SIGNED, as in Binance's docs
     weight: Callable[[Params], int]
-    handler: Callable[["PaperExchange", Call], object]
+    handler: Callable[[PaperExchange, Call], object]
     counts_order: bool = False
     free_on_success: bool = False  # CHANGELOG 2026-03-27: weight 0 when it succeeds, charged when it fails
 

@@ -30,8 +30,17 @@ import redis
 
 from binance_client import BinanceClient, endpoints
 from binance_client.budget import ORDER, WeightBudget
-from binance_client.errors import (AuthError, BinanceError, BudgetSpentError, ClockSkewError, NotFoundError,
-                                   OrderRejectedError, RateLimitedError, UnavailableError, UnknownOutcomeError)
+from binance_client.errors import (
+    AuthError,
+    BinanceError,
+    BudgetSpentError,
+    ClockSkewError,
+    NotFoundError,
+    OrderRejectedError,
+    RateLimitedError,
+    UnavailableError,
+    UnknownOutcomeError,
+)
 
 from .job_runs import DONE, HELD, Begun, GateVerdict, JobRuns
 from .jobs import FAILED, RUNNING, SUCCEEDED, JobStore, is_final, now_ms
@@ -39,8 +48,16 @@ from .metrics import metrics
 from .outcomes import error_from_binance, failure
 from .pacing import OrderPacer
 from .prices import Prices
-from .risk import (USDT, RiskStore, Valuation, kill_switch_refusal, limits_refusal, needs_reference,
-                   open_orders_refusal, order_value)
+from .risk import (
+    USDT,
+    RiskStore,
+    Valuation,
+    kill_switch_refusal,
+    limits_refusal,
+    needs_reference,
+    open_orders_refusal,
+    order_value,
+)
 
 log = logging.getLogger("spotgate.placement")
 DUPLICATE = "Duplicate order sent."

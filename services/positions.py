@@ -16,9 +16,9 @@ cost of everything bought.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Iterable, Mapping
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)

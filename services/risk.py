@@ -31,8 +31,8 @@ from decimal import Decimal, InvalidOperation
 
 import orjson
 
-from .keys import part
 from .filters import POSITIVE_DECIMAL_RE, json_integer
+from .keys import part
 from .outcomes import failure
 from .symbols import fold_symbol
 
@@ -120,7 +120,7 @@ class Valuation:
     inverse: bool = False
 
     @classmethod
-    def for_symbol(cls, info: dict, symbols: dict[str, dict]) -> "Valuation | None":
+    def for_symbol(cls, info: dict, symbols: dict[str, dict]) -> Valuation | None:
         """From exchangeInfo: `info` is the order's symbol, `symbols` every symbol by name."""
         quote = info["quoteAsset"]
         if quote == USDT:
@@ -139,7 +139,7 @@ class Valuation:
         return {"quoteAsset": self.quote_asset, "via": self.via, "inverse": self.inverse}
 
     @classmethod
-    def from_json(cls, data: dict | None) -> "Valuation | None":
+    def from_json(cls, data: dict | None) -> Valuation | None:
         return None if data is None else cls(data["quoteAsset"], data.get("via"), bool(data.get("inverse")))
 
 

@@ -10,8 +10,15 @@ from dataclasses import dataclass
 from binance_client import BinanceClient
 from binance_client.budget import READ, WeightBudget
 from binance_client.endpoints import Request
-from binance_client.errors import (ClockSkewError, RateLimitedError, RejectedError, TimeoutError_,
-                                   UnavailableError, UnknownOutcomeError)
+from binance_client.errors import (
+    ClockSkewError,
+    RateLimitedError,
+    RejectedError,
+    TimeoutError_,
+    UnavailableError,
+    UnknownOutcomeError,
+)
+
 
 def past(deadline_ms: int | None) -> bool:
     return deadline_ms is not None and time.time() * 1000 >= deadline_ms

@@ -4,13 +4,12 @@ and the ping `GET /api/v1/status` sends to tell whether any worker is taking tas
 from __future__ import annotations
 
 import logging
+import socket
+import time
 
 from services.metrics import metrics
 from workers.celery_app import app
 from workers.resources import resources
-
-import socket
-import time
 
 from .base import SpotgateTask
 from .orders import place

@@ -10,7 +10,7 @@ ends late is logged, so that outcome is visible to operators too.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import orjson
 

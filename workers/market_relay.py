@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from binance_client import BinanceClient, endpoints
 from binance_client.budget import READ, WeightBudget
 from binance_client.errors import BinanceError, RateLimitedError
-
 from services.metrics import metrics
 
 from .channels import Channel, TickerState, kline, route, trade
@@ -100,7 +99,7 @@ class Subscriptions:
 # -- one upstream connection's worth of channels ----------------------------------------------------
 
 class Slot:
-    def __init__(self, relay: "MarketRelay", index: int):
+    def __init__(self, relay: MarketRelay, index: int):
         self.relay = relay
         self.index = index
         self.channels: dict[str, Channel] = {}

@@ -19,11 +19,11 @@ Binance; clients reconcile with the REST order and account reads.
 from __future__ import annotations
 
 import hashlib
-from abc import ABC, abstractmethod
 import itertools
 import logging
 import threading
 import uuid
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 
 import orjson

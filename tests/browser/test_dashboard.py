@@ -14,10 +14,16 @@ from decimal import Decimal
 import pytest
 import requests
 
-from .conftest import (
-    DESKTOP, PHONE, Tab, sign_in_with_password, sign_in_with_token, wait_live,
-)
 from tests.support import eventually
+
+from .conftest import (
+    DESKTOP,
+    PHONE,
+    Tab,
+    sign_in_with_password,
+    sign_in_with_token,
+    wait_live,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -4,6 +4,7 @@ for is lost or done twice."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,15 +12,19 @@ import time
 import uuid
 from decimal import Decimal
 
-import json
-
 import pytest
 import redis
 import requests
 from websockets.exceptions import ConnectionClosed
 
 from tests.processes import (
-    FAST_RECONNECT, TEST_JWT_SECRET, PaperProcess, ProcfileProcess, WebProcess, WorkerProcess, free_port,
+    FAST_RECONNECT,
+    TEST_JWT_SECRET,
+    PaperProcess,
+    ProcfileProcess,
+    WebProcess,
+    WorkerProcess,
+    free_port,
     wait_until_answers,
 )
 from tests.support import delete_prefix, eventually

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
 import re
 import shutil
 import subprocess
+import time
 import uuid
 from decimal import Decimal
 
@@ -18,7 +18,12 @@ import pytest
 
 from services.jobs import JobStore
 from tests.processes import (
-    TEST_JWT_SECRET, PaperProcess, ProcfileProcess, WorkerProcess, free_port, wait_until_answers,
+    TEST_JWT_SECRET,
+    PaperProcess,
+    ProcfileProcess,
+    WorkerProcess,
+    free_port,
+    wait_until_answers,
 )
 from tests.support import delete_prefix, eventually
 from tests.ws.support import Client, Relay

@@ -9,8 +9,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from paper_exchange import history
 from paper_exchange.candles import MINUTE, bucket_after, bucket_start
@@ -125,7 +124,7 @@ def test_weeks_open_on_monday():
     import datetime as dt
 
     for c in exchange.markets["BTCUSDT"].history.klines("1w", None, None, 5, now):
-        assert dt.datetime.fromtimestamp(c.open_time / 1000, dt.timezone.utc).strftime("%a %H:%M") == "Mon 00:00"
+        assert dt.datetime.fromtimestamp(c.open_time / 1000, dt.UTC).strftime("%a %H:%M") == "Mon 00:00"
 
 
 def test_the_same_seed_gives_the_same_history():

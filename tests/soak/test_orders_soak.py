@@ -18,8 +18,15 @@ import pytest
 import requests
 
 from tests.orders.conftest import Stack
-from tests.orders.test_exactly_once import (FAULTS, LONG_TTL, RELAXED, assert_placed_once, exchange_orders,
-                                            market, wait_final)
+from tests.orders.test_exactly_once import (
+    FAULTS,
+    LONG_TTL,
+    RELAXED,
+    assert_placed_once,
+    exchange_orders,
+    market,
+    wait_final,
+)
 from tests.soak.support import RestartableRedis, scan_logs
 
 SOAK_FAULTS = [*FAULTS, {"kind": "latency", "probability": 0.15, "latency_ms": 300}]
