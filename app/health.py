@@ -104,7 +104,7 @@ async def _workers(ctx) -> dict:
         ctx.worker_ping = cached
     ping = await asyncio.shield(cached[1])
     lengths = await asyncio.gather(*(ctx.redis.llen(queue_key(ctx.settings, q)) for q in QUEUES))
-    return {**ping, "queued": dict(zip(QUEUES, lengths))}
+    return {**ping, "queued": dict(zip(QUEUES, lengths, strict=True))}
 
 
 async def _ping_worker(ctx) -> dict:

@@ -121,7 +121,7 @@ async def _shared_state(ctx) -> list[Metric]:
     unacked, used, pause, scheduled, open_jobs = answers
     queue_family = GaugeMetricFamily("spotgate_celery_queue_length", "Task messages waiting in a Celery queue",
                                      labels=("queue",))
-    for queue, length in zip(QUEUES, lengths):
+    for queue, length in zip(QUEUES, lengths, strict=True):
         queue_family.add_metric([queue], length)
     used = int(used or 0)
     pause_left = 0.0

@@ -49,7 +49,8 @@ JOB_ID = Text("job_id", "The job's id, as POST /api/v1/order answered it", locat
 CLIENT_ORDER_ID = Text("clientOrderId", "Client order id", pattern=CLIENT_ID_PATTERN.strip("^$"), max_length=36)
 ORDER_REF = Query(Symbol("symbol", required=True), Integer("orderId", "Order id"), CLIENT_ORDER_ID)
 LIMIT = Integer("limit", "Rows, 1-1000", default=500, ge=1, le=1000)
-START, END = Integer("startTime", "From this time (ms)", le=MAX_TIME_MS), Integer("endTime", "Until (ms)", le=MAX_TIME_MS)
+START = Integer("startTime", "From this time (ms)", le=MAX_TIME_MS)
+END = Integer("endTime", "Until (ms)", le=MAX_TIME_MS)
 ALL_ORDERS = Query(Symbol("symbol", required=True), Integer("orderId", "From this order id"), START, END, LIMIT)
 MY_TRADES = Query(Symbol("symbol", required=True), Integer("orderId", "Only this order's trades"), START, END,
                   Integer("fromId", "From this trade id"), LIMIT)

@@ -92,7 +92,7 @@ def judge(figure: dict) -> dict:
     out["floor"] = {"label": floor["label"], **(spread(floor["values"]) or {})} if floor else None
     ratios = None
     if floor and len(floor["values"]) == len(values):
-        ratios = [v / f for v, f in zip(values, floor["values"]) if v is not None and f]
+        ratios = [v / f for v, f in zip(values, floor["values"], strict=True) if v is not None and f]
     out["ratio"] = spread(ratios) if ratios else None
     target = figure.get("target")
     out["target"] = target

@@ -417,7 +417,8 @@ class Exchange:
     def _stop_triggered(type_: str, side: str, stop: Decimal | None, last: Decimal) -> bool:
         if stop is None:
             return False
-        rises = (type_.startswith("STOP_LOSS") and side == "BUY") or (type_.startswith("TAKE_PROFIT") and side == "SELL")
+        rises = ((type_.startswith("STOP_LOSS") and side == "BUY")
+                 or (type_.startswith("TAKE_PROFIT") and side == "SELL"))
         return last >= stop if rises else last <= stop
 
     def _run_stops(self, market: Market, now: int) -> None:
@@ -527,7 +528,8 @@ class Exchange:
 
     # -- cancel and query ---------------------------------------------------------------------------
 
-    def find_order(self, account_name: str, symbol: str, order_id: int | None, client_order_id: str | None) -> Order | None:
+    def find_order(self, account_name: str, symbol: str, order_id: int | None,
+                   client_order_id: str | None) -> Order | None:
         account = self.accounts[account_name]
         self.market(symbol)
         order = None

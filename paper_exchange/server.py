@@ -356,7 +356,8 @@ def test_order(px: PaperExchange, call: Call):
     if call.params.values.get("computeCommissionRates") == "true":
         acc = px.exchange.accounts[call.account]
         rates = {"maker": wire.fmt(acc.maker_rate), "taker": wire.fmt(acc.taker_rate)}
-        return {"standardCommissionForOrder": rates, "taxCommissionForOrder": {"maker": "0.00000000", "taker": "0.00000000"},
+        return {"standardCommissionForOrder": rates,
+                "taxCommissionForOrder": {"maker": "0.00000000", "taker": "0.00000000"},
                 "discount": {"enabledForAccount": False, "enabledForSymbol": False, "discountAsset": "BNB",
                              "discount": "0.00000000"}}
     return {}

@@ -12,10 +12,11 @@ one placed outside the gateway under the same id fails the job with CLIENT_ORDER
 passing for it. A run that loses Redis (a restart, a failover) cannot record what it learnt: it waits
 for Redis to answer again, lets its lock go and hands the job back to be run again at once (which
 looks the order up first), instead of failing the task, whose message would then be gone (Celery
-acknowledges a failed task) and the job left `running` until the sweep re-drives it. Right before sending, once nothing of the order can be on the exchange, the run
-applies the whole risk check again (services/risk.py: the limits as they are then, the price now, a
-slot under maxOpenOrders) and the job's time-to-live: an order that could only be sent after its
-`expiresAt` fails with ORDER_EXPIRED, unsent.
+acknowledges a failed task) and the job left `running` until the sweep re-drives it. Right before
+sending, once nothing of the order can be on the exchange, the run applies the whole risk check
+again (services/risk.py: the limits as they are then, the price now, a slot under maxOpenOrders)
+and the job's time-to-live: an order that could only be sent after its `expiresAt` fails with
+ORDER_EXPIRED, unsent.
 """
 
 from __future__ import annotations

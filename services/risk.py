@@ -297,7 +297,8 @@ class AsyncRiskStore(_Keys):
     async def state(self) -> tuple[dict | None, dict]:
         """The kill switch's refusal (None while trading is allowed) and the limits, in one round trip."""
         kill, raw_limits = await self.redis.mget(self.kill_key, self.limits_key)
-        return kill_switch_refusal(orjson.loads(kill) if kill else None), (orjson.loads(raw_limits) if raw_limits else {})
+        limits = orjson.loads(raw_limits) if raw_limits else {}
+        return kill_switch_refusal(orjson.loads(kill) if kill else None), limits
 
     async def rate_refusal(self, owner: str, limits: dict) -> dict | None:
         """maxOrdersPerMinute for this token subject (counts this order)."""

@@ -196,7 +196,7 @@ class Link:
                 opcode, frame = ws.recv_data_frame(True)
             except websocket.WebSocketTimeoutException:
                 if time.monotonic() - last_frame > self.idle_timeout:
-                    raise ConnectionError(f"nothing received for {self.idle_timeout:.0f} s")
+                    raise ConnectionError(f"nothing received for {self.idle_timeout:.0f} s") from None
                 continue
             last_frame = time.monotonic()
             if opcode == websocket.ABNF.OPCODE_CLOSE:

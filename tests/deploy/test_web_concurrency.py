@@ -36,7 +36,8 @@ MAX_CONNECTIONS = 24  # opened until both workers hold some (the kernel picks th
 
 def serving_pid(server_port: int, client_port: int) -> int:
     """The pid of the process holding the server side of the connection from `client_port`."""
-    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{server_port} and dport = :{client_port} )"],
+    out = subprocess.run(["ss", "-tnpH", "state", "established",
+                          f"( sport = :{server_port} and dport = :{client_port} )"],
                          capture_output=True, text=True, check=True).stdout
     pids = {int(p) for p in re.findall(r"pid=(\d+)", out)}
     assert len(pids) == 1, out

@@ -149,7 +149,8 @@ def rest_load(redis_url: str, capsys, clients: int, seconds: float) -> None:
     latencies = result["latencies"]
     report(capsys, f"REST {clients} clients for {seconds:.0f} s: {len(latencies)} answers "
                    f"({len(latencies) / result['seconds']:.0f}/s), {len(result['errors'])} errors, "
-                   f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {percentile(latencies, 0.99) * 1000:.1f} ms; "
+                   f"p50 {statistics.median(latencies) * 1000:.1f} ms, "
+                   f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms; "
                    f"{len(result['jobs'])} orders: {outcomes}")
     assert not result["errors"], result["errors"][:10]
     assert len(latencies) >= clients  # every client got answers

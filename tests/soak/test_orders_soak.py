@@ -104,7 +104,8 @@ def run_soak(orders: int, budget_s: float, disruptions: tuple[tuple[float, str],
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(one, enumerate(bodies)))
         disruptor.join(timeout=max(1.0, deadline - time.monotonic()))
-        assert not disruptor.is_alive() and len(killed) == sum(a == "kill" for _, a in disruptions), "the disruptions did not all happen"
+        assert not disruptor.is_alive() and len(killed) == sum(a == "kill" for _, a in disruptions), \
+            "the disruptions did not all happen"
 
         # A run that lost Redis mid-order waits for it and runs the job again (services/placement.py):
         # no job waits for beat's sweep (JOB_REDRIVE_AFTER, 120 s), which the budget leaves no room for.
