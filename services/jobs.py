@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import overload
 
 import orjson
 
@@ -163,7 +164,11 @@ def with_order_update(raw, update) -> dict | None:
     return job
 
 
-def _text(value) -> str | None:
+@overload
+def _text(value: bytes | str) -> str: ...
+@overload
+def _text(value: None) -> None: ...
+def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 

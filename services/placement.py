@@ -142,8 +142,7 @@ class Placer:
 
     def __post_init__(self) -> None:
         self.runs = JobRuns(self.jobs, self.pacer, self.budget, self.risk)
-        if self.prices is None:
-            self.prices = Prices(self.jobs.redis, self.jobs.prefix, self.client, self.budget)
+        self._prices = self.prices or Prices(self.jobs.redis, self.jobs.prefix, self.client, self.budget)
 
     def place(self, job_id: str) -> dict | None:
         """Drive a job to a final state; raises PlacementPending to be retried later."""
@@ -161,10 +160,10 @@ class Placer:
             if is_final(begun.job):
                 return begun.job
             raise PlacementPending(job_id, retry_in=max(0.5, begun.lock_ttl + 0.2))
-        if begun.state == DONE:
+        if begun.state == DONE or begun.job is None:  # final, or gone
             return begun.job
         try:
-            return self._place(begun, lock)
+            return self._place(begun.job, begun, lock)
         except LockLost:
             log.warning("job %s: lock lost mid-run; leaving the job to its new holder", job_id)
             raise PlacementPending(job_id, retry_in=self.lock_seconds) from None
@@ -191,8 +190,7 @@ class Placer:
                     raise
                 time.sleep(0.5)
 
-    def _place(self, begun: Begun, lock: _Lock) -> dict | None:
-        job = begun.job
+    def _place(self, job: dict, begun: Begun, lock: _Lock) -> dict | None:
         job_id = job["id"]
         if job.get("executeAt") and job["executeAt"] > now_ms():
             return job  # released by maintenance.release_due_orders when due
@@ -203,16 +201,18 @@ class Placer:
         halted = kill_switch_refusal(begun.kill_switch)
         verdict: GateVerdict | None = None
         if may_exist or halted is not None:
-            job = self.jobs.update(job_id, current=running)
-            if is_final(job):
-                return job
+            stored = self.jobs.update(job_id, current=running)
+            if stored is None or is_final(stored):  # gone, or final meanwhile
+                return stored
+            job = stored
             if halted is not None and not may_exist:
                 return self._finish(job, lock, status=FAILED, error=halted)
         else:
             # the common case, a fresh order: mark it running and pass the gate in one round trip
-            job, verdict = self.runs.start(running, ORDER_WEIGHT)
-            if verdict is None:
-                return job
+            started, verdict = self.runs.start(running, ORDER_WEIGHT)
+            if started is None or verdict is None:  # gone, or final meanwhile
+                return started
+            job = started
         deadline = time.monotonic() + self.run_seconds
         backoff = 0.1
 
@@ -307,9 +307,9 @@ class Placer:
         allowed = limits.get("allowedSymbols")
         value = None
         if needs_reference(limits) and valuation is not None and (allowed is None or symbol in allowed):
-            value = order_value(request, self.prices.last(symbol))
+            value = order_value(request, self._prices.last(symbol))
             if value is not None and valuation.via is not None:
-                value = valuation.to_usdt(value, self.prices.last(valuation.via))
+                value = valuation.to_usdt(value, self._prices.last(valuation.via))
         refusal = limits_refusal(limits, symbol, value, valuation)
         if refusal is not None:
             return refusal

@@ -81,10 +81,10 @@ def validate_limits(body: object, known_symbols: set[str]) -> dict:
     for name in ("maxOpenOrders", "maxOrdersPerMinute"):
         raw = body.get(name)
         if raw is not None:
-            value = json_integer(raw)
-            if value is None or not 1 <= value <= MAX_COUNT:
+            count = json_integer(raw)
+            if count is None or not 1 <= count <= MAX_COUNT:
                 raise ValueError(f"{name}: must be a positive integer of at most {MAX_COUNT}")
-            limits[name] = value
+            limits[name] = count
     return limits
 
 
@@ -133,6 +133,8 @@ class Valuation:
     def to_usdt(self, value: Decimal, via_price: Decimal | None) -> Decimal:
         if self.via is None:
             return value
+        if via_price is None:
+            raise ValueError(f"converting {self.quote_asset} to USDT needs the price of {self.via}")
         return value / via_price if self.inverse else value * via_price
 
     def as_json(self) -> dict:
