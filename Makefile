@@ -16,7 +16,7 @@ WITH_REDIS = redis_env="$$(scripts/ensure_redis.sh)" && eval "$$redis_env" && \
 	trap 'scripts/stop_private_redis.sh' EXIT && trap 'exit 130' INT && trap 'exit 143' TERM
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo-keys run test soak bench clean
+.PHONY: help venv demo-keys run check test soak bench clean
 
 help: ## List the targets.
 	@echo "spotgate make targets:"
@@ -49,7 +49,17 @@ run: venv demo-keys ## Start the whole system in paper mode (Procfile.dev); WEB_
 		$(VENV)/bin/honcho -f Procfile.dev -e .env,.run/run.env start; \
 		status=$$?; [ "$$status" -eq 130 ] && status=0; exit $$status
 
-test: venv ## Run the whole test suite (PYTEST_ARGS=... to narrow it).
+# Static checks: no Redis, no network. Every check runs, so one pass reports all of them; the target
+# fails if any failed. Configuration: pyproject.toml (ruff, [tool.importlinter], [tool.mypy]).
+check: venv ## Static checks: ruff (lint + format check), import contracts, mypy.
+	@status=0; \
+	echo "== ruff check"; $(VENV)/bin/ruff check . || status=1; \
+	echo "== ruff format --check"; $(VENV)/bin/ruff format --check --output-format concise . || status=1; \
+	echo "== lint-imports"; $(VENV)/bin/lint-imports --no-logo || status=1; \
+	echo "== mypy"; $(VENV)/bin/mypy || status=1; \
+	exit $$status
+
+test: check ## Static checks, then the whole test suite (PYTEST_ARGS=... to narrow it).
 	scripts/ensure_chromium.sh
 	$(WITH_REDIS) && \
 		$(PY) -m pytest $(PYTEST_ARGS)
@@ -69,5 +79,5 @@ bench: venv ## Run every benchmark; write bench/results.json and README's benchm
 clean: ## Remove the venv, caches and .run/ (stops a private Redis left there).
 	if [ -s .run/redis.pid ]; then \
 		SPOTGATE_PRIVATE_REDIS_PID="$$(cat .run/redis.pid)" scripts/stop_private_redis.sh; fi
-	rm -rf $(VENV) .run .pytest_cache .hypothesis
+	rm -rf $(VENV) .run .pytest_cache .hypothesis .ruff_cache .mypy_cache .import_linter_cache
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

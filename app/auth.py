@@ -40,8 +40,19 @@ from .openapi import operation
 from .params import Query, Text
 from .passwords import UNKNOWN_USER_HASH, verify_password
 from .token_codec import (  # noqa: F401  (Role, TokenCodec, ... are imported from here too)
-    CLAIMS, DEFAULT_ISSUED_TTL, FID_RE, JTI_RE, LEEWAY_SECONDS, MAX_TOKEN_LENGTH, SUBJECT_RE, IssuedToken, Principal,
-    Role, TokenCodec, TokenType, _invalid,
+    CLAIMS,
+    DEFAULT_ISSUED_TTL,
+    FID_RE,
+    JTI_RE,
+    LEEWAY_SECONDS,
+    MAX_TOKEN_LENGTH,
+    SUBJECT_RE,
+    IssuedToken,
+    Principal,
+    Role,
+    TokenCodec,
+    TokenType,
+    _invalid,
 )
 
 log = logging.getLogger("spotgate.auth")

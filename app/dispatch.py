@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import orjson
 
 from config.logging import current_request_id
-from services.jobs import FINAL
-from services.metrics import metrics
 from services.contract.keys import Keys
 from services.contract.replies import REPLY_GRACE, AsyncReplies, deadline_after, new_reply_to
 from services.contract.tasks import REQUEST_ID_HEADER, task_message
+from services.jobs import FINAL
+from services.metrics import metrics
 
 from .errors import ApiError, GatewayTimeout, from_failure
 
@@ -129,7 +129,7 @@ class JobWatcher:
             if job is not None and job["status"] in FINAL:
                 return job
             return await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
         finally:
             waiters = self._waiters.get(job_id)

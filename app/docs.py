@@ -1,9 +1,9 @@
 """API docs at /docs: Swagger UI served offline, reading the document app/openapi.py builds from the routes.
 
 The Swagger UI page (app/swagger.html) and its assets are served by the gateway itself, from the
-pinned `swagger-ui-py` package (Swagger UI 5: our document is OpenAPI 3.1), so /docs works with no internet: sanic-ext's own page loads
-Swagger UI from a CDN, Redoc too (turned off), and its OAuth2 redirect page fetches one at request
-time (answered here from the package instead).
+pinned `swagger-ui-py` package (Swagger UI 5: our document is OpenAPI 3.1), so /docs works with no
+internet: sanic-ext's own page loads Swagger UI from a CDN, Redoc too (turned off), and its OAuth2
+redirect page fetches one at request time (answered here from the package instead).
 
 sanic-ext would serve its own document at /docs/openapi.json, guessed from type hints; this one comes
 from the routes' declarations (parameters, bodies, every status they answer) with the listed symbols

@@ -13,9 +13,10 @@ On a WebSocket the same errors become `{"type": "error", "code", "message"[, "ch
 (`ws_error_frame`); those that end the connection close it with `ws_close_code(exc)` (4401, 4403, ...).
 
 `from_service(exc)` maps services/errors.py's tree onto this one (a route may also let a ServiceError
-propagate: the handler maps it the same way); `from_binance(exc)` maps binance_client's error tree; a Redis failure anywhere in a
-request (the gateway's shared state) is 503 REDIS_UNAVAILABLE, never a 500. The body is always
-`{"error": {"code", "message", "details"}, "requestId", "timestamp"}`: never a stack trace, never a secret.
+propagate: the handler maps it the same way); `from_binance(exc)` maps binance_client's error tree;
+a Redis failure anywhere in a request (the gateway's shared state) is 503 REDIS_UNAVAILABLE, never a 500.
+The body is always `{"error": {"code", "message", "details"}, "requestId", "timestamp"}`: never a stack
+trace, never a secret.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ from .orders import reads as account_reads, writes as order_writes
 from .positions import bp as positions_bp
 from .quotas import setup_quotas
 from .resources import setup_resources
-from .ws import setup_ws
 from .risk import bp as risk_bp
+from .ws import setup_ws
 
 
 def create_app(settings: Settings | None = None, *, name: str = "spotgate") -> Sanic:

@@ -14,9 +14,9 @@ from services.contract.keys import Keys
 from services.contract.tasks import QUEUES
 from services.pacing import OrderPacer
 
+from . import schemas as S
 from .envelope import ok
 from .errors import ApiError
-from . import schemas as S
 from .openapi import operation
 
 WORKER_PING_TIMEOUT = 2.0   # seconds a status request waits for a worker to answer its ping
@@ -94,7 +94,7 @@ async def _workers(ctx) -> dict:
         ctx.worker_ping = cached
     ping = await asyncio.shield(cached[1])
     lengths = await asyncio.gather(*(ctx.redis.llen(Keys(ctx.settings.redis_key_prefix).queue(q)) for q in QUEUES))
-    return {**ping, "queued": dict(zip(QUEUES, lengths))}
+    return {**ping, "queued": dict(zip(QUEUES, lengths, strict=True))}
 
 
 async def _ping_worker(ctx) -> dict:

@@ -35,7 +35,7 @@ from .clients import client_ip
 from .errors import Unavailable, WsClose
 from .hub_admission import Admission
 from .hub_demand import Demand
-from .hub_fanout import Feed, FanOut
+from .hub_fanout import FanOut, Feed
 from .hub_housekeeping import Housekeeping
 from .hub_pubsub import PubSub
 from .hub_replay import UserReplay
@@ -153,7 +153,7 @@ class Hub:
             pending = [asyncio.shield(f.confirmed) for f in feeds if not f.confirmed.done()]
             if pending:
                 await asyncio.wait_for(asyncio.gather(*pending), SUBSCRIBE_TIMEOUT)
-        except (asyncio.TimeoutError, RedisError, OSError) as exc:
+        except (TimeoutError, RedisError, OSError) as exc:
             log.warning("could not follow %s: %r", ", ".join(c.name for c in channels), exc)
             self.release([c.name for c in channels])
             raise Unavailable("Live data is unavailable right now (Redis)", code="STREAM_UNAVAILABLE",

@@ -76,7 +76,7 @@ class Housekeeping:
                     for principal in chunk:
                         pipe.mget(revocations.keys(principal))  # the token, its session, its subject
                     found = await pipe.execute()
-                for principal, values in zip(chunk, found):
+                for principal, values in zip(chunk, found, strict=True):
                     if revocations.is_revoked_by(principal, values):
                         for c in by_token[principal]:
                             c.fail(Unauthorized("Token has been revoked", code="TOKEN_REVOKED"))

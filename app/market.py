@@ -115,7 +115,8 @@ class MarketData:
 
     async def klines(self, symbol: str, interval: str, limit: int, start: int | None, end: int | None) -> list[dict]:
         rows = await self.upstream.cached(endpoints.klines(symbol, interval, limit, start, end), TTL["klines"])
-        return [dict(zip(KLINE_FIELDS, row)) for row in rows]
+        # a row's 12th field is Binance's unused "Ignore": KLINE_FIELDS names the first 11
+        return [dict(zip(KLINE_FIELDS, row, strict=False)) for row in rows]
 
     async def depth(self, symbol: str, limit: int) -> dict:
         book = await self.upstream.cached(endpoints.depth(symbol, limit), TTL["depth"])

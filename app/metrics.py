@@ -122,7 +122,7 @@ async def _shared_state(ctx) -> list[Metric]:
     unacked, used, pause, scheduled, open_jobs = answers
     queue_family = GaugeMetricFamily("spotgate_celery_queue_length", "Task messages waiting in a Celery queue",
                                      labels=("queue",))
-    for queue, length in zip(QUEUES, lengths):
+    for queue, length in zip(QUEUES, lengths, strict=True):
         queue_family.add_metric([queue], length)
     used = int(used or 0)
     pause_left = 0.0
@@ -203,7 +203,7 @@ def setup_metrics(app: Sanic) -> None:
         await asyncio.gather(app_.ctx.metrics_publisher, return_exceptions=True)
         try:
             await asyncio.wait_for(_report(app_.ctx), 2.0)  # the last increments, while Redis is open
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RedisError, OSError) as exc:
             log.warning("could not report metrics to Redis at stop (%r)", exc)
 
     @app.after_server_stop

@@ -19,8 +19,7 @@ from sanic import Blueprint, Request
 
 from binance_client import endpoints
 from services.errors import ClientOrderIdInUse, OrderInvalid
-from services.filters import (CLIENT_ID_PATTERN, MARKET_LIKE, TYPES, check_client_order_id, check_order,
-                              json_integer)
+from services.filters import CLIENT_ID_PATTERN, MARKET_LIKE, TYPES, check_client_order_id, check_order, json_integer
 from services.jobs import FAILED, SUCCEEDED, new_job, public_view
 from services.risk import Valuation, limits_refusal, needs_reference, order_value
 
@@ -43,7 +42,8 @@ JOB_ID = Text("job_id", "The job's id, as POST /api/v1/order answered it", locat
 CLIENT_ORDER_ID = Text("clientOrderId", "Client order id", pattern=CLIENT_ID_PATTERN.strip("^$"), max_length=36)
 ORDER_REF = Query(Symbol("symbol", required=True), Integer("orderId", "Order id"), CLIENT_ORDER_ID)
 LIMIT = Integer("limit", "Rows, 1-1000", default=500, ge=1, le=1000)
-START, END = Integer("startTime", "From this time (ms)", le=MAX_TIME_MS), Integer("endTime", "Until (ms)", le=MAX_TIME_MS)
+START = Integer("startTime", "From this time (ms)", le=MAX_TIME_MS)
+END = Integer("endTime", "Until (ms)", le=MAX_TIME_MS)
 ALL_ORDERS = Query(Symbol("symbol", required=True), Integer("orderId", "From this order id"), START, END, LIMIT)
 MY_TRADES = Query(Symbol("symbol", required=True), Integer("orderId", "Only this order's trades"), START, END,
                   Integer("fromId", "From this trade id"), LIMIT)

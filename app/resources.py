@@ -8,7 +8,6 @@ from sanic import Sanic
 from binance_client import AsyncBinanceClient
 from binance_client.budget import AsyncWeightBudget
 from config.redis_connection import redis_connection
-
 from services.contract.limits import DEFAULT_WEIGHT_LIMIT
 from services.contract.replies import REPLY_GRACE
 from services.jobs import AsyncJobStore

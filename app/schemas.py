@@ -165,7 +165,8 @@ POSITIVE_INT = {**INT, "minimum": 1, "maximum": 2**63 - 1}
 RISK_LIMITS = obj({"maxOrderNotional": nullable(DEC), "allowedSymbols": nullable(array(STR)),
                    "maxOpenOrders": nullable(INT), "maxOrdersPerMinute": nullable(INT)})
 RISK_LIMITS_REQUEST = obj({}, {"maxOrderNotional": nullable({"type": "string", "pattern": POSITIVE_DECIMAL_PATTERN}),
-                               "allowedSymbols": nullable(array(SYMBOL, uniqueItems=True, maxItems=MAX_ALLOWED_SYMBOLS)),
+                               "allowedSymbols": nullable(array(SYMBOL, uniqueItems=True,
+                                                                maxItems=MAX_ALLOWED_SYMBOLS)),
                                "maxOpenOrders": nullable(POSITIVE_INT),
                                "maxOrdersPerMinute": nullable(POSITIVE_INT)}, closed=True)
 KILL_SWITCH = obj({"engaged": BOOL, "at": nullable(MS), "by": nullable(STR), "reason": nullable(STR)})

@@ -15,9 +15,9 @@ import sys
 
 from config.settings import ROLES, Settings, parse_duration
 
-from .token_codec import DEFAULT_ISSUED_TTL, SUBJECT_RE, Role, TokenCodec
 from .errors import ApiError
 from .passwords import hash_password
+from .token_codec import DEFAULT_ISSUED_TTL, SUBJECT_RE, Role, TokenCodec
 
 
 def _duration(text: str) -> int:

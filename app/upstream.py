@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from binance_client import AsyncBinanceClient, endpoints
 from binance_client.budget import READ, AsyncWeightBudget

@@ -26,12 +26,29 @@ from binance_client import errors as upstream
 from .auth import Role, authenticate_token, bearer_token, require_role
 from .clients import client_ip
 from .errors import (
-    ApiError, TooManyRequests, Unauthorized, Unavailable, WsClose, count_error, from_binance, render,
+    ApiError,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+    WsClose,
+    count_error,
+    from_binance,
+    render,
 )
 from .hub import Hub
 from .ws_protocol import (
-    Auth, Channel, EventId, Ping, Subscribe, Unsubscribe, authenticated, parse_channel, pong, subscribed,
-    unsubscribed, welcome,
+    Auth,
+    Channel,
+    EventId,
+    Ping,
+    Subscribe,
+    Unsubscribe,
+    authenticated,
+    parse_channel,
+    pong,
+    subscribed,
+    unsubscribed,
+    welcome,
 )
 from .ws_session import Abuse, Close, Delivery, Refuse, Session
 
@@ -253,7 +270,7 @@ class Connection:
                 if item.code:
                     try:
                         await asyncio.wait_for(self.ws.close(item.code, item.reason), CLOSE_FLUSH_TIMEOUT)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         self.ws.fail_connection(item.code, item.reason)
                 return False
             frames.append(item)

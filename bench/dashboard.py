@@ -147,12 +147,17 @@ def measure(browser, system, args) -> dict:
         context = signed_in_context(browser, system, system.web.token("trader", sub="bench"))
         page = context.new_page()
         received = {"n": 0}
-        page.on("websocket", lambda ws: ws.on("framereceived", lambda _: received.__setitem__("n", received["n"] + 1)))
+
+        def count_frames(ws, counter=received):
+            ws.on("framereceived", lambda _: counter.__setitem__("n", counter["n"] + 1))
+
+        page.on("websocket", count_frames)
         page.goto(url)
         first_price.append(mark(page, "spotgate:first-price"))
         page.click(f'#intervals button[data-interval="{args.interval}"]')
         page.wait_for_selector('#ladder[data-state="live"]')
-        page.wait_for_function(f"() => document.getElementById('chart-caption').textContent.endsWith('· {args.interval}')")
+        page.wait_for_function("() => document.getElementById('chart-caption').textContent"
+                               f".endsWith('· {args.interval}')")
         # one more second: the new interval's history is drawn and its channel subscribed
         page.evaluate("new Promise(r => setTimeout(r, 1000))")
         before, started = received["n"], time.monotonic()
@@ -170,7 +175,8 @@ def measure(browser, system, args) -> dict:
     ]
     return {
         "figures": figures,
-        "bench": "dashboard", "chromium": browser.version, "viewport": VIEWPORT, "paper_step_ms": args.step_ms, "interval": args.interval,
+        "bench": "dashboard", "chromium": browser.version, "viewport": VIEWPORT, "paper_step_ms": args.step_ms,
+        "interval": args.interval,
         "page_load": {"first_price_ms": spread(first_price), "floor_signin_shown_ms": spread(signin)},
         "streaming": {"seconds": args.seconds, "while_streaming": combine(streaming), "floor_idle_page": combine(idle)},
     }

@@ -60,7 +60,7 @@ async def _read(ws, start, seconds: float) -> tuple:
                 break
             try:
                 message = await ws.receive(timeout=(begin + seconds - now) if begin else 0.5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             if message.type != aiohttp.WSMsgType.TEXT:
                 errors += 1
@@ -171,7 +171,8 @@ def main() -> None:
     figures = [{"id": "paper_streams_per_connection", "unit": "msg/s",
                 "label": f"paper exchange streams, messages/s per connection at {fanout['connections']} connections",
                 "values": [f["per_connection_messages_per_s"] for _, f in reps],
-                "floor": {"label": "one connection alone", "values": [b["per_connection_messages_per_s"] for b, _ in reps]},
+                "floor": {"label": "one connection alone",
+                          "values": [b["per_connection_messages_per_s"] for b, _ in reps]},
                 "target": None}]
     per_connection = baseline["per_connection_messages_per_s"] or 1
     print(json.dumps({

@@ -92,7 +92,7 @@ def judge(figure: dict) -> dict:
     out["floor"] = {"label": floor["label"], **(spread(floor["values"]) or {})} if floor else None
     ratios = None
     if floor and len(floor["values"]) == len(values):
-        ratios = [v / f for v, f in zip(values, floor["values"]) if v is not None and f]
+        ratios = [v / f for v, f in zip(values, floor["values"], strict=True) if v is not None and f]
     out["ratio"] = spread(ratios) if ratios else None
     target = figure.get("target")
     out["target"] = target
@@ -115,7 +115,7 @@ def judge(figure: dict) -> dict:
 
 def report(only: set[str] | None) -> dict:
     started = time.time()
-    results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    results = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                "machine": machine(), "scripts": {}, "figures": []}
     for script in scripts(only):
         result = run(script)

@@ -53,6 +53,11 @@ def sequential(url_for, n: int, headers: dict | None = None) -> list[float]:
     return latencies
 
 
+def upstream_calls(web_url: str, auth: dict) -> int:
+    """The web process's count of upstream calls so far (GET /api/v1/status)."""
+    return requests.get(f"{web_url}/api/v1/status", headers=auth, timeout=10).json()["data"]["upstream"]["calls"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -84,10 +89,11 @@ def main() -> None:
                                       args.clients, args.seconds)
             # every request a startTime not asked before, so each one goes upstream
             offset = rep * 2 * args.latency_requests
-            direct = sequential(lambda i: f"{paper_url}/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=10"
-                                          f"&startTime={start + offset + i}", args.latency_requests)
-            via = sequential(lambda i: f"{web_url}/api/v1/klines?symbol=BTCUSDT&interval=1m&limit=10"
-                                       f"&startTime={start + offset + args.latency_requests + i}",
+            direct = sequential(lambda i, offset=offset: f"{paper_url}/api/v3/klines?symbol=BTCUSDT&interval=1m"
+                                                         f"&limit=10&startTime={start + offset + i}",
+                                args.latency_requests)
+            via = sequential(lambda i, offset=offset: f"{web_url}/api/v1/klines?symbol=BTCUSDT&interval=1m&limit=10"
+                                                      f"&startTime={start + offset + args.latency_requests + i}",
                              args.latency_requests, auth)
             direct_s, via_s = summarize(direct, sum(direct)), summarize(via, sum(via))
             reps.append({"bare_sanic": bare_result, "gateway_ticker": gateway_result,
@@ -97,10 +103,10 @@ def main() -> None:
                          "added_p99_ms": round(via_s["p99_ms"] - direct_s["p99_ms"], 3)})
             print(json.dumps(reps[-1]), file=sys.stderr)
 
-        calls_before = requests.get(f"{web_url}/api/v1/status", headers=auth, timeout=10).json()["data"]["upstream"]["calls"]
+        calls_before = upstream_calls(web_url, auth)
         coalesce = run_load(web_url, lambda i: ("GET", "/api/v1/ticker/24hr?symbol=ETHUSDT", None, auth),
                             args.clients, 60.0, max_requests=10_000)
-        calls_after = requests.get(f"{web_url}/api/v1/status", headers=auth, timeout=10).json()["data"]["upstream"]["calls"]
+        calls_after = upstream_calls(web_url, auth)
     finally:
         for proc in (web, bare, paper):
             if proc is not None:
@@ -129,7 +135,8 @@ def main() -> None:
         "repetitions": reps,
         "coalescing": {"client_requests": coalesce["requests"], "errors": coalesce["errors"],
                        "upstream_calls": calls_after - calls_before,
-                       "upstream_calls_per_10k": round((calls_after - calls_before) * 10_000 / max(1, coalesce["requests"]), 1)},
+                       "upstream_calls_per_10k":
+                           round((calls_after - calls_before) * 10_000 / max(1, coalesce["requests"]), 1)},
         "figures": figures,
     }, indent=2))
 

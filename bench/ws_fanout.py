@@ -3,8 +3,9 @@
     python bench/ws_fanout.py [--repeat 3] [--clients 10000] [--rate 24000] [--seconds 5] [--processes 4]
                               [--web-concurrency 2]
 
-Each repetition: the bare baseline, then for each client count (comma-separated), a FRESH web process (so RSS deltas are not hidden by memory freed earlier)
-gets that many `/ws/trades/btcusdt` sockets from `--processes` client processes (bench/_ws_client.py:
+Each repetition: the bare baseline, then for each client count (comma-separated), a FRESH web process
+(so RSS deltas are not hidden by memory freed earlier) gets that many `/ws/trades/btcusdt` sockets
+from `--processes` client processes (bench/_ws_client.py:
 an asyncio Protocol per socket under uvloop, so the load generator's own cost per frame stays small
 next to the server's on the shared cores), then `P md:trades:BTCUSDT` receives trade messages as the stream relay
 publishes them, paced to offer `--rate` deliveries/s (messages/s = rate / clients). Each message
@@ -12,12 +13,13 @@ carries its publish time; each client records receive time − publish time. Tra
 conflated, so every message must reach every socket.
 
 Baseline in the same run: a bare Sanic WebSocket app fanning out the same Redis channel with
-`await ws.send()` per socket (bench/_bare_ws.py), at the largest client count. Then the largest count once more on a web started as the Procfile starts
-WEB_CONCURRENCY=2 (`python -m app.serve --workers 2`: two processes sharing the port, each with its own
-Redis reader; the kernel spreads the sockets). Targets: p99 ≤ 0.5 × bare Sanic's; with two processes
-p99 ≤ 100 ms; ≤ 30 KB RSS per socket.
+`await ws.send()` per socket (bench/_bare_ws.py), at the largest client count. Then the largest count
+once more on a web started as the Procfile starts WEB_CONCURRENCY=2 (`python -m app.serve --workers 2`:
+two processes sharing the port, each with its own Redis reader; the kernel spreads the sockets).
+Targets: p99 ≤ 0.5 × bare Sanic's; with two processes p99 ≤ 100 ms; ≤ 30 KB RSS per socket.
 
-Prints JSON; `figures` holds every repetition's values beside its floor (bench/report.py reads them). Loopback only, bounded durations; needs Redis (REDIS_URL, `make bench` provides one).
+Prints JSON; `figures` holds every repetition's values beside its floor (bench/report.py reads them).
+Loopback only, bounded durations; needs Redis (REDIS_URL, `make bench` provides one).
 """
 
 from __future__ import annotations
@@ -300,7 +302,8 @@ def figures(reps: list[dict], largest: int, concurrency: int, baseline: bool) ->
         out.append({"id": "ws_fanout_p99_web_concurrency", "unit": "ms",
                     "label": f"WebSocket fan-out p99 at {largest:,} sockets, WEB_CONCURRENCY={concurrency}",
                     "values": [m["latency_p99_ms"] for m in multi],
-                    "floor": {"label": "bare Sanic fan-out p99 (one process)", "values": bare_p99} if baseline else None,
+                    "floor": ({"label": "bare Sanic fan-out p99 (one process)", "values": bare_p99}
+                              if baseline else None),
                     "target": {"op": "<=", "value": 100.0},
                     "valid": all(m["delivered_ratio"] >= 0.999 for m in multi),
                     "sockets_per_process": [m["sockets_per_server_process"] for m in multi]})

@@ -4,8 +4,8 @@ Imports nothing of spotgate: settings are passed in, so it can be tested and reu
 """
 
 from .client import AsyncBinanceClient, BinanceClient
-from .errors import BinanceError
 from .endpoints import Request
+from .errors import BinanceError
 from .signing import KeyType, Signer, load_signer, load_signer_file
 
 __all__ = ["AsyncBinanceClient", "BinanceClient", "BinanceError", "KeyType", "Request", "Signer", "load_signer",

@@ -10,10 +10,10 @@ An `observer(request, status, elapsed_ms, rate_limits)`, when given, hears of ev
 
 from __future__ import annotations
 
-import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import orjson
@@ -24,6 +24,9 @@ from .endpoints import Request, Security
 from .errors import BinanceError, TimeoutError_, UnavailableError, UnknownOutcomeError, classify
 from .ratelimit import RateLimitInfo
 from .signing import Signer, hmac_signer, signed_query, wire
+
+if TYPE_CHECKING:
+    import aiohttp  # imported when the first session opens: the sync client never needs it
 
 API_KEY_HEADER = "X-MBX-APIKEY"
 Observer = Callable[[Request, "int | str", float, "RateLimitInfo | None"], None]
@@ -161,9 +164,9 @@ class AsyncBinanceClient(_Base):
     def __init__(self, base_url: str, *, pool_size: int = 100, **kwargs):
         super().__init__(base_url, **kwargs)
         self.pool_size = pool_size
-        self._session = None
+        self._session: aiohttp.ClientSession | None = None
 
-    async def _get_session(self):
+    async def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             import aiohttp
 
@@ -187,7 +190,7 @@ class AsyncBinanceClient(_Base):
         except aiohttp.ClientConnectorError as exc:
             self._failed(request, "unreachable", started)
             raise UnavailableError(f"cannot connect: {exc}") from None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._failed(request, "timeout", started)
             raise TimeoutError_(f"no answer within {self.timeout} s") from None
         except aiohttp.ClientError as exc:

@@ -93,20 +93,24 @@ class BudgetSpentError(BinanceError):
 def classify(status: int, body, rate_limits: RateLimitInfo) -> BinanceError:
     """The error for a non-2xx answer (`body` is the decoded JSON, or None)."""
     code = body.get("code") if isinstance(body, dict) else None
-    msg = body.get("msg") if isinstance(body, dict) and isinstance(body.get("msg"), str) else f"HTTP {status}"
-    kwargs = dict(http_status=status, code=code, rate_limits=rate_limits, retry_after=rate_limits.retry_after)
+    text = body.get("msg") if isinstance(body, dict) else None
+    msg = text if isinstance(text, str) else f"HTTP {status}"
+
+    def error(kind: type[BinanceError]) -> BinanceError:
+        return kind(msg, http_status=status, code=code, rate_limits=rate_limits, retry_after=rate_limits.retry_after)
+
     if status == 418:
-        return IpBannedError(msg, **kwargs)
+        return error(IpBannedError)
     if status == 429:
-        return RateLimitedError(msg, **kwargs)
+        return error(RateLimitedError)
     if status >= 500 or status == 408 or code in UNKNOWN_OUTCOME_CODES:
-        return UnknownOutcomeError(msg, **kwargs)
+        return error(UnknownOutcomeError)
     if status == 401 or code in AUTH_CODES:
-        return AuthError(msg, **kwargs)
+        return error(AuthError)
     if code == -1021:
-        return ClockSkewError(msg, **kwargs)
+        return error(ClockSkewError)
     if code in (-2013, -2011) and msg in ("Order does not exist.", "Unknown order sent."):
-        return NotFoundError(msg, **kwargs)
+        return error(NotFoundError)
     if code in (-2010, -1013, -2011) or (code is not None and -1199 <= code <= -1100):
-        return OrderRejectedError(msg, **kwargs)
-    return RejectedError(msg, **kwargs)
+        return error(OrderRejectedError)
+    return error(RejectedError)

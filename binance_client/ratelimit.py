@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class RateLimitInfo:
         return self.used_weight.get("1M")
 
     @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> "RateLimitInfo":
+    def from_headers(cls, headers: Mapping[str, str]) -> RateLimitInfo:
         weight: dict[str, int] = {}
         orders: dict[str, int] = {}
         retry_after = None

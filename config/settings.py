@@ -267,7 +267,7 @@ class Settings:
         # Paper mode is the default, so forgetting SPOTGATE_MODE=live must not leave the published
         # dev defaults in force against a real exchange: they hold only while every upstream is on
         # this machine's loopback (where the paper exchange runs).
-        remote = [name for name, value in zip(UPSTREAM_URL_NAMES, (api_url, stream_url, ws_api_url))
+        remote = [name for name, value in zip(UPSTREAM_URL_NAMES, (api_url, stream_url, ws_api_url), strict=True)
                   if not is_loopback_url(value)]
         dev_defaults = paper and not remote
 

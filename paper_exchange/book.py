@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Iterator
+from itertools import islice
 
 from .money import ZERO
 
@@ -115,8 +116,8 @@ class OrderBook:
     def depth(self, limit: int) -> dict:
         return {
             "lastUpdateId": self.update_id,
-            "bids": [(level.price, level.qty) for _, level in zip(range(limit), self.bids)],
-            "asks": [(level.price, level.qty) for _, level in zip(range(limit), self.asks)],
+            "bids": [(level.price, level.qty) for level in islice(self.bids, limit)],
+            "asks": [(level.price, level.qty) for level in islice(self.asks, limit)],
         }
 
     def take_diff(self) -> dict | None:

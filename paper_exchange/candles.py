@@ -81,7 +81,7 @@ class Candle:
             self.taker_buy_volume += trade.qty
             self.taker_buy_quote += trade.quote_qty
 
-    def merge(self, other: "Candle") -> None:
+    def merge(self, other: Candle) -> None:
         if other.count == 0:
             return
         if self.count == 0:
@@ -98,14 +98,14 @@ class Candle:
 
 
 def month_start(ms: int) -> int:
-    day = dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
-    return int(dt.datetime(day.year, day.month, 1, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    day = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    return int(dt.datetime(day.year, day.month, 1, tzinfo=dt.UTC).timestamp() * 1000)
 
 
 def next_month(ms: int) -> int:
-    day = dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
+    day = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
     year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
-    return int(dt.datetime(year, month, 1, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    return int(dt.datetime(year, month, 1, tzinfo=dt.UTC).timestamp() * 1000)
 
 
 def bucket_start(interval: str, ms: int) -> int:
@@ -131,7 +131,7 @@ class MarketHistory:
     """Trades, aggregate trades and 1m candles of one symbol, and (when given) its synthetic past
     before the first recorded trade (history.py), which klines continue into seamlessly."""
 
-    def __init__(self, past: "SyntheticPast | None" = None) -> None:
+    def __init__(self, past: SyntheticPast | None = None) -> None:
         self.trades: deque[PublicTrade] = deque(maxlen=KEEP_TRADES)
         self.agg_trades: deque[AggTrade] = deque(maxlen=KEEP_TRADES)
         self.minutes: dict[int, Candle] = {}

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 # Binance's own documented HMAC example pair (rest-api.md, "SIGNED endpoint examples"): a demo
 # credential that is obviously not a secret, for the default paper account.
@@ -82,7 +82,7 @@ class PaperConfig:
     ed25519_public_key_file: str | None = None
 
     @classmethod
-    def from_env(cls, env=None, **overrides) -> "PaperConfig":
+    def from_env(cls, env=None, **overrides) -> PaperConfig:
         env = os.environ if env is None else env
         values = dict(
             seed=_int(env, "PAPER_SEED", 0),

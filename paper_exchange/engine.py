@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import random
 import string
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Callable, Iterable
 
 from . import errors
 from .book import OrderBook
@@ -67,7 +67,7 @@ class AccountTrade:
 
 @dataclass(eq=False)
 class Order:
-    account: "Account"
+    account: Account
     symbol: str
     order_id: int
     client_order_id: str
@@ -417,7 +417,8 @@ class Exchange:
     def _stop_triggered(type_: str, side: str, stop: Decimal | None, last: Decimal) -> bool:
         if stop is None:
             return False
-        rises = (type_.startswith("STOP_LOSS") and side == "BUY") or (type_.startswith("TAKE_PROFIT") and side == "SELL")
+        rises = ((type_.startswith("STOP_LOSS") and side == "BUY")
+                 or (type_.startswith("TAKE_PROFIT") and side == "SELL"))
         return last >= stop if rises else last <= stop
 
     def _run_stops(self, market: Market, now: int) -> None:
@@ -527,7 +528,8 @@ class Exchange:
 
     # -- cancel and query ---------------------------------------------------------------------------
 
-    def find_order(self, account_name: str, symbol: str, order_id: int | None, client_order_id: str | None) -> Order | None:
+    def find_order(self, account_name: str, symbol: str, order_id: int | None,
+                   client_order_id: str | None) -> Order | None:
         account = self.accounts[account_name]
         self.market(symbol)
         order = None

@@ -64,7 +64,8 @@ def ip_banned(until_ms: int, retry_after: int) -> BinanceError:
 
 
 def too_many_orders(limit: int, interval: str, retry_after: int) -> BinanceError:
-    return BinanceError(-1015, f"Too many new orders; current limit is {limit} orders per {interval}.", 429, retry_after)
+    return BinanceError(-1015, f"Too many new orders; current limit is {limit} orders per {interval}.", 429,
+                        retry_after)
 
 
 def unsupported_operation(http_status: int = 400) -> BinanceError:

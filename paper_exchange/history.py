@@ -75,7 +75,7 @@ def valid(node: Node) -> bool:
     """What every node satisfies (and `split` relies on): prices inside the range, a flat empty
     candle, at least one step a trade, trades enough to touch open, high, low and close, and
     volume-weighted prices (all trades and taker buys) inside the range."""
-    o, h, l, c, n, v, q, tv, tq = node
+    o, h, l, c, n, v, q, tv, tq = node  # noqa: E741  (a candle's open, high, low, close)
     if not (1 <= l <= min(o, c) and max(o, c) <= h):
         return False
     if n == 0:
@@ -128,10 +128,10 @@ def _fit(target: int, start: list[int], low: list[int], high: list[int]) -> list
     """Move `start` (inside [low, high]) to sum to `target`, within the bounds; None if impossible."""
     delta = target - sum(start)
     if delta >= 0:
-        moves = _spread(delta, [hi - s for s, hi in zip(start, high)])
-        return None if moves is None else [s + m for s, m in zip(start, moves)]
-    moves = _spread(-delta, [s - lo for s, lo in zip(start, low)])
-    return None if moves is None else [s - m for s, m in zip(start, moves)]
+        moves = _spread(delta, [hi - s for s, hi in zip(start, high, strict=True)])
+        return None if moves is None else [s + m for s, m in zip(start, moves, strict=True)]
+    moves = _spread(-delta, [s - lo for s, lo in zip(start, low, strict=True)])
+    return None if moves is None else [s - m for s, m in zip(start, moves, strict=True)]
 
 
 def _path(count: int, o: int, h: int, l: int, c: int, rng: random.Random) -> list[int]:  # noqa: E741
@@ -171,21 +171,21 @@ def _allocate(volume: int, quote: int, mins: list[int], lows: list[int], highs: 
     if extra < 0:
         return None
     k = len(mins)
-    chosen = [m + e for m, e in zip(mins, apportion(extra, weights))]
-    at_typical = sum(v * t for v, t in zip(chosen, typical))
+    chosen = [m + e for m, e in zip(mins, apportion(extra, weights), strict=True)]
+    at_typical = sum(v * t for v, t in zip(chosen, typical, strict=True))
     if extra and at_typical != quote:
         rising = quote > at_typical
         target = max(range(k), key=lambda i: (typical[i], -i)) if rising else \
             min(range(k), key=lambda i: (typical[i], i))
-        reach = sum(m * t for m, t in zip(mins, typical)) + extra * typical[target]
+        reach = sum(m * t for m, t in zip(mins, typical, strict=True)) + extra * typical[target]
         if (reach > at_typical) if rising else (reach < at_typical):
             alpha = min(1.0, (quote - at_typical) / (reach - at_typical))
             mass = sum(weights)
             blended = [(1 - alpha) * w / mass + (alpha if i == target else 0.0) for i, w in enumerate(weights)]
-            chosen = [m + e for m, e in zip(mins, apportion(extra, blended))]
-    low = [p * v for p, v in zip(lows, chosen)]
-    high = [p * v for p, v in zip(highs, chosen)]
-    start = [min(h, max(lo, round(v * t))) for v, t, lo, h in zip(chosen, typical, low, high)]
+            chosen = [m + e for m, e in zip(mins, apportion(extra, blended), strict=True)]
+    low = [p * v for p, v in zip(lows, chosen, strict=True)]
+    high = [p * v for p, v in zip(highs, chosen, strict=True)]
+    start = [min(h, max(lo, round(v * t))) for v, t, lo, h in zip(chosen, typical, low, high, strict=True)]
     quotes = _fit(quote, start, low, high)
     return None if quotes is None else (chosen, quotes)
 
@@ -205,7 +205,7 @@ def split(parent: Node, prev_close: int, k: int, rng: random.Random) -> list[Nod
         owners = [i for i in range(k) for _ in range(min(counts[i], 4))]
         values = _path(len(owners), parent.o, parent.h, parent.l, parent.c, rng)
         prices: dict[int, list[int]] = {}
-        for owner, value in zip(owners, values):
+        for owner, value in zip(owners, values, strict=True):
             prices.setdefault(owner, []).append(value)
         active = sorted(prices)
         shape = {i: (p[0], max(p), min(p), p[-1]) for i, p in prices.items()}
@@ -215,7 +215,7 @@ def split(parent: Node, prev_close: int, k: int, rng: random.Random) -> list[Nod
         taker = _allocate(parent.tv, parent.tq, [0] * len(active), lows, highs, typical, weights)
         if taker is None:
             continue
-        mins = [max(0, counts[i] - t) for i, t in zip(active, taker[0])]
+        mins = [max(0, counts[i] - t) for i, t in zip(active, taker[0], strict=True)]
         maker = _allocate(parent.v - parent.tv, parent.q - parent.tq, mins, lows, highs, typical, weights)
         if maker is not None:
             break

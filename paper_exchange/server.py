@@ -14,8 +14,8 @@ import ipaddress
 import secrets
 import string
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import orjson
 from sanic import Request, Sanic
@@ -64,7 +64,7 @@ class Endpoint:
     path: str
     security: str  # NONE, USER_STREAM (API key only) or SIGNED, as in Binance's docs
     weight: Callable[[Params], int]
-    handler: Callable[["PaperExchange", Call], object]
+    handler: Callable[[PaperExchange, Call], object]
     counts_order: bool = False
     free_on_success: bool = False  # CHANGELOG 2026-03-27: weight 0 when it succeeds, charged when it fails
 
@@ -356,7 +356,8 @@ def test_order(px: PaperExchange, call: Call):
     if call.params.values.get("computeCommissionRates") == "true":
         acc = px.exchange.accounts[call.account]
         rates = {"maker": wire.fmt(acc.maker_rate), "taker": wire.fmt(acc.taker_rate)}
-        return {"standardCommissionForOrder": rates, "taxCommissionForOrder": {"maker": "0.00000000", "taker": "0.00000000"},
+        return {"standardCommissionForOrder": rates,
+                "taxCommissionForOrder": {"maker": "0.00000000", "taker": "0.00000000"},
                 "discount": {"enabledForAccount": False, "enabledForSymbol": False, "discountAsset": "BNB",
                              "discount": "0.00000000"}}
     return {}

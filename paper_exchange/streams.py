@@ -51,7 +51,7 @@ class StreamConfig:
     tick_ms: int = 100
 
     @classmethod
-    def from_env(cls, env=None) -> "StreamConfig":
+    def from_env(cls, env=None) -> StreamConfig:
         env = os.environ if env is None else env
 
         def number(name: str, default: float, kind=float):

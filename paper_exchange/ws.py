@@ -78,7 +78,7 @@ class Connection:
 
     _ids = itertools.count(1)
 
-    def __init__(self, hub: "StreamHub", ws, request: Request, kind: str, combined: bool = False):
+    def __init__(self, hub: StreamHub, ws, request: Request, kind: str, combined: bool = False):
         self.id = next(self._ids)
         self.hub = hub
         self.ws = ws

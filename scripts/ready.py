@@ -67,7 +67,8 @@ def main() -> int:
             noted = True
         if waiting:
             time.sleep(0.25)
-    print(f"spotgate ready in {time.monotonic() - started:.1f} s: gateway {gateway} (dashboard {gateway}/, docs {gateway}/docs), "
+    print(f"spotgate ready in {time.monotonic() - started:.1f} s: gateway {gateway} "
+          f"(dashboard {gateway}/, docs {gateway}/docs), "
           f"paper exchange {paper}. Try: TOKEN=$(.venv/bin/python -m app.tokens issue --sub me --role viewer) && "
           f"curl -s -H \"Authorization: Bearer $TOKEN\" '{gateway}/api/v1/ticker/price?symbol=BTCUSDT'",
           flush=True)

@@ -47,6 +47,8 @@ class DepthSequence:
     def step(self, first: int, final: int) -> Step:
         """Classify the diff `U`=first .. `u`=final against the held id (which must be synced)."""
         held = self.update_id
+        if held is None:
+            raise RuntimeError("DepthSequence.step() before a snapshot: check `synced` first")
         if final <= held:
             return Step.OLD
         if first == held + 1 or (self._after_snapshot and first <= held + 1):

@@ -3,8 +3,9 @@
 A job is `{id, status: queued|running|succeeded|failed, order, error, clientOrderId, request, owner,
 attempts, createdAt, updatedAt, executeAt, expiresAt, valuation}`: `expiresAt` (ms) is when an order
 not yet sent is failed with ORDER_EXPIRED instead (services/placement.py); `valuation` how its quote
-asset converts to USDT for the risk check at send time (services/risk.Valuation). It only moves forward (queued → running → succeeded |
-failed) and always ends final: `maintenance.reconcile_jobs` re-drives any job left behind.
+asset converts to USDT for the risk check at send time (services/risk.Valuation). It only moves
+forward (queued → running → succeeded | failed) and always ends final: `maintenance.reconcile_jobs`
+re-drives any job left behind.
 
 What happens to the order afterwards (fills, cancels) arrives on the user data stream: the stream
 relay records the latest state as the job's `orderUpdate`, kept in a key of its own so it never
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import overload
 
 import orjson
 
@@ -154,7 +156,11 @@ def with_order_update(raw, update) -> dict | None:
     return job
 
 
-def _text(value) -> str | None:
+@overload
+def _text(value: bytes | str) -> str: ...
+@overload
+def _text(value: None) -> None: ...
+def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
@@ -234,7 +240,8 @@ class AsyncJobStore(_Keys):
         job holds the clientOrderId."""
         replace = False
         while True:
-            idem = self.idempotency(job["owner"], idempotency_key) if idempotency_key is not None else self.job(job["id"])
+            idem = (self.idempotency(job["owner"], idempotency_key) if idempotency_key is not None
+                    else self.job(job["id"]))
             reply = await self._create(
                 keys=[idem, self.job(job["id"]), self.by_client_id(job["clientOrderId"]), self.open, self.scheduled,
                       task[0] if task is not None else self.job(job["id"])],

@@ -218,7 +218,7 @@ def prepare_multiprocess_dir(role_: str, *, honour_env: bool) -> tuple[str, bool
     one. Returns (path, created) — a created one is removed by `remove_multiprocess_dir`."""
     path = os.environ.get(MULTIPROC_ENV) if honour_env else None
     created = not path
-    if created:
+    if not path:
         _remove_orphaned_dirs(role_)
         path = tempfile.mkdtemp(prefix=f"spotgate-{role_}-metrics-{os.getpid()}-")
     else:

@@ -12,10 +12,11 @@ one placed outside the gateway under the same id fails the job with CLIENT_ORDER
 passing for it. A run that loses Redis (a restart, a failover) cannot record what it learnt: it waits
 for Redis to answer again, lets its lock go and hands the job back to be run again at once (which
 looks the order up first), instead of failing the task, whose message would then be gone (Celery
-acknowledges a failed task) and the job left `running` until the sweep re-drives it. Right before sending, once nothing of the order can be on the exchange, the run
-applies the whole risk check again (services/risk.py: the limits as they are then, the price now, a
-slot under maxOpenOrders) and the job's time-to-live: an order that could only be sent after its
-`expiresAt` fails with ORDER_EXPIRED, unsent.
+acknowledges a failed task) and the job left `running` until the sweep re-drives it. Right before
+sending, once nothing of the order can be on the exchange, the run applies the whole risk check
+again (services/risk.py: the limits as they are then, the price now, a slot under maxOpenOrders)
+and the job's time-to-live: an order that could only be sent after its `expiresAt` fails with
+ORDER_EXPIRED, unsent.
 """
 
 from __future__ import annotations
@@ -30,8 +31,17 @@ import redis
 
 from binance_client import BinanceClient, endpoints
 from binance_client.budget import ORDER, WeightBudget
-from binance_client.errors import (AuthError, BinanceError, BudgetSpentError, ClockSkewError, NotFoundError,
-                                   OrderRejectedError, RateLimitedError, UnavailableError, UnknownOutcomeError)
+from binance_client.errors import (
+    AuthError,
+    BinanceError,
+    BudgetSpentError,
+    ClockSkewError,
+    NotFoundError,
+    OrderRejectedError,
+    RateLimitedError,
+    UnavailableError,
+    UnknownOutcomeError,
+)
 
 from .job_runs import DONE, HELD, Begun, GateVerdict, JobRuns
 from .jobs import FAILED, RUNNING, SUCCEEDED, JobStore, is_final, now_ms
@@ -39,8 +49,16 @@ from .metrics import metrics
 from .outcomes import error_from_binance, failure
 from .pacing import OrderPacer
 from .prices import Prices
-from .risk import (USDT, RiskStore, Valuation, kill_switch_refusal, limits_refusal, needs_reference,
-                   open_orders_refusal, order_value)
+from .risk import (
+    USDT,
+    RiskStore,
+    Valuation,
+    kill_switch_refusal,
+    limits_refusal,
+    needs_reference,
+    open_orders_refusal,
+    order_value,
+)
 
 log = logging.getLogger("spotgate.placement")
 DUPLICATE = "Duplicate order sent."
@@ -124,8 +142,7 @@ class Placer:
 
     def __post_init__(self) -> None:
         self.runs = JobRuns(self.jobs, self.pacer, self.budget, self.risk)
-        if self.prices is None:
-            self.prices = Prices(self.jobs.redis, self.jobs.prefix, self.client, self.budget)
+        self._prices = self.prices or Prices(self.jobs.redis, self.jobs.prefix, self.client, self.budget)
 
     def place(self, job_id: str) -> dict | None:
         """Drive a job to a final state; raises PlacementPending to be retried later."""
@@ -143,10 +160,10 @@ class Placer:
             if is_final(begun.job):
                 return begun.job
             raise PlacementPending(job_id, retry_in=max(0.5, begun.lock_ttl + 0.2))
-        if begun.state == DONE:
+        if begun.state == DONE or begun.job is None:  # final, or gone
             return begun.job
         try:
-            return self._place(begun, lock)
+            return self._place(begun.job, begun, lock)
         except LockLost:
             log.warning("job %s: lock lost mid-run; leaving the job to its new holder", job_id)
             raise PlacementPending(job_id, retry_in=self.lock_seconds) from None
@@ -173,8 +190,7 @@ class Placer:
                     raise
                 time.sleep(0.5)
 
-    def _place(self, begun: Begun, lock: _Lock) -> dict | None:
-        job = begun.job
+    def _place(self, job: dict, begun: Begun, lock: _Lock) -> dict | None:
         job_id = job["id"]
         if job.get("executeAt") and job["executeAt"] > now_ms():
             return job  # released by maintenance.release_due_orders when due
@@ -185,16 +201,18 @@ class Placer:
         halted = kill_switch_refusal(begun.kill_switch)
         verdict: GateVerdict | None = None
         if may_exist or halted is not None:
-            job = self.jobs.update(job_id, current=running)
-            if is_final(job):
-                return job
+            stored = self.jobs.update(job_id, current=running)
+            if stored is None or is_final(stored):  # gone, or final meanwhile
+                return stored
+            job = stored
             if halted is not None and not may_exist:
                 return self._finish(job, lock, status=FAILED, error=halted)
         else:
             # the common case, a fresh order: mark it running and pass the gate in one round trip
-            job, verdict = self.runs.start(running, ORDER_WEIGHT)
-            if verdict is None:
-                return job
+            started, verdict = self.runs.start(running, ORDER_WEIGHT)
+            if started is None or verdict is None:  # gone, or final meanwhile
+                return started
+            job = started
         deadline = time.monotonic() + self.run_seconds
         backoff = 0.1
 
@@ -289,9 +307,9 @@ class Placer:
         allowed = limits.get("allowedSymbols")
         value = None
         if needs_reference(limits) and valuation is not None and (allowed is None or symbol in allowed):
-            value = order_value(request, self.prices.last(symbol))
+            value = order_value(request, self._prices.last(symbol))
             if value is not None and valuation.via is not None:
-                value = valuation.to_usdt(value, self.prices.last(valuation.via))
+                value = valuation.to_usdt(value, self._prices.last(valuation.via))
         refusal = limits_refusal(limits, symbol, value, valuation)
         if refusal is not None:
             return refusal

@@ -16,9 +16,9 @@ cost of everything bought.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Iterable, Mapping
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -76,7 +76,10 @@ def position(asset: str, symbol: str, quantity: Decimal, trades: Iterable[Mappin
     """One asset's position, in Decimals (see `render` for the wire form)."""
     book = replay(trades, asset, quote)
     tracked = min(book.quantity, max(quantity, ZERO))  # a withdrawal can leave less than the trades explain
-    cost_basis = book.cost if tracked == book.quantity else (book.cost * tracked / book.quantity if book.quantity else ZERO)
+    if tracked == book.quantity:
+        cost_basis = book.cost
+    else:
+        cost_basis = book.cost * tracked / book.quantity if book.quantity else ZERO
     unrealized = tracked * mark - cost_basis
     return {
         "asset": asset, "symbol": symbol, "quantity": quantity, "untrackedQuantity": quantity - tracked,

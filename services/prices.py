@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import orjson
+from redis import Redis
 
 from binance_client import BinanceClient, endpoints
 from binance_client.budget import ORDER, WeightBudget
@@ -35,7 +36,7 @@ def fresh_price(raw, now_ms: float | None = None) -> Decimal | None:
 
 @dataclass
 class Prices:
-    redis: object
+    redis: Redis
     prefix: str
     client: BinanceClient
     budget: WeightBudget

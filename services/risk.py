@@ -31,9 +31,9 @@ from decimal import Decimal, InvalidOperation
 
 import orjson
 
-from .keys import part
 from .errors import LimitsInvalid
 from .filters import POSITIVE_DECIMAL_RE, json_integer
+from .keys import part
 from .outcomes import failure
 from .symbols import fold_symbol
 
@@ -82,10 +82,10 @@ def validate_limits(body: object, known_symbols: set[str]) -> dict:
     for name in ("maxOpenOrders", "maxOrdersPerMinute"):
         raw = body.get(name)
         if raw is not None:
-            value = json_integer(raw)
-            if value is None or not 1 <= value <= MAX_COUNT:
+            count = json_integer(raw)
+            if count is None or not 1 <= count <= MAX_COUNT:
                 raise _refused(f"{name}: must be a positive integer of at most {MAX_COUNT}")
-            limits[name] = value
+            limits[name] = count
     return limits
 
 
@@ -129,7 +129,7 @@ class Valuation:
     inverse: bool = False
 
     @classmethod
-    def for_symbol(cls, info: dict, symbols: dict[str, dict]) -> "Valuation | None":
+    def for_symbol(cls, info: dict, symbols: dict[str, dict]) -> Valuation | None:
         """From exchangeInfo: `info` is the order's symbol, `symbols` every symbol by name."""
         quote = info["quoteAsset"]
         if quote == USDT:
@@ -142,13 +142,15 @@ class Valuation:
     def to_usdt(self, value: Decimal, via_price: Decimal | None) -> Decimal:
         if self.via is None:
             return value
+        if via_price is None:
+            raise ValueError(f"converting {self.quote_asset} to USDT needs the price of {self.via}")
         return value / via_price if self.inverse else value * via_price
 
     def as_json(self) -> dict:
         return {"quoteAsset": self.quote_asset, "via": self.via, "inverse": self.inverse}
 
     @classmethod
-    def from_json(cls, data: dict | None) -> "Valuation | None":
+    def from_json(cls, data: dict | None) -> Valuation | None:
         return None if data is None else cls(data["quoteAsset"], data.get("via"), bool(data.get("inverse")))
 
 
@@ -306,7 +308,8 @@ class AsyncRiskStore(_Keys):
     async def state(self) -> tuple[dict | None, dict]:
         """The kill switch's refusal (None while trading is allowed) and the limits, in one round trip."""
         kill, raw_limits = await self.redis.mget(self.kill_key, self.limits_key)
-        return kill_switch_refusal(orjson.loads(kill) if kill else None), (orjson.loads(raw_limits) if raw_limits else {})
+        limits = orjson.loads(raw_limits) if raw_limits else {}
+        return kill_switch_refusal(orjson.loads(kill) if kill else None), limits
 
     async def rate_refusal(self, owner: str, limits: dict) -> dict | None:
         """maxOrdersPerMinute for this token subject (counts this order)."""

@@ -10,10 +10,17 @@ from dataclasses import dataclass
 from binance_client import BinanceClient
 from binance_client.budget import READ, WeightBudget
 from binance_client.endpoints import Request
-from binance_client.errors import (ClockSkewError, RateLimitedError, RejectedError, TimeoutError_,
-                                   UnavailableError, UnknownOutcomeError)
+from binance_client.errors import (
+    ClockSkewError,
+    RateLimitedError,
+    RejectedError,
+    TimeoutError_,
+    UnavailableError,
+    UnknownOutcomeError,
+)
 
 from .contract.replies import past
+
 
 @dataclass
 class SignedCaller:

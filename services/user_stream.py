@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from redis import Redis
+
 from binance_client import BinanceClient, endpoints
 from binance_client.budget import ORDER, WeightBudget
 from binance_client.errors import BinanceError
@@ -37,7 +39,7 @@ class UserStreamKeys:
     api_key: str
     signer: Signer = field(repr=False)
     budget: WeightBudget
-    redis: object
+    redis: Redis
     prefix: str
 
     @property

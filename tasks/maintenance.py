@@ -1,10 +1,10 @@
 """Beat-driven upkeep: release scheduled orders when due, re-drive jobs left behind, put a dead
-worker's task messages back on their queue, sync the clock; and the ping `GET /api/v1/status` sends to tell whether any worker is taking tasks."""
+worker's task messages back on their queue, sync the clock; and the ping `GET /api/v1/status` sends
+to tell whether any worker is taking tasks."""
 
 from __future__ import annotations
 
 import logging
-
 import socket
 import time
 

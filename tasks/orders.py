@@ -18,7 +18,7 @@ def place(self, job_id: str) -> None:
         # still unknown after a full run, or another run holds the job: come back (the job stays
         # `running`, never lost)
         countdown = exc.retry_in if exc.retry_in is not None else min(30, 2 ** min(self.request.retries, 5))
-        raise self.retry(exc=exc, countdown=countdown)
+        raise self.retry(exc=exc, countdown=countdown) from exc
 
 
 @app.task(name="orders.cancel", base=SpotgateTask)

@@ -11,7 +11,7 @@ ends late is logged, so that outcome is visible to operators too.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from binance_client.errors import BinanceError
 from services.contract.replies import Replies, failure, past, success

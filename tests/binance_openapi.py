@@ -66,8 +66,9 @@ from __future__ import annotations
 import copy
 import functools
 import json
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import jsonschema
 import yaml
@@ -115,13 +116,13 @@ class SpecQuirkChanged(RuntimeError):
 # Loading
 
 
-def load_spec(path: str | Path | None = None) -> "Spec":
+def load_spec(path: str | Path | None = None) -> Spec:
     """Return the parsed spec at `path` (default: the vendored Binance file), cached per file."""
     return _load_spec_cached(str(Path(path or DEFAULT_SPEC_PATH).resolve()))
 
 
-@functools.lru_cache(maxsize=None)
-def _load_spec_cached(resolved_path: str) -> "Spec":
+@functools.cache
+def _load_spec_cached(resolved_path: str) -> Spec:
     # The C loader parses the ~1 MB file in ~0.4 s; the pure-Python one takes
     # ~2 s, which would be paid by every test session.
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -11,8 +11,16 @@ import redis
 import redis.asyncio as aioredis
 
 from services.contract.keys import Keys
-from services.contract.replies import (REPLY_TTL, AsyncReplies, Replies, deadline_after, failure, new_reply_to,
-                                       past, success)
+from services.contract.replies import (
+    REPLY_TTL,
+    AsyncReplies,
+    Replies,
+    deadline_after,
+    failure,
+    new_reply_to,
+    past,
+    success,
+)
 
 
 @pytest.fixture

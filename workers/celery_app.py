@@ -7,7 +7,8 @@
   client order id up before sending).
 - No ETA/countdown tasks: `executeAt` orders are held in a Redis sorted set and enqueued when due,
   so the broker's visibility timeout only has to outlast a running task, and a killed worker's task
-  comes back after BROKER_VISIBILITY_TIMEOUT seconds (and a few more: beat's restore_unacked scan, tasks/maintenance.py).
+  comes back after BROKER_VISIBILITY_TIMEOUT seconds (and a few more: beat's restore_unacked scan,
+  tasks/maintenance.py).
 - SIGTERM (Heroku's, honcho's) reaches every process of the dyno, pool children included. The main
   process then shuts down warm: it takes no new task and waits for the running ones, exiting 0. A pool
   child ignores that first SIGTERM so the order it is placing is finished rather than cut off
@@ -16,6 +17,10 @@
   (worker_cancel_long_running_tasks_on_connection_loss=False): an order task carries on, and one that
   cannot record its outcome waits for Redis and runs again (services/placement.py). Its message may
   come back after the visibility timeout as well; that run finds the job final.
+- Nothing is read at import: the app's loader reads the settings from the environment when Celery
+  first needs its configuration (the CLI's `-A workers.celery_app` at start, or the first `app.conf` /
+  `send_task` of a process that imports the app), so importing this module (tasks, tests, tools) has
+  no side effects. A bad setting still stops `celery worker` and `celery beat` at start, naming it.
 - The web process enqueues with `services.contract.tasks.task_message()` + an asyncio LPUSH instead of
   `send_task()`: kombu publishes synchronously (blocking the event loop for a Redis round trip, ~1 ms
   of CPU an order), and one LPUSH can share a MULTI with the job record it belongs to.
@@ -29,6 +34,7 @@ import warnings
 from billiard.process import current_process
 from celery import Celery
 from celery.exceptions import CPendingDeprecationWarning
+from celery.loaders.app import AppLoader
 from celery.signals import task_prerun, worker_init, worker_ready
 from kombu import Queue
 
@@ -40,13 +46,14 @@ from services.contract.tasks import QUEUES
 from . import observability  # noqa: F401  (connects the logging and metrics signal handlers)
 
 
-def _configure(app: Celery, settings: Settings) -> None:
+def celery_config(settings: Settings) -> dict:
+    """Celery's configuration for these settings (no I/O)."""
     # Only connection facts are kept: nothing here may hand the worker's Binance credentials on.
     url, ssl_options = celery_redis(settings)
-    app.conf.update(broker_url=url, result_backend=url)
+    config: dict = dict(broker_url=url, result_backend=url)
     if ssl_options is not None:  # rediss://: the same TLS options as every other Redis client
-        app.conf.update(broker_use_ssl=ssl_options, redis_backend_use_ssl=ssl_options)
-    app.conf.update(
+        config.update(broker_use_ssl=ssl_options, redis_backend_use_ssl=ssl_options)
+    config.update(
         task_queues=tuple(Queue(name) for name in QUEUES),
         task_default_queue="default",
         task_routes={"orders.*": {"queue": "orders"}},
@@ -83,8 +90,15 @@ def _configure(app: Celery, settings: Settings) -> None:
     )
     if settings.user_stream_mode == "listen-key":
         # the stream relay's listen key lives 60 min unless refreshed (Binance asks for every 30 min)
-        app.conf.beat_schedule["keep-listen-key-alive"] = {
+        config["beat_schedule"]["keep-listen-key-alive"] = {
             "task": "user_stream.keepalive", "schedule": settings.listen_key_keepalive}
+    return config
+
+
+def _configure(app: Celery, settings: Settings) -> None:
+    """Give `app` the configuration for `settings`; read when the app is first configured (at once if
+    it already is)."""
+    app.config_from_object(celery_config(settings))
 
 
 def restore_every(visibility_timeout: int) -> int:
@@ -92,8 +106,17 @@ def restore_every(visibility_timeout: int) -> int:
     return max(1, min(10, visibility_timeout // 4))
 
 
-app = Celery("spotgate", include=["tasks.orders", "tasks.account", "tasks.maintenance", "tasks.user_stream"])
-_configure(app, Settings.from_env())
+class EnvironmentLoader(AppLoader):
+    """Celery's loader for the app: the configuration is `celery_config(Settings.from_env())`, read
+    when Celery first asks for it. A loader, not an `on_configure` handler: Celery logs and swallows
+    what a signal handler raises, and would then run on its defaults (an AMQP broker on localhost)."""
+
+    def read_configuration(self, env: str = "CELERY_CONFIG_MODULE") -> dict:
+        return celery_config(Settings.from_env())
+
+
+app = Celery("spotgate", loader=EnvironmentLoader,
+             include=["tasks.orders", "tasks.account", "tasks.maintenance", "tasks.user_stream"])
 
 
 @worker_init.connect

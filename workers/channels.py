@@ -9,7 +9,6 @@ Pure functions, no I/O (channel names and the Binance streams they need are serv
 
 from __future__ import annotations
 
-
 # -- market payloads --------------------------------------------------------------------------------
 
 _TICKER_24H = (("priceChange", "p"), ("priceChangePercent", "P"), ("weightedAvgPrice", "w"), ("openPrice", "o"),

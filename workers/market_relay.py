@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from binance_client import BinanceClient, endpoints
 from binance_client.budget import READ, WeightBudget
 from binance_client.errors import BinanceError, RateLimitedError
-
 from services.contract.channels import Channel, route
 from services.metrics import metrics
 
@@ -101,7 +100,7 @@ class Subscriptions:
 # -- one upstream connection's worth of channels ----------------------------------------------------
 
 class Slot:
-    def __init__(self, relay: "MarketRelay", index: int):
+    def __init__(self, relay: MarketRelay, index: int):
         self.relay = relay
         self.index = index
         self.channels: dict[str, Channel] = {}

@@ -14,9 +14,9 @@ from functools import cached_property
 import redis
 
 from binance_client import BinanceClient, Signer, endpoints, load_signer, load_signer_file
-from binance_client.signing import hmac_signer
 from binance_client.budget import WeightBudget
 from binance_client.errors import BinanceError
+from binance_client.signing import hmac_signer
 from config import Settings
 from config.logging import setup_logging
 from config.redis_connection import redis_connection

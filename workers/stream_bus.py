@@ -18,8 +18,8 @@ import time
 import orjson
 
 from services.contract.channels import ORDERS, USER, message
-from services.contract.relay_status import STATUS_TTL, encode_report
 from services.contract.keys import Keys
+from services.contract.relay_status import STATUS_TTL, encode_report
 
 from .channels import order_from_report
 

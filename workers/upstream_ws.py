@@ -17,7 +17,7 @@ import logging
 import random
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import orjson
 import websocket
@@ -46,8 +46,8 @@ class Backoff:
 
 
 class Link:
-    def __init__(self, name: str, url: Callable[[], str], *, on_open: Callable[["Link"], None],
-                 on_message: Callable[["Link", object], None], on_close: Callable[["Link", bool], None],
+    def __init__(self, name: str, url: Callable[[], str], *, on_open: Callable[[Link], None],
+                 on_message: Callable[[Link, object], None], on_close: Callable[[Link, bool], None],
                  backoff: Backoff, connect_timeout: float = 10.0, idle_timeout: float = IDLE_TIMEOUT):
         self.name = name
         self._url = url
@@ -74,7 +74,7 @@ class Link:
 
     # -- control ----------------------------------------------------------------------------------
 
-    def start(self) -> "Link":
+    def start(self) -> Link:
         self._thread.start()
         return self
 
@@ -196,7 +196,7 @@ class Link:
                 opcode, frame = ws.recv_data_frame(True)
             except websocket.WebSocketTimeoutException:
                 if time.monotonic() - last_frame > self.idle_timeout:
-                    raise ConnectionError(f"nothing received for {self.idle_timeout:.0f} s")
+                    raise ConnectionError(f"nothing received for {self.idle_timeout:.0f} s") from None
                 continue
             last_frame = time.monotonic()
             if opcode == websocket.ABNF.OPCODE_CLOSE:

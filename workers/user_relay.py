@@ -19,10 +19,10 @@ Binance; clients reconcile with the REST order and account reads.
 from __future__ import annotations
 
 import hashlib
-from abc import ABC, abstractmethod
 import itertools
 import logging
 import threading
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 
 import orjson

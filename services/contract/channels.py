@@ -85,6 +85,8 @@ class Channel:
     @property
     def streams(self) -> tuple[str, ...]:
         """The Binance streams (combined-stream names) a market channel needs."""
+        if self.symbol is None:
+            raise ValueError(f"{self.kind} is user data: no Binance market stream")
         lower = self.symbol.translate(_LOWER)
         if self.kind == ChannelKind.TICKER:
             return (f"{lower}@ticker", f"{lower}@bookTicker")

@@ -38,8 +38,9 @@ def task_message(name: str, args: tuple | list, queue: str, kwargs: dict | None 
         "headers": {
             "lang": "py", "task": name, "id": task_id, "shadow": None, "eta": None, "expires": None,
             "group": None, "group_index": None, "retries": 0, "timelimit": [None, None], "root_id": task_id,
-            "parent_id": None, "argsrepr": repr(tuple(args)), "kwargsrepr": repr(kwargs), "origin": f"{os.getpid()}@{_HOST}",
-            "ignore_result": True, "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
+            "parent_id": None, "argsrepr": repr(tuple(args)), "kwargsrepr": repr(kwargs),
+            "origin": f"{os.getpid()}@{_HOST}", "ignore_result": True, "replaced_task_nesting": 0,
+            "stamped_headers": None, "stamps": {},
             **(headers or {}),
         },
         "properties": {

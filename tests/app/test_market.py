@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import time
 
 import orjson
@@ -43,7 +44,7 @@ def test_klines_come_as_named_candles(gateway):
     first = candles[0]
     assert set(first) >= {"openTime", "open", "high", "low", "close", "volume", "closeTime", "quoteVolume", "trades"}
     assert isinstance(first["open"], str) and isinstance(first["openTime"], int)
-    assert all(a["openTime"] < b["openTime"] for a, b in zip(candles, candles[1:]))
+    assert all(a["openTime"] < b["openTime"] for a, b in itertools.pairwise(candles))
 
 
 @pytest.mark.parametrize("interval, limit", [("1h", 100), ("1m", 1000), ("1d", 1000)])
@@ -53,7 +54,7 @@ def test_seed_scenario_klines_are_full_pages(gateway, interval, limit):
     candles = answer.json()["data"]
     assert answer.status_code == 200 and len(candles) == limit
     length = candles[1]["openTime"] - candles[0]["openTime"]
-    assert all(b["openTime"] - a["openTime"] == length for a, b in zip(candles, candles[1:]))
+    assert all(b["openTime"] - a["openTime"] == length for a, b in itertools.pairwise(candles))
     older = gateway.get("/api/v1/klines", symbol="BTCUSDT", interval=interval, limit=limit,
                         endTime=candles[0]["openTime"] - 1).json()["data"]
     assert len(older) == limit and older[-1]["openTime"] == candles[0]["openTime"] - length

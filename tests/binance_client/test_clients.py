@@ -11,8 +11,17 @@ import redis
 
 from binance_client import AsyncBinanceClient, BinanceClient, endpoints
 from binance_client.budget import CANCEL, ORDER, READ, WeightBudget
-from binance_client.errors import (AuthError, BudgetSpentError, ClockSkewError, NotFoundError, OrderRejectedError,
-                                   RateLimitedError, TimeoutError_, UnavailableError, UnknownOutcomeError)
+from binance_client.errors import (
+    AuthError,
+    BudgetSpentError,
+    ClockSkewError,
+    NotFoundError,
+    OrderRejectedError,
+    RateLimitedError,
+    TimeoutError_,
+    UnavailableError,
+    UnknownOutcomeError,
+)
 from tests.processes import free_port
 
 

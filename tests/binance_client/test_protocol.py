@@ -6,8 +6,17 @@ import pytest
 
 from binance_client import endpoints
 from binance_client.clock import Clock
-from binance_client.errors import (AuthError, ClockSkewError, IpBannedError, NotFoundError, OrderRejectedError,
-                                   RateLimitedError, RejectedError, UnknownOutcomeError, classify)
+from binance_client.errors import (
+    AuthError,
+    ClockSkewError,
+    IpBannedError,
+    NotFoundError,
+    OrderRejectedError,
+    RateLimitedError,
+    RejectedError,
+    UnknownOutcomeError,
+    classify,
+)
 from binance_client.ratelimit import RateLimitInfo
 from binance_client.signing import hmac_sha256, signed_query, ws_api_params
 

@@ -107,7 +107,8 @@ def open_tab(browser, stack):
                                       has_touch=viewport["width"] < 500)
         page = context.new_page()
         tab = Tab(page, context)
-        page.on("console", lambda m: tab.errors.append(m.text) if m.type == "error" and not HANDLED.match(m.text) else None)
+        page.on("console",
+                lambda m: tab.errors.append(m.text) if m.type == "error" and not HANDLED.match(m.text) else None)
         page.on("pageerror", lambda exc: tab.errors.append(str(exc)))
         if setup is not None:
             setup(page)

@@ -14,10 +14,16 @@ from decimal import Decimal
 import pytest
 import requests
 
-from .conftest import (
-    DESKTOP, PHONE, Tab, sign_in_with_password, sign_in_with_token, wait_live,
-)
 from tests.support import eventually
+
+from .conftest import (
+    DESKTOP,
+    PHONE,
+    Tab,
+    sign_in_with_password,
+    sign_in_with_token,
+    wait_live,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -47,7 +53,8 @@ def open_order_row(tab: Tab, order_id: int):
 
 
 def event_texts(tab: Tab, kind: str = "order") -> list[str]:
-    return tab.page.eval_on_selector_all(f'#events li[data-kind="{kind}"] .event-text', "els => els.map(e => e.textContent)")
+    return tab.page.eval_on_selector_all(f'#events li[data-kind="{kind}"] .event-text',
+                                         "els => els.map(e => e.textContent)")
 
 
 def wait_event(tab: Tab, pattern: str, kind: str = "order", timeout: float = 15) -> str:
@@ -82,7 +89,8 @@ def test_signing_in_with_a_password_keeps_the_token_for_the_tab_refreshes_it_and
     page.fill("#login-username", "alice")
     page.fill("#login-password", "not-the-password")
     page.click("#login-form button[type=submit]")
-    page.wait_for_function("() => document.getElementById('signin-error').textContent.includes('Invalid username or password')")
+    page.wait_for_function("() => document.getElementById('signin-error').textContent"
+                           ".includes('Invalid username or password')")
     assert page.is_hidden("#app")
 
     sign_in_with_password(tab, "alice")
@@ -95,11 +103,12 @@ def test_signing_in_with_a_password_keeps_the_token_for_the_tab_refreshes_it_and
     page.wait_for_selector("#app:not([hidden])")
     wait_live(tab)
     # refreshed before it expires (ACCESS_TOKEN_TTL is 20 s here): a new pair, the old refresh token spent
-    page.wait_for_function(f"() => JSON.parse(sessionStorage.getItem('spotgate.session')).token !== {json.dumps(first['token'])}",
-                           timeout=30_000)
+    page.wait_for_function("() => JSON.parse(sessionStorage.getItem('spotgate.session')).token"
+                           f" !== {json.dumps(first['token'])}", timeout=30_000)
     second = session_state(tab)
     assert second["refreshToken"] != first["refreshToken"]
-    me = requests.get(stack.web.url + "/api/v1/auth/me", headers={"Authorization": f"Bearer {second['token']}"}, timeout=10)
+    me = requests.get(stack.web.url + "/api/v1/auth/me", headers={"Authorization": f"Bearer {second['token']}"},
+                      timeout=10)
     assert me.status_code == 200 and me.json()["data"]["sub"] == "alice"
 
     page.click("#signout")
@@ -155,7 +164,8 @@ def test_the_chart_holds_at_least_100_candles_and_adds_live_ones(open_tab, stack
     page.wait_for_function("() => Number(document.getElementById('chart').dataset.candles) >= 100")
     start = int(page.get_attribute("#chart", "data-candles"))
     # 1 s candles from the kline channel: new ones keep arriving
-    page.wait_for_function(f"() => Number(document.getElementById('chart').dataset.candles) >= {start + 2}", timeout=20_000)
+    page.wait_for_function(f"() => Number(document.getElementById('chart').dataset.candles) >= {start + 2}",
+                           timeout=20_000)
     assert page.get_attribute('#intervals button[data-interval="1s"]', "aria-pressed") == "true"
 
 
@@ -182,7 +192,8 @@ def test_the_depth_ladder_equals_the_exchange_book_top_20(open_tab, stack):
             shown = ladder(tab)
             bids = [(Decimal(p), Decimal(q)) for p, q in shown["bids"]]
             asks = [(Decimal(p), Decimal(q)) for p, q in shown["asks"]]
-            return bids == expected_bids and asks == expected_asks and shown["state"] == f"update {book['lastUpdateId']}"
+            return (bids == expected_bids and asks == expected_asks
+                    and shown["state"] == f"update {book['lastUpdateId']}")
 
         started = time.monotonic()
         eventually(matches, BOOK_WAIT, what="the ladder equal to the exchange's top 20 levels")
@@ -214,7 +225,8 @@ def test_the_book_rules_drop_the_book_on_a_gap_until_the_next_snapshot(open_tab,
       return {out, before, after, final: b.top(20), state: b.state};
     }""")
     assert result["out"] == ["gap", "old", "applied", "applied", "gap", "gap", "applied"]
-    assert result["before"] == {"bids": [["99.00", "2.0"], ["98.00", "1"]], "asks": [["101.00", "1.5"], ["102.00", "3"]]}
+    assert result["before"] == {"bids": [["99.00", "2.0"], ["98.00", "1"]],
+                                "asks": [["101.00", "1.5"], ["102.00", "3"]]}
     assert result["after"] == {"state": "waiting", "top": {"bids": [], "asks": []}}
     assert result["final"] == {"bids": [["96.00", "1"]], "asks": [["103.00", "2"]]} and result["state"] == "live"
 
@@ -238,7 +250,8 @@ def test_a_limit_order_from_the_form_appears_in_open_orders_and_the_log_and_is_c
     order_id = int(row.get_attribute("data-order-id"))
     assert paper_order(stack, order_id)["status"] == "NEW"
     assert int(page.text_content("#open-count")) >= 1
-    wait_event(tab, rf"BUY LIMIT 0\.001 BTCUSDT @ {re.escape(format(Decimal(price).normalize(), 'f'))} — NEW .*\(#{order_id}\)")
+    shown_price = re.escape(format(Decimal(price).normalize(), "f"))
+    wait_event(tab, rf"BUY LIMIT 0\.001 BTCUSDT @ {shown_price} — NEW .*\(#{order_id}\)")
 
     open_order_row(tab, order_id).get_by_role("button", name=re.compile("^Cancel BUY")).click()
     open_order_row(tab, order_id).wait_for(state="detached", timeout=15_000)
@@ -344,8 +357,8 @@ def test_an_admin_sets_risk_limits_and_engages_the_kill_switch_after_confirming(
         assert "exceeds the limit 10" in page.text_content("#error-form")
         page.fill("#limit-notional", "")
         page.click("#limits-form button[type=submit]")
-        eventually(lambda: api(stack, "GET", "/api/v1/risk/limits", role="admin").json()["data"]["maxOrderNotional"] is None,
-                   10, what="the limit cleared")
+        eventually(lambda: api(stack, "GET", "/api/v1/risk/limits", role="admin").json()["data"]["maxOrderNotional"]
+                   is None, 10, what="the limit cleared")
 
         order = stack.place_limit()  # placed elsewhere: the page learns of it from the user channel
         open_order_row(tab, order["orderId"]).wait_for(timeout=15_000)

@@ -79,14 +79,16 @@ def test_release_passes_with_app_json_configuration(tls_redis):
 
 @pytest.mark.parametrize("change, reason", [
     ({"BINANCE_API_SECRET": ""}, r"BINANCE_API_SECRET.*must be set when SPOTGATE_MODE=live"),
-    ({"BINANCE_API_SECRET": "", "BINANCE_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\\nnot-a-key\\n-----END PRIVATE KEY-----"},
+    ({"BINANCE_API_SECRET": "",
+      "BINANCE_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\\nnot-a-key\\n-----END PRIVATE KEY-----"},
      r"BINANCE_PRIVATE_KEY: cannot read the private key"),
     ({"JWT_SECRET": "short"}, "JWT_SECRET must be at least 32 characters"),
     ({"REDIS_SSL_CERT_REQS": ""}, "Heroku Redis uses a self-signed certificate: set REDIS_SSL_CERT_REQS=none"),
     ({"REDIS_SSL_CERT_REQS": "off"}, "REDIS_SSL_CERT_REQS must be one of required, optional, none"),
     ({"REDIS_URL": "closed port"}, r"Redis at REDIS_URL does not answer \(a rediss:// URL needs a TLS port\)"),
     ({"REDIS_URL": "wrong password"}, "Redis refused the password in REDIS_URL"),
-], ids=["no-binance-secret", "unusable-private-key", "short-jwt-secret", "untrusted-certificate", "bad-setting", "no-redis", "bad-password"])
+], ids=["no-binance-secret", "unusable-private-key", "short-jwt-secret", "untrusted-certificate", "bad-setting",
+        "no-redis", "bad-password"])
 def test_release_fails_with_a_clear_reason(tls_redis, change, reason):
     env = app_json_environment(tls_redis.url)
     if change.get("REDIS_URL") == "closed port":
@@ -105,6 +107,7 @@ def test_release_passes_with_a_private_key_config_var_instead_of_the_secret(tls_
     from tests.paper.conftest import key_files
 
     env = app_json_environment(tls_redis.url)
-    env.update(BINANCE_API_SECRET="", BINANCE_PRIVATE_KEY=key_files()["ed25519_private"].read_text().replace("\n", "\\n"))
+    env.update(BINANCE_API_SECRET="",
+               BINANCE_PRIVATE_KEY=key_files()["ed25519_private"].read_text().replace("\n", "\\n"))
     result = release(env)
     assert result.returncode == 0, result.stderr

@@ -4,14 +4,13 @@ for is lost or done twice."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import time
 import uuid
 from decimal import Decimal
-
-import json
 
 import pytest
 import redis
@@ -20,7 +19,13 @@ from websockets.exceptions import ConnectionClosed
 
 from services.contract.keys import Keys
 from tests.processes import (
-    FAST_RECONNECT, TEST_JWT_SECRET, PaperProcess, ProcfileProcess, WebProcess, WorkerProcess, free_port,
+    FAST_RECONNECT,
+    TEST_JWT_SECRET,
+    PaperProcess,
+    ProcfileProcess,
+    WebProcess,
+    WorkerProcess,
+    free_port,
     wait_until_answers,
 )
 from tests.support import delete_prefix, eventually

@@ -92,7 +92,8 @@ def test_celery_worker_starts_on_a_bare_rediss_url(tls_redis):
     ssl_cert_reqs". `celery inspect ping` builds the same app and reaches the broker over TLS."""
     env = {**os.environ, "REDIS_URL": tls_redis.url, **HEROKU}
     result = subprocess.run([sys.executable, "-c", "from workers.celery_app import app; "
-                             "print(app.backend.client.ping(), app.connection_for_write().ensure_connection(max_retries=1).connected)"],
+                             "print(app.backend.client.ping(), "
+                             "app.connection_for_write().ensure_connection(max_retries=1).connected)"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["True", "True"]

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
 import re
 import shutil
 import subprocess
+import time
 import uuid
 from decimal import Decimal
 
@@ -18,7 +18,12 @@ import pytest
 
 from services.jobs import JobStore
 from tests.processes import (
-    TEST_JWT_SECRET, PaperProcess, ProcfileProcess, WorkerProcess, free_port, wait_until_answers,
+    TEST_JWT_SECRET,
+    PaperProcess,
+    ProcfileProcess,
+    WorkerProcess,
+    free_port,
+    wait_until_answers,
 )
 from tests.support import delete_prefix, eventually
 from tests.ws.support import Client, Relay
@@ -31,7 +36,8 @@ MAX_CONNECTIONS = 24  # opened until both workers hold some (the kernel picks th
 
 def serving_pid(server_port: int, client_port: int) -> int:
     """The pid of the process holding the server side of the connection from `client_port`."""
-    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{server_port} and dport = :{client_port} )"],
+    out = subprocess.run(["ss", "-tnpH", "state", "established",
+                          f"( sport = :{server_port} and dport = :{client_port} )"],
                          capture_output=True, text=True, check=True).stdout
     pids = {int(p) for p in re.findall(r"pid=(\d+)", out)}
     assert len(pids) == 1, out

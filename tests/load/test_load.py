@@ -19,8 +19,8 @@ import requests
 
 from bench._ws_client import Socket, masked_frame
 from tests.e2e.conftest import System
-from tests.processes import WebProcess
 from tests.paper.conftest import PaperProcess
+from tests.processes import WebProcess
 from tests.ws.support import Relay
 
 # Limits lifted for the load's sake, each for a reason: every client is a trader of its own (so
@@ -104,7 +104,7 @@ async def _rest_load(web: WebProcess, clients: int, seconds: float) -> dict:
                             if answer.status != 200:
                                 errors.append(f"GET {path} -> {answer.status} {data[:300]!r}")
                                 continue
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, aiohttp.ClientError) as exc:
                     errors.append(f"{type(exc).__name__}: {exc}")
                     continue
                 latencies.append(time.perf_counter() - started)
@@ -149,7 +149,8 @@ def rest_load(redis_url: str, capsys, clients: int, seconds: float) -> None:
     latencies = result["latencies"]
     report(capsys, f"REST {clients} clients for {seconds:.0f} s: {len(latencies)} answers "
                    f"({len(latencies) / result['seconds']:.0f}/s), {len(result['errors'])} errors, "
-                   f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {percentile(latencies, 0.99) * 1000:.1f} ms; "
+                   f"p50 {statistics.median(latencies) * 1000:.1f} ms, "
+                   f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms; "
                    f"{len(result['jobs'])} orders: {outcomes}")
     assert not result["errors"], result["errors"][:10]
     assert len(latencies) >= clients  # every client got answers
@@ -234,7 +235,7 @@ async def _ws_load(port: int, relay: Relay, count: int) -> dict:
             relay.trade("BTCUSDT", trade_id)
             try:
                 await asyncio.wait_for(asyncio.shield(fleet.all_received), 1.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 assert time.monotonic() - publish_started < 60, f"{fleet.n_received}/{count} received a trade"
         return {"connected_s": connected, "trades_published": trade_id, "closed": fleet.n_closed,
                 "unexpected": fleet.unexpected, "received": fleet.n_received}

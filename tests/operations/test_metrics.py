@@ -4,8 +4,8 @@ those without the token where it must be."""
 
 from __future__ import annotations
 
-import requests
 import pytest
+import requests
 
 from tests.e2e.conftest import System
 from tests.processes import TEST_JWT_SECRET, WebProcess

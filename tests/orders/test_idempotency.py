@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from itertools import repeat
 
 import requests
 
@@ -56,7 +57,7 @@ def test_twenty_concurrent_requests_with_one_key_make_one_order(stack):
             for _ in range(15):
                 key = f"race-{uuid.uuid4().hex}"
                 before = len(orders_on_exchange(stack, symbol="BNBUSDT"))
-                answers = list(pool.map(lambda i: send(i, key), range(20)))
+                answers = list(pool.map(send, range(20), repeat(key)))
                 assert {a.status_code for a in answers} == {202}, [a.text for a in answers if a.status_code != 202]
                 job_ids = {a.json()["data"]["id"] for a in answers}
                 assert len(job_ids) == 1, f"{len(job_ids)} jobs for one Idempotency-Key"

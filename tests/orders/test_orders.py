@@ -32,11 +32,13 @@ def test_limit_order_is_new_with_an_order_id_then_cancel(stack):
     assert job["status"] == "succeeded" and job["order"]["orderId"] == order["orderId"]
     state = stack.web.get("/api/v1/order", symbol="BTCUSDT", orderId=order["orderId"]).json()["data"]
     assert state["status"] == "NEW"
-    assert order["orderId"] in [o["orderId"] for o in stack.web.get("/api/v1/openOrders", symbol="BTCUSDT").json()["data"]]
+    open_orders = stack.web.get("/api/v1/openOrders", symbol="BTCUSDT").json()["data"]
+    assert order["orderId"] in [o["orderId"] for o in open_orders]
 
     canceled = stack.delete("/api/v1/order", symbol="BTCUSDT", orderId=order["orderId"])
     assert canceled.status_code == 200 and canceled.json()["data"]["status"] == "CANCELED"
-    assert stack.web.get("/api/v1/order", symbol="BTCUSDT", clientOrderId=order["clientOrderId"]).json()["data"]["status"] == "CANCELED"
+    by_client_id = stack.web.get("/api/v1/order", symbol="BTCUSDT", clientOrderId=order["clientOrderId"])
+    assert by_client_id.json()["data"]["status"] == "CANCELED"
     again = stack.delete("/api/v1/order", symbol="BTCUSDT", orderId=order["orderId"])
     assert again.status_code == 200 and again.json()["data"]["status"] == "CANCELED"  # idempotent
 

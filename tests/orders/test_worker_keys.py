@@ -1,5 +1,6 @@
-"""The worker's signing key: BINANCE_PRIVATE_KEY (the PEM) or BINANCE_PRIVATE_KEY_FILE is read at start, and a worker that cannot use
-it refuses to start (exit status non-zero, the variable named) instead of failing every task."""
+"""The worker's signing key: BINANCE_PRIVATE_KEY (the PEM) or BINANCE_PRIVATE_KEY_FILE is read at start,
+and a worker that cannot use it refuses to start (exit status non-zero, the variable named) instead of
+failing every task."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def start_worker(redis_url: str, **env: str) -> subprocess.CompletedProcess:
 def test_a_worker_without_a_usable_private_key_refuses_to_start(redis_url, path, why):
     done = start_worker(redis_url, BINANCE_PRIVATE_KEY_FILE=path or str(key_files()["ed25519_public"]))
     assert done.returncode != 0
-    assert "refuses to start: BINANCE_PRIVATE_KEY_FILE" in done.stderr + done.stdout and why in done.stderr + done.stdout
+    output = done.stderr + done.stdout
+    assert "refuses to start: BINANCE_PRIVATE_KEY_FILE" in output and why in output
 
 
 def test_a_worker_with_an_unusable_private_key_in_its_environment_refuses_to_start(redis_url):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import requests
@@ -12,7 +12,7 @@ import requests
 ERRORS_JSON = Path(__file__).resolve().parents[1] / "data" / "binance" / "errors.json"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _catalogue() -> dict:
     return json.loads(ERRORS_JSON.read_text())
 
@@ -24,7 +24,7 @@ def _pattern(message: str) -> re.Pattern:
                               for i, part in enumerate(parts)) + r"\Z", re.DOTALL)
 
 
-@lru_cache(maxsize=None)
+@cache
 def messages_for(code: int) -> tuple[str, ...]:
     """Every message Binance documents for `code`: its own list plus the sections that name it
     (-2010/-2011 share the matching engine's messages; -1013 carries the filter failures)."""

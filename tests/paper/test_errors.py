@@ -216,7 +216,8 @@ def test_bad_signature(paper):
     missing = paper.http.get(paper.url + "/api/v3/account", params={"timestamp": int(time.time() * 1000)},
                              headers={"X-MBX-APIKEY": paper.key})
     assert_error(missing, 400, -1102, mandatory("signature"))
-    no_timestamp = paper.http.get(f"{paper.url}/api/v3/account?recvWindow=5000&signature={paper.sign('recvWindow=5000')}",
+    no_timestamp = paper.http.get(f"{paper.url}/api/v3/account?recvWindow=5000"
+                                  f"&signature={paper.sign('recvWindow=5000')}",
                                   headers={"X-MBX-APIKEY": paper.key})
     assert_error(no_timestamp, 400, -1102, mandatory("timestamp"))
 

@@ -44,7 +44,8 @@ def test_every_key_type_signs_for_the_same_account(paper, kind):
     assert order.status_code == 200, order.text
     seen = paper.signed("GET", "/api/v3/order", symbol="BTCUSDT", origClientOrderId=f"keys-{kind}")  # by HMAC
     assert seen.json()["orderId"] == order.json()["orderId"]
-    canceled = paper.signed("DELETE", "/api/v3/order", key_type=kind, symbol="BTCUSDT", origClientOrderId=f"keys-{kind}")
+    canceled = paper.signed("DELETE", "/api/v3/order", key_type=kind, symbol="BTCUSDT",
+                            origClientOrderId=f"keys-{kind}")
     assert canceled.json()["status"] == "CANCELED"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 
@@ -26,7 +27,7 @@ def test_seed_scenario_pages_are_full(paper, interval, limit, length):
     rows = klines(paper, symbol="BTCUSDT", interval=interval, limit=limit)
     assert len(rows) == limit
     opens = [r[0] for r in rows]
-    assert all(b - a == length for a, b in zip(opens, opens[1:]))  # contiguous, oldest first
+    assert all(b - a == length for a, b in pairwise(opens))  # contiguous, oldest first
     assert opens[-1] <= time.time() * 1000 < opens[-1] + length  # the newest is the open candle
     assert all(r[6] == r[0] + length - 1 for r in rows)  # close times
 

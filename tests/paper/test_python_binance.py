@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 from binance.client import Client
@@ -40,7 +41,7 @@ def test_public_endpoints(client):
 
     klines = client.get_klines(symbol="BTCUSDT", interval=Client.KLINE_INTERVAL_1MINUTE, limit=50)
     assert len(klines) == 50
-    assert all(k[0] < n[0] for k, n in zip(klines, klines[1:]))
+    assert all(k[0] < n[0] for k, n in pairwise(klines))
     for k in klines:
         assert Decimal(k[3]) <= min(Decimal(k[1]), Decimal(k[4])) <= max(Decimal(k[1]), Decimal(k[4])) <= Decimal(k[2])
 

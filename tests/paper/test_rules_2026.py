@@ -88,7 +88,8 @@ def test_a_market_order_the_book_runs_out_on_expires_for_insufficient_liquidity(
 def test_a_cancel_only_symbol_refuses_new_orders_and_allows_cancels(fresh_paper):
     px = fresh_paper
     assert resting_buy(px, "co-1").status_code == 200
-    assert px.admin("POST", "symbols", {"symbol": "BTCUSDT", "status": "CANCEL_ONLY"}).json()["BTCUSDT"] == "CANCEL_ONLY"
+    changed = px.admin("POST", "symbols", {"symbol": "BTCUSDT", "status": "CANCEL_ONLY"})
+    assert changed.json()["BTCUSDT"] == "CANCEL_ONLY"
     info = px.get("/api/v3/exchangeInfo", symbol="BTCUSDT").json()
     assert info["symbols"][0]["status"] == "CANCEL_ONLY"
     listed = px.get("/api/v3/exchangeInfo", symbolStatus="CANCEL_ONLY").json()["symbols"]

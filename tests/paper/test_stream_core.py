@@ -63,8 +63,8 @@ def test_control_ids_binance_accepts(request_id):
 def test_control_ids_binance_refuses(text):
     with pytest.raises(ControlError) as caught:
         streams.parse_control(text)
-    assert caught.value.reply() == {"error": {"code": 2, "msg": "Invalid request: request ID must be an unsigned integer"},
-                                    "id": None}
+    assert caught.value.reply() == {
+        "error": {"code": 2, "msg": "Invalid request: request ID must be an unsigned integer"}, "id": None}
 
 
 def test_control_json_errors_point_at_the_position():
@@ -143,7 +143,7 @@ def test_subscription_signature_checks():
 def test_execution_reports_follow_the_engine():
     exchange = Exchange(DEFAULT_SYMBOLS)
     account = exchange.add_account("u", {"USDT": Decimal(10_000), "BTC": Decimal(1)})
-    maker = exchange.add_account("m", {"USDT": Decimal(10_000), "BTC": Decimal(1)})
+    exchange.add_account("m", {"USDT": Decimal(10_000), "BTC": Decimal(1)})
     events = []
     exchange.listeners.append(events.append)
     watch = user_stream.BalanceWatch()

@@ -11,8 +11,16 @@ import time
 import pytest
 import websocket
 
-from tests.paper.ws_client import (api_request, closed_by_server, connect, recv_json, reply_to, signed_params,
-                                   wait_for, ws_url)
+from tests.paper.ws_client import (
+    api_request,
+    closed_by_server,
+    connect,
+    recv_json,
+    reply_to,
+    signed_params,
+    wait_for,
+    ws_url,
+)
 from tests.processes import PaperProcess
 
 

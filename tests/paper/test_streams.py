@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import time
-from urllib.parse import quote
 from decimal import Decimal
+from urllib.parse import quote
 
 import pytest
 import websocket

@@ -18,8 +18,15 @@ import pytest
 import requests
 
 from tests.orders.conftest import Stack
-from tests.orders.test_exactly_once import (FAULTS, LONG_TTL, RELAXED, assert_placed_once, exchange_orders,
-                                            market, wait_final)
+from tests.orders.test_exactly_once import (
+    FAULTS,
+    LONG_TTL,
+    RELAXED,
+    assert_placed_once,
+    exchange_orders,
+    market,
+    wait_final,
+)
 from tests.soak.support import RestartableRedis, scan_logs
 
 SOAK_FAULTS = [*FAULTS, {"kind": "latency", "probability": 0.15, "latency_ms": 300}]
@@ -97,7 +104,8 @@ def run_soak(orders: int, budget_s: float, disruptions: tuple[tuple[float, str],
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(one, enumerate(bodies)))
         disruptor.join(timeout=max(1.0, deadline - time.monotonic()))
-        assert not disruptor.is_alive() and len(killed) == sum(a == "kill" for _, a in disruptions), "the disruptions did not all happen"
+        assert not disruptor.is_alive() and len(killed) == sum(a == "kill" for _, a in disruptions), \
+            "the disruptions did not all happen"
 
         # A run that lost Redis mid-order waits for it and runs the job again (services/placement.py):
         # no job waits for beat's sweep (JOB_REDRIVE_AFTER, 120 s), which the budget leaves no room for.

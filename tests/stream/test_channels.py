@@ -70,7 +70,7 @@ def test_trade_kline_and_order_shapes():
 def test_backoff_doubles_with_jitter_up_to_the_cap_and_resets():
     backoff = Backoff(1.0, 30.0, rng=random.Random(1))
     delays = [backoff.next() for _ in range(8)]
-    for delay, nominal in zip(delays, (1, 2, 4, 8, 16, 30, 30, 30)):
+    for delay, nominal in zip(delays, (1, 2, 4, 8, 16, 30, 30, 30), strict=True):
         assert nominal * 0.8 <= delay <= min(30, nominal * 1.2)
     assert len(set(delays)) > 3  # jittered, not lockstep
     backoff.reset()

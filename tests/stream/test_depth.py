@@ -103,7 +103,7 @@ def test_snapshot_and_500_diffs_rebuild_the_exchanges_book(paper, make_relay, ma
     stored = orjson.loads(redis_client.get(Keys(relay.prefix).book("BTCUSDT")))
     exchange = paper.get("/_paper/book", symbol="BTCUSDT").json()
     assert stored["lastUpdateId"] <= exchange["lastUpdateId"]
-    assert len(stored["bids"]) <= 20 and stored["bids"] == sorted(stored["bids"], key=lambda l: -Decimal(l[0]))
+    assert len(stored["bids"]) <= 20 and stored["bids"] == sorted(stored["bids"], key=lambda level: -Decimal(level[0]))
 
 
 def test_a_depth_gap_is_answered_with_a_new_snapshot(paper, make_relay, make_subscriber, redis_client):

@@ -6,8 +6,7 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from workers.order_book import OrderBook, Outcome
 
