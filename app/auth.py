@@ -111,8 +111,11 @@ class Revocations:
     @staticmethod
     def is_revoked_by(principal: Principal, values: list) -> bool:
         jti_mark, subject_mark, *family = values
-        return (jti_mark is not None or (family and family[0] is not None)
-                or (subject_mark is not None and principal.iat <= int(subject_mark)))
+        return (
+            jti_mark is not None
+            or (family and family[0] is not None)
+            or (subject_mark is not None and principal.iat <= int(subject_mark))
+        )
 
     async def is_revoked(self, redis, principal: Principal) -> bool:
         return self.is_revoked_by(principal, await redis.mget(self.keys(principal)))
@@ -164,8 +167,12 @@ class LoginLimiter:
     def _keys(self, username: str, ip: str) -> list[str]:
         # The user name is hashed: any text a client sends becomes a short, fixed-shape key part.
         user = hashlib.sha256(username.encode()).hexdigest()[:32]
-        return [f"{self.prefix}user:{user}", f"{self.prefix}user:{user}:lock",
-                f"{self.prefix}ip:{key_part(ip)}", f"{self.prefix}ip:{key_part(ip)}:lock"]
+        return [
+            f"{self.prefix}user:{user}",
+            f"{self.prefix}user:{user}:lock",
+            f"{self.prefix}ip:{key_part(ip)}",
+            f"{self.prefix}ip:{key_part(ip)}:lock",
+        ]
 
     def _script(self, source: str):
         redis = self._redis_of()
@@ -176,13 +183,19 @@ class LoginLimiter:
 
     async def begin(self, username: str, ip: str) -> None:
         """Count an attempt, or raise 429 LOGIN_LOCKED (Retry-After) while the user or address is locked."""
-        left_ms = await _redis(self._script(LOGIN_BEGIN)(
-            keys=self._keys(username, ip),
-            args=[self.base_ms, self.cap_ms, self.user_limit, self.ip_limit, self.memory_ms]))
+        left_ms = await _redis(
+            self._script(LOGIN_BEGIN)(
+                keys=self._keys(username, ip),
+                args=[self.base_ms, self.cap_ms, self.user_limit, self.ip_limit, self.memory_ms],
+            )
+        )
         if left_ms:
             seconds = max(1, math.ceil(int(left_ms) / 1000))
-            raise TooManyRequests(f"Too many failed logins for this user or address; try again in {seconds} s",
-                                  code="LOGIN_LOCKED", retry_after=seconds)
+            raise TooManyRequests(
+                f"Too many failed logins for this user or address; try again in {seconds} s",
+                code="LOGIN_LOCKED",
+                retry_after=seconds,
+            )
 
     async def succeeded(self, username: str, ip: str) -> None:
         await _redis(self._script(LOGIN_SUCCEEDED)(keys=self._keys(username, ip), args=[self.ip_limit]))
@@ -239,8 +252,9 @@ class Auth:
         await self.limiter.begin(username, ip)  # 429 while locked: no hash is spent on a locked door
         async with self._hashing:
             # An unknown user costs one hash too, so timing does not tell which names exist.
-            matches = await asyncio.to_thread(verify_password, password,
-                                              user.password_hash if user else UNKNOWN_USER_HASH)
+            matches = await asyncio.to_thread(
+                verify_password, password, user.password_hash if user else UNKNOWN_USER_HASH
+            )
         if user is None or not matches:
             log.info("login failed ip=%s", ip)
             raise Unauthorized("Invalid username or password", code="INVALID_CREDENTIALS")
@@ -266,8 +280,9 @@ class Auth:
                 await _redis(self.revocations.revoke_family(self.redis, old.fid, self.refresh_ttl))
                 self._forget()
             log.warning("refresh token reused sub=%s fid=%s: session revoked", old.sub, old.fid)
-            raise Unauthorized("This refresh token was already used; the session is revoked, log in again",
-                               code="TOKEN_REUSED")
+            raise Unauthorized(
+                "This refresh token was already used; the session is revoked, log in again", code="TOKEN_REUSED"
+            )
         # The role as configured now; a token from before sessions had ids starts one.
         return self._pair(user.name, Role.parse(user.role), old.fid or uuid.uuid4().hex)
 
@@ -316,8 +331,13 @@ class Auth:
     def _pair(self, sub: str, role: Role, fid: str) -> dict:
         access = self.codec.issue(sub, role, self.access_ttl, TokenType.ACCESS, fid=fid)
         refresh = self.codec.issue(sub, role, self.refresh_ttl, TokenType.REFRESH, fid=fid)
-        return {"accessToken": access.token, "refreshToken": refresh.token, "tokenType": "Bearer",
-                "expiresIn": access.lifetime, "refreshExpiresIn": refresh.lifetime}
+        return {
+            "accessToken": access.token,
+            "refreshToken": refresh.token,
+            "tokenType": "Bearer",
+            "expiresIn": access.lifetime,
+            "refreshExpiresIn": refresh.lifetime,
+        }
 
 
 async def _redis(awaitable):
@@ -326,8 +346,9 @@ async def _redis(awaitable):
         return await awaitable
     except (RedisError, OSError):
         log.warning("revocation list unavailable")
-        raise ApiError("Authentication is temporarily unavailable", code="AUTH_UNAVAILABLE",
-                       status=503, retry_after=1) from None
+        raise ApiError(
+            "Authentication is temporarily unavailable", code="AUTH_UNAVAILABLE", status=503, retry_after=1
+        ) from None
 
 
 # -- for the request path and the WebSocket hub ------------------------------------------------------
@@ -340,8 +361,11 @@ async def authenticate_token(app: Sanic, token: str) -> Principal:
 
 def require_role(principal: Principal, role: Role) -> None:
     if not principal.has(role):
-        raise Forbidden(f"This requires the {role} role", code="ROLE_REQUIRED",
-                        details={"requiredRole": str(role), "role": str(principal.role)})
+        raise Forbidden(
+            f"This requires the {role} role",
+            code="ROLE_REQUIRED",
+            details={"requiredRole": str(role), "role": str(principal.role)},
+        )
 
 
 def bearer_token(request: Request) -> str:
@@ -387,8 +411,12 @@ def json_body(request: Request, *, allowed: tuple[str, ...] | None = None) -> di
     (or, with `allowed`, when it carries another field)."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "application/json":
-        raise ApiError("The request body must be JSON, sent with Content-Type: application/json",
-                       code="UNSUPPORTED_MEDIA_TYPE", status=415, details={"contentType": media_type[:100]})
+        raise ApiError(
+            "The request body must be JSON, sent with Content-Type: application/json",
+            code="UNSUPPORTED_MEDIA_TYPE",
+            status=415,
+            details={"contentType": media_type[:100]},
+        )
     try:
         body = orjson.loads(request.body or b"")
     except orjson.JSONDecodeError:
@@ -415,6 +443,7 @@ def text(body: dict, name: str, *, required: bool = True, max_length: int = MAX_
 
 # -- request and answer schemas -------------------------------------------------------------------------
 
+
 def _text_schema(max_length: int, pattern: str | None = None) -> dict:
     schema = {"type": "string", "minLength": 1, "maxLength": max_length}
     if pattern:
@@ -426,13 +455,38 @@ DURATION_PATTERN = r"^[1-9][0-9]{0,8}[smhd]?$"
 LOGIN_REQUEST = S.obj({"username": _text_schema(64), "password": _text_schema(MAX_PASSWORD_LENGTH)}, closed=True)
 REFRESH_REQUEST = S.obj({"refreshToken": _text_schema(MAX_TOKEN_LENGTH)}, closed=True)
 LOGOUT_REQUEST = S.obj({}, {"refreshToken": S.nullable(_text_schema(MAX_TOKEN_LENGTH))}, closed=True)
-ISSUE_REQUEST = S.obj({"sub": _text_schema(128, SUBJECT_RE.pattern), "role": {"type": "string", "enum": list(ROLES)}},
-                      {"ttl": {"anyOf": [{"type": "string", "pattern": DURATION_PATTERN},
-                                         {"type": "integer", "minimum": 1, "maximum": MAX_TOKEN_TTL}]}}, closed=True)
-TOKEN_PAIR = S.obj({"accessToken": S.STR, "refreshToken": S.STR, "tokenType": {"type": "string", "enum": ["Bearer"]},
-                    "expiresIn": S.INT, "refreshExpiresIn": S.INT})
-ISSUED = S.obj({"accessToken": S.STR, "tokenType": {"type": "string", "enum": ["Bearer"]}, "expiresIn": S.INT,
-                "jti": S.STR, "sub": S.STR, "role": S.STR, "exp": S.INT})
+ISSUE_REQUEST = S.obj(
+    {"sub": _text_schema(128, SUBJECT_RE.pattern), "role": {"type": "string", "enum": list(ROLES)}},
+    {
+        "ttl": {
+            "anyOf": [
+                {"type": "string", "pattern": DURATION_PATTERN},
+                {"type": "integer", "minimum": 1, "maximum": MAX_TOKEN_TTL},
+            ]
+        }
+    },
+    closed=True,
+)
+TOKEN_PAIR = S.obj(
+    {
+        "accessToken": S.STR,
+        "refreshToken": S.STR,
+        "tokenType": {"type": "string", "enum": ["Bearer"]},
+        "expiresIn": S.INT,
+        "refreshExpiresIn": S.INT,
+    }
+)
+ISSUED = S.obj(
+    {
+        "accessToken": S.STR,
+        "tokenType": {"type": "string", "enum": ["Bearer"]},
+        "expiresIn": S.INT,
+        "jti": S.STR,
+        "sub": S.STR,
+        "role": S.STR,
+        "exp": S.INT,
+    }
+)
 ME = S.obj({"sub": S.STR, "role": S.STR, "exp": S.INT, "iat": S.INT, "jti": S.STR}, {"fid": S.STR})
 REVOKED = S.obj({"revoked": S.array(S.STR)})
 SUBJECT_REVOKED = S.obj({"sub": S.STR, "revokedBefore": S.INT})
@@ -442,9 +496,9 @@ ISSUING = (501,)  # a verify-only gateway (RS256 without JWT_PRIVATE_KEY) cannot
 
 # -- routes ---------------------------------------------------------------------------------------------
 
-public = Blueprint("auth_public", url_prefix="/api/v1/auth")     # login, refresh
-session = Blueprint("auth_session", url_prefix="/api/v1/auth")   # any valid access token
-admin = Blueprint("auth_admin", url_prefix="/api/v1/auth")       # token management
+public = Blueprint("auth_public", url_prefix="/api/v1/auth")  # login, refresh
+session = Blueprint("auth_session", url_prefix="/api/v1/auth")  # any valid access token
+admin = Blueprint("auth_admin", url_prefix="/api/v1/auth")  # token management
 
 
 def service(request: Request) -> Auth:
@@ -452,11 +506,16 @@ def service(request: Request) -> Auth:
 
 
 @public.post("/login")
-@operation("Log in with a configured user (AUTH_USERS)", tag="auth", body=LOGIN_REQUEST,
-           data=TOKEN_PAIR, errors=(401, 429, 503, *ISSUING),
-           description="Failed logins lock the user name (LOGIN_MAX_FAILURES) and the client address "
-                       "(LOGIN_IP_MAX_FAILURES) for LOGIN_LOCKOUT seconds, doubling with each further failure: "
-                       "429 LOGIN_LOCKED with Retry-After.")
+@operation(
+    "Log in with a configured user (AUTH_USERS)",
+    tag="auth",
+    body=LOGIN_REQUEST,
+    data=TOKEN_PAIR,
+    errors=(401, 429, 503, *ISSUING),
+    description="Failed logins lock the user name (LOGIN_MAX_FAILURES) and the client address "
+    "(LOGIN_IP_MAX_FAILURES) for LOGIN_LOCKOUT seconds, doubling with each further failure: "
+    "429 LOGIN_LOCKED with Retry-After.",
+)
 async def login(request: Request):
     body = json_body(request, allowed=("username", "password"))
     username = text(body, "username", max_length=64)
@@ -465,17 +524,26 @@ async def login(request: Request):
 
 
 @public.post("/refresh")
-@operation("Exchange a refresh token for a new pair (the refresh token is rotated)", tag="auth",
-           body=REFRESH_REQUEST, data=TOKEN_PAIR, errors=(401, 503, *ISSUING),
-           description="A refresh token used a second time revokes its whole session (401 TOKEN_REUSED).")
+@operation(
+    "Exchange a refresh token for a new pair (the refresh token is rotated)",
+    tag="auth",
+    body=REFRESH_REQUEST,
+    data=TOKEN_PAIR,
+    errors=(401, 503, *ISSUING),
+    description="A refresh token used a second time revokes its whole session (401 TOKEN_REUSED).",
+)
 async def refresh(request: Request):
     body = json_body(request, allowed=("refreshToken",))
     return ok(request, await service(request).refresh(text(body, "refreshToken")))
 
 
 @session.post("/logout")
-@operation("End this session: this token, every token its login led to, and the refresh token if given",
-           tag="auth", body=LOGOUT_REQUEST, data=REVOKED)
+@operation(
+    "End this session: this token, every token its login led to, and the refresh token if given",
+    tag="auth",
+    body=LOGOUT_REQUEST,
+    data=REVOKED,
+)
 async def logout(request: Request):
     body = json_body(request, allowed=("refreshToken",)) if request.body else {}
     refresh_token = text(body, "refreshToken", required=False)
@@ -491,9 +559,15 @@ async def me(request: Request):
 
 
 @admin.post("/tokens")
-@operation("Issue an access token for any subject and role (admin)", tag="auth", body=ISSUE_REQUEST,
-           data=ISSUED, status=201, errors=ISSUING,
-           description="`ttl` (default 1d) beyond 365 days is a 400 TTL_OUT_OF_RANGE.")
+@operation(
+    "Issue an access token for any subject and role (admin)",
+    tag="auth",
+    body=ISSUE_REQUEST,
+    data=ISSUED,
+    status=201,
+    errors=ISSUING,
+    description="`ttl` (default 1d) beyond 365 days is a 400 TTL_OUT_OF_RANGE.",
+)
 async def issue_token(request: Request):
     body = json_body(request, allowed=("sub", "role", "ttl"))
     sub = text(body, "sub", max_length=128)
@@ -518,8 +592,19 @@ async def issue_token(request: Request):
     except ValueError as exc:  # well formed, but beyond 365 days (mixed units: not a pattern)
         raise BadRequest(f"'ttl': {exc}", code="TTL_OUT_OF_RANGE", details={"field": "ttl"}) from None
     issued = service(request).mint(sub, role, ttl, by=request.ctx.principal.sub)
-    return ok(request, {"accessToken": issued.token, "tokenType": "Bearer", "expiresIn": issued.lifetime,
-                        "jti": issued.jti, "sub": sub, "role": str(role), "exp": issued.exp}, status=201)
+    return ok(
+        request,
+        {
+            "accessToken": issued.token,
+            "tokenType": "Bearer",
+            "expiresIn": issued.lifetime,
+            "jti": issued.jti,
+            "sub": sub,
+            "role": str(role),
+            "exp": issued.exp,
+        },
+        status=201,
+    )
 
 
 @admin.delete("/tokens/<jti:str>")
@@ -530,10 +615,14 @@ async def revoke_token(request: Request, jti: str):
 
 
 @admin.delete("/subjects/<sub:str>/tokens")
-@operation("Revoke every token of one subject issued up to now: access, refresh, minted (admin)", tag="auth",
-           path=Query(SUBJECT), data=SUBJECT_REVOKED,
-           description="Tokens issued afterwards (a new login, a new minted token) work; those issued in the "
-                       "same second as the revocation are revoked too.")
+@operation(
+    "Revoke every token of one subject issued up to now: access, refresh, minted (admin)",
+    tag="auth",
+    path=Query(SUBJECT),
+    data=SUBJECT_REVOKED,
+    description="Tokens issued afterwards (a new login, a new minted token) work; those issued in the "
+    "same second as the revocation are revoked too.",
+)
 async def revoke_subject(request: Request, sub: str):
     before = await service(request).revoke_subject(sub, by=request.ctx.principal.sub)
     return ok(request, {"sub": sub, "revokedBefore": before})

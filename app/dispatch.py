@@ -50,10 +50,19 @@ class Dispatcher:
         request_id = current_request_id()
         metrics().tasks_published.labels(name).inc()
         return self.keys.queue(queue), task_message(
-            name, args, queue, kwargs, {REQUEST_ID_HEADER: request_id} if request_id else None)
+            name, args, queue, kwargs, {REQUEST_ID_HEADER: request_id} if request_id else None
+        )
 
-    async def call(self, task: str, *args, queue: str = "default", wait: float | None = None,
-                   deadline: bool = True, unknown: Callable[[float], ApiError] | None = None, weight: int = 0):
+    async def call(
+        self,
+        task: str,
+        *args,
+        queue: str = "default",
+        wait: float | None = None,
+        deadline: bool = True,
+        unknown: Callable[[float], ApiError] | None = None,
+        weight: int = 0,
+    ):
         """Run `task` on a worker and return its data; its error is raised as the ApiError it maps to.
         `weight` (the Binance weight the task will spend) is first charged to the client served.
 
@@ -70,8 +79,12 @@ class Dispatcher:
         if message is None:
             if unknown is not None:
                 raise unknown(wait)
-            raise GatewayTimeout(f"No worker answered within {wait:g} s; nothing was changed, try again",
-                                 code="WORKER_TIMEOUT", retry_after=1, details={"waitedSeconds": wait})
+            raise GatewayTimeout(
+                f"No worker answered within {wait:g} s; nothing was changed, try again",
+                code="WORKER_TIMEOUT",
+                retry_after=1,
+                details={"waitedSeconds": wait},
+            )
         if not message["ok"]:
             raise from_failure(message["error"])
         return message["data"]

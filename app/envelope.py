@@ -19,8 +19,11 @@ def request_id(request: Request) -> str:
 
 
 def error_body(request: Request, code: str, message: str, details: dict | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "details": details or {}},
-            "requestId": request_id(request), "timestamp": now_ms()}
+    return {
+        "error": {"code": code, "message": message, "details": details or {}},
+        "requestId": request_id(request),
+        "timestamp": now_ms(),
+    }
 
 
 def json_response(request: Request, body: dict, status: int = 200, headers: dict | None = None) -> HTTPResponse:
@@ -30,5 +33,6 @@ def json_response(request: Request, body: dict, status: int = 200, headers: dict
 
 
 def ok(request: Request, data, status: int = 200, headers: dict | None = None) -> HTTPResponse:
-    return json_response(request, {"data": data, "requestId": request_id(request), "timestamp": now_ms()},
-                         status, headers)
+    return json_response(
+        request, {"data": data, "requestId": request_id(request), "timestamp": now_ms()}, status, headers
+    )

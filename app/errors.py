@@ -48,8 +48,15 @@ class ApiError(Exception):
     status = 500
     code = "INTERNAL_ERROR"
 
-    def __init__(self, message: str, *, code: str | None = None, details: dict | None = None,
-                 retry_after: float | None = None, status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: dict | None = None,
+        retry_after: float | None = None,
+        status: int | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.code = code or self.code
@@ -100,8 +107,12 @@ def from_service(exc: ServiceError) -> ApiError:
     if isinstance(exc, InvalidInput):
         return invalid(exc.field, exc.message)
     if isinstance(exc, ClientOrderIdInUse):
-        return ApiError(exc.message, code=exc.code, status=409,
-                        details={"field": "clientOrderId", "clientOrderId": exc.client_order_id})
+        return ApiError(
+            exc.message,
+            code=exc.code,
+            status=409,
+            details={"field": "clientOrderId", "clientOrderId": exc.client_order_id},
+        )
     return BadRequest(exc.message, code=exc.code)
 
 
@@ -111,8 +122,13 @@ def from_binance(exc: upstream.BinanceError) -> ApiError:
 
 def from_failure(error: dict) -> ApiError:
     """An error a worker stored (services.outcomes.failure) as the ApiError it stands for."""
-    return ApiError(error["message"], code=error["code"], details=error.get("details"),
-                    retry_after=error.get("retryAfter"), status=error["httpStatus"])
+    return ApiError(
+        error["message"],
+        code=error["code"],
+        details=error.get("details"),
+        retry_after=error.get("retryAfter"),
+        status=error["httpStatus"],
+    )
 
 
 def count_error(exc: ApiError, transport: str) -> None:
@@ -139,10 +155,14 @@ def render(request: Request, exc: ApiError, headers: dict | None = None) -> HTTP
     try:
         return json_response(request, error_body(request, exc.code, exc.message, exc.details), exc.status, headers)
     except (TypeError, ValueError, orjson.JSONEncodeError):
-        log.exception("could not render the details of %s (request_id=%s); sent without them", exc.code,
-                      request_id(request))
-    body = {"error": {"code": str(exc.code), "message": str(exc.message), "details": {}},
-            "requestId": request_id(request), "timestamp": now_ms()}
+        log.exception(
+            "could not render the details of %s (request_id=%s); sent without them", exc.code, request_id(request)
+        )
+    body = {
+        "error": {"code": str(exc.code), "message": str(exc.message), "details": {}},
+        "requestId": request_id(request),
+        "timestamp": now_ms(),
+    }
     headers["X-Request-ID"] = request_id(request)
     return HTTPResponse(orjson.dumps(body), status=exc.status, headers=headers, content_type="application/json")
 
@@ -151,8 +171,7 @@ def internal_error(request: Request, exc: BaseException) -> HTTPResponse:
     """A 500 (a bug): logged with the request id and the traceback, answered without either."""
     from .envelope import request_id
 
-    log.error("unhandled error request_id=%s %s %s", request_id(request), request.method, request.path,
-              exc_info=exc)
+    log.error("unhandled error request_id=%s %s %s", request_id(request), request.method, request.path, exc_info=exc)
     return render(request, ApiError("Internal error"))
 
 
@@ -178,8 +197,12 @@ def setup_errors(app: Sanic) -> None:
     @app.exception(RedisError)
     async def redis_error(request: Request, exc: RedisError):
         request.ctx.error_detail = repr(exc)  # on the request's access log line (one line per event)
-        return render(request, Unavailable("The gateway's state store (Redis) is unavailable; try again",
-                                           code="REDIS_UNAVAILABLE", retry_after=1))
+        return render(
+            request,
+            Unavailable(
+                "The gateway's state store (Redis) is unavailable; try again", code="REDIS_UNAVAILABLE", retry_after=1
+            ),
+        )
 
     @app.exception(SanicNotFound)
     async def not_found(request: Request, exc):
@@ -189,15 +212,29 @@ def setup_errors(app: Sanic) -> None:
     async def not_allowed(request: Request, exc: MethodNotAllowed):
         # RFC 9110 §15.5.6: a 405 lists the methods the resource does support.
         allowed = sorted(set(getattr(exc, "allowed_methods", None) or ()))
-        return render(request, ApiError(f"{request.method} is not allowed on {request.path}",
-                                        code="METHOD_NOT_ALLOWED", status=405,
-                                        details={"allowed": allowed}), {"Allow": ", ".join(allowed)})
+        return render(
+            request,
+            ApiError(
+                f"{request.method} is not allowed on {request.path}",
+                code="METHOD_NOT_ALLOWED",
+                status=405,
+                details={"allowed": allowed},
+            ),
+            {"Allow": ", ".join(allowed)},
+        )
 
     @app.exception(PayloadTooLarge)
     async def too_large(request: Request, exc):
         limit = request.app.config.REQUEST_MAX_SIZE
-        return render(request, ApiError(f"The request body is larger than {limit} bytes", code="PAYLOAD_TOO_LARGE",
-                                        status=413, details={"limit": limit}))
+        return render(
+            request,
+            ApiError(
+                f"The request body is larger than {limit} bytes",
+                code="PAYLOAD_TOO_LARGE",
+                status=413,
+                details={"limit": limit},
+            ),
+        )
 
     @app.exception(SanicException)
     async def sanic_error(request: Request, exc: SanicException):
@@ -218,14 +255,14 @@ class WsClose(IntEnum):
     """Close codes of /ws connections (4000-4999 are the application's; 4xxx mirrors the HTTP status)."""
 
     NORMAL = 1000
-    GOING_AWAY = 1001        # server shutting down
-    INVALID_DATA = 1007      # a text frame that is not UTF-8 (RFC 6455 8.1)
+    GOING_AWAY = 1001  # server shutting down
+    INVALID_DATA = 1007  # a text frame that is not UTF-8 (RFC 6455 8.1)
     POLICY = 1008
-    INTERNAL = 1011          # server error, or no pong within the heartbeat interval
-    TRY_AGAIN_LATER = 1013   # a dependency (Redis) is unavailable
-    SLOW_CLIENT = 4008       # the client did not keep up with its send queue
-    UNAUTHORIZED = 4401      # token missing (when required), invalid, expired or revoked
-    FORBIDDEN = 4403         # role too low
+    INTERNAL = 1011  # server error, or no pong within the heartbeat interval
+    TRY_AGAIN_LATER = 1013  # a dependency (Redis) is unavailable
+    SLOW_CLIENT = 4008  # the client did not keep up with its send queue
+    UNAUTHORIZED = 4401  # token missing (when required), invalid, expired or revoked
+    FORBIDDEN = 4403  # role too low
     TOO_MANY_MESSAGES = 4429  # kept sending over the per-connection message rate
 
 
@@ -237,5 +274,9 @@ def ws_error_frame(exc: ApiError, channel: str | None = None) -> dict:
 
 
 def ws_close_code(exc: ApiError) -> WsClose:
-    return {401: WsClose.UNAUTHORIZED, 403: WsClose.FORBIDDEN, 429: WsClose.TOO_MANY_MESSAGES,
-            503: WsClose.TRY_AGAIN_LATER}.get(exc.status, WsClose.POLICY if exc.status < 500 else WsClose.INTERNAL)
+    return {
+        401: WsClose.UNAUTHORIZED,
+        403: WsClose.FORBIDDEN,
+        429: WsClose.TOO_MANY_MESSAGES,
+        503: WsClose.TRY_AGAIN_LATER,
+    }.get(exc.status, WsClose.POLICY if exc.status < 500 else WsClose.INTERNAL)

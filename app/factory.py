@@ -44,30 +44,35 @@ def create_app(settings: Settings | None = None, *, name: str = "spotgate") -> S
     settings = settings or Settings.from_env()
     setup_logging(settings.log_level, settings.secret_values(), settings.log_format)
     # The web tier never holds Binance credentials, whatever the environment offers it.
-    settings = dataclasses.replace(settings, binance_api_key="", binance_api_secret="",
-                                   binance_private_key_file=None, binance_private_key_passphrase=None)
+    settings = dataclasses.replace(
+        settings,
+        binance_api_key="",
+        binance_api_secret="",
+        binance_private_key_file=None,
+        binance_private_key_passphrase=None,
+    )
     # Sanic's own handlers would print its lines a second time, in another format: every logger
     # propagates to the one handler setup_logging installed.
     app = Sanic(name, configure_logging=False)
     app.ctx.settings = settings
-    setup_metrics(app)          # GET /metrics; this process's metrics (multiprocess under --workers N)
-    setup_resources(app)        # Redis, the Binance client, the weight budget (opened at start)
-    setup_quotas(app)           # upstream weight charged per client (token subject, or IP)
-    setup_observability(app)    # request ids, access log, HTTP metrics, CORS
-    setup_errors(app)           # the error envelope
-    setup_docs(app)             # OpenAPI at /docs
-    setup_auth(app)             # /api/v1/auth/*, JWT verification
+    setup_metrics(app)  # GET /metrics; this process's metrics (multiprocess under --workers N)
+    setup_resources(app)  # Redis, the Binance client, the weight budget (opened at start)
+    setup_quotas(app)  # upstream weight charged per client (token subject, or IP)
+    setup_observability(app)  # request ids, access log, HTTP metrics, CORS
+    setup_errors(app)  # the error envelope
+    setup_docs(app)  # OpenAPI at /docs
+    setup_auth(app)  # /api/v1/auth/*, JWT verification
     protect(market_bp, Role.VIEWER)
-    setup_market(app)           # /api/v1 market data
+    setup_market(app)  # /api/v1 market data
     protect(account_reads, Role.VIEWER)
     protect(order_writes, Role.TRADER)
     app.blueprint(account_reads)  # /api/v1 orders, jobs, account (signed work runs in workers)
     app.blueprint(order_writes)
     protect(positions_bp, Role.VIEWER)
-    app.blueprint(positions_bp)   # /api/v1/positions (average entry and P&L from trades, valued in USDT)
+    app.blueprint(positions_bp)  # /api/v1/positions (average entry and P&L from trades, valued in USDT)
     protect(risk_bp, Role.ADMIN)
-    app.blueprint(risk_bp)        # /api/v1/risk/limits, /api/v1/admin/kill-switch
-    setup_health(app)           # /health, /health/ready, /api/v1/status
-    setup_ws(app)               # /ws WebSocket API and the per-process Redis fan-out hub
-    setup_dashboard(app)        # the trading page at / (static ES modules, public; its API calls carry the token)
+    app.blueprint(risk_bp)  # /api/v1/risk/limits, /api/v1/admin/kill-switch
+    setup_health(app)  # /health, /health/ready, /api/v1/status
+    setup_ws(app)  # /ws WebSocket API and the per-process Redis fan-out hub
+    setup_dashboard(app)  # the trading page at / (static ES modules, public; its API calls carry the token)
     return app

@@ -19,8 +19,8 @@ from .envelope import ok
 from .errors import ApiError
 from .openapi import operation
 
-WORKER_PING_TIMEOUT = 2.0   # seconds a status request waits for a worker to answer its ping
-WORKER_PING_REUSE = 3.0     # seconds one ping's answer serves every status request of this process
+WORKER_PING_TIMEOUT = 2.0  # seconds a status request waits for a worker to answer its ping
+WORKER_PING_REUSE = 3.0  # seconds one ping's answer serves every status request of this process
 
 public = Blueprint("health")
 status_bp = Blueprint("status", url_prefix="/api/v1")
@@ -43,8 +43,11 @@ async def _timed(check) -> dict:
 
 
 @public.get("/health/ready")
-@operation("Readiness of Redis and Binance, with latencies", tag="health",
-           responses={200: S.envelope(S.READINESS), 503: S.envelope(S.READINESS)})
+@operation(
+    "Readiness of Redis and Binance, with latencies",
+    tag="health",
+    responses={200: S.envelope(S.READINESS), 503: S.envelope(S.READINESS)},
+)
 async def ready(request: Request):
     """Readiness: each dependency with its latency; 503 when one is down."""
     ctx = request.app.ctx
@@ -67,17 +70,27 @@ async def status(request: Request):
         latency = round(await upstream.ping(), 2)
     except (BinanceError, ApiError):
         pass
-    return ok(request, {
-        "upstream": {"url": request.app.ctx.settings.binance_api_url, "reachable": latency is not None,
-                     "latencyMs": latency, "calls": calls},
-        "weight": {"usedThisMinute": await upstream.budget.used(), "budget": upstream.budget.limit,
-                   "ceilings": {p: upstream.budget.ceiling(p) for p in PRIORITIES},
-                   "lastReportedByBinance": upstream.last_used_weight},
-        "serverTimeOffsetMs": round(upstream.client.clock.offset_ms, 2),
-        "streams": await _relay(request.app.ctx),
-        "workers": await _workers(request.app.ctx),
-        "orders": await _order_counts(request.app.ctx),
-    })
+    return ok(
+        request,
+        {
+            "upstream": {
+                "url": request.app.ctx.settings.binance_api_url,
+                "reachable": latency is not None,
+                "latencyMs": latency,
+                "calls": calls,
+            },
+            "weight": {
+                "usedThisMinute": await upstream.budget.used(),
+                "budget": upstream.budget.limit,
+                "ceilings": {p: upstream.budget.ceiling(p) for p in PRIORITIES},
+                "lastReportedByBinance": upstream.last_used_weight,
+            },
+            "serverTimeOffsetMs": round(upstream.client.clock.offset_ms, 2),
+            "streams": await _relay(request.app.ctx),
+            "workers": await _workers(request.app.ctx),
+            "orders": await _order_counts(request.app.ctx),
+        },
+    )
 
 
 async def _relay(ctx) -> dict:

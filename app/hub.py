@@ -43,8 +43,8 @@ from .ws_protocol import Channel, ChannelKind, EventId
 
 log = logging.getLogger("spotgate.hub")
 
-SUBSCRIBE_TIMEOUT = 5.0   # Redis must confirm a new subscription within this
-REDIS_CONNECTIONS = 16    # the hub's command pool (book reads, replays, demand, revocations)
+SUBSCRIBE_TIMEOUT = 5.0  # Redis must confirm a new subscription within this
+REDIS_CONNECTIONS = 16  # the hub's command pool (book reads, replays, demand, revocations)
 
 
 class Hub:
@@ -54,9 +54,11 @@ class Hub:
         # The hub's own clients: a bounded pool that makes bursts (a thousand clients subscribing at
         # once) wait rather than fail, and cannot starve the REST tier's connections.
         url, tls = redis_connection(settings)
-        self.redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
-            url, **tls, max_connections=REDIS_CONNECTIONS, timeout=SUBSCRIBE_TIMEOUT,
-            health_check_interval=30))
+        self.redis = aioredis.Redis(
+            connection_pool=aioredis.BlockingConnectionPool.from_url(
+                url, **tls, max_connections=REDIS_CONNECTIONS, timeout=SUBSCRIBE_TIMEOUT, health_check_interval=30
+            )
+        )
         self.settings = settings
         keys = self.keys = Keys(settings.redis_key_prefix)
         self.md_prefix = keys.md_prefix.encode()
@@ -67,28 +69,39 @@ class Hub:
         self._feeds: dict[str, Feed] = {}
         # depth channels per client (token subject, or IP without a token): each new book costs the
         # relay a REST snapshot from the shared weight budget, so one client may follow only so many
-        self._depth_by_client: dict[str, dict[str, set]] = {}   # client → depth channel → its connections
-        self._depth_client_of: dict = {}                         # connection → the client it counts for
+        self._depth_by_client: dict[str, dict[str, set]] = {}  # client → depth channel → its connections
+        self._depth_client_of: dict = {}  # connection → the client it counts for
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
         self._slow_closes = m.ws_slow_closes
         self.fanout = FanOut(self.redis, keys, self._feeds, cut_slow=self.cut_slow, spawn=self._spawn, metrics=m)
         # Pub/sub on its own client without retries (see PubSub).
-        self._client = aioredis.Redis.from_url(url, **tls, retry=Retry(NoBackoff(), 0),
-                                               socket_keepalive=True, client_name=keys.hub_client_name)
-        self.pubsub = PubSub(self._client, self.md_prefix, self.control, self._feeds,
-                             dispatch=self.fanout.dispatch, lost=lambda: self.fanout.broadcast_status("reconnecting"),
-                             restored=self._resync_all, spawn=self._spawn)
-        self.demand = Demand(self.redis, keys.demand, keys.demand_changed, self._feeds,
-                             after_refresh=self.pubsub.check)
+        self._client = aioredis.Redis.from_url(
+            url, **tls, retry=Retry(NoBackoff(), 0), socket_keepalive=True, client_name=keys.hub_client_name
+        )
+        self.pubsub = PubSub(
+            self._client,
+            self.md_prefix,
+            self.control,
+            self._feeds,
+            dispatch=self.fanout.dispatch,
+            lost=lambda: self.fanout.broadcast_status("reconnecting"),
+            restored=self._resync_all,
+            spawn=self._spawn,
+        )
+        self.demand = Demand(self.redis, keys.demand, keys.demand_changed, self._feeds, after_refresh=self.pubsub.check)
         self.replay = UserReplay(self.redis, keys.user_events)
         self.housekeeping = Housekeeping(settings, self.connections, self.redis, auth.revocations, m.ws_slow_closes)
 
     # -- lifecycle --------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        for name, loop in (("hub-reader", self.pubsub.read), ("hub-commands", self.pubsub.send_commands),
-                           ("hub-demand", self.demand.run), ("hub-housekeeping", self.housekeeping.run)):
+        for name, loop in (
+            ("hub-reader", self.pubsub.read),
+            ("hub-commands", self.pubsub.send_commands),
+            ("hub-demand", self.demand.run),
+            ("hub-housekeeping", self.housekeeping.run),
+        ):
             self._tasks.append(asyncio.create_task(loop(), name=name))
 
     async def stop(self) -> None:
@@ -156,8 +169,9 @@ class Hub:
         except (TimeoutError, RedisError, OSError) as exc:
             log.warning("could not follow %s: %r", ", ".join(c.name for c in channels), exc)
             self.release([c.name for c in channels])
-            raise Unavailable("Live data is unavailable right now (Redis)", code="STREAM_UNAVAILABLE",
-                              retry_after=1) from None
+            raise Unavailable(
+                "Live data is unavailable right now (Redis)", code="STREAM_UNAVAILABLE", retry_after=1
+            ) from None
         except asyncio.CancelledError:  # the client left while waiting
             self.release([c.name for c in channels])
             raise

@@ -14,11 +14,11 @@ class Admission:
 
     def __init__(self, settings, metrics):
         self.settings = settings
-        self.connections: dict = {}                 # connection → None
-        self._admitted = weakref.WeakSet()          # requests let through, not yet connected
-        self._anonymous = 0                         # connected without a token (WS_RESERVED_AUTHENTICATED)
+        self.connections: dict = {}  # connection → None
+        self._admitted = weakref.WeakSet()  # requests let through, not yet connected
+        self._anonymous = 0  # connected without a token (WS_RESERVED_AUTHENTICATED)
         self._anonymous_by_ip: dict[str, int] = {}  # the same, per client address (WS_MAX_CONNECTIONS_PER_IP)
-        self._anonymous_ip: dict = {}               # connection → its address, while it holds such a slot
+        self._anonymous_ip: dict = {}  # connection → its address, while it holds such a slot
         self._connections, self._opened, self._refused = metrics.ws_connections, metrics.ws_opened, metrics.ws_refused
 
     def admit(self, request, ip: str, authenticated: bool) -> str | None:

@@ -13,13 +13,12 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger("spotgate.hub")
 
-DEMAND_REFRESH = 10.0     # seconds between re-registrations of this process's market channels
-DEMAND_TTL_MS = 30_000    # a registration's lifetime: a dead process's interest lapses within it
+DEMAND_REFRESH = 10.0  # seconds between re-registrations of this process's market channels
+DEMAND_TTL_MS = 30_000  # a registration's lifetime: a dead process's interest lapses within it
 
 
 class Demand:
-    def __init__(self, redis, demand_key: str, demand_changed: str, feeds: dict, *, after_refresh,
-                 wall=time.time):
+    def __init__(self, redis, demand_key: str, demand_changed: str, feeds: dict, *, after_refresh, wall=time.time):
         self.redis = redis
         self.demand_key = demand_key
         self.demand_changed = demand_changed

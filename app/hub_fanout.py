@@ -21,8 +21,8 @@ from .ws_session import Delivery
 
 log = logging.getLogger("spotgate.hub")
 
-DEPTH_RING = 256          # recent diffs kept per depth channel, to continue a fresh snapshot
-SNAPSHOT_RETRY = 0.25     # seconds between P book reads while clients wait for a usable one
+DEPTH_RING = 256  # recent diffs kept per depth channel, to continue a fresh snapshot
+SNAPSHOT_RETRY = 0.25  # seconds between P book reads while clients wait for a usable one
 STATUS_STATES = {"reconnecting": "upstream_reconnecting", "restored": "upstream_restored"}
 CONFLATED = Delivery.CONFLATED
 
@@ -30,8 +30,7 @@ CONFLATED = Delivery.CONFLATED
 class Feed:
     """One Redis channel this process follows, and the local clients on it."""
 
-    __slots__ = ("name", "channel", "refs", "subscribers", "confirmed",
-                 "sequence", "ring", "waiting", "fetching")
+    __slots__ = ("name", "channel", "refs", "subscribers", "confirmed", "sequence", "ring", "waiting", "fetching")
 
     def __init__(self, channel: Channel):
         self.name = channel.name
@@ -40,9 +39,9 @@ class Feed:
         self.subscribers: dict = {}  # connection → its Session (insertion-ordered)
         self.confirmed = asyncio.get_running_loop().create_future()
         # depth channels only
-        self.sequence = DepthSequence()              # the diffs this process received
+        self.sequence = DepthSequence()  # the diffs this process received
         self.ring: deque = deque(maxlen=DEPTH_RING)  # (U, u, frame)
-        self.waiting: set = set()                     # clients waiting for a snapshot
+        self.waiting: set = set()  # clients waiting for a snapshot
         self.fetching = False
 
 
@@ -142,8 +141,13 @@ class FanOut:
             if step is Step.GAP:
                 # A gap in what this process received: everyone on the channel starts over from a
                 # fresh snapshot; the diffs held so far cannot continue one.
-                log.info("depth gap on %s (%s after %s): resyncing %d clients", feed.name, first,
-                         sequence.update_id, len(feed.subscribers))
+                log.info(
+                    "depth gap on %s (%s after %s): resyncing %d clients",
+                    feed.name,
+                    first,
+                    sequence.update_id,
+                    len(feed.subscribers),
+                )
                 self._resynced.inc(len(feed.subscribers))
                 feed.ring.clear()
                 for conn, session in feed.subscribers.items():
@@ -230,5 +234,4 @@ class FanOut:
     def broadcast_status(self, state: str) -> None:
         for feed in list(self._feeds.values()):
             if feed.channel.kind != ChannelKind.USER and feed.subscribers:
-                self.fan_out(feed, encode(data_message(ServerKind.STATUS, feed.name,
-                                                        {"state": STATUS_STATES[state]})))
+                self.fan_out(feed, encode(data_message(ServerKind.STATUS, feed.name, {"state": STATUS_STATES[state]})))

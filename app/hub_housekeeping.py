@@ -16,7 +16,7 @@ from .ws_session import CutSlow
 
 log = logging.getLogger("spotgate.hub")
 
-TOKEN_RECHECK = 10.0      # seconds between revocation checks of connected tokens
+TOKEN_RECHECK = 10.0  # seconds between revocation checks of connected tokens
 
 
 class Housekeeping:
@@ -71,7 +71,7 @@ class Housekeeping:
         principals = list(by_token)
         try:
             for start in range(0, len(principals), 1000):
-                chunk = principals[start:start + 1000]
+                chunk = principals[start : start + 1000]
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for principal in chunk:
                         pipe.mget(revocations.keys(principal))  # the token, its session, its subject

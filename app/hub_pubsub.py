@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 log = logging.getLogger("spotgate.hub")
 
 RECONNECT_MAX = 5.0
-SILENT_AFTER = 30.0   # no PONG for this long: the connection is dropped and the reader reconnects
+SILENT_AFTER = 30.0  # no PONG for this long: the connection is dropped and the reader reconnects
 
 
 class PubSub:
@@ -31,9 +31,9 @@ class PubSub:
         self._feeds = feeds
         self._dispatch, self._lost, self._restored, self._spawn = dispatch, lost, restored, spawn
         self._pubsub = None
-        self._commands: deque = deque()           # (verb, name) in call order
+        self._commands: deque = deque()  # (verb, name) in call order
         self._commands_ready = asyncio.Event()
-        self._expect: dict[str, deque] = {}       # name → feeds awaiting a SUBSCRIBE confirmation
+        self._expect: dict[str, deque] = {}  # name → feeds awaiting a SUBSCRIBE confirmation
         self._generation = 0
         self._last_pong = time.monotonic()
 
@@ -123,13 +123,13 @@ class PubSub:
         channel = message["channel"]
         if kind == "message":
             if channel.startswith(self.md_prefix):
-                self._dispatch(channel[len(self.md_prefix):].decode(), message["data"])
+                self._dispatch(channel[len(self.md_prefix) :].decode(), message["data"])
         elif kind == "subscribe":
             if channel == self.control:
                 if self._generation > 1:
                     self._restored()
                 return
-            expected = self._expect.get(channel[len(self.md_prefix):].decode())
+            expected = self._expect.get(channel[len(self.md_prefix) :].decode())
             if expected:
                 feed = expected.popleft()
                 if feed is not None and not feed.confirmed.done():

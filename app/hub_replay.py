@@ -15,7 +15,7 @@ from .ws_protocol import EventId, ServerKind, data_message, encode
 
 log = logging.getLogger("spotgate.hub")
 
-REPLAY_PAGE = 500         # user events per XRANGE while replaying
+REPLAY_PAGE = 500  # user events per XRANGE while replaying
 
 
 class UserReplay:
@@ -36,8 +36,9 @@ class UserReplay:
         try:
             newest, deleted = await self._stream_info()
         except (RedisError, OSError):
-            raise Unavailable("User events are unavailable right now (Redis)", code="STREAM_UNAVAILABLE",
-                              retry_after=1) from None
+            raise Unavailable(
+                "User events are unavailable right now (Redis)", code="STREAM_UNAVAILABLE", retry_after=1
+            ) from None
         start, errors = conn.session.start_user(last_event_id, newest, deleted)
         for exc in errors:
             conn.send_error(exc, "user")
@@ -51,11 +52,13 @@ class UserReplay:
             if "no such key" in str(exc).lower():
                 return EventId(0, 0), None
             raise
+
         def event_id(value):
             if value is None:
                 return None
             value = value.decode() if isinstance(value, bytes) else str(value)
             return None if value == "0-0" else EventId.parse(value)
+
         return event_id(info.get("last-generated-id")) or EventId(0, 0), event_id(info.get("max-deleted-entry-id"))
 
     def replay_user_events(self, conn, cursor: EventId) -> None:
@@ -70,8 +73,9 @@ class UserReplay:
         try:
             while True:
                 while True:
-                    entries = await self.redis.xrange(self.user_events_key, min=f"({cursor}", max="+",
-                                                      count=REPLAY_PAGE)
+                    entries = await self.redis.xrange(
+                        self.user_events_key, min=f"({cursor}", max="+", count=REPLAY_PAGE
+                    )
                     for raw_id, fields in entries:
                         event_id = EventId.parse(raw_id.decode())
                         event = fields.get(b"event")
@@ -80,8 +84,7 @@ class UserReplay:
                         await conn.room()
                         if outbox.closed:
                             return
-                        outbox.put(encode(data_message(ServerKind.USER, "user", orjson.Fragment(event),
-                                                       str(event_id))))
+                        outbox.put(encode(data_message(ServerKind.USER, "user", orjson.Fragment(event), str(event_id))))
                         cursor = event_id
                     if len(entries) < REPLAY_PAGE:
                         break
@@ -97,5 +100,9 @@ class UserReplay:
                     break
         except (RedisError, OSError) as exc:
             log.warning("user event replay failed: %r", exc)
-            conn.fail(Unavailable("User events are unavailable right now (Redis); reconnect with lastEventId",
-                                  code="STREAM_UNAVAILABLE"))
+            conn.fail(
+                Unavailable(
+                    "User events are unavailable right now (Redis); reconnect with lastEventId",
+                    code="STREAM_UNAVAILABLE",
+                )
+            )

@@ -28,11 +28,30 @@ from .upstream import Upstream
 
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
 # Binance's symbol statuses (rest-api.md, "Symbol status").
-SYMBOL_STATUSES = ("PRE_TRADING", "TRADING", "POST_TRADING", "END_OF_DAY", "HALT", "AUCTION_MATCH", "BREAK",
-                   "CANCEL_ONLY")  # CANCEL_ONLY: CHANGELOG 2026-07-07
+SYMBOL_STATUSES = (
+    "PRE_TRADING",
+    "TRADING",
+    "POST_TRADING",
+    "END_OF_DAY",
+    "HALT",
+    "AUCTION_MATCH",
+    "BREAK",
+    "CANCEL_ONLY",
+)  # CANCEL_ONLY: CHANGELOG 2026-07-07
 TTL = {"ticker": 1.0, "depth": 0.5, "klines": 2.0, "trades": 1.0, "exchangeInfo": 300.0}
-KLINE_FIELDS = ("openTime", "open", "high", "low", "close", "volume", "closeTime", "quoteVolume", "trades",
-                "takerBuyBaseVolume", "takerBuyQuoteVolume")
+KLINE_FIELDS = (
+    "openTime",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "closeTime",
+    "quoteVolume",
+    "trades",
+    "takerBuyBaseVolume",
+    "takerBuyQuoteVolume",
+)
 
 
 class MarketData:
@@ -68,8 +87,9 @@ class MarketData:
         """`raw` as exchangeInfo spells it (ASCII a-z folded, nothing else), or 400 INVALID_SYMBOL."""
         symbol = fold_symbol(raw)
         if symbol not in await self.symbols_by_name():
-            raise BadRequest(f"Unknown symbol '{raw[:64]}'", code="INVALID_SYMBOL",
-                             details={"field": field, "value": raw[:64]})
+            raise BadRequest(
+                f"Unknown symbol '{raw[:64]}'", code="INVALID_SYMBOL", details={"field": field, "value": raw[:64]}
+            )
         return symbol
 
     async def symbol_names(self) -> list[str] | None:
@@ -90,8 +110,9 @@ class MarketData:
     async def ticker_24hr(self, symbol: str | None, symbols: list[str] | None):
         request = endpoints.ticker_24hr(symbol, symbols)
         if symbol:
-            return await self._ticker(request, lambda t: {k: v for k, v in t.items() if k != "updatedAt"},
-                                      "priceChange")
+            return await self._ticker(
+                request, lambda t: {k: v for k, v in t.items() if k != "updatedAt"}, "priceChange"
+            )
         return await self.upstream.cached(request, TTL["ticker"])
 
     async def book_ticker(self, symbol: str | None, symbols: list[str] | None):
@@ -128,18 +149,26 @@ class MarketData:
     async def symbol_summaries(self, base: str | None, quote: str | None, status: str | None) -> list[dict]:
         rows = []
         for s in (await self.symbols_by_name()).values():
-            if (base and s["baseAsset"] != base) or (quote and s["quoteAsset"] != quote) or \
-                    (status and s["status"] != status):
+            if (
+                (base and s["baseAsset"] != base)
+                or (quote and s["quoteAsset"] != quote)
+                or (status and s["status"] != status)
+            ):
                 continue
             filters = {f["filterType"]: f for f in s.get("filters", [])}
-            rows.append({
-                "symbol": s["symbol"], "status": s["status"], "baseAsset": s["baseAsset"],
-                "quoteAsset": s["quoteAsset"], "orderTypes": s.get("orderTypes", []),
-                "tickSize": filters.get("PRICE_FILTER", {}).get("tickSize"),
-                "stepSize": filters.get("LOT_SIZE", {}).get("stepSize"),
-                "minQty": filters.get("LOT_SIZE", {}).get("minQty"),
-                "minNotional": (filters.get("NOTIONAL") or filters.get("MIN_NOTIONAL") or {}).get("minNotional"),
-            })
+            rows.append(
+                {
+                    "symbol": s["symbol"],
+                    "status": s["status"],
+                    "baseAsset": s["baseAsset"],
+                    "quoteAsset": s["quoteAsset"],
+                    "orderTypes": s.get("orderTypes", []),
+                    "tickSize": filters.get("PRICE_FILTER", {}).get("tickSize"),
+                    "stepSize": filters.get("LOT_SIZE", {}).get("stepSize"),
+                    "minQty": filters.get("LOT_SIZE", {}).get("minQty"),
+                    "minNotional": (filters.get("NOTIONAL") or filters.get("MIN_NOTIONAL") or {}).get("minNotional"),
+                }
+            )
         return sorted(rows, key=lambda r: r["symbol"])
 
     async def _streamed_ticker(self, symbol: str) -> dict | None:
@@ -169,54 +198,86 @@ def service(request: Request) -> MarketData:
 ONE_OR_LIST = "`symbol` and `symbols` together are a 400 (CONFLICTING_PARAMETERS); neither means every symbol."
 SYMBOL_OR_LIST = Query(Symbol("symbol", "One symbol"), SymbolList("symbols"))
 LIMIT_1000 = Integer("limit", "Rows, 1-1000", default=500, ge=1, le=1000)
-KLINES = Query(Symbol("symbol", required=True), Choice("interval", "Candle length", required=True, values=INTERVALS),
-               LIMIT_1000, Integer("startTime", "From this time (ms)", le=MAX_TIME_MS),
-               Integer("endTime", "Until this time (ms)", le=MAX_TIME_MS))
+KLINES = Query(
+    Symbol("symbol", required=True),
+    Choice("interval", "Candle length", required=True, values=INTERVALS),
+    LIMIT_1000,
+    Integer("startTime", "From this time (ms)", le=MAX_TIME_MS),
+    Integer("endTime", "Until this time (ms)", le=MAX_TIME_MS),
+)
 DEPTH = Query(Symbol("symbol", required=True), Integer("limit", "Levels a side, 1-5000", default=100, ge=1, le=5000))
 TRADES = Query(Symbol("symbol", required=True), LIMIT_1000)
 ASSET = r"[A-Za-z0-9]{1,20}"
-SYMBOLS = Query(Text("baseAsset", "Base asset, e.g. BTC", pattern=ASSET, max_length=20),
-                Text("quoteAsset", "Quote asset, e.g. USDT", pattern=ASSET, max_length=20),
-                Choice("status", "Trading status", values=SYMBOL_STATUSES))
+SYMBOLS = Query(
+    Text("baseAsset", "Base asset, e.g. BTC", pattern=ASSET, max_length=20),
+    Text("quoteAsset", "Quote asset, e.g. USDT", pattern=ASSET, max_length=20),
+    Choice("status", "Trading status", values=SYMBOL_STATUSES),
+)
 
 
 def _one_or_list(q: dict) -> tuple[str | None, list[str] | None]:
     if q["symbol"] is not None and q["symbols"] is not None:
-        raise BadRequest("Give 'symbol' or 'symbols', not both", code="CONFLICTING_PARAMETERS",
-                         details={"field": "symbols"})
+        raise BadRequest(
+            "Give 'symbol' or 'symbols', not both", code="CONFLICTING_PARAMETERS", details={"field": "symbols"}
+        )
     return q["symbol"], q["symbols"]
 
 
 @bp.get("/ticker/price")
-@operation("Latest price (one symbol, several, or all)", tag="market", query=SYMBOL_OR_LIST,
-           data=S.one_or_many(S.TICKER_PRICE), errors=UPSTREAM)
+@operation(
+    "Latest price (one symbol, several, or all)",
+    tag="market",
+    query=SYMBOL_OR_LIST,
+    data=S.one_or_many(S.TICKER_PRICE),
+    errors=UPSTREAM,
+)
 async def ticker_price(request: Request, q: dict):
     return ok(request, await service(request).ticker_price(*_one_or_list(q)))
 
 
 @bp.get("/ticker/24hr")
-@operation("24 h rolling statistics", tag="market", query=SYMBOL_OR_LIST, data=S.one_or_many(S.TICKER_24H),
-           errors=UPSTREAM, description=ONE_OR_LIST)
+@operation(
+    "24 h rolling statistics",
+    tag="market",
+    query=SYMBOL_OR_LIST,
+    data=S.one_or_many(S.TICKER_24H),
+    errors=UPSTREAM,
+    description=ONE_OR_LIST,
+)
 async def ticker_24hr(request: Request, q: dict):
     return ok(request, await service(request).ticker_24hr(*_one_or_list(q)))
 
 
 @bp.get("/ticker/bookTicker")
-@operation("Best bid and ask", tag="market", query=SYMBOL_OR_LIST, data=S.one_or_many(S.BOOK_TICKER),
-           errors=UPSTREAM, description=ONE_OR_LIST)
+@operation(
+    "Best bid and ask",
+    tag="market",
+    query=SYMBOL_OR_LIST,
+    data=S.one_or_many(S.BOOK_TICKER),
+    errors=UPSTREAM,
+    description=ONE_OR_LIST,
+)
 async def book_ticker(request: Request, q: dict):
     return ok(request, await service(request).book_ticker(*_one_or_list(q)))
 
 
 @bp.get("/klines")
-@operation("Candles, oldest first", tag="market", query=KLINES, data=S.array(S.CANDLE), errors=UPSTREAM,
-           description="`startTime` after `endTime` is a 400 (INVALID_TIME_RANGE).")
+@operation(
+    "Candles, oldest first",
+    tag="market",
+    query=KLINES,
+    data=S.array(S.CANDLE),
+    errors=UPSTREAM,
+    description="`startTime` after `endTime` is a 400 (INVALID_TIME_RANGE).",
+)
 async def klines(request: Request, q: dict):
     if q["startTime"] is not None and q["endTime"] is not None and q["startTime"] > q["endTime"]:
-        raise BadRequest("'startTime' must not be after 'endTime'", code="INVALID_TIME_RANGE",
-                         details={"field": "startTime"})
-    return ok(request, await service(request).klines(q["symbol"], q["interval"], q["limit"], q["startTime"],
-                                                     q["endTime"]))
+        raise BadRequest(
+            "'startTime' must not be after 'endTime'", code="INVALID_TIME_RANGE", details={"field": "startTime"}
+        )
+    return ok(
+        request, await service(request).klines(q["symbol"], q["interval"], q["limit"], q["startTime"], q["endTime"])
+    )
 
 
 @bp.get("/depth")
@@ -232,8 +293,14 @@ async def trades(request: Request, q: dict):
 
 
 @bp.get("/exchangeInfo")
-@operation("Trading rules and symbols (Binance's exchangeInfo)", tag="market", query=SYMBOL_OR_LIST,
-           data=S.EXCHANGE_INFO, errors=UPSTREAM, description=ONE_OR_LIST)
+@operation(
+    "Trading rules and symbols (Binance's exchangeInfo)",
+    tag="market",
+    query=SYMBOL_OR_LIST,
+    data=S.EXCHANGE_INFO,
+    errors=UPSTREAM,
+    description=ONE_OR_LIST,
+)
 async def exchange_info(request: Request, q: dict):
     info = await service(request).exchange_info()
     symbol, symbols = _one_or_list(q)
@@ -241,17 +308,30 @@ async def exchange_info(request: Request, q: dict):
     listed = info.get("symbols", [])
     if wanted:
         listed = [s for s in listed if s["symbol"] in wanted]
-    return ok(request, {"timezone": info.get("timezone"), "serverTime": info.get("serverTime"),
-                        "rateLimits": info.get("rateLimits", []), "symbols": listed})
+    return ok(
+        request,
+        {
+            "timezone": info.get("timezone"),
+            "serverTime": info.get("serverTime"),
+            "rateLimits": info.get("rateLimits", []),
+            "symbols": listed,
+        },
+    )
 
 
 @bp.get("/symbols")
-@operation("Symbols with their main trading rules", tag="market", query=SYMBOLS, data=S.array(S.SYMBOL_SUMMARY),
-           errors=UPSTREAM)
+@operation(
+    "Symbols with their main trading rules",
+    tag="market",
+    query=SYMBOLS,
+    data=S.array(S.SYMBOL_SUMMARY),
+    errors=UPSTREAM,
+)
 async def symbols(request: Request, q: dict):
     fold = lambda text: fold_symbol(text) if text else None  # noqa: E731
-    return ok(request, await service(request).symbol_summaries(fold(q["baseAsset"]), fold(q["quoteAsset"]),
-                                                               q["status"]))
+    return ok(
+        request, await service(request).symbol_summaries(fold(q["baseAsset"]), fold(q["quoteAsset"]), q["status"])
+    )
 
 
 def setup_market(app: Sanic) -> None:

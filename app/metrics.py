@@ -50,8 +50,9 @@ def _authorize(request: Request) -> None:
     if token is None:
         if settings.is_paper:
             return
-        raise Forbidden("/metrics is disabled: set METRICS_TOKEN and scrape with that bearer token",
-                        code="METRICS_TOKEN_REQUIRED")
+        raise Forbidden(
+            "/metrics is disabled: set METRICS_TOKEN and scrape with that bearer token", code="METRICS_TOKEN_REQUIRED"
+        )
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
@@ -73,8 +74,11 @@ async def scrape(request: Request):
     except (RedisError, OSError) as exc:
         # this process's own metrics still say something; the gap in the others says Redis is down
         log.warning("/metrics without the other processes' reports: Redis failed (%r)", exc)
-    up = GaugeMetricFamily("spotgate_process_up", "Processes whose metrics this scrape holds (1), by role",
-                           labels=(telemetry.PROCESS_LABEL, "role"))
+    up = GaugeMetricFamily(
+        "spotgate_process_up",
+        "Processes whose metrics this scrape holds (1), by role",
+        labels=(telemetry.PROCESS_LABEL, "role"),
+    )
     for process, role, _ in reports:
         up.add_metric([process, role], 1)
     families = telemetry.merge([(process, families) for process, _, families in reports]) + shared + [up]
@@ -118,10 +122,11 @@ async def _shared_state(ctx) -> list[Metric]:
         pipe.zcard(jobs.scheduled)
         pipe.zcard(jobs.open)
         answers = await pipe.execute()
-    lengths, answers = answers[:len(QUEUES)], answers[len(QUEUES):]
+    lengths, answers = answers[: len(QUEUES)], answers[len(QUEUES) :]
     unacked, used, pause, scheduled, open_jobs = answers
-    queue_family = GaugeMetricFamily("spotgate_celery_queue_length", "Task messages waiting in a Celery queue",
-                                     labels=("queue",))
+    queue_family = GaugeMetricFamily(
+        "spotgate_celery_queue_length", "Task messages waiting in a Celery queue", labels=("queue",)
+    )
     for queue, length in zip(QUEUES, lengths, strict=True):
         queue_family.add_metric([queue], length)
     used = int(used or 0)
@@ -131,19 +136,32 @@ async def _shared_state(ctx) -> list[Metric]:
         pause_left = max(0.0, (until_ms - now_ms) / 1000)
     return [
         queue_family,
-        GaugeMetricFamily("spotgate_celery_unacked_tasks", "Task messages delivered to workers and not yet "
-                          "acknowledged (running, or waiting for a dead worker's visibility timeout)", value=unacked),
-        GaugeMetricFamily("spotgate_upstream_weight_used", "Request weight used this minute by all processes "
-                          "(the shared budget, synced with X-MBX-USED-WEIGHT-1M)", value=used),
-        GaugeMetricFamily("spotgate_upstream_weight_limit", "The shared budget's request weight per minute "
-                          "(90% of Binance's REQUEST_WEIGHT limit)", value=budget.limit),
-        GaugeMetricFamily("spotgate_upstream_weight_remaining", "Request weight left this minute",
-                          value=max(0, budget.limit - used)),
-        GaugeMetricFamily("spotgate_upstream_pause_remaining_seconds", "Seconds until calls resume after a "
-                          "Binance 429 or 418 (0: not paused)", value=pause_left),
+        GaugeMetricFamily(
+            "spotgate_celery_unacked_tasks",
+            "Task messages delivered to workers and not yet "
+            "acknowledged (running, or waiting for a dead worker's visibility timeout)",
+            value=unacked,
+        ),
+        GaugeMetricFamily(
+            "spotgate_upstream_weight_used",
+            "Request weight used this minute by all processes (the shared budget, synced with X-MBX-USED-WEIGHT-1M)",
+            value=used,
+        ),
+        GaugeMetricFamily(
+            "spotgate_upstream_weight_limit",
+            "The shared budget's request weight per minute (90% of Binance's REQUEST_WEIGHT limit)",
+            value=budget.limit,
+        ),
+        GaugeMetricFamily(
+            "spotgate_upstream_weight_remaining", "Request weight left this minute", value=max(0, budget.limit - used)
+        ),
+        GaugeMetricFamily(
+            "spotgate_upstream_pause_remaining_seconds",
+            "Seconds until calls resume after a Binance 429 or 418 (0: not paused)",
+            value=pause_left,
+        ),
         GaugeMetricFamily("spotgate_order_jobs_scheduled", "Orders waiting for their executeAt", value=scheduled),
-        GaugeMetricFamily("spotgate_order_jobs_open", "Order jobs not final yet (queued or running)",
-                          value=open_jobs),
+        GaugeMetricFamily("spotgate_order_jobs_open", "Order jobs not final yet (queued or running)", value=open_jobs),
     ]
 
 

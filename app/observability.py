@@ -38,8 +38,10 @@ def setup_observability(app: Sanic) -> None:
         key = (route, method, status)
         found = children.get(key)
         if found is None:
-            found = children[key] = (m.http_requests.labels(route, method, str(status)),
-                                     m.http_duration.labels(route, method))
+            found = children[key] = (
+                m.http_requests.labels(route, method, str(status)),
+                m.http_duration.labels(route, method),
+            )
         return found
 
     @app.on_request(priority=100)
@@ -69,10 +71,23 @@ def setup_observability(app: Sanic) -> None:
         if log.isEnabledFor(level):
             code = getattr(request.ctx, "error_code", None)
             detail = getattr(request.ctx, "error_detail", None)
-            log.log(level, "method=%s route=%s status=%s latency_ms=%.2f%s%s", request.method, route, status,
-                    elapsed * 1000, f" code={code}" if code else "", f" error={detail}" if detail else "",
-                    extra={"method": request.method, "route": route, "status": status,
-                           "latency_ms": round(elapsed * 1000, 2), **({"code": code} if code else {})})
+            log.log(
+                level,
+                "method=%s route=%s status=%s latency_ms=%.2f%s%s",
+                request.method,
+                route,
+                status,
+                elapsed * 1000,
+                f" code={code}" if code else "",
+                f" error={detail}" if detail else "",
+                extra={
+                    "method": request.method,
+                    "route": route,
+                    "status": status,
+                    "latency_ms": round(elapsed * 1000, 2),
+                    **({"code": code} if code else {}),
+                },
+            )
         token = getattr(request.ctx, "log_context", None)
         if token is not None:
             request.ctx.log_context = None

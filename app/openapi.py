@@ -25,9 +25,11 @@ from .params import Query
 
 OPENAPI_VERSION = "3.1.0"
 STATUS_TEXT = {
-    200: "Success", 201: "Created", 202: "Accepted: queued, see the job",
+    200: "Success",
+    201: "Created",
+    202: "Accepted: queued, see the job",
     400: "Bad input (INVALID_PARAMETER naming the field, INVALID_SYMBOL), or a rule of the exchange, the risk "
-         "limits or the account refused it (FILTER_FAILURE, INSUFFICIENT_BALANCE, BINANCE_REJECTED, ...)",
+    "limits or the account refused it (FILTER_FAILURE, INSUFFICIENT_BALANCE, BINANCE_REJECTED, ...)",
     401: "No, bad, expired or revoked token (TOKEN_*), or wrong credentials",
     403: "Role too low (ROLE_REQUIRED), or trading halted (KILL_SWITCH_ENGAGED)",
     404: "No such job or order",
@@ -73,18 +75,25 @@ class Operation:
     def document(self, name: str, role, symbols: list[str] | None) -> dict:
         responses = {}
         for status, schema in self.responses.items():
-            responses[str(status)] = {"description": STATUS_TEXT.get(status, "Success"),
-                                      "content": {"application/json": {"schema": schema}}}
+            responses[str(status)] = {
+                "description": STATUS_TEXT.get(status, "Success"),
+                "content": {"application/json": {"schema": schema}},
+            }
             if status in self.links:
                 responses[str(status)]["links"] = self.links[status]
         for status in self.statuses(role):
-            responses[str(status)] = {"description": STATUS_TEXT[status],
-                                      "content": {"application/json": {"schema": S.ERROR}}}
+            responses[str(status)] = {
+                "description": STATUS_TEXT[status],
+                "content": {"application/json": {"schema": S.ERROR}},
+            }
         doc: dict = {"operationId": name, "summary": self.summary, "tags": [self.tag], "responses": responses}
         if self.description:
             doc["description"] = self.description
-        parameters = [*(self.path.document(symbols) if self.path else []),
-                      *(self.query.document(symbols) if self.query else []), *self.headers]
+        parameters = [
+            *(self.path.document(symbols) if self.path else []),
+            *(self.query.document(symbols) if self.query else []),
+            *self.headers,
+        ]
         if parameters:
             doc["parameters"] = parameters
         if self.body is not None:
@@ -97,10 +106,22 @@ class Operation:
         return doc
 
 
-def operation(summary: str, *, tag: str, data: dict | None = None, status: int = 200,
-              responses: dict[int, dict] | None = None, query: Query | None = None, path: Query | None = None,
-              body: dict | None = None, errors: tuple[int, ...] = (), description: str = "",
-              headers: tuple[dict, ...] = (), links: dict[int, dict] | None = None, example: dict | None = None):
+def operation(
+    summary: str,
+    *,
+    tag: str,
+    data: dict | None = None,
+    status: int = 200,
+    responses: dict[int, dict] | None = None,
+    query: Query | None = None,
+    path: Query | None = None,
+    body: dict | None = None,
+    errors: tuple[int, ...] = (),
+    description: str = "",
+    headers: tuple[dict, ...] = (),
+    links: dict[int, dict] | None = None,
+    example: dict | None = None,
+):
     """Declare a handler's summary, parameters, body and answers. With `query`, the handler is called
     as `handler(request, q, **path_args)` with `q` the parsed parameters; with `path`, the path
     arguments are checked by their declarations first."""
@@ -109,8 +130,19 @@ def operation(summary: str, *, tag: str, data: dict | None = None, status: int =
         answers[status] = S.envelope(data)
 
     def wrap(handler):
-        declared = Operation(summary, tag, answers, query, path, body, tuple(errors), description, tuple(headers),
-                             dict(links or {}), example)
+        declared = Operation(
+            summary,
+            tag,
+            answers,
+            query,
+            path,
+            body,
+            tuple(errors),
+            description,
+            tuple(headers),
+            dict(links or {}),
+            example,
+        )
 
         @functools.wraps(handler)
         async def run(request: Request, **path_args):
@@ -146,11 +178,14 @@ def build_document(app: Sanic, symbols: list[str] | None) -> dict:
             paths.setdefault(path, {})[method.lower()] = declared.document(name, role, symbols)
     return {
         "openapi": OPENAPI_VERSION,
-        "info": {"title": "spotgate", "version": "1",
-                 "description": "A self-hosted gateway for Binance Spot. Decimals are strings; times are "
-                                "milliseconds since the epoch. Every answer is one JSON object: "
-                                "`{data, requestId, timestamp}` or `{error: {code, message, details}, "
-                                "requestId, timestamp}`."},
+        "info": {
+            "title": "spotgate",
+            "version": "1",
+            "description": "A self-hosted gateway for Binance Spot. Decimals are strings; times are "
+            "milliseconds since the epoch. Every answer is one JSON object: "
+            "`{data, requestId, timestamp}` or `{error: {code, message, details}, "
+            "requestId, timestamp}`.",
+        },
         "paths": dict(sorted(paths.items())),
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
     }

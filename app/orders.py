@@ -33,20 +33,27 @@ from .params import MAX_TIME_MS, Integer, Query, Symbol, Text
 MAX_SCHEDULE_AHEAD_MS = 7 * 86_400_000
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
 
-reads = Blueprint("account_reads", url_prefix="/api/v1")     # viewer
-writes = Blueprint("order_writes", url_prefix="/api/v1")     # trader
+reads = Blueprint("account_reads", url_prefix="/api/v1")  # viewer
+writes = Blueprint("order_writes", url_prefix="/api/v1")  # trader
 
 
-JOB_ID = Text("job_id", "The job's id, as POST /api/v1/order answered it", location="path",
-              pattern="[0-9a-f]{32}", max_length=32)
+JOB_ID = Text(
+    "job_id", "The job's id, as POST /api/v1/order answered it", location="path", pattern="[0-9a-f]{32}", max_length=32
+)
 CLIENT_ORDER_ID = Text("clientOrderId", "Client order id", pattern=CLIENT_ID_PATTERN.strip("^$"), max_length=36)
 ORDER_REF = Query(Symbol("symbol", required=True), Integer("orderId", "Order id"), CLIENT_ORDER_ID)
 LIMIT = Integer("limit", "Rows, 1-1000", default=500, ge=1, le=1000)
 START = Integer("startTime", "From this time (ms)", le=MAX_TIME_MS)
 END = Integer("endTime", "Until (ms)", le=MAX_TIME_MS)
 ALL_ORDERS = Query(Symbol("symbol", required=True), Integer("orderId", "From this order id"), START, END, LIMIT)
-MY_TRADES = Query(Symbol("symbol", required=True), Integer("orderId", "Only this order's trades"), START, END,
-                  Integer("fromId", "From this trade id"), LIMIT)
+MY_TRADES = Query(
+    Symbol("symbol", required=True),
+    Integer("orderId", "Only this order's trades"),
+    START,
+    END,
+    Integer("fromId", "From this trade id"),
+    LIMIT,
+)
 ONE_SYMBOL = Query(Symbol("symbol", required=True))
 ANY_SYMBOL = Query(Symbol("symbol", "One symbol; all when absent"))
 WORKER = (404, 429, 503, 504)  # a signed call: unknown order, Binance limits, upstream or worker trouble
@@ -55,8 +62,9 @@ ORDER_REF_TEXT = "Give `orderId` or `clientOrderId` (400 ORDER_REFERENCE_REQUIRE
 
 def _order_ref(q: dict) -> tuple[int | None, str | None]:
     if q["orderId"] is None and q["clientOrderId"] is None:
-        raise BadRequest("Give 'orderId' or 'clientOrderId'", code="ORDER_REFERENCE_REQUIRED",
-                         details={"field": "orderId"})
+        raise BadRequest(
+            "Give 'orderId' or 'clientOrderId'", code="ORDER_REFERENCE_REQUIRED", details={"field": "orderId"}
+        )
     return q["orderId"], q["clientOrderId"]
 
 
@@ -77,29 +85,44 @@ def _job_headers(job: dict, replayed: bool) -> dict:
 
 
 ORDER_HEADERS = (
-    {"name": "Idempotency-Key", "in": "header", "required": False,
-     "description": "A retry with the same key (per token subject, 24 h) answers the same job",
-     "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[\\x21-\\x7e]{1,128}$"}},
+    {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": "A retry with the same key (per token subject, 24 h) answers the same job",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[\\x21-\\x7e]{1,128}$"},
+    },
     # RFC 7240: preferences a server does not know are ignored, so any text is valid here.
-    {"name": "Prefer", "in": "header", "required": False, "description": "`respond-async`: answer 202 at once",
-     "schema": {"type": "string"}},
+    {
+        "name": "Prefer",
+        "in": "header",
+        "required": False,
+        "description": "`respond-async`: answer 202 at once",
+        "schema": {"type": "string"},
+    },
 )
 JOB_LINK = {"GetJob": {"operationId": "getJob", "parameters": {"job_id": "$response.body#/data/id"}}}
 
 
 @writes.post("/order")
-@operation("Place an order (waits for the outcome unless `Prefer: respond-async`)", tag="orders",
-           body=S.ORDER_REQUEST, headers=ORDER_HEADERS,
-           example={"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "10000"},
-           responses={201: S.envelope(S.ORDER_RESULT), 202: S.envelope(S.JOB)},
-           errors=(403, 404, 409, 429, 503, 504),
-           links={202: JOB_LINK, 201: {"GetJob": {"operationId": "getJob",
-                                                  "parameters": {"job_id": "$response.body#/data/jobId"}}}},
-           description="Rules the schema cannot carry answer 400 with their own code: the symbol's filters and "
-                       "status (FILTER_FAILURE), `executeAt` outside the next 7 days (EXECUTE_AT_OUT_OF_RANGE), "
-                       "the risk limits (RISK_*), Binance's answer (INSUFFICIENT_BALANCE, BINANCE_REJECTED, ...). "
-                       "409: the clientOrderId is used by another order (CLIENT_ORDER_ID_IN_USE), or the order "
-                       "could not be sent before its time-to-live (ORDER_EXPIRED).")
+@operation(
+    "Place an order (waits for the outcome unless `Prefer: respond-async`)",
+    tag="orders",
+    body=S.ORDER_REQUEST,
+    headers=ORDER_HEADERS,
+    example={"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "10000"},
+    responses={201: S.envelope(S.ORDER_RESULT), 202: S.envelope(S.JOB)},
+    errors=(403, 404, 409, 429, 503, 504),
+    links={
+        202: JOB_LINK,
+        201: {"GetJob": {"operationId": "getJob", "parameters": {"job_id": "$response.body#/data/jobId"}}},
+    },
+    description="Rules the schema cannot carry answer 400 with their own code: the symbol's filters and "
+    "status (FILTER_FAILURE), `executeAt` outside the next 7 days (EXECUTE_AT_OUT_OF_RANGE), "
+    "the risk limits (RISK_*), Binance's answer (INSUFFICIENT_BALANCE, BINANCE_REJECTED, ...). "
+    "409: the clientOrderId is used by another order (CLIENT_ORDER_ID_IN_USE), or the order "
+    "could not be sent before its time-to-live (ORDER_EXPIRED).",
+)
 async def place_order(request: Request):
     ctx = request.app.ctx
     body = json_body(request)
@@ -182,8 +205,11 @@ async def intake(ctx, body: dict, owner: str, execute_at) -> dict:
     if execute_at is not None:
         now = int(time.time() * 1000)
         if not now < execute_at <= now + MAX_SCHEDULE_AHEAD_MS:
-            raise BadRequest("'executeAt' must be a future time in ms, at most 7 days ahead",
-                             code="EXECUTE_AT_OUT_OF_RANGE", details={"field": "executeAt"})
+            raise BadRequest(
+                "'executeAt' must be a future time in ms, at most 7 days ahead",
+                code="EXECUTE_AT_OUT_OF_RANGE",
+                details={"field": "executeAt"},
+            )
     if halted is not None:
         raise from_failure(halted)
     valuation = Valuation.for_symbol(info, symbols)
@@ -198,13 +224,24 @@ async def intake(ctx, body: dict, owner: str, execute_at) -> dict:
         raise from_failure(refusal)
     settings = ctx.settings
     ttl = settings.order_ttl_market if checked.request["type"] == "MARKET" else settings.order_ttl
-    return new_job(checked.request, client_id or f"sg-{uuid.uuid4().hex[:24]}", owner, execute_at, ttl_seconds=ttl,
-                   valuation=valuation.as_json() if valuation is not None else None)
+    return new_job(
+        checked.request,
+        client_id or f"sg-{uuid.uuid4().hex[:24]}",
+        owner,
+        execute_at,
+        ttl_seconds=ttl,
+        valuation=valuation.as_json() if valuation is not None else None,
+    )
 
 
 @reads.get("/jobs/<job_id:str>")
-@operation("A queued order's job: queued, running, succeeded (with the order) or failed (with the error)",
-           tag="orders", path=Query(JOB_ID), data=S.JOB, errors=(404,))
+@operation(
+    "A queued order's job: queued, running, succeeded (with the order) or failed (with the error)",
+    tag="orders",
+    path=Query(JOB_ID),
+    data=S.JOB,
+    errors=(404,),
+)
 async def get_job(request: Request, job_id: str):
     job = await request.app.ctx.jobs.get(job_id)
     principal = request.ctx.principal
@@ -214,15 +251,22 @@ async def get_job(request: Request, job_id: str):
 
 
 @writes.delete("/order")
-@operation("Cancel an order by orderId or clientOrderId", tag="orders", query=ORDER_REF, data=S.ORDER,
-           errors=WORKER, description=ORDER_REF_TEXT + " 504 OUTCOME_UNKNOWN: the cancel may or may not have "
-                                                       "happened; look the order up (`details.lookUp`).")
+@operation(
+    "Cancel an order by orderId or clientOrderId",
+    tag="orders",
+    query=ORDER_REF,
+    data=S.ORDER,
+    errors=WORKER,
+    description=ORDER_REF_TEXT + " 504 OUTCOME_UNKNOWN: the cancel may or may not have "
+    "happened; look the order up (`details.lookUp`).",
+)
 async def cancel_order(request: Request, q: dict):
     order_id, client_id = _order_ref(q)
     symbol = q["symbol"]
     ref = {"symbol": symbol, **({"orderId": order_id} if order_id is not None else {"clientOrderId": client_id})}
-    return ok(request, await cancel(request.app.ctx, "orders.cancel", (symbol, order_id, client_id),
-                                    "/api/v1/order", ref))
+    return ok(
+        request, await cancel(request.app.ctx, "orders.cancel", (symbol, order_id, client_id), "/api/v1/order", ref)
+    )
 
 
 # A worker's answer that Binance's was lost or late (services.outcomes): the cancel may have happened.
@@ -235,13 +279,17 @@ async def cancel(ctx, task: str, args: tuple, look_up: str, ref: dict):
     query = "&".join(f"{k}={v}" for k, v in ref.items())
 
     def unknown(why: str) -> GatewayTimeout:
-        return GatewayTimeout(f"{why}: the cancel's outcome is unknown — look it up (GET {look_up}?{query}) "
-                              "before trying again", code="OUTCOME_UNKNOWN", retry_after=1,
-                              details={"outcome": "unknown", "lookUp": f"{look_up}?{query}", **ref})
+        return GatewayTimeout(
+            f"{why}: the cancel's outcome is unknown — look it up (GET {look_up}?{query}) before trying again",
+            code="OUTCOME_UNKNOWN",
+            retry_after=1,
+            details={"outcome": "unknown", "lookUp": f"{look_up}?{query}", **ref},
+        )
 
     try:
-        return await ctx.dispatch.call(task, *args, queue="orders",
-                                       unknown=lambda waited: unknown(f"No answer within {waited:g} s"))
+        return await ctx.dispatch.call(
+            task, *args, queue="orders", unknown=lambda waited: unknown(f"No answer within {waited:g} s")
+        )
     except ApiError as exc:
         if exc.code in UNKNOWN_OUTCOME_CODES:
             raise unknown(f"Binance's answer was lost ({exc.message})") from None
@@ -249,53 +297,96 @@ async def cancel(ctx, task: str, args: tuple, look_up: str, ref: dict):
 
 
 @reads.get("/order")
-@operation("An order's current state", tag="orders", query=ORDER_REF, data=S.ORDER, errors=WORKER,
-           description=ORDER_REF_TEXT)
+@operation(
+    "An order's current state", tag="orders", query=ORDER_REF, data=S.ORDER, errors=WORKER, description=ORDER_REF_TEXT
+)
 async def get_order(request: Request, q: dict):
     order_id, client_id = _order_ref(q)
-    return ok(request, await request.app.ctx.dispatch.call(
-        "account.order", q["symbol"], order_id, client_id,
-        weight=endpoints.get_order(q["symbol"], order_id=order_id).weight))
+    return ok(
+        request,
+        await request.app.ctx.dispatch.call(
+            "account.order",
+            q["symbol"],
+            order_id,
+            client_id,
+            weight=endpoints.get_order(q["symbol"], order_id=order_id).weight,
+        ),
+    )
 
 
 @reads.get("/openOrders")
 @operation("Open orders (one symbol or all)", tag="orders", query=ANY_SYMBOL, data=S.array(S.ORDER), errors=WORKER)
 async def open_orders(request: Request, q: dict):
-    return ok(request, await request.app.ctx.dispatch.call("account.open_orders", q["symbol"],
-                                                           weight=endpoints.open_orders(q["symbol"]).weight))
+    return ok(
+        request,
+        await request.app.ctx.dispatch.call(
+            "account.open_orders", q["symbol"], weight=endpoints.open_orders(q["symbol"]).weight
+        ),
+    )
 
 
 @writes.delete("/openOrders")
-@operation("Cancel every open order on a symbol", tag="orders", query=ONE_SYMBOL, data=S.array(S.ORDER),
-           errors=WORKER, description="504 OUTCOME_UNKNOWN: look the open orders up (`details.lookUp`).")
+@operation(
+    "Cancel every open order on a symbol",
+    tag="orders",
+    query=ONE_SYMBOL,
+    data=S.array(S.ORDER),
+    errors=WORKER,
+    description="504 OUTCOME_UNKNOWN: look the open orders up (`details.lookUp`).",
+)
 async def cancel_open_orders(request: Request, q: dict):
     symbol = q["symbol"]
-    return ok(request, await cancel(request.app.ctx, "orders.cancel_all", (symbol,), "/api/v1/openOrders",
-                                    {"symbol": symbol}))
+    return ok(
+        request, await cancel(request.app.ctx, "orders.cancel_all", (symbol,), "/api/v1/openOrders", {"symbol": symbol})
+    )
 
 
 @reads.get("/allOrders")
 @operation("Order history of a symbol", tag="orders", query=ALL_ORDERS, data=S.array(S.ORDER), errors=WORKER)
 async def all_orders(request: Request, q: dict):
-    return ok(request, await request.app.ctx.dispatch.call(
-        "account.all_orders", q["symbol"], q["orderId"], q["startTime"], q["endTime"], q["limit"],
-        weight=endpoints.all_orders(q["symbol"]).weight))
+    return ok(
+        request,
+        await request.app.ctx.dispatch.call(
+            "account.all_orders",
+            q["symbol"],
+            q["orderId"],
+            q["startTime"],
+            q["endTime"],
+            q["limit"],
+            weight=endpoints.all_orders(q["symbol"]).weight,
+        ),
+    )
 
 
 @reads.get("/myTrades")
 @operation("Your trades on a symbol", tag="orders", query=MY_TRADES, data=S.array(S.MY_TRADE), errors=WORKER)
 async def my_trades(request: Request, q: dict):
-    return ok(request, await request.app.ctx.dispatch.call(
-        "account.trades", q["symbol"], q["orderId"], q["startTime"], q["endTime"], q["fromId"], q["limit"],
-        weight=endpoints.my_trades(q["symbol"]).weight))
+    return ok(
+        request,
+        await request.app.ctx.dispatch.call(
+            "account.trades",
+            q["symbol"],
+            q["orderId"],
+            q["startTime"],
+            q["endTime"],
+            q["fromId"],
+            q["limit"],
+            weight=endpoints.my_trades(q["symbol"]).weight,
+        ),
+    )
 
 
 @reads.get("/account")
 @operation("Balances (non-zero) and trading permissions", tag="account", data=S.ACCOUNT, errors=WORKER)
 async def account(request: Request):
     data = await request.app.ctx.dispatch.call("account.get", weight=endpoints.account().weight)
-    return ok(request, {
-        "balances": [b for b in data.get("balances", []) if Decimal(b["free"]) or Decimal(b["locked"])],
-        "canTrade": data.get("canTrade"), "updateTime": data.get("updateTime"),
-        "commissionRates": data.get("commissionRates"), "accountType": data.get("accountType"),
-    })
+    return ok(
+        request,
+        {
+            "balances": [b for b in data.get("balances", []) if Decimal(b["free"]) or Decimal(b["locked"])],
+            "canTrade": data.get("canTrade"),
+            "updateTime": data.get("updateTime"),
+            "commissionRates": data.get("commissionRates"),
+            "accountType": data.get("accountType"),
+        },
+    )

@@ -54,8 +54,12 @@ class Param:
         return None
 
     def document(self, symbols: list[str] | None) -> dict:
-        doc = {"name": self.name, "in": self.location, "required": self.required or self.location == "path",
-               "schema": self.schema(symbols)}
+        doc = {
+            "name": self.name,
+            "in": self.location,
+            "required": self.required or self.location == "path",
+            "schema": self.schema(symbols),
+        }
         if self.description:
             doc["description"] = self.description
         return doc
@@ -78,8 +82,11 @@ class Integer(Param):
     def convert(self, raw: str) -> int:
         # The value is echoed as text: a number too large for the error body's encoder cannot break it.
         if not CANONICAL_INT_RE.match(raw):
-            raise invalid(self.name, f"'{self.name}' must be an integer written in digits (no sign, spaces or "
-                                     "leading zeros)", value=raw[:64])
+            raise invalid(
+                self.name,
+                f"'{self.name}' must be an integer written in digits (no sign, spaces or leading zeros)",
+                value=raw[:64],
+            )
         value = int(raw)
         if not self.ge <= value <= self.le:
             raise invalid(self.name, f"'{self.name}' must be between {self.ge} and {self.le}", value=raw[:64])
@@ -126,8 +133,7 @@ class IntChoice(Param):
 
     def convert(self, raw: str) -> int:
         if not CANONICAL_INT_RE.match(raw) or int(raw) not in self.values:
-            raise invalid(self.name, f"'{self.name}' must be one of {', '.join(map(str, self.values))}",
-                          value=raw[:64])
+            raise invalid(self.name, f"'{self.name}' must be one of {', '.join(map(str, self.values))}", value=raw[:64])
         return int(raw)
 
     def schema(self, symbols: list[str] | None) -> dict:
@@ -180,8 +186,9 @@ class SymbolList(Param):
     def convert(self, raw: str) -> list[str]:
         items = raw.split(",")
         if len(items) > self.max_items or not all(SYMBOL_TEXT_RE.match(item) for item in items):
-            raise invalid(self.name, f"'{self.name}' must list 1-{self.max_items} symbols, comma-separated",
-                          value=raw[:64])
+            raise invalid(
+                self.name, f"'{self.name}' must list 1-{self.max_items} symbols, comma-separated", value=raw[:64]
+            )
         return items
 
     def schema(self, symbols: list[str] | None) -> dict:

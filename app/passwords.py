@@ -19,14 +19,14 @@ MAX_N = 2**20
 
 # Verified against when the user does not exist, so an unknown name costs as much as a wrong password.
 UNKNOWN_USER_HASH = (
-    f"scrypt${N}${R}${P}${base64.b64encode(bytes(SALT_BYTES)).decode()}"
-    f"${base64.b64encode(bytes(HASH_BYTES)).decode()}"
+    f"scrypt${N}${R}${P}${base64.b64encode(bytes(SALT_BYTES)).decode()}${base64.b64encode(bytes(HASH_BYTES)).decode()}"
 )
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, length: int) -> bytes:
-    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=length,
-                          maxmem=128 * n * r * p + 16 * 1024 * 1024)
+    return hashlib.scrypt(
+        password.encode(), salt=salt, n=n, r=r, p=p, dklen=length, maxmem=128 * n * r * p + 16 * 1024 * 1024
+    )
 
 
 def hash_password(password: str) -> str:

@@ -28,17 +28,23 @@ bp = Blueprint("positions", url_prefix="/api/v1")  # viewer
 
 
 @bp.get("/positions")
-@operation("Positions per asset: quantity, average entry, mark, unrealized and realized P&L, return %",
-           tag="account", data=S.POSITIONS, errors=(429, 503, 504))
+@operation(
+    "Positions per asset: quantity, average entry, mark, unrealized and realized P&L, return %",
+    tag="account",
+    data=S.POSITIONS,
+    errors=(429, 503, 504),
+)
 async def get_positions(request: Request):
     ctx = request.app.ctx
-    return ok(request, await ctx.positions_cache.get("positions", ctx.settings.positions_cache_ttl,
-                                                     lambda: positions(ctx)))
+    return ok(
+        request, await ctx.positions_cache.get("positions", ctx.settings.positions_cache_ttl, lambda: positions(ctx))
+    )
 
 
 async def positions(ctx) -> dict:
-    symbols = {s["baseAsset"]: s["symbol"] for s in (await ctx.market.symbols_by_name()).values()
-               if s["quoteAsset"] == QUOTE}
+    symbols = {
+        s["baseAsset"]: s["symbol"] for s in (await ctx.market.symbols_by_name()).values() if s["quoteAsset"] == QUOTE
+    }
     # charged up front: the account and one page of trades; the pages read beyond that afterwards
     page = endpoints.my_trades(QUOTE).weight
     held = await ctx.dispatch.call("account.holdings", symbols, weight=endpoints.account().weight + page)

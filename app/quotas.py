@@ -60,13 +60,17 @@ class ClientQuotas:
         """Count `weight` against the request's client, or raise 429 CLIENT_WEIGHT_LIMIT. With
         `overdraft` (weight already spent, known only afterwards) it is counted and never refused."""
         now = time.time()
-        allowed, used = await self._charge(keys=[self.key(client_of(request), int(now // 60))],
-                                           args=[weight, self.per_minute, "1" if overdraft else "0"])
+        allowed, used = await self._charge(
+            keys=[self.key(client_of(request), int(now // 60))],
+            args=[weight, self.per_minute, "1" if overdraft else "0"],
+        )
         if not int(allowed):
             raise TooManyRequests(
                 f"This client may cause at most {self.per_minute} upstream request weight a minute",
-                code="CLIENT_WEIGHT_LIMIT", retry_after=60 - now % 60,
-                details={"limit": self.per_minute, "usedWeight": int(used), "weight": weight})
+                code="CLIENT_WEIGHT_LIMIT",
+                retry_after=60 - now % 60,
+                details={"limit": self.per_minute, "usedWeight": int(used), "weight": weight},
+            )
 
     async def charge_current(self, weight: int, overdraft: bool = False) -> None:
         """Charge the request being served (nothing outside a request: the process's own calls)."""

@@ -39,9 +39,14 @@ def blocking_client(redis: aioredis.Redis, socket_timeout: float) -> aioredis.Re
     """A client of the same server, with the same connection options (TLS included), for blocking
     reads: its socket timeout must outlast the longest BLPOP (redis-py's default of 5 s does not)."""
     pool = redis.connection_pool
-    return aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool(
-        connection_class=pool.connection_class, max_connections=REDIS_WAIT_CONNECTIONS, timeout=REDIS_POOL_WAIT,
-        **{**pool.connection_kwargs, "socket_timeout": socket_timeout}))
+    return aioredis.Redis(
+        connection_pool=aioredis.BlockingConnectionPool(
+            connection_class=pool.connection_class,
+            max_connections=REDIS_WAIT_CONNECTIONS,
+            timeout=REDIS_POOL_WAIT,
+            **{**pool.connection_kwargs, "socket_timeout": socket_timeout},
+        )
+    )
 
 
 def setup_resources(app: Sanic) -> None:
@@ -50,14 +55,22 @@ def setup_resources(app: Sanic) -> None:
     @app.before_server_start
     async def open_resources(app_: Sanic):
         url, tls = redis_connection(settings)
-        app_.ctx.redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
-            url, **tls, health_check_interval=30, max_connections=REDIS_CONNECTIONS, timeout=REDIS_POOL_WAIT))
+        app_.ctx.redis = aioredis.Redis(
+            connection_pool=aioredis.BlockingConnectionPool.from_url(
+                url, **tls, health_check_interval=30, max_connections=REDIS_CONNECTIONS, timeout=REDIS_POOL_WAIT
+            )
+        )
         # Public data only: the web tier is given no API key and no secret.
-        client = AsyncBinanceClient(settings.binance_api_url, timeout=settings.upstream_timeout,
-                                    observer=observe_upstream)
-        budget = AsyncWeightBudget(app_.ctx.redis, settings.redis_key_prefix, DEFAULT_WEIGHT_LIMIT,
-                                   order_reserve=settings.upstream_order_reserve,
-                                   cancel_reserve=settings.upstream_cancel_reserve)
+        client = AsyncBinanceClient(
+            settings.binance_api_url, timeout=settings.upstream_timeout, observer=observe_upstream
+        )
+        budget = AsyncWeightBudget(
+            app_.ctx.redis,
+            settings.redis_key_prefix,
+            DEFAULT_WEIGHT_LIMIT,
+            order_reserve=settings.upstream_order_reserve,
+            cancel_reserve=settings.upstream_cancel_reserve,
+        )
         app_.ctx.quotas = ClientQuotas(app_.ctx.redis, settings.redis_key_prefix, settings.client_weight_per_minute)
         app_.ctx.upstream = Upstream(client, budget, app_.ctx.quotas)
         app_.ctx.upstream.set_weight_limit(DEFAULT_WEIGHT_LIMIT)
@@ -65,8 +78,9 @@ def setup_resources(app: Sanic) -> None:
         app_.ctx.jobs = AsyncJobStore(app_.ctx.redis, settings.redis_key_prefix)
         app_.ctx.risk = AsyncRiskStore(app_.ctx.redis, settings.redis_key_prefix)
         app_.ctx.redis_waits = blocking_client(app_.ctx.redis, longest_wait(settings) + REPLY_GRACE + 5)
-        app_.ctx.dispatch = Dispatcher(settings, app_.ctx.redis, app_.ctx.redis_waits, wait=settings.upstream_timeout,
-                                       quotas=app_.ctx.quotas)
+        app_.ctx.dispatch = Dispatcher(
+            settings, app_.ctx.redis, app_.ctx.redis_waits, wait=settings.upstream_timeout, quotas=app_.ctx.quotas
+        )
         app_.ctx.positions_cache = SingleFlight(max_entries=4)
         app_.ctx.job_watcher = JobWatcher(app_.ctx.redis, app_.ctx.jobs.events)
         await app_.ctx.job_watcher.start()

@@ -33,8 +33,12 @@ async def get_limits(request: Request):
 
 
 @bp.put("/risk/limits")
-@operation("Replace the risk limits (a missing or null field means no limit)", tag="risk",
-           body=S.RISK_LIMITS_REQUEST, data=S.RISK_LIMITS)
+@operation(
+    "Replace the risk limits (a missing or null field means no limit)",
+    tag="risk",
+    body=S.RISK_LIMITS_REQUEST,
+    data=S.RISK_LIMITS,
+)
 async def put_limits(request: Request):
     ctx = request.app.ctx
     try:
@@ -51,8 +55,13 @@ async def get_kill_switch(request: Request):
 
 
 @bp.post("/admin/kill-switch")
-@operation("Engage (halt trading and cancel every open order) or disengage the kill switch", tag="risk",
-           body=S.KILL_SWITCH_REQUEST, data=S.KILL_SWITCH_CHANGE, errors=(429, 503, 504))
+@operation(
+    "Engage (halt trading and cancel every open order) or disengage the kill switch",
+    tag="risk",
+    body=S.KILL_SWITCH_REQUEST,
+    data=S.KILL_SWITCH_CHANGE,
+    errors=(429, 503, 504),
+)
 async def set_kill_switch(request: Request):
     body = json_body(request)
     unknown = sorted(set(body) - {"engaged", "reason"})
@@ -76,13 +85,18 @@ async def switch(ctx, engaged: bool, by: str, reason: str | None) -> dict:
         return {**state, "canceled": []}
     try:
         canceled = await ctx.dispatch.call(
-            "orders.cancel_everything", queue="orders", deadline=False,
+            "orders.cancel_everything",
+            queue="orders",
+            deadline=False,
             wait=ctx.settings.upstream_timeout * KILL_SWITCH_WAIT_FACTOR,
             unknown=lambda waited: GatewayTimeout(
                 f"No answer within {waited:g} s: canceling open orders goes on in a worker — look them up "
-                "(GET /api/v1/openOrders); engaging again cancels what is left", code="OUTCOME_UNKNOWN",
-                retry_after=1, details={"outcome": "unknown", "waitedSeconds": waited,
-                                        "lookUp": "/api/v1/openOrders"}))
+                "(GET /api/v1/openOrders); engaging again cancels what is left",
+                code="OUTCOME_UNKNOWN",
+                retry_after=1,
+                details={"outcome": "unknown", "waitedSeconds": waited, "lookUp": "/api/v1/openOrders"},
+            ),
+        )
     except ApiError as exc:
         exc.message = f"The kill switch is engaged, but canceling open orders failed: {exc.message}"
         exc.details = {**exc.details, "killSwitch": state}

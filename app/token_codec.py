@@ -33,7 +33,7 @@ class Role(IntEnum):
 
     VIEWER = 1  # market data, account reads
     TRADER = 2  # + orders
-    ADMIN = 3   # + kill switch, risk limits, tokens
+    ADMIN = 3  # + kill switch, risk limits, tokens
 
     @classmethod
     def parse(cls, name: object) -> Role:
@@ -46,7 +46,7 @@ class Role(IntEnum):
 
 
 class TokenType(StrEnum):
-    ACCESS = "access"    # sent as Bearer on every call
+    ACCESS = "access"  # sent as Bearer on every call
     REFRESH = "refresh"  # only ever sent to POST /api/v1/auth/refresh (and logout)
 
 
@@ -109,14 +109,23 @@ class TokenCodec:
     def can_issue(self) -> bool:
         return self._signing_key is not None
 
-    def issue(self, sub: str, role: Role, ttl: int, typ: TokenType = TokenType.ACCESS,
-              now: int | None = None, fid: str | None = None) -> IssuedToken:
+    def issue(
+        self,
+        sub: str,
+        role: Role,
+        ttl: int,
+        typ: TokenType = TokenType.ACCESS,
+        now: int | None = None,
+        fid: str | None = None,
+    ) -> IssuedToken:
         if not self.can_issue:
-            raise ApiError("This gateway only verifies tokens: issue them where JWT_PRIVATE_KEY is set",
-                           code="TOKEN_ISSUING_DISABLED", status=501)
+            raise ApiError(
+                "This gateway only verifies tokens: issue them where JWT_PRIVATE_KEY is set",
+                code="TOKEN_ISSUING_DISABLED",
+                status=501,
+            )
         iat = int(time.time()) if now is None else now
-        claims = {"sub": sub, "role": str(role), "iat": iat, "exp": iat + ttl, "jti": uuid.uuid4().hex,
-                  "typ": str(typ)}
+        claims = {"sub": sub, "role": str(role), "iat": iat, "exp": iat + ttl, "jti": uuid.uuid4().hex, "typ": str(typ)}
         if fid is not None:
             claims["fid"] = fid
         token = jwt.encode(claims, self._signing_key, algorithm=self.algorithm)
@@ -133,8 +142,13 @@ class TokenCodec:
         if header.get("alg") != self.algorithm:
             raise _invalid(f"Token must be signed with {self.algorithm}")
         try:
-            claims = jwt.decode(token, self._verify_key, algorithms=[self.algorithm], leeway=LEEWAY_SECONDS,
-                                options={"require": list(CLAIMS)})
+            claims = jwt.decode(
+                token,
+                self._verify_key,
+                algorithms=[self.algorithm],
+                leeway=LEEWAY_SECONDS,
+                options={"require": list(CLAIMS)},
+            )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("Token has expired", code="TOKEN_EXPIRED") from None
         except jwt.InvalidSignatureError:
@@ -158,8 +172,10 @@ class TokenCodec:
             raise _invalid("Token names an unknown role") from None
         if claims["typ"] != typ:
             if claims["typ"] == TokenType.REFRESH:
-                raise Unauthorized("A refresh token cannot be used as an access token; "
-                                   "exchange it at POST /api/v1/auth/refresh", code="TOKEN_WRONG_TYPE")
+                raise Unauthorized(
+                    "A refresh token cannot be used as an access token; exchange it at POST /api/v1/auth/refresh",
+                    code="TOKEN_WRONG_TYPE",
+                )
             raise Unauthorized(f"Expected a {typ} token", code="TOKEN_WRONG_TYPE")
         return Principal(sub, role, jti, claims["exp"], claims["iat"], fid)
 

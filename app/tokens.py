@@ -51,8 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     issue = commands.add_parser("issue", help="print a signed access token")
     issue.add_argument("--sub", required=True, type=_subject, help="who the token is for")
     issue.add_argument("--role", required=True, choices=ROLES)
-    issue.add_argument("--ttl", default=DEFAULT_ISSUED_TTL, type=_duration,
-                       help=f"lifetime: 90s, 15m, 12h, 30d (default {DEFAULT_ISSUED_TTL})")
+    issue.add_argument(
+        "--ttl",
+        default=DEFAULT_ISSUED_TTL,
+        type=_duration,
+        help=f"lifetime: 90s, 15m, 12h, 30d (default {DEFAULT_ISSUED_TTL})",
+    )
     commands.add_parser("hash-password", help="read a password (prompt or stdin), print its hash for AUTH_USERS")
     args = parser.parse_args(argv)
 

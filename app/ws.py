@@ -54,8 +54,8 @@ from .ws_session import Abuse, Close, Delivery, Refuse, Session
 
 log = logging.getLogger("spotgate.ws")
 
-WRITE_BATCH = 64           # frames joined into one write when a client is behind
-HIGH_WATER = 65536         # Sanic pauses writes above this many buffered bytes
+WRITE_BATCH = 64  # frames joined into one write when a client is behind
+HIGH_WATER = 65536  # Sanic pauses writes above this many buffered bytes
 CLOSE_FLUSH_TIMEOUT = 5.0  # seconds the writer gets to send an error frame and the close
 MAX_MESSAGE_BYTES = 64 * 1024
 
@@ -65,8 +65,20 @@ bp = Blueprint("ws")
 class Connection:
     """One client socket: its reader and writer around its `Session`."""
 
-    __slots__ = ("ws", "app", "hub", "settings", "request", "id", "session", "outbox", "ping_waiter", "replay_task",
-                 "_waiter", "_room")
+    __slots__ = (
+        "ws",
+        "app",
+        "hub",
+        "settings",
+        "request",
+        "id",
+        "session",
+        "outbox",
+        "ping_waiter",
+        "replay_task",
+        "_waiter",
+        "_room",
+    )
 
     def __init__(self, request: Request, ws):
         settings = request.app.ctx.settings
@@ -76,16 +88,19 @@ class Connection:
         self.settings = settings
         self.request = request
         self.id = uuid.uuid4().hex[:16]
-        self.session = Session(capacity=settings.ws_send_queue, message_rate=settings.ws_message_rate,
-                               max_subscriptions=settings.ws_max_subscriptions,
-                               max_depth=settings.ws_max_depth_channels)
+        self.session = Session(
+            capacity=settings.ws_send_queue,
+            message_rate=settings.ws_message_rate,
+            max_subscriptions=settings.ws_max_subscriptions,
+            max_depth=settings.ws_max_depth_channels,
+        )
         self.outbox = self.session.outbox
         self.outbox.direct = self._write_now
         self.outbox.wake = self._wake
         self.ping_waiter = None
         self.replay_task: asyncio.Task | None = None
         self._waiter: asyncio.Future | None = None  # the writer, waiting for frames
-        self._room: asyncio.Future | None = None    # a replay, waiting for room in the queue
+        self._room: asyncio.Future | None = None  # a replay, waiting for room in the queue
 
     @property
     def principal(self):
@@ -100,8 +115,12 @@ class Connection:
     def _write_now(self, frame: bytes) -> bool:
         # Called by the hub for a client whose queue is empty and whose writer is idle.
         transport = self.ws.io_proto.transport if self.ws.io_proto else None
-        if (transport is None or self.ws.ws_proto.state is not State.OPEN or transport.is_closing()
-                or transport.get_write_buffer_size() >= HIGH_WATER):
+        if (
+            transport is None
+            or self.ws.ws_proto.state is not State.OPEN
+            or transport.is_closing()
+            or transport.get_write_buffer_size() >= HIGH_WATER
+        ):
             return False
         transport.write(frame)
         return True
@@ -149,8 +168,11 @@ class Connection:
             self.replay_task = None
         if not task.cancelled() and task.exception() is not None:
             log.error("connection %s: user event replay failed", self.id, exc_info=task.exception())
-            self.fail(Unavailable("User events are unavailable right now; reconnect with lastEventId",
-                                  code="STREAM_UNAVAILABLE"))
+            self.fail(
+                Unavailable(
+                    "User events are unavailable right now; reconnect with lastEventId", code="STREAM_UNAVAILABLE"
+                )
+            )
 
     def stop_replay(self) -> None:
         if self.replay_task is not None:
@@ -324,11 +346,19 @@ class Connection:
             self.fail(exc)
             return
         public = self.settings.ws_public_market_data
-        self.send(welcome(self.id, self.principal, public_market_data=public,
-                          heartbeat=self.settings.ws_heartbeat_interval,
-                          limits={"subscriptions": self.settings.ws_max_subscriptions,
-                                  "messagesPerSecond": self.settings.ws_message_rate,
-                                  "sendQueue": self.settings.ws_send_queue}))
+        self.send(
+            welcome(
+                self.id,
+                self.principal,
+                public_market_data=public,
+                heartbeat=self.settings.ws_heartbeat_interval,
+                limits={
+                    "subscriptions": self.settings.ws_max_subscriptions,
+                    "messagesPerSecond": self.settings.ws_message_rate,
+                    "sendQueue": self.settings.ws_send_queue,
+                },
+            )
+        )
         if not presubscribe:
             if not public and self.principal is None:
                 self.session.await_token()
@@ -363,8 +393,9 @@ class Connection:
     def _authorize(self, channel: Channel) -> None:
         if channel.private or not self.settings.ws_public_market_data:
             if self.principal is None:
-                raise Unauthorized(f"'{channel.name}' needs a token: send {{\"type\": \"auth\", \"token\": ...}}",
-                                   code="TOKEN_MISSING")
+                raise Unauthorized(
+                    f'\'{channel.name}\' needs a token: send {{"type": "auth", "token": ...}}', code="TOKEN_MISSING"
+                )
             require_role(self.principal, Role.VIEWER)
 
     async def _resolve(self, raw: object) -> Channel | ApiError:
@@ -382,8 +413,9 @@ class Connection:
 
     async def _subscribe(self, message: Subscribe) -> None:
         resolved = [(raw, await self._resolve(raw)) for raw in message.channels]
-        plan = self.session.plan_subscribe(resolved, lambda name: self.hub.follows_depth(self, name),
-                                           self.hub.depth_room(self))
+        plan = self.session.plan_subscribe(
+            resolved, lambda name: self.hub.follows_depth(self, name), self.hub.depth_room(self)
+        )
         for exc, channel in plan.errors:
             self.send_error(exc, channel)
         accepted, new = plan.accepted, plan.new
@@ -462,15 +494,26 @@ async def admit(request: Request):
             pass  # counted as anonymous; the connection itself then answers 4401 (or 1013)
     refusal = hub.admit(request, client_ip(request), authenticated=principal is not None)
     if refusal == "capacity":
-        return render(request, Unavailable("Maximum WebSocket connections reached", code="WS_CAPACITY",
-                                           retry_after=5))
+        return render(request, Unavailable("Maximum WebSocket connections reached", code="WS_CAPACITY", retry_after=5))
     if refusal == "reserved":
-        return render(request, Unavailable("The remaining WebSocket slots are kept for authenticated clients: "
-                                           "send a token in the upgrade (?token= or Authorization)",
-                                           code="WS_CAPACITY", retry_after=5))
+        return render(
+            request,
+            Unavailable(
+                "The remaining WebSocket slots are kept for authenticated clients: "
+                "send a token in the upgrade (?token= or Authorization)",
+                code="WS_CAPACITY",
+                retry_after=5,
+            ),
+        )
     if refusal == "address":
-        return render(request, TooManyRequests("Too many WebSocket connections without a token from this address",
-                                               code="WS_ADDRESS_LIMIT", retry_after=5))
+        return render(
+            request,
+            TooManyRequests(
+                "Too many WebSocket connections without a token from this address",
+                code="WS_ADDRESS_LIMIT",
+                retry_after=5,
+            ),
+        )
 
 
 @bp.websocket("/ws")

@@ -81,9 +81,13 @@ def parse_channel(raw: object) -> Channel:
     try:
         kind = ChannelKind(parts[0].translate(_ASCII_LOWER))  # never str.lower(): "K" (U+212A) → "k"
     except ValueError:
-        raise _bad_channel(raw, f"Unknown channel '{raw}'; channels are " + ", ".join(
-            ("ticker:<SYMBOL>", "depth:<SYMBOL>", "trades:<SYMBOL>", "kline:<SYMBOL>:<interval>", "user",
-             "orders"))) from None
+        raise _bad_channel(
+            raw,
+            f"Unknown channel '{raw}'; channels are "
+            + ", ".join(
+                ("ticker:<SYMBOL>", "depth:<SYMBOL>", "trades:<SYMBOL>", "kline:<SYMBOL>:<interval>", "user", "orders")
+            ),
+        ) from None
     if kind in (ChannelKind.USER, ChannelKind.ORDERS):
         if len(parts) != 1:
             raise _bad_channel(raw, f"The '{kind}' channel takes no symbol")
@@ -99,8 +103,9 @@ def parse_channel(raw: object) -> Channel:
     if kind == ChannelKind.KLINE:
         interval = parts[2]  # case matters: 1m is a minute, 1M a month
         if interval not in INTERVALS:
-            raise BadRequest(f"Unknown kline interval '{interval}'; one of {', '.join(INTERVALS)}",
-                             code="INVALID_INTERVAL")
+            raise BadRequest(
+                f"Unknown kline interval '{interval}'; one of {', '.join(INTERVALS)}", code="INVALID_INTERVAL"
+            )
     return Channel(kind, fold_symbol(symbol), interval)
 
 
@@ -191,14 +196,20 @@ def now_ms() -> int:
 
 
 def welcome(connection_id: str, principal, *, public_market_data: bool, heartbeat: float, limits: dict) -> dict:
-    return {"type": ServerKind.WELCOME, "connectionId": connection_id, "authenticated": principal is not None,
-            "role": None if principal is None else str(principal.role), "publicMarketData": public_market_data,
-            "heartbeat": heartbeat, "limits": limits, "timestamp": now_ms()}
+    return {
+        "type": ServerKind.WELCOME,
+        "connectionId": connection_id,
+        "authenticated": principal is not None,
+        "role": None if principal is None else str(principal.role),
+        "publicMarketData": public_market_data,
+        "heartbeat": heartbeat,
+        "limits": limits,
+        "timestamp": now_ms(),
+    }
 
 
 def authenticated(principal) -> dict:
-    return {"type": ServerKind.AUTHENTICATED, "sub": principal.sub, "role": str(principal.role),
-            "exp": principal.exp}
+    return {"type": ServerKind.AUTHENTICATED, "sub": principal.sub, "role": str(principal.role), "exp": principal.exp}
 
 
 def subscribed(channels: list[str]) -> dict:

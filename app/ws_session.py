@@ -27,17 +27,17 @@ from services.depth_sequence import DepthSequence, Step
 from .errors import ApiError, BadRequest, TooManyRequests, Unauthorized, ws_close_code, ws_error_frame
 from .ws_protocol import Channel, ChannelKind, ClientMessage, EventId, encode, parse_client_message
 
-AUTH_TIMEOUT = 10.0   # seconds to send a token when nothing can be done without one
-EXPIRY_GRACE = 10     # seconds a token may be past `exp` before its connection is closed
-MAX_SEQ = 2**64 - 1   # the largest sequence part of a stream id
+AUTH_TIMEOUT = 10.0  # seconds to send a token when nothing can be done without one
+EXPIRY_GRACE = 10  # seconds a token may be past `exp` before its connection is closed
+MAX_SEQ = 2**64 - 1  # the largest sequence part of a stream id
 
 Clock = Callable[[], float]
 
 
 class Delivery(IntEnum):
-    OK = 0         # queued, or skipped as already covered
-    RESYNC = 1     # this depth channel needs a fresh snapshot for this client
-    CUT = 2        # the client cannot take a message it must not miss: too slow
+    OK = 0  # queued, or skipped as already covered
+    RESYNC = 1  # this depth channel needs a fresh snapshot for this client
+    CUT = 2  # the client cannot take a message it must not miss: too slow
     CONFLATED = 3  # queued in place of an older frame of its channel the client had not got yet
 
 
@@ -73,7 +73,7 @@ class Outbox:
         self.clock = clock
         self.direct: Callable[[bytes], bool] | None = None
         self.wake: Callable[[], None] | None = None
-        self.idle = False                   # the writer waits for frames (set by the socket)
+        self.idle = False  # the writer waits for frames (set by the socket)
         self._items: deque | None = None  # made on the first backlog: most clients never have one
         self._latest: dict[str, bytes] | None = None
         self.closed = False
@@ -164,7 +164,7 @@ class Outbox:
 class Rate(IntEnum):
     OK = 0
     REFUSED = 1  # over the limit: answer with an error frame, ignore the message
-    ABUSE = 2    # more than twice the limit in one second: close the connection
+    ABUSE = 2  # more than twice the limit in one second: close the connection
 
 
 class MessageRate:
@@ -193,18 +193,21 @@ class MessageRate:
 @dataclass(frozen=True, slots=True)
 class Refuse:
     """Answer with this error frame; the connection stays."""
+
     error: ApiError
 
 
 @dataclass(frozen=True, slots=True)
 class Abuse:
     """Send this error frame, then close with its code."""
+
     error: ApiError
 
 
 @dataclass(frozen=True, slots=True)
 class CutSlow:
     """Close at once (4008): the queue is what the client could not take."""
+
     reason: str
 
 
@@ -213,8 +216,8 @@ Fail = Abuse  # a tick's verdict on an auth deadline or an expired token: error 
 
 @dataclass(slots=True)
 class SubscribePlan:
-    accepted: list[str] = field(default_factory=list)      # names to confirm, in request order
-    new: list[Channel] = field(default_factory=list)       # channels this connection does not follow yet
+    accepted: list[str] = field(default_factory=list)  # names to confirm, in request order
+    new: list[Channel] = field(default_factory=list)  # channels this connection does not follow yet
     errors: list[tuple[ApiError, str | None]] = field(default_factory=list)
 
 
@@ -224,36 +227,55 @@ class SubscribePlan:
 class Session:
     """One client's side of the fan-out and of its subscriptions (no sockets, no Redis, no asyncio)."""
 
-    __slots__ = ("clock", "outbox", "rate", "max_subscriptions", "max_depth", "channels", "depth", "principal",
-                 "auth_deadline", "pending", "user_cursor", "user_pending", "user_dropped", "user_baseline")
+    __slots__ = (
+        "clock",
+        "outbox",
+        "rate",
+        "max_subscriptions",
+        "max_depth",
+        "channels",
+        "depth",
+        "principal",
+        "auth_deadline",
+        "pending",
+        "user_cursor",
+        "user_pending",
+        "user_dropped",
+        "user_baseline",
+    )
 
-    def __init__(self, *, capacity: int, message_rate: int, max_subscriptions: int, max_depth: int,
-                 clock: Clock = time.monotonic):
+    def __init__(
+        self, *, capacity: int, message_rate: int, max_subscriptions: int, max_depth: int, clock: Clock = time.monotonic
+    ):
         self.clock = clock
         self.outbox = Outbox(capacity, clock)
         self.rate = MessageRate(message_rate)
         self.max_subscriptions = max_subscriptions
         self.max_depth = max_depth
         self.channels: set[str] = set()
-        self.depth: dict[str, DepthSequence] = {}   # depth channel → where this client's book stands
+        self.depth: dict[str, DepthSequence] = {}  # depth channel → where this client's book stands
         self.principal = None
         self.auth_deadline: float | None = None
-        self.pending = None                         # a shortcut's subscription, waiting for a token
-        self.user_cursor: EventId | None = None     # the last user event id sent
-        self.user_pending: deque | None = None      # live user events held back while replaying
-        self.user_dropped = False                   # some were not held: the replay reads them again
-        self.user_baseline: EventId | None = None   # where a catch-up starts if nothing was sent yet
+        self.pending = None  # a shortcut's subscription, waiting for a token
+        self.user_cursor: EventId | None = None  # the last user event id sent
+        self.user_pending: deque | None = None  # live user events held back while replaying
+        self.user_dropped = False  # some were not held: the replay reads them again
+        self.user_baseline: EventId | None = None  # where a catch-up starts if nothing was sent yet
 
     # -- client frames -------------------------------------------------------------------------------
 
     def receive(self, raw: str | bytes) -> ClientMessage | Refuse | Abuse:
         verdict = self.rate.check(self.clock())
         if verdict == Rate.ABUSE:
-            return Abuse(TooManyRequests(f"More than {2 * self.rate.limit} messages in one second",
-                                         code="RATE_LIMITED"))
+            return Abuse(
+                TooManyRequests(f"More than {2 * self.rate.limit} messages in one second", code="RATE_LIMITED")
+            )
         if verdict == Rate.REFUSED:
-            return Refuse(TooManyRequests(f"At most {self.rate.limit} messages a second; this one was ignored",
-                                          code="RATE_LIMITED"))
+            return Refuse(
+                TooManyRequests(
+                    f"At most {self.rate.limit} messages a second; this one was ignored", code="RATE_LIMITED"
+                )
+            )
         try:
             return parse_client_message(raw, self.max_subscriptions)
         except ApiError as exc:
@@ -271,8 +293,9 @@ class Session:
         subscription, self.pending = self.pending, None
         return subscription
 
-    def plan_subscribe(self, resolved: list[tuple[object, Channel | ApiError]],
-                       follows_depth: Callable[[str], bool], depth_room: int) -> SubscribePlan:
+    def plan_subscribe(
+        self, resolved: list[tuple[object, Channel | ApiError]], follows_depth: Callable[[str], bool], depth_room: int
+    ) -> SubscribePlan:
         """Channels as resolved (or refused) by the caller → which are confirmed, new, or refused
         (subscription limit; depth books per client, each of which costs the relay a REST snapshot)."""
         plan = SubscribePlan()
@@ -286,14 +309,28 @@ class Session:
                 continue
             if name not in self.channels:
                 if len(self.channels) + len(plan.new) >= self.max_subscriptions:
-                    plan.errors.append((BadRequest(f"At most {self.max_subscriptions} subscriptions per connection",
-                                                   code="SUBSCRIPTION_LIMIT"), name))
+                    plan.errors.append(
+                        (
+                            BadRequest(
+                                f"At most {self.max_subscriptions} subscriptions per connection",
+                                code="SUBSCRIPTION_LIMIT",
+                            ),
+                            name,
+                        )
+                    )
                     continue
                 if channel.kind == ChannelKind.DEPTH and not follows_depth(name):
                     if depth_room <= new_books:
-                        plan.errors.append((TooManyRequests(
-                            f"At most {self.max_depth} depth channels per client (token, or IP address without "
-                            "one)", code="DEPTH_LIMIT"), name))
+                        plan.errors.append(
+                            (
+                                TooManyRequests(
+                                    f"At most {self.max_depth} depth channels per client (token, or IP address without "
+                                    "one)",
+                                    code="DEPTH_LIMIT",
+                                ),
+                                name,
+                            )
+                        )
                         continue
                     new_books += 1
                 plan.new.append(channel)
@@ -388,15 +425,20 @@ class Session:
 
     # -- user-event replay ---------------------------------------------------------------------------
 
-    def start_user(self, last_event_id: EventId | None, newest: EventId,
-                   deleted: EventId | None) -> tuple[EventId | None, list[ApiError]]:
+    def start_user(
+        self, last_event_id: EventId | None, newest: EventId, deleted: EventId | None
+    ) -> tuple[EventId | None, list[ApiError]]:
         """The user channel is registered; the stream's newest and last trimmed ids are known. Returns
         where a replay starts (exclusive; None: live from now) and the errors to tell the client."""
         errors: list[ApiError] = []
         self.user_baseline = newest
         if last_event_id is not None and last_event_id > newest:
-            errors.append(BadRequest(f"lastEventId {last_event_id} is ahead of the newest event; continuing "
-                                     "with new events", code="INVALID_EVENT_ID"))
+            errors.append(
+                BadRequest(
+                    f"lastEventId {last_event_id} is ahead of the newest event; continuing with new events",
+                    code="INVALID_EVENT_ID",
+                )
+            )
             last_event_id = None
         if last_event_id is None:
             pending = self.user_pending
@@ -410,8 +452,13 @@ class Session:
             self.user_dropped = False
             return start, errors
         if deleted is not None and deleted > last_event_id:
-            errors.append(BadRequest("Some events after lastEventId are no longer kept (the stream keeps about "
-                                     "10,000); read the account over REST to resync", code="EVENTS_TRIMMED"))
+            errors.append(
+                BadRequest(
+                    "Some events after lastEventId are no longer kept (the stream keeps about "
+                    "10,000); read the account over REST to resync",
+                    code="EVENTS_TRIMMED",
+                )
+            )
         return last_event_id, errors
 
     def resync_user(self) -> EventId | None:
@@ -459,8 +506,9 @@ class Session:
         if self.outbox.stuck_for(now) > slow_after:
             return CutSlow(f"Too slow: the send queue stayed full for {slow_after:g} s")
         if self.auth_deadline is not None and now > self.auth_deadline:
-            return Fail(Unauthorized("No token was given in time: send {\"type\": \"auth\", \"token\"} first",
-                                     code="TOKEN_MISSING"))
+            return Fail(
+                Unauthorized('No token was given in time: send {"type": "auth", "token"} first', code="TOKEN_MISSING")
+            )
         if self.principal is not None and self.principal.exp + EXPIRY_GRACE < wall:
             return Fail(Unauthorized("Token has expired", code="TOKEN_EXPIRED"))
         return None

@@ -1,6 +1,6 @@
 """A bare Sanic app with one small JSON endpoint: the framework baseline for bench/rest.py.
 
-    python bench/_bare_sanic.py PORT
+python bench/_bare_sanic.py PORT
 """
 
 import sys

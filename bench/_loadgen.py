@@ -33,25 +33,41 @@ def start_paper(env: dict[str, str] | None = None, seed: int = 1) -> tuple[subpr
     """A paper exchange on a free loopback port with limits relaxed for load; returns (proc, url)."""
     port = free_port()
     environ = {
-        **os.environ, "PAPER_SEED": str(seed), "PAPER_HISTORY_MINUTES": "120",
-        "PAPER_WEIGHT_LIMIT": "1000000000", "PAPER_ORDERS_10S": "1000000000", "PAPER_ORDERS_1D": "1000000000",
+        **os.environ,
+        "PAPER_SEED": str(seed),
+        "PAPER_HISTORY_MINUTES": "120",
+        "PAPER_WEIGHT_LIMIT": "1000000000",
+        "PAPER_ORDERS_10S": "1000000000",
+        "PAPER_ORDERS_1D": "1000000000",
         **(env or {}),
     }
-    proc = subprocess.Popen([sys.executable, "-m", "paper_exchange", "--port", str(port)], cwd=ROOT, env=environ,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "paper_exchange", "--port", str(port)],
+        cwd=ROOT,
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/api/v3/ping", proc)
     return proc, url
 
 
-def start_web(binance_url: str, redis_url: str, env: dict[str, str] | None = None,
-              workers: int = 1) -> tuple[subprocess.Popen, str]:
+def start_web(
+    binance_url: str, redis_url: str, env: dict[str, str] | None = None, workers: int = 1
+) -> tuple[subprocess.Popen, str]:
     """The gateway's web process on a free port: `sanic app:create_app --factory --single-process`, or
     with `workers` > 1 as the Procfile runs WEB_CONCURRENCY=N (`python -m app.serve --workers N`, its own
     process group so stop() ends the workers too)."""
     port = free_port()
-    environ = {**os.environ, "SPOTGATE_MODE": "paper", "BINANCE_API_URL": binance_url, "REDIS_URL": redis_url,
-               "LOG_LEVEL": "WARNING", **(env or {})}
+    environ = {
+        **os.environ,
+        "SPOTGATE_MODE": "paper",
+        "BINANCE_API_URL": binance_url,
+        "REDIS_URL": redis_url,
+        "LOG_LEVEL": "WARNING",
+        **(env or {}),
+    }
     environ.pop("BINANCE_API_KEY", None)
     environ.pop("BINANCE_API_SECRET", None)
     if workers > 1:
@@ -59,9 +75,14 @@ def start_web(binance_url: str, redis_url: str, env: dict[str, str] | None = Non
         command = [sys.executable, "-m", "app.serve", "--workers", str(workers)]
     else:
         command = [sys.executable, "-m", "sanic", "app:create_app", "--factory", "--single-process"]
-    proc = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port), "--no-motd", "--no-access-logs"],
-                            cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=workers > 1)
+    proc = subprocess.Popen(
+        [*command, "--host", "127.0.0.1", "--port", str(port), "--no-motd", "--no-access-logs"],
+        cwd=ROOT,
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=workers > 1,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/health", proc, timeout=20.0 if workers == 1 else 60.0)
@@ -125,8 +146,15 @@ def stop(proc: subprocess.Popen) -> None:
 RequestFactory = Callable[[int], tuple[str, str, bytes | None, dict]]
 
 
-def _client(base: str, factory: RequestFactory, seconds: float, start_at: float, out, max_requests: int | None,
-            ok_status: int = 200) -> None:
+def _client(
+    base: str,
+    factory: RequestFactory,
+    seconds: float,
+    start_at: float,
+    out,
+    max_requests: int | None,
+    ok_status: int = 200,
+) -> None:
     parts = urlsplit(base)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     latencies, errors, i = [], 0, 0
@@ -155,8 +183,14 @@ def _client(base: str, factory: RequestFactory, seconds: float, start_at: float,
     out.put((latencies, errors, time.perf_counter() - (end - seconds)))
 
 
-def run_load(base: str, factory: RequestFactory, clients: int = 4, seconds: float = 3.0,
-             max_requests: int | None = None, ok_status: int = 200) -> dict:
+def run_load(
+    base: str,
+    factory: RequestFactory,
+    clients: int = 4,
+    seconds: float = 3.0,
+    max_requests: int | None = None,
+    ok_status: int = 200,
+) -> dict:
     """Run `clients` processes for `seconds` (or until `max_requests` in all); returns requests/s,
     p50/p99 in ms and error count (answers other than `ok_status`)."""
     seconds = min(seconds, MAX_SECONDS)
@@ -164,8 +198,10 @@ def run_load(base: str, factory: RequestFactory, clients: int = 4, seconds: floa
     out = ctx.Queue()
     start_at = time.time() + 0.3
     per_client = None if max_requests is None else -(-max_requests // clients)
-    procs = [ctx.Process(target=_client, args=(base, factory, seconds, start_at, out, per_client, ok_status))
-             for _ in range(clients)]
+    procs = [
+        ctx.Process(target=_client, args=(base, factory, seconds, start_at, out, per_client, ok_status))
+        for _ in range(clients)
+    ]
     for p in procs:
         p.start()
     results = [out.get(timeout=seconds + 60) for _ in procs]

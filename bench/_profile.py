@@ -21,17 +21,38 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # Frames where a thread waits rather than works: left out of the hottest functions.
-IDLE = re.compile(r"\b(select|poll|epoll_wait|_run_once|wait|sleep|recv|recv_into|accept|read|BRPOP|blpop|"
-                  r"acquire|get|_worker)\b \(")
+IDLE = re.compile(
+    r"\b(select|poll|epoll_wait|_run_once|wait|sleep|recv|recv_into|accept|read|BRPOP|blpop|"
+    r"acquire|get|_worker)\b \("
+)
 PROCESS = re.compile(r'^process (\d+):"([^"]*)"')
 
 
 def profile(command: list[str], seconds: float) -> Path:
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     out = Path(tempfile.mkdtemp(prefix="spotgate-profile-")) / "stacks.txt"
-    subprocess.run([spy, "record", "--subprocesses", "--idle", "--nonblocking", "--rate", "200", "--format", "raw",
-                    "--duration", str(int(seconds)), "--output", str(out), "--", sys.executable, *command],
-                   cwd=ROOT, check=False)
+    subprocess.run(
+        [
+            spy,
+            "record",
+            "--subprocesses",
+            "--idle",
+            "--nonblocking",
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--duration",
+            str(int(seconds)),
+            "--output",
+            str(out),
+            "--",
+            sys.executable,
+            *command,
+        ],
+        cwd=ROOT,
+        check=False,
+    )
     return out
 
 

@@ -35,9 +35,11 @@ class Socket(asyncio.Protocol):
 
     def __init__(self, host: str, port: int, path: str, on_text, on_close):
         self.key = base64.b64encode(os.urandom(16))
-        self.request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-                        f"Connection: Upgrade\r\nSec-WebSocket-Key: {self.key.decode()}\r\n"
-                        "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+        self.request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {self.key.decode()}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
         self.on_text, self.on_close = on_text, on_close
         self.opened = asyncio.get_running_loop().create_future()
         self.buffer = bytearray()
@@ -88,7 +90,7 @@ class Socket(asyncio.Protocol):
         if end < 0:
             return False
         head = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
-        del self.buffer[:end + 4]
+        del self.buffer[: end + 4]
         accept = base64.b64encode(hashlib.sha1(self.key + GUID).digest()).decode()
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in head[1:])}
         if not head[0].startswith("HTTP/1.1 101") or headers.get("sec-websocket-accept") != accept:
@@ -120,8 +122,8 @@ class Fleet:
         self.host, self.port, self.path = host, port, path
         self.greetings = greetings
         self.sockets: list[Socket] = []
-        self.latencies: list[int] = []   # ns, receive − the payload's data.sentAt
-        self.greeted = 0                 # frames of other kinds (welcome, subscribed)
+        self.latencies: list[int] = []  # ns, receive − the payload's data.sentAt
+        self.greeted = 0  # frames of other kinds (welcome, subscribed)
         self.closed = 0
         self._ready: asyncio.Future | None = None
         self._expected = 0
@@ -146,8 +148,10 @@ class Fleet:
         if self.greeted >= self._expected:
             self._ready.set_result(None)
         for first in range(0, count, batch):
-            made = [Socket(self.host, self.port, self.path, self._text, self._closed)
-                    for _ in range(min(batch, count - first))]
+            made = [
+                Socket(self.host, self.port, self.path, self._text, self._closed)
+                for _ in range(min(batch, count - first))
+            ]
             await asyncio.gather(*(loop.create_connection(lambda s=s: s, self.host, self.port) for s in made))
             await asyncio.wait_for(asyncio.gather(*(s.opened for s in made)), timeout)
             self.sockets.extend(made)

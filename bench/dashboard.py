@@ -66,15 +66,25 @@ def quantile(values: list[float], q: float) -> float:
 
 
 def spread(values: list[float], digits: int = 1) -> dict:
-    return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
-            "max": round(max(values), digits), "runs": len(values)}
+    return {
+        "median": round(statistics.median(values), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+        "runs": len(values),
+    }
 
 
 def frame_summary(sample: dict) -> dict:
     intervals = sample["intervals"]
-    summary = {"frames": len(intervals), "p50_ms": quantile(intervals, 0.5), "p95_ms": quantile(intervals, 0.95),
-               "p99_ms": quantile(intervals, 0.99), "max_ms": max(intervals) if intervals else 0.0,
-               "long_tasks": len(sample["longTasks"]), "long_task_ms": sum(sample["longTasks"])}
+    summary = {
+        "frames": len(intervals),
+        "p50_ms": quantile(intervals, 0.5),
+        "p95_ms": quantile(intervals, 0.95),
+        "p99_ms": quantile(intervals, 0.99),
+        "max_ms": max(intervals) if intervals else 0.0,
+        "long_tasks": len(sample["longTasks"]),
+        "long_task_ms": sum(sample["longTasks"]),
+    }
     if sample.get("drawn") and sample["drawn"]["count"]:
         summary["draw_ms_per_frame"] = sample["drawn"]["draw"] / sample["drawn"]["count"]
         summary["frames_drawn"] = sample["drawn"]["count"]
@@ -90,8 +100,10 @@ def signed_in_context(browser, system, token: str):
     now = int(time.time())
     state = {"token": token, "refreshToken": None, "sub": "bench", "role": "trader", "exp": now + 3600, "iat": now}
     context = browser.new_context(viewport=VIEWPORT)
-    context.add_init_script(f"sessionStorage.setItem('spotgate.session', {json.dumps(json.dumps(state))});"
-                            "localStorage.setItem('spotgate.symbol', 'BTCUSDT');")
+    context.add_init_script(
+        f"sessionStorage.setItem('spotgate.session', {json.dumps(json.dumps(state))});"
+        "localStorage.setItem('spotgate.symbol', 'BTCUSDT');"
+    )
     return context
 
 
@@ -112,8 +124,9 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    system = System(redis_url, seed=97, paper_env={"PAPER_STEP_MS": str(args.step_ms)},
-                    relay_env={"STREAM_SYMBOLS": "BTCUSDT"})
+    system = System(
+        redis_url, seed=97, paper_env={"PAPER_STEP_MS": str(args.step_ms)}, relay_env={"STREAM_SYMBOLS": "BTCUSDT"}
+    )
     try:
         eventually(system.user_stream_ready, 30, what="the user stream subscribed")
         with sync_playwright() as playwright:
@@ -156,8 +169,9 @@ def measure(browser, system, args) -> dict:
         first_price.append(mark(page, "spotgate:first-price"))
         page.click(f'#intervals button[data-interval="{args.interval}"]')
         page.wait_for_selector('#ladder[data-state="live"]')
-        page.wait_for_function("() => document.getElementById('chart-caption').textContent"
-                               f".endsWith('· {args.interval}')")
+        page.wait_for_function(
+            f"() => document.getElementById('chart-caption').textContent.endsWith('· {args.interval}')"
+        )
         # one more second: the new interval's history is drawn and its channel subscribed
         page.evaluate("new Promise(r => setTimeout(r, 1000))")
         before, started = received["n"], time.monotonic()
@@ -166,16 +180,29 @@ def measure(browser, system, args) -> dict:
         streaming.append(sample)
         context.close()
     figures = [
-        {"id": "dashboard_first_price", "label": "dashboard: page load → first price", "unit": "ms",
-         "values": [round(v, 1) for v in first_price],
-         "floor": {"label": "page load → sign-in form", "values": [round(v, 1) for v in signin]}, "target": None},
-        {"id": "dashboard_frame_p95", "label": "dashboard: frame interval p95 while streaming", "unit": "ms",
-         "values": [round(s["p95_ms"], 1) for s in streaming],
-         "floor": {"label": "idle sign-in page", "values": [round(s["p95_ms"], 1) for s in idle]}, "target": None},
+        {
+            "id": "dashboard_first_price",
+            "label": "dashboard: page load → first price",
+            "unit": "ms",
+            "values": [round(v, 1) for v in first_price],
+            "floor": {"label": "page load → sign-in form", "values": [round(v, 1) for v in signin]},
+            "target": None,
+        },
+        {
+            "id": "dashboard_frame_p95",
+            "label": "dashboard: frame interval p95 while streaming",
+            "unit": "ms",
+            "values": [round(s["p95_ms"], 1) for s in streaming],
+            "floor": {"label": "idle sign-in page", "values": [round(s["p95_ms"], 1) for s in idle]},
+            "target": None,
+        },
     ]
     return {
         "figures": figures,
-        "bench": "dashboard", "chromium": browser.version, "viewport": VIEWPORT, "paper_step_ms": args.step_ms,
+        "bench": "dashboard",
+        "chromium": browser.version,
+        "viewport": VIEWPORT,
+        "paper_step_ms": args.step_ms,
         "interval": args.interval,
         "page_load": {"first_price_ms": spread(first_price), "floor_signin_shown_ms": spread(signin)},
         "streaming": {"seconds": args.seconds, "while_streaming": combine(streaming), "floor_idle_page": combine(idle)},

@@ -55,19 +55,47 @@ FINAL_WAIT = 120.0  # seconds the async run may take to drain before the bench g
 
 def token() -> str:
     now = int(time.time())
-    return jwt.encode({"sub": "bench", "role": "trader", "iat": now, "exp": now + 3600, "jti": uuid.uuid4().hex,
-                       "typ": "access"}, SECRET, algorithm="HS256")
+    return jwt.encode(
+        {"sub": "bench", "role": "trader", "iat": now, "exp": now + 3600, "jti": uuid.uuid4().hex, "typ": "access"},
+        SECRET,
+        algorithm="HS256",
+    )
 
 
 def start_worker(paper_url: str, redis_url: str, prefix: str, pool: str, concurrency: int) -> subprocess.Popen:
     """The worker as tests/processes.WorkerProcess starts it, in its own process group."""
-    env = {**os.environ, "SPOTGATE_MODE": "paper", "BINANCE_API_URL": paper_url, "REDIS_URL": redis_url,
-           "REDIS_KEY_PREFIX": prefix, "LOG_LEVEL": "WARNING"}
-    command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "orders,default",
-               "-P", pool, "-c", str(concurrency), "-l", "WARNING", "-n", f"bench-{uuid.uuid4().hex[:8]}@%h",
-               "--without-gossip", "--without-mingle", "--without-heartbeat"]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    env = {
+        **os.environ,
+        "SPOTGATE_MODE": "paper",
+        "BINANCE_API_URL": paper_url,
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": prefix,
+        "LOG_LEVEL": "WARNING",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.celery_app",
+        "worker",
+        "-Q",
+        "orders,default",
+        "-P",
+        pool,
+        "-c",
+        str(concurrency),
+        "-l",
+        "WARNING",
+        "-n",
+        f"bench-{uuid.uuid4().hex[:8]}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
 
 
 def stop_worker(proc: subprocess.Popen) -> None:
@@ -88,9 +116,11 @@ def market(i: int) -> dict:
 def direct_order(i: int) -> tuple[str, str, bytes | None, dict]:
     """What the worker sends: a signed MARKET order in the query string, FULL response."""
     order = market(i)
-    query = (f"symbol={order['symbol']}&side={order['side']}&type=MARKET&quantity={order['quantity']}"
-             f"&newClientOrderId=d{uuid.uuid4().hex[:20]}&newOrderRespType=FULL"
-             f"&timestamp={int(time.time() * 1000)}&recvWindow=5000")
+    query = (
+        f"symbol={order['symbol']}&side={order['side']}&type=MARKET&quantity={order['quantity']}"
+        f"&newClientOrderId=d{uuid.uuid4().hex[:20]}&newOrderRespType=FULL"
+        f"&timestamp={int(time.time() * 1000)}&recvWindow=5000"
+    )
     signature = hmac.new(DEMO_API_SECRET.encode(), query.encode(), hashlib.sha256).hexdigest()
     return "POST", f"/api/v3/order?{query}&signature={signature}", None, {"X-MBX-APIKEY": DEMO_API_KEY}
 
@@ -127,7 +157,7 @@ def job_records(client: redis.Redis, prefix: str) -> dict[str, dict]:
     jobs: dict[str, dict] = {}
     keys = list(client.scan_iter(match=f"{prefix}job:*", count=1000))
     for start in range(0, len(keys), 500):
-        for raw in client.mget(keys[start:start + 500]):
+        for raw in client.mget(keys[start : start + 500]):
             if raw:
                 job = orjson.loads(raw)
                 jobs[job["id"]] = job
@@ -136,11 +166,30 @@ def job_records(client: redis.Redis, prefix: str) -> dict[str, dict]:
 
 def start_bare_worker(redis_url: str, prefix: str, pool: str, concurrency: int) -> subprocess.Popen:
     env = {**os.environ, "BARE_CELERY_REDIS_URL": redis_url, "BARE_CELERY_PREFIX": prefix}
-    command = [sys.executable, "-m", "celery", "-A", "_bare_celery", "worker", "-Q", "bare", "-P", pool,
-               "-c", str(concurrency), "-l", "WARNING", "-n", f"bare-{uuid.uuid4().hex[:8]}@%h",
-               "--without-gossip", "--without-mingle", "--without-heartbeat"]
-    return subprocess.Popen(command, cwd=HERE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "_bare_celery",
+        "worker",
+        "-Q",
+        "bare",
+        "-P",
+        pool,
+        "-c",
+        str(concurrency),
+        "-l",
+        "WARNING",
+        "-n",
+        f"bare-{uuid.uuid4().hex[:8]}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    return subprocess.Popen(
+        command, cwd=HERE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
 
 
 def bare_round_trips(n: int) -> list[float]:
@@ -165,7 +214,7 @@ def noop_drain(client: redis.Redis, prefix: str, n: int) -> float:
     started = time.perf_counter()
     with client.pipeline(transaction=False) as pipe:
         for start in range(0, n, 500):
-            pipe.lpush(queue, *messages[start:start + 500])
+            pipe.lpush(queue, *messages[start : start + 500])
         pipe.execute()
     deadline = time.monotonic() + FINAL_WAIT
     while client.llen(queue) or client.hlen(unacked):
@@ -205,8 +254,9 @@ def main() -> None:
         bare_worker = start_bare_worker(redis_url, bare_prefix, args.pool, args.concurrency)
         # The async run queues thousands of MARKET orders at once on purpose: none may reach its
         # time-to-live (ORDER_TTL_MARKET) while the queue drains, or it would measure expiries.
-        web, web_url = start_web(paper_url, redis_url, {"JWT_SECRET": SECRET, "REDIS_KEY_PREFIX": prefix,
-                                                        "ORDER_TTL_MARKET": "600"})
+        web, web_url = start_web(
+            paper_url, redis_url, {"JWT_SECRET": SECRET, "REDIS_KEY_PREFIX": prefix, "ORDER_TTL_MARKET": "600"}
+        )
         headers = {"Authorization": f"Bearer {token()}", "Content-Type": "application/json"}
 
         def gateway_order(i: int, extra: dict | None = None):
@@ -224,23 +274,37 @@ def main() -> None:
             wait_drained(client, prefix, time.monotonic() + FINAL_WAIT)
 
             before = set(job_records(client, prefix))
-            submitted = run_load(web_url, lambda i: gateway_order(i, {"Prefer": "respond-async"}), args.clients,
-                                 60.0, max_requests=args.orders, ok_status=202)
+            submitted = run_load(
+                web_url,
+                lambda i: gateway_order(i, {"Prefer": "respond-async"}),
+                args.clients,
+                60.0,
+                max_requests=args.orders,
+                ok_status=202,
+            )
             wait_drained(client, prefix, time.monotonic() + FINAL_WAIT)
             jobs = [job for job_id, job in job_records(client, prefix).items() if job_id not in before]
             drain = noop_drain(client, bare_prefix, len(jobs) or args.orders)
             # From the first job created to the last one turning final (both stamped by our processes).
             elapsed = (max(j["updatedAt"] for j in jobs) - min(j["createdAt"] for j in jobs)) / 1000
             outcomes = {status: sum(1 for j in jobs if j["status"] == status) for status in {j["status"] for j in jobs}}
-            reps.append({
-                "direct_paper": summarize(direct, sum(direct)), "bare_celery": summarize(bare, sum(bare)),
-                "gateway_sync": summarize(via, sum(via)),
-                "async": {"orders": len(jobs), "submit_errors": submitted["errors"], "submit_rps": submitted["rps"],
-                          "seconds_until_all_final": round(elapsed, 3),
-                          "orders_per_s": round(len(jobs) / elapsed, 1), "jobs": outcomes,
-                          "all_final": all(j["status"] in ("succeeded", "failed") for j in jobs),
-                          "noop_tasks_per_s": round(drain, 1)},
-            })
+            reps.append(
+                {
+                    "direct_paper": summarize(direct, sum(direct)),
+                    "bare_celery": summarize(bare, sum(bare)),
+                    "gateway_sync": summarize(via, sum(via)),
+                    "async": {
+                        "orders": len(jobs),
+                        "submit_errors": submitted["errors"],
+                        "submit_rps": submitted["rps"],
+                        "seconds_until_all_final": round(elapsed, 3),
+                        "orders_per_s": round(len(jobs) / elapsed, 1),
+                        "jobs": outcomes,
+                        "all_final": all(j["status"] in ("succeeded", "failed") for j in jobs),
+                        "noop_tasks_per_s": round(drain, 1),
+                    },
+                }
+            )
             print(json.dumps(reps[-1]), file=sys.stderr)
     finally:
         for proc in (web, paper):
@@ -254,25 +318,45 @@ def main() -> None:
         client.close()
 
     figures = [
-        {"id": "sync_order_p50", "label": "sync order p50 (gateway)", "unit": "ms",
-         "values": [r["gateway_sync"]["p50_ms"] for r in reps],
-         "floor": {"label": "bare Celery delay().get() p50 + direct signed call p50",
-                   "values": [round(r["bare_celery"]["p50_ms"] + r["direct_paper"]["p50_ms"], 3) for r in reps]},
-         "target": {"op": "<=", "ratio": 1.25}},
-        {"id": "async_orders_per_s", "label": "async orders/s until every job is final", "unit": "/s",
-         "values": [r["async"]["orders_per_s"] for r in reps],
-         "floor": {"label": "no-op tasks/s drained by the same pool, enqueued as the web does",
-                   "values": [r["async"]["noop_tasks_per_s"] for r in reps]},
-         "target": {"op": ">=", "ratio": 0.5}, "valid": all(r["async"]["all_final"] for r in reps)},
+        {
+            "id": "sync_order_p50",
+            "label": "sync order p50 (gateway)",
+            "unit": "ms",
+            "values": [r["gateway_sync"]["p50_ms"] for r in reps],
+            "floor": {
+                "label": "bare Celery delay().get() p50 + direct signed call p50",
+                "values": [round(r["bare_celery"]["p50_ms"] + r["direct_paper"]["p50_ms"], 3) for r in reps],
+            },
+            "target": {"op": "<=", "ratio": 1.25},
+        },
+        {
+            "id": "async_orders_per_s",
+            "label": "async orders/s until every job is final",
+            "unit": "/s",
+            "values": [r["async"]["orders_per_s"] for r in reps],
+            "floor": {
+                "label": "no-op tasks/s drained by the same pool, enqueued as the web does",
+                "values": [r["async"]["noop_tasks_per_s"] for r in reps],
+            },
+            "target": {"op": ">=", "ratio": 0.5},
+            "valid": all(r["async"]["all_final"] for r in reps),
+        },
     ]
-    print(json.dumps({
-        "benchmark": "orders",
-        "machine": {"cpus": os.cpu_count()},
-        "worker": {"pool": args.pool, "concurrency": args.concurrency},
-        "requests": args.requests, "orders": args.orders, "clients": args.clients,
-        "repetitions": reps,
-        "figures": figures,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "orders",
+                "machine": {"cpus": os.cpu_count()},
+                "worker": {"pool": args.pool, "concurrency": args.concurrency},
+                "requests": args.requests,
+                "orders": args.orders,
+                "clients": args.clients,
+                "repetitions": reps,
+                "figures": figures,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,10 @@ def ticker(i: int):
 
 def order(i: int):
     side = "BUY" if i % 2 == 0 else "SELL"
-    query = f"symbol=BTCUSDT&side={side}&type=MARKET&quantity=0.0002&newOrderRespType=RESULT" \
-            f"&timestamp={int(time.time() * 1000)}"
+    query = (
+        f"symbol=BTCUSDT&side={side}&type=MARKET&quantity=0.0002&newOrderRespType=RESULT"
+        f"&timestamp={int(time.time() * 1000)}"
+    )
     signature = hmac.new(DEMO_API_SECRET.encode(), query.encode(), hashlib.sha256).hexdigest()
     body = f"{query}&signature={signature}".encode()
     headers = {"X-MBX-APIKEY": DEMO_API_KEY, "Content-Type": "application/x-www-form-urlencoded"}
@@ -55,27 +57,46 @@ def main() -> None:
     reps = []
     try:
         for _ in range(args.repeat):
-            reps.append({name: run_load(url, factory, args.clients, args.seconds)
-                         for name, factory in (("ping", ping), ("ticker_price", ticker), ("order_market", order))})
+            reps.append(
+                {
+                    name: run_load(url, factory, args.clients, args.seconds)
+                    for name, factory in (("ping", ping), ("ticker_price", ticker), ("order_market", order))
+                }
+            )
     finally:
         stop(proc)
     results = reps[-1]
     base = results["ping"]["rps"] or 1
     ping_rps = [r["ping"]["rps"] for r in reps]
-    figures = [{"id": f"paper_{name}_rps", "label": label, "unit": "req/s", "values": [r[name]["rps"] for r in reps],
-                "floor": {"label": "paper exchange `ping` req/s", "values": ping_rps}, "target": None}
-               for name, label in (("ticker_price", "paper exchange `ticker/price` req/s"),
-                                   ("order_market", "paper exchange signed MARKET order req/s"))]
-    print(json.dumps({
-        "benchmark": "paper_exchange",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "clients": args.clients,
-        "seconds": args.seconds,
-        "results": results,
-        "repetitions": reps,
-        "figures": figures,
-        "relative_to_ping": {name: round(r["rps"] / base, 3) for name, r in results.items()},
-    }, indent=2))
+    figures = [
+        {
+            "id": f"paper_{name}_rps",
+            "label": label,
+            "unit": "req/s",
+            "values": [r[name]["rps"] for r in reps],
+            "floor": {"label": "paper exchange `ping` req/s", "values": ping_rps},
+            "target": None,
+        }
+        for name, label in (
+            ("ticker_price", "paper exchange `ticker/price` req/s"),
+            ("order_market", "paper exchange signed MARKET order req/s"),
+        )
+    ]
+    print(
+        json.dumps(
+            {
+                "benchmark": "paper_exchange",
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "clients": args.clients,
+                "seconds": args.seconds,
+                "results": results,
+                "repetitions": reps,
+                "figures": figures,
+                "relative_to_ping": {name: round(r["rps"] / base, 3) for name, r in results.items()},
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

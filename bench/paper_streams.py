@@ -43,7 +43,7 @@ def _event_time(message: str) -> int | None:
     end = at + 4
     while end < len(message) and message[end].isdigit():
         end += 1
-    return int(message[at + 4:end]) if end > at + 4 else None
+    return int(message[at + 4 : end]) if end > at + 4 else None
 
 
 async def _read(ws, start, seconds: float) -> tuple:
@@ -168,24 +168,33 @@ def main() -> None:
     finally:
         stop(proc)
     baseline, fanout = reps[-1]
-    figures = [{"id": "paper_streams_per_connection", "unit": "msg/s",
-                "label": f"paper exchange streams, messages/s per connection at {fanout['connections']} connections",
-                "values": [f["per_connection_messages_per_s"] for _, f in reps],
-                "floor": {"label": "one connection alone",
-                          "values": [b["per_connection_messages_per_s"] for b, _ in reps]},
-                "target": None}]
+    figures = [
+        {
+            "id": "paper_streams_per_connection",
+            "unit": "msg/s",
+            "label": f"paper exchange streams, messages/s per connection at {fanout['connections']} connections",
+            "values": [f["per_connection_messages_per_s"] for _, f in reps],
+            "floor": {"label": "one connection alone", "values": [b["per_connection_messages_per_s"] for b, _ in reps]},
+            "target": None,
+        }
+    ]
     per_connection = baseline["per_connection_messages_per_s"] or 1
-    print(json.dumps({
-        "benchmark": "paper_streams",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "streams_per_connection": len(SYMBOLS) * len(KINDS),
-        "seconds": seconds,
-        "baseline_one_connection": baseline,
-        "fanout": fanout,
-        "repetitions": [{"baseline_one_connection": b, "fanout": f} for b, f in reps],
-        "figures": figures,
-        "relative_to_baseline": round(fanout["per_connection_messages_per_s"] / per_connection, 3),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "paper_streams",
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "streams_per_connection": len(SYMBOLS) * len(KINDS),
+                "seconds": seconds,
+                "baseline_one_connection": baseline,
+                "fanout": fanout,
+                "repetitions": [{"baseline_one_connection": b, "fanout": f} for b, f in reps],
+                "figures": figures,
+                "relative_to_baseline": round(fanout["per_connection_messages_per_s"] / per_connection, 3),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,10 @@ ORDER = ("orders", "rest", "ws_fanout", "paper_exchange", "paper_streams", "toke
 
 
 def scripts(only: set[str] | None) -> list[Path]:
-    found = sorted((p for p in HERE.glob("[!_]*.py") if p.name != "report.py"),
-                   key=lambda p: (ORDER.index(p.stem) if p.stem in ORDER else len(ORDER), p.stem))
+    found = sorted(
+        (p for p in HERE.glob("[!_]*.py") if p.name != "report.py"),
+        key=lambda p: (ORDER.index(p.stem) if p.stem in ORDER else len(ORDER), p.stem),
+    )
     return [p for p in found if only is None or p.stem in only]
 
 
@@ -49,8 +51,12 @@ def machine() -> dict:
             model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
     except OSError:
         pass
-    return {"cores": os.cpu_count(), "cpu_model": model or platform.processor() or platform.machine(),
-            "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "cores": os.cpu_count(),
+        "cpu_model": model or platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def run(script: Path) -> dict:
@@ -58,17 +64,21 @@ def run(script: Path) -> dict:
     load_before = os.getloadavg()[0]
     print(f"== {script.relative_to(ROOT)}", file=sys.stderr, flush=True)
     try:
-        done = subprocess.run([sys.executable, str(script)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                              timeout=SCRIPT_TIMEOUT)
+        done = subprocess.run(
+            [sys.executable, str(script)], cwd=ROOT, stdout=subprocess.PIPE, text=True, timeout=SCRIPT_TIMEOUT
+        )
         code, out = done.returncode, done.stdout
     except subprocess.TimeoutExpired as exc:
         code, out = "timeout", exc.stdout or ""
         if isinstance(out, bytes):
             out = out.decode(errors="replace")
-    result = {"seconds": round(time.monotonic() - started, 1), "exit": code,
-              "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+    result = {
+        "seconds": round(time.monotonic() - started, 1),
+        "exit": code,
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
     try:
-        result["output"] = json.loads(out[out.index("{"):]) if code == 0 else None
+        result["output"] = json.loads(out[out.index("{") :]) if code == 0 else None
     except ValueError:
         result["output"], result["exit"] = None, "no JSON output"
     if result["output"] is None:
@@ -80,8 +90,12 @@ def spread(values: list[float]) -> dict | None:
     values = [v for v in values if v is not None]
     if not values:
         return None
-    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
-            "max": round(max(values), 3), "n": len(values)}
+    return {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+        "n": len(values),
+    }
 
 
 def judge(figure: dict) -> dict:
@@ -115,12 +129,16 @@ def judge(figure: dict) -> dict:
 
 def report(only: set[str] | None) -> dict:
     started = time.time()
-    results = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-               "machine": machine(), "scripts": {}, "figures": []}
+    results = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "scripts": {},
+        "figures": [],
+    }
     for script in scripts(only):
         result = run(script)
         results["scripts"][script.stem] = result
-        for figure in ((result.get("output") or {}).get("figures") or []):
+        for figure in (result.get("output") or {}).get("figures") or []:
             results["figures"].append({"script": script.stem, **judge(figure)})
     results["seconds"] = round(time.time() - started, 1)
     return results
@@ -166,12 +184,18 @@ def table(results: dict) -> str:
         met = {True: "yes", False: "**no**", None: "—"}[f["met"]]
         if f.get("invalid"):
             met += " (incomplete run)"
-        lines.append(f"| {f['label']} | {cell(f, f['unit'])} | {floor_text} | {cell(f['ratio'])} | "
-                     f"{target_text(f['target'], f['unit'])} | {met} |")
+        lines.append(
+            f"| {f['label']} | {cell(f, f['unit'])} | {floor_text} | {cell(f['ratio'])} | "
+            f"{target_text(f['target'], f['unit'])} | {met} |"
+        )
     failed = [name for name, s in results["scripts"].items() if s["exit"] != 0]
     if failed:
-        lines += ["", "Failed in this run: " + ", ".join(f"`bench/{n}.py` ({results['scripts'][n]['exit']})"
-                                                        for n in failed) + "."]
+        lines += [
+            "",
+            "Failed in this run: "
+            + ", ".join(f"`bench/{n}.py` ({results['scripts'][n]['exit']})" for n in failed)
+            + ".",
+        ]
     return "\n".join(lines)
 
 

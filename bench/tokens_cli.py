@@ -26,8 +26,13 @@ COMMANDS = {
 def run_once(command: list[str]) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
-                   env={**os.environ, "JWT_SECRET": os.environ.get("JWT_SECRET", "bench-secret-" + "x" * 32)})
+    subprocess.run(
+        command,
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "JWT_SECRET": os.environ.get("JWT_SECRET", "bench-secret-" + "x" * 32)},
+    )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -44,16 +49,29 @@ def main() -> None:
             results.setdefault(name, {"wall": [], "cpu": []})
             results[name]["wall"].append(wall)
             results[name]["cpu"].append(cpu)
-    report = {name: {kind: {"median_s": round(statistics.median(v), 3), "min_s": round(min(v), 3),
-                            "max_s": round(max(v), 3)} for kind, v in samples.items()}
-              for name, samples in results.items()}
+    report = {
+        name: {
+            kind: {"median_s": round(statistics.median(v), 3), "min_s": round(min(v), 3), "max_s": round(max(v), 3)}
+            for kind, v in samples.items()
+        }
+        for name, samples in results.items()
+    }
     floor, cli = (results[name]["wall"] for name in COMMANDS)
-    figures = [{"id": "tokens_cli_wall", "label": "`python -m app.tokens issue` start-up, wall", "unit": "s",
-                "values": [round(v, 3) for v in cli],
-                "floor": {"label": "python + PyJWT + settings", "values": [round(v, 3) for v in floor]},
-                "target": None}]
-    print(json.dumps({"runs": args.runs, "load_average": os.getloadavg()[0], "results": report, "figures": figures},
-                     indent=2))
+    figures = [
+        {
+            "id": "tokens_cli_wall",
+            "label": "`python -m app.tokens issue` start-up, wall",
+            "unit": "s",
+            "values": [round(v, 3) for v in cli],
+            "floor": {"label": "python + PyJWT + settings", "values": [round(v, 3) for v in floor]},
+            "target": None,
+        }
+    ]
+    print(
+        json.dumps(
+            {"runs": args.runs, "load_average": os.getloadavg()[0], "results": report, "figures": figures}, indent=2
+        )
+    )
 
 
 if __name__ == "__main__":

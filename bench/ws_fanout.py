@@ -134,8 +134,17 @@ def socket_count(pid: int) -> int:
     return count
 
 
-def measure(ws_url: str, server_pid: int, redis_client, channel: str, clients: int, rate: float,
-            seconds: float, processes: int, greeted: bool = True) -> dict:
+def measure(
+    ws_url: str,
+    server_pid: int,
+    redis_client,
+    channel: str,
+    clients: int,
+    rate: float,
+    seconds: float,
+    processes: int,
+    greeted: bool = True,
+) -> dict:
     ctx = mp.get_context("spawn")
     pipes, procs = [], []
     server_pids = process_tree(server_pid)
@@ -172,8 +181,14 @@ def measure(ws_url: str, server_pid: int, redis_client, channel: str, clients: i
         start = time.perf_counter()
         next_at = start
         while time.perf_counter() - start < seconds:
-            data = {"id": published, "price": "65000.00", "qty": "0.001", "time": int(time.time() * 1000),
-                    "isBuyerMaker": False, "sentAt": time.time_ns()}
+            data = {
+                "id": published,
+                "price": "65000.00",
+                "qty": "0.001",
+                "time": int(time.time() * 1000),
+                "isBuyerMaker": False,
+                "sentAt": time.time_ns(),
+            }
             redis_client.publish(channel, json.dumps({"type": "trade", "channel": "trades:BTCUSDT", "data": data}))
             published += 1
             next_at += interval
@@ -223,8 +238,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=24000.0, help="offered deliveries per second")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--processes", type=int, default=4)
-    parser.add_argument("--web-concurrency", type=int, default=2,
-                        help="also measure the largest count on a web of N worker processes (0: skip)")
+    parser.add_argument(
+        "--web-concurrency",
+        type=int,
+        default=2,
+        help="also measure the largest count on a web of N worker processes (0: skip)",
+    )
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
     seconds = min(args.seconds, MAX_SECONDS)
@@ -241,11 +260,21 @@ def main() -> None:
     channel = Keys(prefix).md("trades:BTCUSDT")
     r = redis.Redis.from_url(redis_url)
     paper, paper_url = start_paper()
-    web_env = {"REDIS_KEY_PREFIX": prefix, "MAX_WS_CONNECTIONS": str(largest + 100),
-               # one client address, no tokens: lift both guards
-               "WS_MAX_CONNECTIONS_PER_IP": str(largest + 100), "WS_RESERVED_AUTHENTICATED": "0"}
-    report = {"bench": "ws_fanout", "cpus": os.cpu_count(), "seconds": seconds, "offered_deliveries_per_s": args.rate,
-              "client_processes": args.processes, "repetitions": []}
+    web_env = {
+        "REDIS_KEY_PREFIX": prefix,
+        "MAX_WS_CONNECTIONS": str(largest + 100),
+        # one client address, no tokens: lift both guards
+        "WS_MAX_CONNECTIONS_PER_IP": str(largest + 100),
+        "WS_RESERVED_AUTHENTICATED": "0",
+    }
+    report = {
+        "bench": "ws_fanout",
+        "cpus": os.cpu_count(),
+        "seconds": seconds,
+        "offered_deliveries_per_s": args.rate,
+        "client_processes": args.processes,
+        "repetitions": [],
+    }
 
     def gateway(count: int, workers: int = 1) -> dict:
         # a FRESH web process per measurement, so RSS deltas are not hidden by memory freed earlier
@@ -258,12 +287,24 @@ def main() -> None:
 
     def bare() -> dict:
         port = free_port()
-        proc = subprocess.Popen([sys.executable, str(HERE / "_bare_ws.py"), str(port), redis_url, channel],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, str(HERE / "_bare_ws.py"), str(port), redis_url, channel],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_http(f"http://127.0.0.1:{port}/health", proc)
-            return measure(f"ws://127.0.0.1:{port}/ws/trades/btcusdt", proc.pid, r, channel, largest, args.rate,
-                           seconds, args.processes, greeted=False)
+            return measure(
+                f"ws://127.0.0.1:{port}/ws/trades/btcusdt",
+                proc.pid,
+                r,
+                channel,
+                largest,
+                args.rate,
+                seconds,
+                args.processes,
+                greeted=False,
+            )
         finally:
             stop(proc)
 
@@ -292,26 +333,47 @@ def figures(reps: list[dict], largest: int, concurrency: int, baseline: bool) ->
     out = []
     bare_p99 = [rep["bare_sanic"]["latency_p99_ms"] for rep in reps] if baseline else None
     if baseline:
-        out.append({"id": "ws_fanout_p99", "label": f"WebSocket fan-out p99 at {largest:,} sockets", "unit": "ms",
-                    "values": [g["latency_p99_ms"] for g in at_largest],
-                    "floor": {"label": "bare Sanic fan-out p99, same sockets", "values": bare_p99},
-                    "target": {"op": "<=", "ratio": 0.5}, "valid": complete})
+        out.append(
+            {
+                "id": "ws_fanout_p99",
+                "label": f"WebSocket fan-out p99 at {largest:,} sockets",
+                "unit": "ms",
+                "values": [g["latency_p99_ms"] for g in at_largest],
+                "floor": {"label": "bare Sanic fan-out p99, same sockets", "values": bare_p99},
+                "target": {"op": "<=", "ratio": 0.5},
+                "valid": complete,
+            }
+        )
     if concurrency > 1:
         key = f"gateway_web_concurrency_{concurrency}"
         multi = [rep[key] for rep in reps]
-        out.append({"id": "ws_fanout_p99_web_concurrency", "unit": "ms",
-                    "label": f"WebSocket fan-out p99 at {largest:,} sockets, WEB_CONCURRENCY={concurrency}",
-                    "values": [m["latency_p99_ms"] for m in multi],
-                    "floor": ({"label": "bare Sanic fan-out p99 (one process)", "values": bare_p99}
-                              if baseline else None),
-                    "target": {"op": "<=", "value": 100.0},
-                    "valid": all(m["delivered_ratio"] >= 0.999 for m in multi),
-                    "sockets_per_process": [m["sockets_per_server_process"] for m in multi]})
-    out.append({"id": "ws_rss_per_socket", "label": f"RSS per socket at {largest:,} sockets", "unit": "KB",
-                "values": [g["rss_per_connection_kb"] for g in at_largest],
-                "floor": {"label": "bare Sanic RSS per socket",
-                          "values": [rep["bare_sanic"]["rss_per_connection_kb"] for rep in reps]} if baseline else None,
-                "target": {"op": "<=", "value": 30.0}})
+        out.append(
+            {
+                "id": "ws_fanout_p99_web_concurrency",
+                "unit": "ms",
+                "label": f"WebSocket fan-out p99 at {largest:,} sockets, WEB_CONCURRENCY={concurrency}",
+                "values": [m["latency_p99_ms"] for m in multi],
+                "floor": ({"label": "bare Sanic fan-out p99 (one process)", "values": bare_p99} if baseline else None),
+                "target": {"op": "<=", "value": 100.0},
+                "valid": all(m["delivered_ratio"] >= 0.999 for m in multi),
+                "sockets_per_process": [m["sockets_per_server_process"] for m in multi],
+            }
+        )
+    out.append(
+        {
+            "id": "ws_rss_per_socket",
+            "label": f"RSS per socket at {largest:,} sockets",
+            "unit": "KB",
+            "values": [g["rss_per_connection_kb"] for g in at_largest],
+            "floor": {
+                "label": "bare Sanic RSS per socket",
+                "values": [rep["bare_sanic"]["rss_per_connection_kb"] for rep in reps],
+            }
+            if baseline
+            else None,
+            "target": {"op": "<=", "value": 30.0},
+        }
+    )
     return out
 
 

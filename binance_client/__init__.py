@@ -8,5 +8,13 @@ from .endpoints import Request
 from .errors import BinanceError
 from .signing import KeyType, Signer, load_signer, load_signer_file
 
-__all__ = ["AsyncBinanceClient", "BinanceClient", "BinanceError", "KeyType", "Request", "Signer", "load_signer",
-           "load_signer_file"]
+__all__ = [
+    "AsyncBinanceClient",
+    "BinanceClient",
+    "BinanceError",
+    "KeyType",
+    "Request",
+    "Signer",
+    "load_signer",
+    "load_signer_file",
+]

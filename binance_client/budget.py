@@ -46,9 +46,12 @@ local function reserve_weight(weight_key, pause_key, weight, limit, now_ms, ttl_
 end
 """
 
-RESERVE = RESERVE_FUNCTION + """
+RESERVE = (
+    RESERVE_FUNCTION
+    + """
 return reserve_weight(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
 """
+)
 
 OBSERVE = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -77,7 +80,7 @@ class Verdict:
     used: int = 0
     retry_after: float = 0.0
     paused_by: int | None = None  # 429 or 418 when Binance itself paused us
-    ceiling: int = 0              # the ceiling of the call's priority (when refused by our count)
+    ceiling: int = 0  # the ceiling of the call's priority (when refused by our count)
 
 
 def verdict(result, now_ms: int) -> Verdict:
@@ -94,8 +97,9 @@ def verdict(result, now_ms: int) -> Verdict:
 
 def spent(verdict_: Verdict) -> BudgetSpentError:
     """The error for a refused reservation."""
-    return BudgetSpentError(verdict_.retry_after, used=verdict_.used, ceiling=verdict_.ceiling,
-                            paused_by=verdict_.paused_by)
+    return BudgetSpentError(
+        verdict_.retry_after, used=verdict_.used, ceiling=verdict_.ceiling, paused_by=verdict_.paused_by
+    )
 
 
 class _Budget:
@@ -124,8 +128,9 @@ class _Budget:
 
     def _reserve_call(self, weight: int, priority: str):
         now = int(time.time() * 1000)
-        return now, dict(keys=[self.weight_key(now), self.pause_key],
-                         args=[weight, self.ceiling(priority), now, 2 * MINUTE_MS])
+        return now, dict(
+            keys=[self.weight_key(now), self.pause_key], args=[weight, self.ceiling(priority), now, 2 * MINUTE_MS]
+        )
 
     def _verdict(self, reply, now: int, priority: str) -> Verdict:
         result = verdict(reply, now)

@@ -41,9 +41,18 @@ class Response:
 
 
 class _Base:
-    def __init__(self, base_url: str, *, api_key: str | None = None, api_secret: str | None = None,
-                 signer: Signer | None = None, recv_window: int = 5000, timeout: float = 10.0,
-                 clock: Clock | None = None, observer: Observer | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        signer: Signer | None = None,
+        recv_window: int = 5000,
+        timeout: float = 10.0,
+        clock: Clock | None = None,
+        observer: Observer | None = None,
+    ):
         """`signer` signs SIGNED requests with any key type (signing.load_signer); `api_secret` is
         the older way to give an HMAC key."""
         self.base_url = base_url.rstrip("/")
@@ -129,8 +138,13 @@ class BinanceClient(_Base):
         started = time.perf_counter()
         session = self.session
         try:
-            answer = session.get_adapter(url).send(self._prepared(request.method, url, headers), timeout=self.timeout,
-                                                   verify=session.verify, cert=session.cert, proxies=session.proxies)
+            answer = session.get_adapter(url).send(
+                self._prepared(request.method, url, headers),
+                timeout=self.timeout,
+                verify=session.verify,
+                cert=session.cert,
+                proxies=session.proxies,
+            )
         except self._requests.ConnectTimeout as exc:
             self._failed(request, "unreachable", started)
             raise UnavailableError(f"connect timeout: {exc}") from None
@@ -143,8 +157,9 @@ class BinanceClient(_Base):
                 raise UnavailableError(f"cannot connect: {exc}") from None
             self._failed(request, "connection_lost", started)
             raise UnknownOutcomeError(f"connection lost: {exc}") from None
-        return self._finish(request, answer.status_code, answer.content, answer.headers,
-                            (time.perf_counter() - started) * 1000)
+        return self._finish(
+            request, answer.status_code, answer.content, answer.headers, (time.perf_counter() - started) * 1000
+        )
 
     def call(self, request: Request):
         return self.send(request).data
@@ -173,7 +188,8 @@ class AsyncBinanceClient(_Base):
             self._aiohttp = aiohttp
             connector = aiohttp.TCPConnector(limit=self.pool_size, keepalive_timeout=60, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout),
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
                 skip_auto_headers=("User-Agent",),
             )
         return self._session

@@ -27,8 +27,15 @@ AUTH_CODES = {-2014, -2015, -1022, -1002}
 
 
 class BinanceError(Exception):
-    def __init__(self, msg: str, *, http_status: int = 0, code: int | None = None,
-                 rate_limits: RateLimitInfo | None = None, retry_after: float | None = None):
+    def __init__(
+        self,
+        msg: str,
+        *,
+        http_status: int = 0,
+        code: int | None = None,
+        rate_limits: RateLimitInfo | None = None,
+        retry_after: float | None = None,
+    ):
         super().__init__(f"{code}: {msg}" if code is not None else msg)
         self.msg = msg
         self.http_status = http_status
@@ -82,9 +89,13 @@ class BudgetSpentError(BinanceError):
     own count reached the ceiling of this kind of call)."""
 
     def __init__(self, retry_after: float, *, used: int = 0, ceiling: int = 0, paused_by: int | None = None):
-        super().__init__("Upstream request-weight budget is spent" if paused_by is None else
-                         f"Binance answered {paused_by}: waiting before calling again",
-                         http_status=429, retry_after=retry_after)
+        super().__init__(
+            "Upstream request-weight budget is spent"
+            if paused_by is None
+            else f"Binance answered {paused_by}: waiting before calling again",
+            http_status=429,
+            retry_after=retry_after,
+        )
         self.used = used
         self.ceiling = ceiling
         self.paused_by = paused_by

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class RateLimitInfo:
-    used_weight: dict[str, int] = field(default_factory=dict)   # interval ("1M") -> weight used
-    order_count: dict[str, int] = field(default_factory=dict)   # interval ("10S", "1D") -> orders
+    used_weight: dict[str, int] = field(default_factory=dict)  # interval ("1M") -> weight used
+    order_count: dict[str, int] = field(default_factory=dict)  # interval ("10S", "1D") -> orders
     retry_after: float | None = None
 
     @property

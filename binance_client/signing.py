@@ -117,8 +117,9 @@ def ws_api_payload(params: dict) -> str:
     return "&".join(f"{k}={wire(params[k])}" for k in sorted(params) if k != "signature")
 
 
-def ws_api_params(params: dict, api_key: str, signer: Signer | str, timestamp: int,
-                  recv_window: int | None = None) -> dict:
+def ws_api_params(
+    params: dict, api_key: str, signer: Signer | str, timestamp: int, recv_window: int | None = None
+) -> dict:
     """Signed params for a WebSocket API request (web-socket-api.md): apiKey and timestamp added,
     the signature over the sorted params' UTF-8 bytes. A plain string is taken as an HMAC secret."""
     if isinstance(signer, str):

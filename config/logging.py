@@ -1,12 +1,12 @@
 """Process-wide logging: one line per record (text or JSON), the request id carried along, secrets redacted.
 
-    setup_logging(level, secrets, fmt="text"|"json", demote=...)   once per process, idempotent
-    log_context(request_id=...)                                    the ids every line logged meanwhile carries
-    SecretRedactingFilter   configured secret values → "***" in messages and tracebacks
-    ContextFilter           copies the current log context (request id) onto each record
-    Demote                  records an operator does not need (per-task chatter) → DEBUG
-    SingleLineFormatter     `<UTC time> level=... logger=... [request_id=... ]message`, newlines escaped
-    JsonFormatter           one JSON object a line: time, level, logger, process, pid, message, request_id, ...
+setup_logging(level, secrets, fmt="text"|"json", demote=...)   once per process, idempotent
+log_context(request_id=...)                                    the ids every line logged meanwhile carries
+SecretRedactingFilter   configured secret values → "***" in messages and tracebacks
+ContextFilter           copies the current log context (request id) onto each record
+Demote                  records an operator does not need (per-task chatter) → DEBUG
+SingleLineFormatter     `<UTC time> level=... logger=... [request_id=... ]message`, newlines escaped
+JsonFormatter           one JSON object a line: time, level, logger, process, pid, message, request_id, ...
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ _FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(context)s%(message)
 
 # The ids of the work in progress (a web request, a Celery task), for every line logged meanwhile.
 # A ContextVar follows asyncio tasks (each Sanic request) and threads; Celery sets it per task.
-_context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("spotgate_log_context",
-                                                                                 default=None)
+_context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("spotgate_log_context", default=None)
 # LogRecord attributes that are not "extra" fields (JSON lines carry extras as fields of their own).
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "context"}
 
@@ -150,8 +149,14 @@ class JsonFormatter(logging.Formatter):
     log context's ids (`request_id`), `exception` when there is one, and any `extra=` fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = {"time": _utc(record), "level": record.levelname, "logger": record.name,
-                "process": record.processName, "pid": record.process, "message": record.getMessage()}
+        line = {
+            "time": _utc(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "process": record.processName,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
         ids = getattr(record, "context_ids", None)
         if ids:
             line.update(ids)
@@ -167,8 +172,12 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
-def setup_logging(level: str | int = "INFO", secrets: Iterable[str] = (), fmt: str = "text",
-                  demote: Callable[[logging.LogRecord], bool] | None = None) -> None:
+def setup_logging(
+    level: str | int = "INFO",
+    secrets: Iterable[str] = (),
+    fmt: str = "text",
+    demote: Callable[[logging.LogRecord], bool] | None = None,
+) -> None:
     """Configure the root logger once per process; later calls only adjust it.
 
     A later call sets the level, adds secrets to redact and a demotion rule, but never adds a
@@ -181,8 +190,7 @@ def setup_logging(level: str | int = "INFO", secrets: Iterable[str] = (), fmt: s
         for existing in handler.filters:
             if isinstance(existing, SecretRedactingFilter):
                 existing.add_secrets(secrets)
-                if demote is not None and not any(isinstance(f, Demote) and f.rule is demote
-                                                  for f in handler.filters):
+                if demote is not None and not any(isinstance(f, Demote) and f.rule is demote for f in handler.filters):
                     handler.addFilter(Demote(demote))
                 return
     handler = logging.StreamHandler(sys.stderr)

@@ -17,9 +17,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 # The spellings redis-py and Celery accept in a URL, folded to the one redis-py takes as a keyword.
 CERT_REQS = {
-    "required": "required", "cert_required": "required",
-    "optional": "optional", "cert_optional": "optional",
-    "none": "none", "cert_none": "none",
+    "required": "required",
+    "cert_required": "required",
+    "optional": "optional",
+    "cert_optional": "optional",
+    "none": "none",
+    "cert_none": "none",
 }
 SSL_CONSTANTS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
 
@@ -37,8 +40,9 @@ def url_tls_options(url: str) -> dict[str, str]:
     if "ssl_cert_reqs" in options:
         folded = CERT_REQS.get(options["ssl_cert_reqs"].lower())
         if folded is None:
-            raise ValueError("REDIS_URL's ssl_cert_reqs must be required, optional or none; "
-                             f"got {options['ssl_cert_reqs']!r}")
+            raise ValueError(
+                f"REDIS_URL's ssl_cert_reqs must be required, optional or none; got {options['ssl_cert_reqs']!r}"
+            )
         options["ssl_cert_reqs"] = folded
     return options
 

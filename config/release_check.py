@@ -47,8 +47,10 @@ def _redis_trouble(settings: Settings, exc: redis.RedisError) -> str:
     # The URL is not shown: it carries the Redis password.
     reason = str(exc) or type(exc).__name__
     if isinstance(exc.__context__, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in reason:
-        return (f"Redis's TLS certificate is not trusted ({reason}). Heroku Redis uses a self-signed "
-                "certificate: set REDIS_SSL_CERT_REQS=none, or REDIS_SSL_CA_CERTS to its CA file")
+        return (
+            f"Redis's TLS certificate is not trusted ({reason}). Heroku Redis uses a self-signed "
+            "certificate: set REDIS_SSL_CERT_REQS=none, or REDIS_SSL_CA_CERTS to its CA file"
+        )
     if isinstance(exc, redis.AuthenticationError):
         return f"Redis refused the password in REDIS_URL ({reason})"
     hint = " (a rediss:// URL needs a TLS port)" if tls_options(settings) else ""

@@ -211,14 +211,22 @@ class Settings:
         if self.binance_private_key and self.binance_private_key_file:
             raise ValueError("set BINANCE_PRIVATE_KEY or BINANCE_PRIVATE_KEY_FILE, not both")
         if not (self.binance_private_key or self.binance_private_key_file or self.binance_api_secret):
-            raise ValueError(f"BINANCE_PRIVATE_KEY or BINANCE_PRIVATE_KEY_FILE (or BINANCE_API_SECRET for an HMAC key) "
-                             f"must be set {where}")
+            raise ValueError(
+                f"BINANCE_PRIVATE_KEY or BINANCE_PRIVATE_KEY_FILE (or BINANCE_API_SECRET for an HMAC key) "
+                f"must be set {where}"
+            )
 
     def secret_values(self) -> tuple[str, ...]:
         """Values that must never reach a log line or a response."""
-        candidates = (self.binance_api_secret, self.jwt_secret, self.binance_api_key,
-                      self.jwt_private_key, self.binance_private_key_passphrase, self.metrics_token,
-                      self.binance_private_key)
+        candidates = (
+            self.binance_api_secret,
+            self.jwt_secret,
+            self.binance_api_key,
+            self.jwt_private_key,
+            self.binance_private_key_passphrase,
+            self.metrics_token,
+            self.binance_private_key,
+        )
         return tuple(value for value in candidates if value)
 
     @classmethod
@@ -267,8 +275,11 @@ class Settings:
         # Paper mode is the default, so forgetting SPOTGATE_MODE=live must not leave the published
         # dev defaults in force against a real exchange: they hold only while every upstream is on
         # this machine's loopback (where the paper exchange runs).
-        remote = [name for name, value in zip(UPSTREAM_URL_NAMES, (api_url, stream_url, ws_api_url), strict=True)
-                  if not is_loopback_url(value)]
+        remote = [
+            name
+            for name, value in zip(UPSTREAM_URL_NAMES, (api_url, stream_url, ws_api_url), strict=True)
+            if not is_loopback_url(value)
+        ]
         dev_defaults = paper and not remote
 
         # Only the worker needs the credentials (it calls require_binance_credentials()); the
@@ -305,15 +316,18 @@ class Settings:
         order_reserve = _share("UPSTREAM_ORDER_RESERVE", setting("UPSTREAM_ORDER_RESERVE"))
         cancel_reserve = _share("UPSTREAM_CANCEL_RESERVE", setting("UPSTREAM_CANCEL_RESERVE"))
         if cancel_reserve > order_reserve:
-            raise ValueError("UPSTREAM_CANCEL_RESERVE is part of UPSTREAM_ORDER_RESERVE: it cannot be larger; "
-                             f"got {cancel_reserve} > {order_reserve}")
+            raise ValueError(
+                "UPSTREAM_CANCEL_RESERVE is part of UPSTREAM_ORDER_RESERVE: it cannot be larger; "
+                f"got {cancel_reserve} > {order_reserve}"
+            )
 
         return cls(
             port=_integer("PORT", setting("PORT"), low=1, high=65535),
             redis_url=_redis_url(setting("REDIS_URL")),
             redis_key_prefix=setting("REDIS_KEY_PREFIX"),
-            redis_ssl_cert_reqs=_choice("REDIS_SSL_CERT_REQS", setting("REDIS_SSL_CERT_REQS").lower(),
-                                        REDIS_SSL_CERT_REQS),
+            redis_ssl_cert_reqs=_choice(
+                "REDIS_SSL_CERT_REQS", setting("REDIS_SSL_CERT_REQS").lower(), REDIS_SSL_CERT_REQS
+            ),
             redis_ssl_ca_certs=_existing_file("REDIS_SSL_CA_CERTS", get("REDIS_SSL_CA_CERTS")),
             mode=mode,
             binance_api_url=api_url,
@@ -321,9 +335,7 @@ class Settings:
             binance_ws_api_url=ws_api_url,
             binance_api_key=api_key,
             binance_api_secret=api_secret,
-            user_stream_mode=_choice(
-                "USER_STREAM_MODE", setting("USER_STREAM_MODE"), USER_STREAM_MODES
-            ),
+            user_stream_mode=_choice("USER_STREAM_MODE", setting("USER_STREAM_MODE"), USER_STREAM_MODES),
             jwt_secret=jwt_secret,
             jwt_public_key=jwt_public_key,
             jwt_private_key=jwt_private_key,
@@ -331,9 +343,7 @@ class Settings:
             access_token_ttl=_duration("ACCESS_TOKEN_TTL", setting("ACCESS_TOKEN_TTL")),
             refresh_token_ttl=_duration("REFRESH_TOKEN_TTL", setting("REFRESH_TOKEN_TTL")),
             cors_origins=_origins(setting("CORS_ORIGINS")),
-            max_ws_connections=_integer(
-                "MAX_WS_CONNECTIONS", setting("MAX_WS_CONNECTIONS"), low=1
-            ),
+            max_ws_connections=_integer("MAX_WS_CONNECTIONS", setting("MAX_WS_CONNECTIONS"), low=1),
             upstream_timeout=_seconds("UPSTREAM_TIMEOUT", setting("UPSTREAM_TIMEOUT")),
             log_level=_choice("LOG_LEVEL", setting("LOG_LEVEL").upper(), LOG_LEVELS),
             broker_visibility_timeout=_integer(
@@ -355,24 +365,25 @@ class Settings:
             ws_heartbeat_interval=_seconds("WS_HEARTBEAT_INTERVAL", setting("WS_HEARTBEAT_INTERVAL")),
             ws_max_depth_channels=_integer("WS_MAX_DEPTH_CHANNELS", setting("WS_MAX_DEPTH_CHANNELS"), low=1),
             stream_symbols=_symbols("STREAM_SYMBOLS", setting("STREAM_SYMBOLS")),
-            stream_max_streams=_integer("STREAM_MAX_STREAMS", setting("STREAM_MAX_STREAMS"), low=2,
-                                        high=MAX_STREAMS_PER_CONNECTION),
+            stream_max_streams=_integer(
+                "STREAM_MAX_STREAMS", setting("STREAM_MAX_STREAMS"), low=2, high=MAX_STREAMS_PER_CONNECTION
+            ),
             stream_reconnect_base=_seconds("STREAM_RECONNECT_BASE", setting("STREAM_RECONNECT_BASE")),
             stream_reconnect_max=_seconds("STREAM_RECONNECT_MAX", setting("STREAM_RECONNECT_MAX")),
             stream_rotate_after=_seconds("STREAM_ROTATE_AFTER", setting("STREAM_ROTATE_AFTER")),
-            stream_depth_limit=_choice_int("STREAM_DEPTH_LIMIT", setting("STREAM_DEPTH_LIMIT"),
-                                           DEPTH_SNAPSHOT_LIMITS),
+            stream_depth_limit=_choice_int("STREAM_DEPTH_LIMIT", setting("STREAM_DEPTH_LIMIT"), DEPTH_SNAPSHOT_LIMITS),
             listen_key_keepalive=_seconds("LISTEN_KEY_KEEPALIVE", setting("LISTEN_KEY_KEEPALIVE")),
             request_max_size=_integer("REQUEST_MAX_SIZE", setting("REQUEST_MAX_SIZE"), low=MIN_REQUEST_MAX_SIZE),
             login_max_failures=_integer("LOGIN_MAX_FAILURES", setting("LOGIN_MAX_FAILURES"), low=1),
             login_ip_max_failures=_integer("LOGIN_IP_MAX_FAILURES", setting("LOGIN_IP_MAX_FAILURES"), low=1),
             login_lockout=_seconds("LOGIN_LOCKOUT", setting("LOGIN_LOCKOUT")),
             login_lockout_max=_seconds("LOGIN_LOCKOUT_MAX", setting("LOGIN_LOCKOUT_MAX")),
-            ws_max_connections_per_ip=_integer("WS_MAX_CONNECTIONS_PER_IP", setting("WS_MAX_CONNECTIONS_PER_IP"),
-                                               low=1),
-            ws_reserved_authenticated=_reserved_slots(get("WS_RESERVED_AUTHENTICATED"),
-                                                      _integer("MAX_WS_CONNECTIONS", setting("MAX_WS_CONNECTIONS"),
-                                                               low=1)),
+            ws_max_connections_per_ip=_integer(
+                "WS_MAX_CONNECTIONS_PER_IP", setting("WS_MAX_CONNECTIONS_PER_IP"), low=1
+            ),
+            ws_reserved_authenticated=_reserved_slots(
+                get("WS_RESERVED_AUTHENTICATED"), _integer("MAX_WS_CONNECTIONS", setting("MAX_WS_CONNECTIONS"), low=1)
+            ),
             binance_private_key_file=get("BINANCE_PRIVATE_KEY_FILE"),
             binance_private_key=_pem(get("BINANCE_PRIVATE_KEY")),
             binance_private_key_passphrase=get("BINANCE_PRIVATE_KEY_PASSPHRASE"),
@@ -558,9 +569,7 @@ def _redis_url(value: str) -> str:
     # Not echoed back: a Redis URL may carry a password.
     scheme = urlsplit(value).scheme
     if scheme not in ("redis", "rediss", "unix"):
-        raise ValueError(
-            f"REDIS_URL must start with redis://, rediss:// or unix://; got scheme {scheme!r}"
-        )
+        raise ValueError(f"REDIS_URL must start with redis://, rediss:// or unix://; got scheme {scheme!r}")
     url_tls_options(value)  # an unknown ssl_cert_reqs is refused here, not at the first connection
     return value
 
@@ -573,8 +582,9 @@ def _existing_file(name: str, value: str | None) -> str | None:
 
 def _metrics_token(value: str | None, paper: bool) -> str | None:
     if value is not None and not paper and len(value) < MIN_METRICS_TOKEN_LENGTH:
-        raise ValueError(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters when "
-                         "SPOTGATE_MODE=live")
+        raise ValueError(
+            f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters when SPOTGATE_MODE=live"
+        )
     return value
 
 
@@ -583,4 +593,3 @@ def _origins(value: str) -> tuple[str, ...]:
     if not origins:
         raise ValueError("CORS_ORIGINS must name at least one origin, or '*'")
     return origins
-

@@ -17,8 +17,12 @@ import sys
 log = logging.getLogger("spotgate.config")
 
 # What only the worker (the one process that signs) may hold.
-SIGNING_SECRETS = ("BINANCE_API_SECRET", "BINANCE_PRIVATE_KEY", "BINANCE_PRIVATE_KEY_FILE",
-                   "BINANCE_PRIVATE_KEY_PASSPHRASE")
+SIGNING_SECRETS = (
+    "BINANCE_API_SECRET",
+    "BINANCE_PRIVATE_KEY",
+    "BINANCE_PRIVATE_KEY_FILE",
+    "BINANCE_PRIVATE_KEY_PASSPHRASE",
+)
 
 
 def drop_from_environment(names: tuple[str, ...] = SIGNING_SECRETS, *, reexec: bool = True) -> None:

@@ -18,15 +18,22 @@ def main(argv: list[str] | None = None) -> None:
     config = PaperConfig.from_env(host=args.host, port=args.port, seed=args.seed)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s paper %(message)s")
     logging.getLogger("paper_exchange").info(
-        "paper exchange on http://%s:%d (seed %d, demo key %s…)", config.host, config.port, config.seed,
-        config.api_key[:8])
-    for kind, key, path in (("RSA", config.rsa_api_key, config.rsa_public_key_file),
-                            ("Ed25519", config.ed25519_api_key, config.ed25519_public_key_file)):
+        "paper exchange on http://%s:%d (seed %d, demo key %s…)",
+        config.host,
+        config.port,
+        config.seed,
+        config.api_key[:8],
+    )
+    for kind, key, path in (
+        ("RSA", config.rsa_api_key, config.rsa_public_key_file),
+        ("Ed25519", config.ed25519_api_key, config.ed25519_public_key_file),
+    ):
         if path:
             logging.getLogger("paper_exchange").info("%s key %s… registered (public key %s)", kind, key[:8], path)
         else:
             logging.getLogger("paper_exchange").info(
-                "no %s key: set PAPER_%s_PUBLIC_KEY_FILE (or run `make demo-keys`)", kind, kind.upper())
+                "no %s key: set PAPER_%s_PUBLIC_KEY_FILE (or run `make demo-keys`)", kind, kind.upper()
+            )
     app = create_app(config)
     app.run(host=config.host, port=config.port, single_process=True, motd=False, access_log=False)
 

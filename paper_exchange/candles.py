@@ -20,9 +20,21 @@ if TYPE_CHECKING:
 
 MINUTE = 60_000
 INTERVALS_MS = {
-    "1s": 1_000, "1m": MINUTE, "3m": 3 * MINUTE, "5m": 5 * MINUTE, "15m": 15 * MINUTE, "30m": 30 * MINUTE,
-    "1h": 60 * MINUTE, "2h": 120 * MINUTE, "4h": 240 * MINUTE, "6h": 360 * MINUTE, "8h": 480 * MINUTE,
-    "12h": 720 * MINUTE, "1d": 1440 * MINUTE, "3d": 3 * 1440 * MINUTE, "1w": 7 * 1440 * MINUTE,
+    "1s": 1_000,
+    "1m": MINUTE,
+    "3m": 3 * MINUTE,
+    "5m": 5 * MINUTE,
+    "15m": 15 * MINUTE,
+    "30m": 30 * MINUTE,
+    "1h": 60 * MINUTE,
+    "2h": 120 * MINUTE,
+    "4h": 240 * MINUTE,
+    "6h": 360 * MINUTE,
+    "8h": 480 * MINUTE,
+    "12h": 720 * MINUTE,
+    "1d": 1440 * MINUTE,
+    "3d": 3 * 1440 * MINUTE,
+    "1w": 7 * 1440 * MINUTE,
     "1M": 30 * 1440 * MINUTE,  # calendar months are bucketed by month below, not by this length
 }
 KEEP_TRADES = 50_000
@@ -146,7 +158,7 @@ class MarketHistory:
         self._recent: deque[PublicTrade] = deque()
         self._recent_qty = self._recent_quote = ZERO
         self._recent_since = -1  # every kept trade at or after this time is in _recent
-        self._in_order = True    # trades arrived in time order (else avgPrice walks the trades)
+        self._in_order = True  # trades arrived in time order (else avgPrice walks the trades)
 
     @property
     def last(self) -> PublicTrade | None:
@@ -157,8 +169,9 @@ class MarketHistory:
         """Where the recorded trades take over from the synthetic past."""
         return self.past.horizon if self.past is not None else -1
 
-    def record(self, price: Decimal, qty: Decimal, quote: Decimal, time: int, is_buyer_maker: bool,
-               taker=None) -> PublicTrade:
+    def record(
+        self, price: Decimal, qty: Decimal, quote: Decimal, time: int, is_buyer_maker: bool, taker=None
+    ) -> PublicTrade:
         trade = PublicTrade(self.next_trade_id, price, qty, quote, time, is_buyer_maker)
         self.next_trade_id += 1
         if self.trades and time < self.trades[-1].time:
@@ -312,8 +325,10 @@ class MarketHistory:
                         recorded = self.minutes.get(minute)
                         node = past.to_node(recorded, previous) if recorded is not None else None
                         children = splits[minute] = (
-                            past.split_recorded(minute // MINUTE, node, prev_ticks) if node is not None
-                            else [past.to_node(Candle(minute, previous, previous, previous, previous), previous)] * 60)
+                            past.split_recorded(minute // MINUTE, node, prev_ticks)
+                            if node is not None
+                            else [past.to_node(Candle(minute, previous, previous, previous, previous), previous)] * 60
+                        )
                     node = children[(b % MINUTE) // 1000]
                 row = past.to_candle(node, b)
             else:

@@ -68,16 +68,16 @@ class PaperConfig:
     api_key: str = DEMO_API_KEY
     api_secret: str = field(default=DEMO_API_SECRET, repr=False)
     balances: dict[str, Decimal] = field(default_factory=lambda: parse_balances(DEMO_BALANCES))
-    weight_limit: int = 6000          # REQUEST_WEIGHT per minute per IP
-    orders_per_10s: int = 100         # ORDERS per 10 seconds per account
-    orders_per_day: int = 200_000     # ORDERS per day per account
-    ban_after: int = 5                # requests refused with 429 in one window before a 418 ban
+    weight_limit: int = 6000  # REQUEST_WEIGHT per minute per IP
+    orders_per_10s: int = 100  # ORDERS per 10 seconds per account
+    orders_per_day: int = 200_000  # ORDERS per day per account
+    ban_after: int = 5  # requests refused with 429 in one window before a 418 ban
     ban_seconds: int = 120
-    listen_key_ttl: int = 3600        # seconds a listen key lives without a keepalive
-    step_ms: int = 250                # how often the simulated market moves
-    history_minutes: int = 1440       # simulated trade history created at start
+    listen_key_ttl: int = 3600  # seconds a listen key lives without a keepalive
+    step_ms: int = 250  # how often the simulated market moves
+    history_minutes: int = 1440  # simulated trade history created at start
     rsa_api_key: str = DEMO_RSA_API_KEY
-    rsa_public_key_file: str | None = None       # None: no RSA key registered
+    rsa_public_key_file: str | None = None  # None: no RSA key registered
     ed25519_api_key: str = DEMO_ED25519_API_KEY
     ed25519_public_key_file: str | None = None
 

@@ -29,17 +29,29 @@ def ensure(directory: Path = DEFAULT_DIR) -> dict[str, Path]:
     """The four files, made where missing (a pair is remade whole if either half is missing)."""
     directory.mkdir(parents=True, exist_ok=True)
     files = {}
-    for kind, make in (("rsa", lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)),
-                       ("ed25519", ed25519.Ed25519PrivateKey.generate)):
+    for kind, make in (
+        ("rsa", lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        ("ed25519", ed25519.Ed25519PrivateKey.generate),
+    ):
         private_path, public_path = directory / f"{kind}-private.pem", directory / f"{kind}-public.pem"
         if not (private_path.exists() and public_path.exists()):
             for path in (private_path, public_path):
                 path.unlink(missing_ok=True)
             key = make()
-            _write(private_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption()), private=True)
-            _write(public_path, key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo), private=False)
+            _write(
+                private_path,
+                key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                ),
+                private=True,
+            )
+            _write(
+                public_path,
+                key.public_key().public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                ),
+                private=False,
+            )
         files[f"{kind}_private"], files[f"{kind}_public"] = private_path, public_path
     return files
 

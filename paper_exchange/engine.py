@@ -169,10 +169,21 @@ class Exchange:
 
     # -- accounts -----------------------------------------------------------------------------------
 
-    def add_account(self, name: str, balances: dict[str, Decimal], maker_rate=DEFAULT_MAKER_RATE,
-                    taker_rate=DEFAULT_TAKER_RATE, keep_history: bool = True) -> Account:
-        account = Account(name, {a: Balance(free=Decimal(v)) for a, v in balances.items()}, maker_rate, taker_rate,
-                          keep_history=keep_history)
+    def add_account(
+        self,
+        name: str,
+        balances: dict[str, Decimal],
+        maker_rate=DEFAULT_MAKER_RATE,
+        taker_rate=DEFAULT_TAKER_RATE,
+        keep_history: bool = True,
+    ) -> Account:
+        account = Account(
+            name,
+            {a: Balance(free=Decimal(v)) for a, v in balances.items()},
+            maker_rate,
+            taker_rate,
+            keep_history=keep_history,
+        )
         self.accounts[name] = account
         return account
 
@@ -199,9 +210,20 @@ class Exchange:
             chars.append(ALPHABET[r])
         return "".join(chars)
 
-    def validate_order(self, account: Account, symbol: str, side: str, type_: str, *, quantity: Decimal | None,
-                       quote_qty: Decimal | None, price: Decimal | None, stop_price: Decimal | None,
-                       time_in_force: str | None, client_order_id: str | None) -> Market:
+    def validate_order(
+        self,
+        account: Account,
+        symbol: str,
+        side: str,
+        type_: str,
+        *,
+        quantity: Decimal | None,
+        quote_qty: Decimal | None,
+        price: Decimal | None,
+        stop_price: Decimal | None,
+        time_in_force: str | None,
+        client_order_id: str | None,
+    ) -> Market:
         """Every check Binance makes before an order reaches the book; raises, changes nothing."""
         market = self.market(symbol)
         spec = market.spec
@@ -238,16 +260,36 @@ class Exchange:
             raise errors.new_order_rejected(errors.WOULD_TAKE)
         return market
 
-    def place_order(self, account_name: str, symbol: str, side: str, type_: str, *, now: int,
-                    quantity: Decimal | None = None, quote_qty: Decimal | None = None,
-                    price: Decimal | None = None, stop_price: Decimal | None = None,
-                    time_in_force: str | None = None, client_order_id: str | None = None,
-                    test: bool = False) -> Order:
+    def place_order(
+        self,
+        account_name: str,
+        symbol: str,
+        side: str,
+        type_: str,
+        *,
+        now: int,
+        quantity: Decimal | None = None,
+        quote_qty: Decimal | None = None,
+        price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        time_in_force: str | None = None,
+        client_order_id: str | None = None,
+        test: bool = False,
+    ) -> Order:
         """Validate, lock funds, match and rest an order; returns it with this request's fills."""
         account = self.accounts[account_name]
-        market = self.validate_order(account, symbol, side, type_, quantity=quantity, quote_qty=quote_qty,
-                                     price=price, stop_price=stop_price, time_in_force=time_in_force,
-                                     client_order_id=client_order_id)
+        market = self.validate_order(
+            account,
+            symbol,
+            side,
+            type_,
+            quantity=quantity,
+            quote_qty=quote_qty,
+            price=price,
+            stop_price=stop_price,
+            time_in_force=time_in_force,
+            client_order_id=client_order_id,
+        )
         is_buy = side == "BUY"
         spec = market.spec
         lock_asset = spec.quote if is_buy else spec.base
@@ -280,13 +322,22 @@ class Exchange:
             return None  # type: ignore[return-value]
 
         order = Order(
-            account=account, symbol=symbol, order_id=market.next_order_id,
-            client_order_id=client_order_id or self.new_client_order_id(), side=side, type=type_,
-            time_in_force=time_in_force, price=price if type_ in LIMIT_TYPES else ZERO,
+            account=account,
+            symbol=symbol,
+            order_id=market.next_order_id,
+            client_order_id=client_order_id or self.new_client_order_id(),
+            side=side,
+            type=type_,
+            time_in_force=time_in_force,
+            price=price if type_ in LIMIT_TYPES else ZERO,
             orig_qty=quantity if quantity is not None else ZERO,
             orig_quote_qty=quote_qty if quote_qty is not None else ZERO,
-            stop_price=stop_price if stop_price is not None else ZERO, time=now, update_time=now,
-            working_time=now, is_working=type_ not in STOP_TYPES, lock_asset=lock_asset,
+            stop_price=stop_price if stop_price is not None else ZERO,
+            time=now,
+            update_time=now,
+            working_time=now,
+            is_working=type_ not in STOP_TYPES,
+            lock_asset=lock_asset,
             reserve_at_price=reserve_at_price,
         )
         market.next_order_id += 1
@@ -328,7 +379,8 @@ class Exchange:
         else:
             order.status = "EXPIRED"
             order.expiry_reason = {"FOK": "UNFILLED_FOK_ORDER_EXPIRED", "IOC": "UNFILLED_IOC_QUANTITY_EXPIRED"}.get(
-                order.time_in_force or "", "INSUFFICIENT_LIQUIDITY")  # a market order the book ran out on
+                order.time_in_force or "", "INSUFFICIENT_LIQUIDITY"
+            )  # a market order the book ran out on
             order.update_time = now
             self._finish(order, now)
             self._emit(OrderEvent(order, "EXPIRED", None, now))
@@ -389,10 +441,21 @@ class Exchange:
             if order is taker:
                 order.fills.append(fill)
             if account.keep_history:
-                account.trades.append(AccountTrade(
-                    spec.symbol, trade.id, order.order_id, price, qty, quote, commission, commission_asset, now,
-                    is_buyer=order is buyer, is_maker=is_maker,
-                ))
+                account.trades.append(
+                    AccountTrade(
+                        spec.symbol,
+                        trade.id,
+                        order.order_id,
+                        price,
+                        qty,
+                        quote,
+                        commission,
+                        commission_asset,
+                        now,
+                        is_buyer=order is buyer,
+                        is_maker=is_maker,
+                    )
+                )
             self._emit(OrderEvent(order, "TRADE", fill, now, is_maker=is_maker))
 
     def _finish(self, order: Order, now: int) -> None:
@@ -417,8 +480,9 @@ class Exchange:
     def _stop_triggered(type_: str, side: str, stop: Decimal | None, last: Decimal) -> bool:
         if stop is None:
             return False
-        rises = ((type_.startswith("STOP_LOSS") and side == "BUY")
-                 or (type_.startswith("TAKE_PROFIT") and side == "SELL"))
+        rises = (type_.startswith("STOP_LOSS") and side == "BUY") or (
+            type_.startswith("TAKE_PROFIT") and side == "SELL"
+        )
         return last >= stop if rises else last <= stop
 
     def _run_stops(self, market: Market, now: int) -> None:
@@ -528,8 +592,9 @@ class Exchange:
 
     # -- cancel and query ---------------------------------------------------------------------------
 
-    def find_order(self, account_name: str, symbol: str, order_id: int | None,
-                   client_order_id: str | None) -> Order | None:
+    def find_order(
+        self, account_name: str, symbol: str, order_id: int | None, client_order_id: str | None
+    ) -> Order | None:
         account = self.accounts[account_name]
         self.market(symbol)
         order = None
@@ -541,8 +606,16 @@ class Exchange:
             order = account.by_client_id.get((symbol, client_order_id))
         return order
 
-    def cancel_order(self, account_name: str, symbol: str, *, now: int, order_id: int | None = None,
-                     orig_client_order_id: str | None = None, new_client_order_id: str | None = None) -> Order:
+    def cancel_order(
+        self,
+        account_name: str,
+        symbol: str,
+        *,
+        now: int,
+        order_id: int | None = None,
+        orig_client_order_id: str | None = None,
+        new_client_order_id: str | None = None,
+    ) -> Order:
         order = self.find_order(account_name, symbol, order_id, orig_client_order_id)
         if order is None or not order.is_open:
             raise errors.cancel_rejected(errors.UNKNOWN_ORDER)

@@ -27,6 +27,7 @@ class BinanceError(Exception):
 
 # -- general --------------------------------------------------------------------------------------
 
+
 def unknown() -> BinanceError:
     return BinanceError(-1000, "An unknown error occurred while processing the request.", 500)
 
@@ -64,8 +65,9 @@ def ip_banned(until_ms: int, retry_after: int) -> BinanceError:
 
 
 def too_many_orders(limit: int, interval: str, retry_after: int) -> BinanceError:
-    return BinanceError(-1015, f"Too many new orders; current limit is {limit} orders per {interval}.", 429,
-                        retry_after)
+    return BinanceError(
+        -1015, f"Too many new orders; current limit is {limit} orders per {interval}.", 429, retry_after
+    )
 
 
 def unsupported_operation(http_status: int = 400) -> BinanceError:
@@ -85,6 +87,7 @@ def invalid_signature() -> BinanceError:
 
 
 # -- parameters (-11xx) ---------------------------------------------------------------------------
+
 
 def illegal_chars(name: str, legal: str) -> BinanceError:
     return BinanceError(-1100, f"Illegal characters found in parameter '{name}'; legal range is '{legal}'.")
@@ -179,6 +182,7 @@ def duplicate_symbols() -> BinanceError:
 
 
 # -- matching engine (-2010 / -2011 / -2013) and filters (-1013) -----------------------------------
+
 
 def new_order_rejected(msg: str) -> BinanceError:
     return BinanceError(-2010, msg)

@@ -30,12 +30,12 @@ SECOND = 1_000
 MINUTE = 60 * SECOND
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
-TRADES_PER_MINUTE = 3          # as the recorded history the simulator seeds (market.py)
-DAILY_VOLATILITY = 0.03        # sd of a day's log return
-MEAN_REVERSION = 0.995         # per day, towards the anchor: prices stay within a few times of it
-TRADE_NOTIONAL = 110           # average trade size in USDT (the seeded trades' 20-200)
-ATTEMPTS = 4                   # deals of a split before one child takes the whole parent
-SPLIT_CACHE = 64               # day and hour splits kept (a split holds 24 or 60 nodes)
+TRADES_PER_MINUTE = 3  # as the recorded history the simulator seeds (market.py)
+DAILY_VOLATILITY = 0.03  # sd of a day's log return
+MEAN_REVERSION = 0.995  # per day, towards the anchor: prices stay within a few times of it
+TRADE_NOTIONAL = 110  # average trade size in USDT (the seeded trades' 20-200)
+ATTEMPTS = 4  # deals of a split before one child takes the whole parent
+SPLIT_CACHE = 64  # day and hour splits kept (a split holds 24 or 60 nodes)
 
 
 class Node(NamedTuple):
@@ -66,8 +66,17 @@ def merge(nodes) -> Node | None:
         elif total.n == 0:
             total = node
         else:
-            total = Node(total.o, max(total.h, node.h), min(total.l, node.l), node.c, total.n + node.n,
-                         total.v + node.v, total.q + node.q, total.tv + node.tv, total.tq + node.tq)
+            total = Node(
+                total.o,
+                max(total.h, node.h),
+                min(total.l, node.l),
+                node.c,
+                total.n + node.n,
+                total.v + node.v,
+                total.q + node.q,
+                total.tv + node.tv,
+                total.tq + node.tq,
+            )
     return total
 
 
@@ -83,11 +92,17 @@ def valid(node: Node) -> bool:
     touches = len({h, l} - {o, c})
     if n == 1 and not o == h == l == c or n == 2 and touches or touches > max(0, n - 2):
         return False
-    return (v >= n and l * v <= q <= h * v and 0 <= tv <= v and l * tv <= tq <= h * tv
-            and l * (v - tv) <= q - tq <= h * (v - tv))
+    return (
+        v >= n
+        and l * v <= q <= h * v
+        and 0 <= tv <= v
+        and l * tv <= tq <= h * tv
+        and l * (v - tv) <= q - tq <= h * (v - tv)
+    )
 
 
 # -- splitting --------------------------------------------------------------------------------------
+
 
 def apportion(total: int, weights: list[float]) -> list[int]:
     """Integers proportional to `weights` summing to `total` (largest remainder)."""
@@ -97,7 +112,7 @@ def apportion(total: int, weights: list[float]) -> list[int]:
     exact = [total * w / mass for w in weights]
     parts = [int(x) for x in exact]
     order = sorted(range(len(weights)), key=lambda i: parts[i] - exact[i])
-    for i in order[:total - sum(parts)]:
+    for i in order[: total - sum(parts)]:
         parts[i] += 1
     return parts
 
@@ -158,8 +173,15 @@ def _path(count: int, o: int, h: int, l: int, c: int, rng: random.Random) -> lis
     return values
 
 
-def _allocate(volume: int, quote: int, mins: list[int], lows: list[int], highs: list[int],
-              typical: list[float], weights: list[float]) -> tuple[list[int], list[int]] | None:
+def _allocate(
+    volume: int,
+    quote: int,
+    mins: list[int],
+    lows: list[int],
+    highs: list[int],
+    typical: list[float],
+    weights: list[float],
+) -> tuple[list[int], list[int]] | None:
     """Volumes v_i >= mins_i summing to `volume`, and quotes within [low_i * v_i, high_i * v_i]
     summing to `quote`; None if no such sharing exists.
 
@@ -175,8 +197,9 @@ def _allocate(volume: int, quote: int, mins: list[int], lows: list[int], highs: 
     at_typical = sum(v * t for v, t in zip(chosen, typical, strict=True))
     if extra and at_typical != quote:
         rising = quote > at_typical
-        target = max(range(k), key=lambda i: (typical[i], -i)) if rising else \
-            min(range(k), key=lambda i: (typical[i], i))
+        target = (
+            max(range(k), key=lambda i: (typical[i], -i)) if rising else min(range(k), key=lambda i: (typical[i], i))
+        )
         reach = sum(m * t for m, t in zip(mins, typical, strict=True)) + extra * typical[target]
         if (reach > at_typical) if rising else (reach < at_typical):
             alpha = min(1.0, (quote - at_typical) / (reach - at_typical))
@@ -238,6 +261,7 @@ def split(parent: Node, prev_close: int, k: int, rng: random.Random) -> list[Nod
 
 # -- one symbol's past ------------------------------------------------------------------------------
 
+
 class SyntheticPast:
     """Candles of one symbol from `listed_ms` (a UTC midnight) up to `horizon_ms` (a minute), where
     the recorded trades take over. The daily path ends at `anchor` (a price in ticks) on the day of
@@ -245,9 +269,20 @@ class SyntheticPast:
 
     Memory: one int per day (a few thousand), plus the last SPLIT_CACHE day and hour splits."""
 
-    def __init__(self, symbol: str, seed: int, listed_ms: int, horizon_ms: int, anchor: int, *,
-                 tick: Decimal, step: Decimal, quote_usd: float = 1.0, min_ticks: int = 1,
-                 max_ticks: int | None = None):
+    def __init__(
+        self,
+        symbol: str,
+        seed: int,
+        listed_ms: int,
+        horizon_ms: int,
+        anchor: int,
+        *,
+        tick: Decimal,
+        step: Decimal,
+        quote_usd: float = 1.0,
+        min_ticks: int = 1,
+        max_ticks: int | None = None,
+    ):
         self.symbol, self.seed = symbol, seed
         self.listed, self.horizon = listed_ms - listed_ms % DAY, horizon_ms - horizon_ms % MINUTE
         self.tick, self.step, self.quote_unit = tick, step, tick * step
@@ -363,19 +398,35 @@ class SyntheticPast:
 
     def to_candle(self, node: Node, open_time: int) -> Candle:
         tick, step, unit = self.tick, self.step, self.quote_unit
-        return Candle(open_time, node.o * tick, node.h * tick, node.l * tick, node.c * tick,
-                      volume=node.v * step, quote_volume=node.q * unit, count=node.n,
-                      taker_buy_volume=node.tv * step, taker_buy_quote=node.tq * unit)
+        return Candle(
+            open_time,
+            node.o * tick,
+            node.h * tick,
+            node.l * tick,
+            node.c * tick,
+            volume=node.v * step,
+            quote_volume=node.q * unit,
+            count=node.n,
+            taker_buy_volume=node.tv * step,
+            taker_buy_quote=node.tq * unit,
+        )
 
     def to_node(self, candle: Candle, prev_close: Decimal) -> Node:
         """A recorded minute in integers (for splitting it into seconds the kept trades no longer cover)."""
         if candle.count == 0:
             return flat(int(prev_close / self.tick))
         tick, step, unit = self.tick, self.step, self.quote_unit
-        return Node(int(candle.open / tick), int(candle.high / tick), int(candle.low / tick),
-                    int(candle.close / tick), candle.count, int(candle.volume / step),
-                    int(candle.quote_volume / unit), int(candle.taker_buy_volume / step),
-                    int(candle.taker_buy_quote / unit))
+        return Node(
+            int(candle.open / tick),
+            int(candle.high / tick),
+            int(candle.low / tick),
+            int(candle.close / tick),
+            candle.count,
+            int(candle.volume / step),
+            int(candle.quote_volume / unit),
+            int(candle.taker_buy_volume / step),
+            int(candle.taker_buy_quote / unit),
+        )
 
     def split_recorded(self, minute_index: int, node: Node, prev_close: int) -> list[Node]:
         """The 60 seconds of a recorded minute, for seconds whose trades have been dropped."""

@@ -34,7 +34,7 @@ class Window:
 @dataclass
 class IpState:
     weight: Window = field(default_factory=lambda: Window(MINUTE_MS))
-    violations: int = 0      # 429s answered in the current weight window
+    violations: int = 0  # 429s answered in the current weight window
     violation_window: int = -1
     banned_until: int = 0
 

@@ -24,8 +24,16 @@ HUGE = Decimal("1000000000")  # the simulated counterparties never run out
 
 
 class MarketSimulator:
-    def __init__(self, exchange: Exchange, seed: int = 0, levels: int = 20, volatility: float = 0.0001,
-                 level_gap_bps: float = 2.0, spread_bps: float = 1.0, trade_probability: float = 0.5):
+    def __init__(
+        self,
+        exchange: Exchange,
+        seed: int = 0,
+        levels: int = 20,
+        volatility: float = 0.0001,
+        level_gap_bps: float = 2.0,
+        spread_bps: float = 1.0,
+        trade_probability: float = 0.5,
+    ):
         self.exchange = exchange
         self.seed = seed
         self.rng = random.Random(seed)
@@ -55,9 +63,17 @@ class MarketSimulator:
         for symbol, market in self.exchange.markets.items():
             spec = market.spec
             past = SyntheticPast(
-                symbol, self.seed, spec.listed, horizon, int(spec.start_price / spec.tick_size),
-                tick=spec.tick_size, step=spec.step_size, quote_usd=65_000.0 if spec.quote == "BTC" else 1.0,
-                min_ticks=int(spec.min_price / spec.tick_size), max_ticks=int(spec.max_price / spec.tick_size))
+                symbol,
+                self.seed,
+                spec.listed,
+                horizon,
+                int(spec.start_price / spec.tick_size),
+                tick=spec.tick_size,
+                step=spec.step_size,
+                quote_usd=65_000.0 if spec.quote == "BTC" else 1.0,
+                min_ticks=int(spec.min_price / spec.tick_size),
+                max_ticks=int(spec.max_price / spec.tick_size),
+            )
             market.history.past = past
             walk, level = [], 0.0
             for _ in range(minutes * trades_per_minute):
@@ -119,7 +135,13 @@ class MarketSimulator:
         for side, price in sorted(wanted - set(quotes), key=lambda k: (k[0], k[1] if k[0] == "SELL" else -k[1])):
             try:
                 order = self.exchange.place_order(
-                    MAKER, symbol, side, "LIMIT", now=now, price=price, time_in_force="GTC",
+                    MAKER,
+                    symbol,
+                    side,
+                    "LIMIT",
+                    now=now,
+                    price=price,
+                    time_in_force="GTC",
                     quantity=self._random_qty(spec, price),
                 )
             except errors.BinanceError:

@@ -176,4 +176,3 @@ class Params:
 
 def _without_signature(source: str) -> str:
     return "&".join(part for part in source.split("&") if part and not part.startswith("signature="))
-

@@ -72,8 +72,9 @@ class Endpoint:
 ENDPOINTS: list[Endpoint] = []
 
 
-def endpoint(method: str, path: str, security: str = "NONE", weight=1, counts_order: bool = False,
-             free_on_success: bool = False):
+def endpoint(
+    method: str, path: str, security: str = "NONE", weight=1, counts_order: bool = False, free_on_success: bool = False
+):
     weigh = weight if callable(weight) else (lambda params, w=weight: w)
 
     def register_endpoint(fn):
@@ -91,14 +92,17 @@ class PaperExchange:
         self.exchange = Exchange(DEFAULT_SYMBOLS, seed=config.seed)
         self.exchange.add_account(ACCOUNT, dict(config.balances))
         self.simulator = MarketSimulator(self.exchange, seed=config.seed)
-        self.limits = RateLimits(config.weight_limit, config.orders_per_10s, config.orders_per_day,
-                                 config.ban_after, config.ban_seconds)
+        self.limits = RateLimits(
+            config.weight_limit, config.orders_per_10s, config.orders_per_day, config.ban_after, config.ban_seconds
+        )
         self.faults = FaultBook(config.seed)
         self.listen_keys: dict[str, tuple[str, int]] = {}  # key -> (account, expires at ms)
         # every API key of the demo account: the HMAC pair, and RSA / Ed25519 public keys if given
         self.api_keys = {config.api_key: ApiKey(config.api_key, ACCOUNT, HMAC, secret=config.api_secret)}
-        for api_key, path, kind in ((config.rsa_api_key, config.rsa_public_key_file, RSA),
-                                    (config.ed25519_api_key, config.ed25519_public_key_file, ED25519)):
+        for api_key, path, kind in (
+            (config.rsa_api_key, config.rsa_public_key_file, RSA),
+            (config.ed25519_api_key, config.ed25519_public_key_file, ED25519),
+        ):
             if path is not None:
                 self.api_keys[api_key] = register(api_key, ACCOUNT, path, kind)
 
@@ -122,6 +126,7 @@ class PaperExchange:
 
 
 # -- general ----------------------------------------------------------------------------------------
+
 
 @endpoint("GET", "/api/v3/ping")
 def ping(px: PaperExchange, call: Call):
@@ -154,6 +159,7 @@ def exchange_info(px: PaperExchange, call: Call):
 
 
 # -- market data ------------------------------------------------------------------------------------
+
 
 def _depth_weight(params: Params) -> int:
     raw_limit = params.values.get("limit", "100")
@@ -248,6 +254,7 @@ def _ticker_weight(single: int, per_symbols: tuple[int, int, int], everything: i
             count = params.values["symbols"].count(",") + 1
             return per_symbols[0] if count <= 20 else per_symbols[1] if count <= 100 else per_symbols[2]
         return everything
+
     return weigh
 
 
@@ -303,8 +310,9 @@ def _order_request(px: PaperExchange, call: Call) -> dict:
     price = p.decimal("price")
     stop_price = p.decimal("stopPrice")
     client_id = p.client_order_id("newClientOrderId", errors.empty_new_client_order_id)
-    resp_type = p.enum("newOrderRespType", ("ACK", "RESULT", "FULL"),
-                       lambda: errors.invalid_parameter("newOrderRespType"))
+    resp_type = p.enum(
+        "newOrderRespType", ("ACK", "RESULT", "FULL"), lambda: errors.invalid_parameter("newOrderRespType")
+    )
     stp = p.string("selfTradePreventionMode")
     if stp is not None and stp != "NONE":
         raise errors.invalid_parameter("selfTradePreventionMode")
@@ -333,8 +341,18 @@ def _order_request(px: PaperExchange, call: Call) -> dict:
         raise errors.param_not_required("stopPrice")
     if resp_type is None:
         resp_type = "FULL" if type_ in ("MARKET", "LIMIT") else "ACK"
-    return dict(symbol=symbol, side=side, type_=type_, quantity=quantity, quote_qty=quote_qty, price=price,
-                stop_price=stop_price, time_in_force=tif, client_order_id=client_id, resp_type=resp_type)
+    return dict(
+        symbol=symbol,
+        side=side,
+        type_=type_,
+        quantity=quantity,
+        quote_qty=quote_qty,
+        price=price,
+        stop_price=stop_price,
+        time_in_force=tif,
+        client_order_id=client_id,
+        resp_type=resp_type,
+    )
 
 
 @endpoint("POST", "/api/v3/order", security="SIGNED", weight=1, counts_order=True, free_on_success=True)
@@ -346,8 +364,12 @@ def new_order(px: PaperExchange, call: Call):
     return wire.new_order(order, resp_type, call.now)
 
 
-@endpoint("POST", "/api/v3/order/test", security="SIGNED",
-          weight=lambda p: 20 if p.values.get("computeCommissionRates") == "true" else 1)
+@endpoint(
+    "POST",
+    "/api/v3/order/test",
+    security="SIGNED",
+    weight=lambda p: 20 if p.values.get("computeCommissionRates") == "true" else 1,
+)
 def test_order(px: PaperExchange, call: Call):
     req = _order_request(px, call)
     call.params.finish()
@@ -356,10 +378,16 @@ def test_order(px: PaperExchange, call: Call):
     if call.params.values.get("computeCommissionRates") == "true":
         acc = px.exchange.accounts[call.account]
         rates = {"maker": wire.fmt(acc.maker_rate), "taker": wire.fmt(acc.taker_rate)}
-        return {"standardCommissionForOrder": rates,
-                "taxCommissionForOrder": {"maker": "0.00000000", "taker": "0.00000000"},
-                "discount": {"enabledForAccount": False, "enabledForSymbol": False, "discountAsset": "BNB",
-                             "discount": "0.00000000"}}
+        return {
+            "standardCommissionForOrder": rates,
+            "taxCommissionForOrder": {"maker": "0.00000000", "taker": "0.00000000"},
+            "discount": {
+                "enabledForAccount": False,
+                "enabledForSymbol": False,
+                "discountAsset": "BNB",
+                "discount": "0.00000000",
+            },
+        }
     return {}
 
 
@@ -396,8 +424,14 @@ def cancel_order(px: PaperExchange, call: Call):
         wanted = "NEW" if restrictions == "ONLY_NEW" else "PARTIALLY_FILLED"
         if order is not None and order.is_open and order.status != wanted:
             raise errors.cancel_rejected("Order was not canceled due to cancel restrictions.")
-    order = px.exchange.cancel_order(call.account, symbol, now=call.now, order_id=order_id,
-                                     orig_client_order_id=client_id, new_client_order_id=new_client_id)
+    order = px.exchange.cancel_order(
+        call.account,
+        symbol,
+        now=call.now,
+        order_id=order_id,
+        orig_client_order_id=client_id,
+        new_client_order_id=new_client_id,
+    )
     return wire.canceled_order(order, call.now)
 
 
@@ -437,8 +471,9 @@ def all_orders(px: PaperExchange, call: Call):
     limit = p.limit(500, 1000)
     p.finish()
     px.exchange.market(symbol)
-    orders = sorted((o for (s, _), o in px.exchange.accounts[call.account].orders.items() if s == symbol),
-                    key=lambda o: o.order_id)
+    orders = sorted(
+        (o for (s, _), o in px.exchange.accounts[call.account].orders.items() if s == symbol), key=lambda o: o.order_id
+    )
     if order_id is not None:
         orders = [o for o in orders if o.order_id >= order_id][:limit]
     elif start is not None or end is not None:
@@ -480,6 +515,7 @@ def my_trades(px: PaperExchange, call: Call):
 
 # -- legacy listen keys (USER_STREAM: API key, no signature) ----------------------------------------
 
+
 @endpoint("POST", "/api/v3/userDataStream", security="USER_STREAM", weight=2)
 def listen_key_create(px: PaperExchange, call: Call):
     call.params.finish()
@@ -515,6 +551,7 @@ def listen_key_close(px: PaperExchange, call: Call):
 
 
 # -- the pipeline -----------------------------------------------------------------------------------
+
 
 class DropConnection(Exception):
     """Raised to close the client's connection without any answer (fault `drop`)."""
@@ -615,7 +652,7 @@ def _loopback_host(host_header: str) -> bool:
     """Whether a Host header names this machine's loopback: what a DNS-rebinding page cannot claim."""
     host = host_header.strip().lower()
     if host.startswith("["):
-        host = host[1:host.find("]")] if "]" in host else ""
+        host = host[1 : host.find("]")] if "]" in host else ""
     elif host.count(":") == 1:
         host = host.partition(":")[0]
     if host == "localhost" or host.endswith(".localhost"):
@@ -632,12 +669,12 @@ def admin_refusal(request: Request) -> HTTPResponse | None:
         return json_response({"error": "/_paper/ answers only requests for a loopback Host"}, status=403)
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if request.body and media_type != "application/json":
-        return json_response({"error": "/_paper/ request bodies must be Content-Type: application/json"},
-                             status=415)
+        return json_response({"error": "/_paper/ request bodies must be Content-Type: application/json"}, status=415)
     return None
 
 
 # -- admin (/_paper) --------------------------------------------------------------------------------
+
 
 def _admin_routes(app: Sanic, px: PaperExchange) -> None:
     @app.on_request
@@ -661,11 +698,18 @@ def _admin_routes(app: Sanic, px: PaperExchange) -> None:
 
     @app.get("/_paper/accounts")
     async def accounts(request: Request):
-        return json_response([
-            {"name": acc.name, "balances": {a: {"free": wire.fmt(b.free), "locked": wire.fmt(b.locked)}
-                                            for a, b in sorted(acc.balances.items())}}
-            for acc in user_accounts()
-        ])
+        return json_response(
+            [
+                {
+                    "name": acc.name,
+                    "balances": {
+                        a: {"free": wire.fmt(b.free), "locked": wire.fmt(b.locked)}
+                        for a, b in sorted(acc.balances.items())
+                    },
+                }
+                for acc in user_accounts()
+            ]
+        )
 
     @app.get("/_paper/orders")
     async def orders(request: Request):
@@ -673,7 +717,8 @@ def _admin_routes(app: Sanic, px: PaperExchange) -> None:
         client_id = request.args.get("clientOrderId")
         rows = [
             dict(wire.order_detail(o), account=acc.name)
-            for acc in user_accounts() for o in acc.orders.values()
+            for acc in user_accounts()
+            for o in acc.orders.values()
             if (symbol is None or o.symbol == symbol) and (client_id is None or o.client_order_id == client_id)
         ]
         return json_response(sorted(rows, key=lambda r: (r["symbol"], r["orderId"])))
@@ -701,13 +746,15 @@ def _admin_routes(app: Sanic, px: PaperExchange) -> None:
                     px.simulator.running = bool(body["running"])
                 if "price" in body:
                     from decimal import Decimal
+
                     px.simulator.set_price(str(body.get("symbol", "")), Decimal(str(body["price"])), now_ms())
             except (ValueError, ArithmeticError, orjson.JSONDecodeError) as exc:
                 return json_response({"error": str(exc)}, status=400)
             except BinanceError as exc:
                 return json_response({"error": exc.msg}, status=400)
-        return json_response({"running": px.simulator.running,
-                              "fair": {s: f"{p:.8f}" for s, p in px.simulator.fair.items()}})
+        return json_response(
+            {"running": px.simulator.running, "fair": {s: f"{p:.8f}" for s, p in px.simulator.fair.items()}}
+        )
 
     @app.route("/_paper/symbols", methods=["GET", "POST"])
     async def symbol_status(request: Request):
@@ -749,6 +796,7 @@ def _admin_routes(app: Sanic, px: PaperExchange) -> None:
 
 # -- app --------------------------------------------------------------------------------------------
 
+
 def create_app(config: PaperConfig | None = None, name: str = "paper_exchange") -> Sanic:
     config = config or PaperConfig.from_env()
     # Sanic's own handlers would print its lines a second time beside the root handler
@@ -766,12 +814,15 @@ def create_app(config: PaperConfig | None = None, name: str = "paper_exchange") 
     for ep in ENDPOINTS:
         by_path.setdefault(ep.path, {})[ep.method] = ep
     for path, methods in by_path.items():
+
         async def route(request: Request, _methods=methods):
             return await _serve(px, _methods[request.method], request)
+
         app.add_route(route, path, methods=list(methods), name=path.strip("/").replace("/", "_"))
 
     _admin_routes(app, px)
     from .ws import setup_streams  # market streams, WS-API user data, stream faults (ws.py)
+
     setup_streams(app, px)
 
     @app.exception(NotFound, MethodNotAllowed)

@@ -20,7 +20,7 @@ from decimal import Decimal
 from .candles import INTERVALS_MS, Candle, MarketHistory, bucket_after, bucket_start
 from .money import ZERO, fmt
 
-MAX_STREAMS = 1024           # per connection (web-socket-streams.md, "WebSocket Limits")
+MAX_STREAMS = 1024  # per connection (web-socket-streams.md, "WebSocket Limits")
 MAX_INCOMING_PER_SECOND = 5  # PING, PONG and JSON control messages
 METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 PARTIAL_LEVELS = (5, 10, 20)
@@ -38,14 +38,15 @@ _ID_STRING_RE = re.compile(r"^[A-Za-z0-9]{1,36}$")
 
 # -- settings ---------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class StreamConfig:
     """WebSocket settings of the paper exchange, from PAPER_WS_* (seconds may be fractional)."""
 
-    ping_seconds: float = 20.0        # server ping interval
-    pong_timeout: float = 60.0        # disconnect when a ping stays unanswered this long
-    max_lifetime: float = 86_400.0    # Binance cuts every connection after 24 h
-    send_queue: int = 10_000          # messages queued for one client before it counts as too slow
+    ping_seconds: float = 20.0  # server ping interval
+    pong_timeout: float = 60.0  # disconnect when a ping stays unanswered this long
+    max_lifetime: float = 86_400.0  # Binance cuts every connection after 24 h
+    send_queue: int = 10_000  # messages queued for one client before it counts as too slow
     # The stream clock's period: a @depth@100ms diff per tick, as Binance's 100 ms. Shorter runs the
     # depth streams faster (tests that need hundreds of diffs); tickers and klines keep their seconds.
     tick_ms: int = 100
@@ -77,14 +78,15 @@ class StreamConfig:
 
 # -- stream names -----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Stream:
-    name: str                 # as the client wrote it
-    symbol: str               # the exchange's symbol (upper case)
-    kind: str                 # trade, aggTrade, kline, miniTicker, ticker, bookTicker, depth, partialDepth
+    name: str  # as the client wrote it
+    symbol: str  # the exchange's symbol (upper case)
+    kind: str  # trade, aggTrade, kline, miniTicker, ticker, bookTicker, depth, partialDepth
     interval: str | None = None
     levels: int = 0
-    speed_ms: int = 1000      # depth streams: 100 or 1000
+    speed_ms: int = 1000  # depth streams: 100 or 1000
 
 
 def parse_stream(name: str) -> Stream | None:
@@ -114,6 +116,7 @@ def stream_symbol(symbol: str) -> str:
 
 
 # -- control messages -------------------------------------------------------------------------------
+
 
 class ControlError(Exception):
     """A control message Binance rejects; `reply()` is the frame it answers with."""
@@ -180,9 +183,11 @@ def parse_control(text: str | bytes) -> Control:
         found = re.search(r'"method"\s*:\s*("(?:[^"\\]|\\.)*"|[^,}\s]+)', text)
         line, column = _position(text, found.end() if found else len(text))
         shown = method if isinstance(method, str) else json.dumps(method)
-        raise _invalid(f"unknown variant `{shown}`, expected one of `SUBSCRIBE`, `UNSUBSCRIBE`, "
-                       f"`LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY` at line {line} column {column}",
-                       request_id)
+        raise _invalid(
+            f"unknown variant `{shown}`, expected one of `SUBSCRIBE`, `UNSUBSCRIBE`, "
+            f"`LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY` at line {line} column {column}",
+            request_id,
+        )
     if "id" not in message or not _valid_id(message["id"]):
         raise _invalid("request ID must be an unsigned integer")
     params = message.get("params", [])
@@ -222,39 +227,105 @@ def result(value, request_id) -> dict:
 
 # -- payloads ---------------------------------------------------------------------------------------
 
+
 def trade(symbol: str, t, now: int) -> dict:
-    return {"e": "trade", "E": now, "s": symbol, "t": t.id, "p": fmt(t.price), "q": fmt(t.qty), "T": t.time,
-            "m": t.is_buyer_maker, "M": True}
+    return {
+        "e": "trade",
+        "E": now,
+        "s": symbol,
+        "t": t.id,
+        "p": fmt(t.price),
+        "q": fmt(t.qty),
+        "T": t.time,
+        "m": t.is_buyer_maker,
+        "M": True,
+    }
 
 
 def agg_trade(symbol: str, a, now: int) -> dict:
-    return {"e": "aggTrade", "E": now, "s": symbol, "a": a.id, "p": fmt(a.price), "q": fmt(a.qty),
-            "f": a.first_id, "l": a.last_id, "T": a.time, "m": a.is_buyer_maker, "M": True}
+    return {
+        "e": "aggTrade",
+        "E": now,
+        "s": symbol,
+        "a": a.id,
+        "p": fmt(a.price),
+        "q": fmt(a.qty),
+        "f": a.first_id,
+        "l": a.last_id,
+        "T": a.time,
+        "m": a.is_buyer_maker,
+        "M": True,
+    }
 
 
 def kline(symbol: str, interval: str, c: Candle, close_time: int, closed: bool, now: int) -> dict:
-    return {"e": "kline", "E": now, "s": symbol, "k": {
-        "t": c.open_time, "T": close_time, "s": symbol, "i": interval, "f": c.first_id, "L": c.last_id,
-        "o": fmt(c.open), "c": fmt(c.close), "h": fmt(c.high), "l": fmt(c.low), "v": fmt(c.volume),
-        "n": c.count, "x": closed, "q": fmt(c.quote_volume), "V": fmt(c.taker_buy_volume),
-        "Q": fmt(c.taker_buy_quote), "B": "0",
-    }}
+    return {
+        "e": "kline",
+        "E": now,
+        "s": symbol,
+        "k": {
+            "t": c.open_time,
+            "T": close_time,
+            "s": symbol,
+            "i": interval,
+            "f": c.first_id,
+            "L": c.last_id,
+            "o": fmt(c.open),
+            "c": fmt(c.close),
+            "h": fmt(c.high),
+            "l": fmt(c.low),
+            "v": fmt(c.volume),
+            "n": c.count,
+            "x": closed,
+            "q": fmt(c.quote_volume),
+            "V": fmt(c.taker_buy_volume),
+            "Q": fmt(c.taker_buy_quote),
+            "B": "0",
+        },
+    }
 
 
 def mini_ticker(stats: dict, now: int) -> dict:
     """`stats` is the REST /ticker/24hr FULL body (wire.ticker_24hr), so stream and REST agree."""
-    return {"e": "24hrMiniTicker", "E": now, "s": stats["symbol"], "c": stats["lastPrice"],
-            "o": stats["openPrice"], "h": stats["highPrice"], "l": stats["lowPrice"], "v": stats["volume"],
-            "q": stats["quoteVolume"]}
+    return {
+        "e": "24hrMiniTicker",
+        "E": now,
+        "s": stats["symbol"],
+        "c": stats["lastPrice"],
+        "o": stats["openPrice"],
+        "h": stats["highPrice"],
+        "l": stats["lowPrice"],
+        "v": stats["volume"],
+        "q": stats["quoteVolume"],
+    }
 
 
 def ticker(stats: dict, now: int) -> dict:
-    return {"e": "24hrTicker", "E": now, "s": stats["symbol"], "p": stats["priceChange"],
-            "P": stats["priceChangePercent"], "w": stats["weightedAvgPrice"], "x": stats["prevClosePrice"],
-            "c": stats["lastPrice"], "Q": stats["lastQty"], "b": stats["bidPrice"], "B": stats["bidQty"],
-            "a": stats["askPrice"], "A": stats["askQty"], "o": stats["openPrice"], "h": stats["highPrice"],
-            "l": stats["lowPrice"], "v": stats["volume"], "q": stats["quoteVolume"], "O": stats["openTime"],
-            "C": stats["closeTime"], "F": stats["firstId"], "L": stats["lastId"], "n": stats["count"]}
+    return {
+        "e": "24hrTicker",
+        "E": now,
+        "s": stats["symbol"],
+        "p": stats["priceChange"],
+        "P": stats["priceChangePercent"],
+        "w": stats["weightedAvgPrice"],
+        "x": stats["prevClosePrice"],
+        "c": stats["lastPrice"],
+        "Q": stats["lastQty"],
+        "b": stats["bidPrice"],
+        "B": stats["bidQty"],
+        "a": stats["askPrice"],
+        "A": stats["askQty"],
+        "o": stats["openPrice"],
+        "h": stats["highPrice"],
+        "l": stats["lowPrice"],
+        "v": stats["volume"],
+        "q": stats["quoteVolume"],
+        "O": stats["openTime"],
+        "C": stats["closeTime"],
+        "F": stats["firstId"],
+        "L": stats["lastId"],
+        "n": stats["count"],
+    }
 
 
 def best_levels(book) -> tuple:
@@ -269,16 +340,27 @@ def book_ticker(symbol: str, update_id: int, best: tuple) -> dict:
 
 def partial_depth(book, levels: int) -> dict:
     top = book.depth(levels)
-    return {"lastUpdateId": top["lastUpdateId"], "bids": [[fmt(p), fmt(q)] for p, q in top["bids"]],
-            "asks": [[fmt(p), fmt(q)] for p, q in top["asks"]]}
+    return {
+        "lastUpdateId": top["lastUpdateId"],
+        "bids": [[fmt(p), fmt(q)] for p, q in top["bids"]],
+        "asks": [[fmt(p), fmt(q)] for p, q in top["asks"]],
+    }
 
 
 def depth_update(symbol: str, diff: dict, now: int) -> dict:
-    return {"e": "depthUpdate", "E": now, "s": symbol, "U": diff["U"], "u": diff["u"],
-            "b": [[fmt(p), fmt(q)] for p, q in diff["b"]], "a": [[fmt(p), fmt(q)] for p, q in diff["a"]]}
+    return {
+        "e": "depthUpdate",
+        "E": now,
+        "s": symbol,
+        "U": diff["U"],
+        "u": diff["u"],
+        "b": [[fmt(p), fmt(q)] for p, q in diff["b"]],
+        "a": [[fmt(p), fmt(q)] for p, q in diff["a"]],
+    }
 
 
 # -- depth diffs ------------------------------------------------------------------------------------
+
 
 class DepthDiffs:
     """One symbol's diff depth events: each 100 ms diff is sent as is on @depth@100ms and merged
@@ -305,9 +387,12 @@ class DepthDiffs:
     def take(self) -> dict | None:
         if self.first is None:
             return None
-        merged = {"U": self.first, "u": self.last,
-                  "b": [(p, q) for (is_bid, p), q in self.levels.items() if is_bid],
-                  "a": [(p, q) for (is_bid, p), q in self.levels.items() if not is_bid]}
+        merged = {
+            "U": self.first,
+            "u": self.last,
+            "b": [(p, q) for (is_bid, p), q in self.levels.items() if is_bid],
+            "a": [(p, q) for (is_bid, p), q in self.levels.items() if not is_bid],
+        }
         self.discard()
         return merged
 
@@ -317,6 +402,7 @@ class DepthDiffs:
 
 
 # -- klines -----------------------------------------------------------------------------------------
+
 
 def kline_bounds(interval: str, now: int) -> tuple[int, int]:
     """Open time and close time of the candle of `interval` that contains `now` (UTC)."""

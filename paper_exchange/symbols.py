@@ -65,16 +65,38 @@ class SymbolSpec:
 
     def filters(self) -> list[dict]:
         return [
-            {"filterType": "PRICE_FILTER", "minPrice": fmt(self.min_price), "maxPrice": fmt(self.max_price),
-             "tickSize": fmt(self.tick_size)},
-            {"filterType": "LOT_SIZE", "minQty": fmt(self.min_qty), "maxQty": fmt(self.max_qty),
-             "stepSize": fmt(self.step_size)},
-            {"filterType": "MIN_NOTIONAL", "minNotional": fmt(self.min_notional), "applyToMarket": True,
-             "avgPriceMins": 5},
-            {"filterType": "MARKET_LOT_SIZE", "minQty": fmt(self.min_qty), "maxQty": fmt(self.market_max_qty),
-             "stepSize": fmt(self.step_size)},
-            {"filterType": "NOTIONAL", "minNotional": fmt(self.min_notional), "applyMinToMarket": True,
-             "maxNotional": fmt(self.max_notional), "applyMaxToMarket": False, "avgPriceMins": 5},
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": fmt(self.min_price),
+                "maxPrice": fmt(self.max_price),
+                "tickSize": fmt(self.tick_size),
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": fmt(self.min_qty),
+                "maxQty": fmt(self.max_qty),
+                "stepSize": fmt(self.step_size),
+            },
+            {
+                "filterType": "MIN_NOTIONAL",
+                "minNotional": fmt(self.min_notional),
+                "applyToMarket": True,
+                "avgPriceMins": 5,
+            },
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "minQty": fmt(self.min_qty),
+                "maxQty": fmt(self.market_max_qty),
+                "stepSize": fmt(self.step_size),
+            },
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": fmt(self.min_notional),
+                "applyMinToMarket": True,
+                "maxNotional": fmt(self.max_notional),
+                "applyMaxToMarket": False,
+                "avgPriceMins": 5,
+            },
             {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": MAX_NUM_ORDERS},
             {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": MAX_NUM_ALGO_ORDERS},
         ]
@@ -109,14 +131,23 @@ class SymbolSpec:
         }
 
 
-def _spec(symbol, base, quote, price, tick, step, min_notional, listed, max_qty="9000",
-          market_max="100") -> SymbolSpec:
+def _spec(symbol, base, quote, price, tick, step, min_notional, listed, max_qty="9000", market_max="100") -> SymbolSpec:
     tick, step = D(tick), D(step)
     return SymbolSpec(
-        symbol=symbol, base=base, quote=quote, start_price=D(price),
-        tick_size=tick, min_price=tick, max_price=D("1000000"),
-        step_size=step, min_qty=step, max_qty=D(max_qty), market_max_qty=D(market_max),
-        min_notional=D(min_notional), max_notional=D("9000000"), listed=listed,
+        symbol=symbol,
+        base=base,
+        quote=quote,
+        start_price=D(price),
+        tick_size=tick,
+        min_price=tick,
+        max_price=D("1000000"),
+        step_size=step,
+        min_qty=step,
+        max_qty=D(max_qty),
+        market_max_qty=D(market_max),
+        min_notional=D(min_notional),
+        max_notional=D("9000000"),
+        listed=listed,
     )
 
 
@@ -130,6 +161,16 @@ DEFAULT_SYMBOLS: tuple[SymbolSpec, ...] = (
     _spec("ETHUSDT", "ETH", "USDT", "3200.00", "0.01", "0.0001", "5", listed=1502928000000),
     _spec("BNBUSDT", "BNB", "USDT", "600.00", "0.01", "0.001", "5", listed=1509926400000),
     _spec("ETHBTC", "ETH", "BTC", "0.04900", "0.00001", "0.001", "0.0001", listed=1499990400000, market_max="1000"),
-    _spec(UNICODE_SYMBOL, "币安人生", "USDT", "0.1500", "0.0001", "1", "5", listed=1765843200000,
-          max_qty="90000000", market_max="9000000"),
+    _spec(
+        UNICODE_SYMBOL,
+        "币安人生",
+        "USDT",
+        "0.1500",
+        "0.0001",
+        "1",
+        "5",
+        listed=1765843200000,
+        max_qty="90000000",
+        market_max="9000000",
+    ),
 )

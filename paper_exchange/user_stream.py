@@ -24,24 +24,36 @@ from .money import ZERO, floor8, fmt
 MAX_RECV_WINDOW = 60_000
 MAX_ACTIVE_SUBSCRIPTIONS = 1_000
 MAX_SUBSCRIPTION_IDS = 65_535
-WEIGHTS = {"ping": 1, "time": 1, "userDataStream.subscribe.signature": 2, "userDataStream.unsubscribe": 2,
-           "session.subscriptions": 2, "session.logon": 2, "session.status": 2, "session.logout": 2,
-           "userDataStream.subscribe": 2}
+WEIGHTS = {
+    "ping": 1,
+    "time": 1,
+    "userDataStream.subscribe.signature": 2,
+    "userDataStream.unsubscribe": 2,
+    "session.subscriptions": 2,
+    "session.logon": 2,
+    "session.status": 2,
+    "session.logout": 2,
+    "userDataStream.subscribe": 2,
+}
 CONNECT_WEIGHT = 2
 _ID_RE = re.compile(r"^[a-zA-Z0-9\-_]{1,36}$")
-_ID_MSG = ("Invalid 'id' in JSON request; expected an integer, a string matching '^[a-zA-Z0-9-_]{1,36}$', "
-           "or null.")
+_ID_MSG = "Invalid 'id' in JSON request; expected an integer, a string matching '^[a-zA-Z0-9-_]{1,36}$', or null."
 
 
 # -- events -----------------------------------------------------------------------------------------
+
 
 def execution_report(event: OrderEvent, execution_id: int, now: int) -> dict:
     """The executionReport of one order state change, rendered at the moment it happened (the order
     object keeps changing). A cancel's c/C are completed by `complete_cancel` once the engine has
     assigned the cancel's client order id."""
     order, fill = event.order, event.fill
-    on_book = (order.status in OPEN_STATUSES and order.is_working and order.type in LIMIT_TYPES
-               and order.time_in_force in (None, "GTC"))
+    on_book = (
+        order.status in OPEN_STATUSES
+        and order.is_working
+        and order.type in LIMIT_TYPES
+        and order.time_in_force in (None, "GTC")
+    )
     report = {
         "e": "executionReport",
         "E": now,
@@ -93,8 +105,12 @@ def complete_cancel(report: dict, order) -> None:
 
 
 def account_position(account: Account, assets: list[str], now: int) -> dict:
-    return {"e": "outboundAccountPosition", "E": now, "u": account.update_time, "B": [
-        {"a": a, "f": fmt(account.balance(a).free), "l": fmt(account.balance(a).locked)} for a in assets]}
+    return {
+        "e": "outboundAccountPosition",
+        "E": now,
+        "u": account.update_time,
+        "B": [{"a": a, "f": fmt(account.balance(a).free), "l": fmt(account.balance(a).locked)} for a in assets],
+    }
 
 
 def balance_update(asset: str, delta: Decimal, now: int) -> dict:
@@ -139,6 +155,7 @@ class BalanceWatch:
 
 
 # -- WebSocket API requests -------------------------------------------------------------------------
+
 
 class RequestError(Exception):
     def __init__(self, request_id, error: BinanceError):
@@ -243,8 +260,9 @@ def verify_signed_request(params: dict, api_keys: dict, now: int):
     if params.get("recvWindow") is not None:
         recv_window = _millis("recvWindow", params["recvWindow"])
         if recv_window > MAX_RECV_WINDOW:
-            raise BinanceError(-1102, f"'recvWindow' contains unexpected value. Cannot be greater than "
-                                      f"{MAX_RECV_WINDOW}.")
+            raise BinanceError(
+                -1102, f"'recvWindow' contains unexpected value. Cannot be greater than {MAX_RECV_WINDOW}."
+            )
         if recv_window <= 0 or recv_window.as_tuple().exponent < -3:  # type: ignore[operator]
             raise errors.invalid_parameter("recvWindow")
     key, signature = params["apiKey"], params["signature"]
@@ -262,12 +280,24 @@ def verify_signed_request(params: dict, api_keys: dict, now: int):
     return api_key
 
 
-def session_status(api_key: str | None, authorized_since: int | None, connected_since: int,
-                   return_rate_limits: bool, now: int, user_data_stream: bool) -> dict:
+def session_status(
+    api_key: str | None,
+    authorized_since: int | None,
+    connected_since: int,
+    return_rate_limits: bool,
+    now: int,
+    user_data_stream: bool,
+) -> dict:
     """The result of session.logon, session.status and session.logout (web-socket-api.md), field for
     field; apiKey and authorizedSince are null on a connection that is not logged on."""
-    return {"apiKey": api_key, "authorizedSince": authorized_since, "connectedSince": connected_since,
-            "returnRateLimits": return_rate_limits, "serverTime": now, "userDataStream": user_data_stream}
+    return {
+        "apiKey": api_key,
+        "authorizedSince": authorized_since,
+        "connectedSince": connected_since,
+        "returnRateLimits": return_rate_limits,
+        "serverTime": now,
+        "userDataStream": user_data_stream,
+    }
 
 
 def response(request_id, result, rate_limits: list | None) -> dict:
@@ -285,5 +315,4 @@ def error_response(request_id, error: BinanceError, rate_limits: list | None) ->
 
 
 def weight_limits(limit: int, used: int) -> list[dict]:
-    return [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": limit,
-             "count": used}]
+    return [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": limit, "count": used}]

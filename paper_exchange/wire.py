@@ -19,17 +19,19 @@ def order_ack(order: Order, transact_time: int) -> dict:
 
 def order_result(order: Order, transact_time: int) -> dict:
     body = order_ack(order, transact_time)
-    body.update({
-        "price": fmt(order.price),
-        "origQty": fmt(order.orig_qty),
-        "executedQty": fmt(order.executed_qty),
-        "origQuoteOrderQty": fmt(order.orig_quote_qty),
-        "cummulativeQuoteQty": fmt(order.cum_quote),
-        "status": order.status,
-        "timeInForce": order.time_in_force or "GTC",
-        "type": order.type,
-        "side": order.side,
-    })
+    body.update(
+        {
+            "price": fmt(order.price),
+            "origQty": fmt(order.orig_qty),
+            "executedQty": fmt(order.executed_qty),
+            "origQuoteOrderQty": fmt(order.orig_quote_qty),
+            "cummulativeQuoteQty": fmt(order.cum_quote),
+            "status": order.status,
+            "timeInForce": order.time_in_force or "GTC",
+            "type": order.type,
+            "side": order.side,
+        }
+    )
     if order.stop_price:
         body["stopPrice"] = fmt(order.stop_price)
     body["workingTime"] = order.working_time
@@ -123,8 +125,10 @@ def account(acc: Account, uid: int, omit_zero: bool = False) -> dict:
         "buyerCommission": 0,
         "sellerCommission": 0,
         "commissionRates": {
-            "maker": fmt(acc.maker_rate), "taker": fmt(acc.taker_rate),
-            "buyer": fmt(ZERO), "seller": fmt(ZERO),
+            "maker": fmt(acc.maker_rate),
+            "taker": fmt(acc.taker_rate),
+            "buyer": fmt(ZERO),
+            "seller": fmt(ZERO),
         },
         "canTrade": True,
         "canWithdraw": True,
@@ -171,14 +175,32 @@ def public_trade(t: PublicTrade) -> dict:
 
 
 def agg_trade(t: AggTrade) -> dict:
-    return {"a": t.id, "p": fmt(t.price), "q": fmt(t.qty), "f": t.first_id, "l": t.last_id, "T": t.time,
-            "m": t.is_buyer_maker, "M": True}
+    return {
+        "a": t.id,
+        "p": fmt(t.price),
+        "q": fmt(t.qty),
+        "f": t.first_id,
+        "l": t.last_id,
+        "T": t.time,
+        "m": t.is_buyer_maker,
+        "M": True,
+    }
 
 
 def kline(c: Candle, close_time: int) -> list:
     return [
-        c.open_time, fmt(c.open), fmt(c.high), fmt(c.low), fmt(c.close), fmt(c.volume), close_time,
-        fmt(c.quote_volume), c.count, fmt(c.taker_buy_volume), fmt(c.taker_buy_quote), "0",
+        c.open_time,
+        fmt(c.open),
+        fmt(c.high),
+        fmt(c.low),
+        fmt(c.close),
+        fmt(c.volume),
+        close_time,
+        fmt(c.quote_volume),
+        c.count,
+        fmt(c.taker_buy_volume),
+        fmt(c.taker_buy_quote),
+        "0",
     ]
 
 
@@ -278,4 +300,3 @@ def exchange_info(exchange: Exchange, markets: list[Market], rate_limits: list[d
         "symbols": [m.spec.exchange_info() for m in markets],
         "sors": [],
     }
-

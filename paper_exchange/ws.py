@@ -73,6 +73,7 @@ class _Close:
 
 # -- one connection ---------------------------------------------------------------------------------
 
+
 class Connection:
     """One WebSocket: what it subscribed to, and a bounded queue of ready-made frames."""
 
@@ -82,12 +83,12 @@ class Connection:
         self.id = next(self._ids)
         self.hub = hub
         self.ws = ws
-        self.kind = kind                      # "stream" (market and listen-key streams) or "api"
+        self.kind = kind  # "stream" (market and listen-key streams) or "api"
         self.path = request.path
         self.ip = request.ip or "127.0.0.1"
         self.combined = combined
         self.opened = time.monotonic()
-        self.streams: dict[str, None] = {}    # subscription order, for LIST_SUBSCRIPTIONS
+        self.streams: dict[str, None] = {}  # subscription order, for LIST_SUBSCRIPTIONS
         self.subscriptions: dict[int, str] = {}  # WS-API: subscriptionId -> account
         self.next_subscription_id = 0
         # WS-API session (session.logon): the Ed25519 key it is logged on with, and the subscription
@@ -97,10 +98,10 @@ class Connection:
         self.logon_subscription: int | None = None
         self.connected_since = now_ms()
         self.default_limits = True
-        self.queue: deque = deque()           # (enqueued at, frame bytes or _Close)
+        self.queue: deque = deque()  # (enqueued at, frame bytes or _Close)
         self.wakeup = asyncio.Event()
         self.sent = 0
-        self.drop_after: int | None = None    # fault: abort after this many more messages
+        self.drop_after: int | None = None  # fault: abort after this many more messages
         self.incoming: deque[float] = deque()
         self.closed = False
         self._cap_kernel_buffer()
@@ -232,14 +233,22 @@ class Connection:
         self.ws.process_events = process_events
 
     def describe(self) -> dict:
-        return {"id": self.id, "path": self.path, "kind": self.kind, "combined": self.combined,
-                "streams": list(self.streams), "subscriptions": sorted(self.subscriptions),
-                "loggedOn": self.session_key.key if self.session_key else None,
-                "queued": len(self.queue), "sent": self.sent,
-                "age_s": round(time.monotonic() - self.opened, 3)}
+        return {
+            "id": self.id,
+            "path": self.path,
+            "kind": self.kind,
+            "combined": self.combined,
+            "streams": list(self.streams),
+            "subscriptions": sorted(self.subscriptions),
+            "loggedOn": self.session_key.key if self.session_key else None,
+            "queued": len(self.queue),
+            "sent": self.sent,
+            "age_s": round(time.monotonic() - self.opened, 3),
+        }
 
 
 # -- the hub ----------------------------------------------------------------------------------------
+
 
 class StreamHub:
     def __init__(self, px, config: StreamConfig):
@@ -249,13 +258,13 @@ class StreamHub:
         self.user_account = px.api_keys[px.config.api_key].account
         self.connections: set[Connection] = set()
         self.market: dict[str, set[Connection]] = {}
-        self.listen: dict[str, set[Connection]] = {}          # listen key -> connections
-        self.listen_owner: dict[str, str] = {}                # listen key -> account
-        self.listen_expiry: dict[str, int] = {}               # listen key -> last known expiry (ms)
-        self.api: dict[str, dict[Connection, int]] = {}       # account -> connection -> subscriptionId
-        self.watched: dict[str, int] = {}                     # account -> number of subscriptions
+        self.listen: dict[str, set[Connection]] = {}  # listen key -> connections
+        self.listen_owner: dict[str, str] = {}  # listen key -> account
+        self.listen_expiry: dict[str, int] = {}  # listen key -> last known expiry (ms)
+        self.api: dict[str, dict[Connection, int]] = {}  # account -> connection -> subscriptionId
+        self.watched: dict[str, int] = {}  # account -> number of subscriptions
         self.balances = user_stream.BalanceWatch()
-        self.pending: dict[str, list] = {}                    # account -> [(report, canceled order)]
+        self.pending: dict[str, list] = {}  # account -> [(report, canceled order)]
         self.execution_ids = itertools.count(1)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._flush_scheduled = False
@@ -265,11 +274,11 @@ class StreamHub:
         self.last_trade: dict[str, int] = {}
         self.last_agg: dict[str, int] = {}
         self.best: dict[str, tuple] = {}
-        self.kline_open: dict[str, int] = {}                  # kline stream -> open time last sent
+        self.kline_open: dict[str, int] = {}  # kline stream -> open time last sent
         # faults
         self.delay_s = 0.0
-        self.stalls: dict[str, float] = {}                    # stream name or "*" -> until (monotonic)
-        self.gaps: set[str] = set()                           # symbols (or "*") whose next diff is withheld
+        self.stalls: dict[str, float] = {}  # stream name or "*" -> until (monotonic)
+        self.gaps: set[str] = set()  # symbols (or "*") whose next diff is withheld
         self.published = 0
 
     # -- connections and subscriptions ----------------------------------------------------------
@@ -298,8 +307,11 @@ class StreamHub:
     def subscribe(self, conn: Connection, names: list[str], now: int, request_id=None) -> None:
         self.check_names(names, now, request_id)
         if len(set(conn.streams) | set(names)) > streams.MAX_STREAMS:
-            raise ControlError(2, f"Invalid request: too many streams; a connection can listen to at most "
-                                  f"{streams.MAX_STREAMS} streams", request_id)
+            raise ControlError(
+                2,
+                f"Invalid request: too many streams; a connection can listen to at most {streams.MAX_STREAMS} streams",
+                request_id,
+            )
         for name in names:
             if name in conn.streams:
                 continue
@@ -330,8 +342,10 @@ class StreamHub:
     def start_subscription(self, conn: Connection, account: str) -> int:
         if account in conn.subscriptions.values():
             raise BinanceError(-2035, "User Data Stream subscription already active.")
-        if len(conn.subscriptions) >= user_stream.MAX_ACTIVE_SUBSCRIPTIONS or \
-                conn.next_subscription_id >= user_stream.MAX_SUBSCRIPTION_IDS:
+        if (
+            len(conn.subscriptions) >= user_stream.MAX_ACTIVE_SUBSCRIPTIONS
+            or conn.next_subscription_id >= user_stream.MAX_SUBSCRIPTION_IDS
+        ):
             raise BinanceError(-2042, "Maximum subscription ID reached for this connection.")
         sub_id = conn.next_subscription_id
         conn.next_subscription_id += 1
@@ -517,8 +531,11 @@ class StreamHub:
             if merged is not None and slow in self.market:
                 self.publish(slow, streams.depth_update(symbol, merged, now))
         for levels in streams.PARTIAL_LEVELS:
-            for name in ((f"{lower}@depth{levels}@100ms", f"{lower}@depth{levels}") if second
-                         else (f"{lower}@depth{levels}@100ms",)):
+            for name in (
+                (f"{lower}@depth{levels}@100ms", f"{lower}@depth{levels}")
+                if second
+                else (f"{lower}@depth{levels}@100ms",)
+            ):
                 if name in self.market:
                     self.publish(name, streams.partial_depth(market.book, levels))
 
@@ -595,8 +612,13 @@ class StreamHub:
     # -- faults --------------------------------------------------------------------------------
 
     def targets(self, target: str) -> list[Connection]:
-        return [c for c in self.connections if target == "all" or
-                (target == "streams" and c.kind == "stream") or (target == "ws-api" and c.kind == "api")]
+        return [
+            c
+            for c in self.connections
+            if target == "all"
+            or (target == "streams" and c.kind == "stream")
+            or (target == "ws-api" and c.kind == "api")
+        ]
 
     def server_shutdown(self, target: str, disconnect_after: float | None) -> int:
         now = now_ms()
@@ -608,17 +630,21 @@ class StreamHub:
             else:
                 conn.send_json({"stream": "!serverShutdown", "data": event} if conn.combined else event)
         if disconnect_after is not None and self.loop is not None:
+
             def close_all():
                 for conn in conns:
                     conn.finish(1001, "Server shutdown")
+
             self.loop.call_later(disconnect_after, close_all)
         return len(conns)
 
     def fault_state(self) -> dict:
         now = time.monotonic()
-        return {"delay_ms": round(self.delay_s * 1000),
-                "stalls": {k: round(v - now, 3) for k, v in self.stalls.items() if v > now},
-                "depth_gaps": sorted(self.gaps)}
+        return {
+            "delay_ms": round(self.delay_s * 1000),
+            "stalls": {k: round(v - now, 3) for k, v in self.stalls.items() if v > now},
+            "depth_gaps": sorted(self.gaps),
+        }
 
 
 def _since(rows: deque, last_id: int) -> list:
@@ -633,6 +659,7 @@ def _since(rows: deque, last_id: int) -> list:
 
 
 # -- socket handlers --------------------------------------------------------------------------------
+
 
 async def _serve(hub: StreamHub, conn: Connection, reader) -> None:
     """Run a connection's reader and writer until either ends or its lifetime is up."""
@@ -697,7 +724,7 @@ async def _open_streams(hub: StreamHub, request: Request, ws, names: list[str], 
             continue
         wanted.append(name)
     try:
-        hub.subscribe(conn, wanted[:streams.MAX_STREAMS], now)
+        hub.subscribe(conn, wanted[: streams.MAX_STREAMS], now)
     except ControlError as exc:  # cannot happen for checked names, but a refusal must not pass silently
         await ws.close(1008, exc.msg[:120])
         return
@@ -802,9 +829,14 @@ def _api_method(hub: StreamHub, conn: Connection, request, now: int, after: list
 
 def _session(conn: Connection, now: int, without: int | None = None) -> dict:
     key = conn.session_key
-    return user_stream.session_status(key.key if key else None, conn.authorized_since, conn.connected_since,
-                                      conn.default_limits, now,
-                                      any(sub_id != without for sub_id in conn.subscriptions))
+    return user_stream.session_status(
+        key.key if key else None,
+        conn.authorized_since,
+        conn.connected_since,
+        conn.default_limits,
+        now,
+        any(sub_id != without for sub_id in conn.subscriptions),
+    )
 
 
 async def _open_api(hub: StreamHub, request: Request, ws) -> None:
@@ -820,6 +852,7 @@ async def _open_api(hub: StreamHub, request: Request, ws) -> None:
 
 
 # -- admin routes -----------------------------------------------------------------------------------
+
 
 def _body(request: Request) -> dict:
     body = orjson.loads(request.body or b"{}")
@@ -885,8 +918,13 @@ def _stream_fault(hub: StreamHub, body: dict) -> dict:
 def _admin_routes(app: Sanic, hub: StreamHub) -> None:
     @app.get("/_paper/streams")
     async def stream_status(request: Request):
-        return json_response({"connections": [c.describe() for c in sorted(hub.connections, key=lambda c: c.id)],
-                              "faults": hub.fault_state(), "published": hub.published})
+        return json_response(
+            {
+                "connections": [c.describe() for c in sorted(hub.connections, key=lambda c: c.id)],
+                "faults": hub.fault_state(),
+                "published": hub.published,
+            }
+        )
 
     @app.route("/_paper/streams/faults", methods=["GET", "POST", "DELETE"])
     async def stream_faults(request: Request):
@@ -922,6 +960,7 @@ def _admin_routes(app: Sanic, hub: StreamHub) -> None:
 
 
 # -- wiring -----------------------------------------------------------------------------------------
+
 
 def setup_streams(app: Sanic, px, config: StreamConfig | None = None) -> StreamHub:
     """Market streams, the WebSocket API and their admin routes on the paper exchange's app."""

@@ -55,8 +55,9 @@ def main() -> int:
         "web": lambda: http_ok(gateway + "/health/ready"),
         "worker": lambda: bool(celery.control.ping(timeout=0.5)),
         "stream relay": lambda: redis_has(status_key),
-        "beat": lambda: (ROOT / ".run" / "celerybeat-schedule").exists()
-        or any((ROOT / ".run").glob("celerybeat-schedule*")),
+        "beat": lambda: (
+            (ROOT / ".run" / "celerybeat-schedule").exists() or any((ROOT / ".run").glob("celerybeat-schedule*"))
+        ),
     }
     started, noted = time.monotonic(), False
     waiting = list(checks)
@@ -67,11 +68,13 @@ def main() -> int:
             noted = True
         if waiting:
             time.sleep(0.25)
-    print(f"spotgate ready in {time.monotonic() - started:.1f} s: gateway {gateway} "
-          f"(dashboard {gateway}/, docs {gateway}/docs), "
-          f"paper exchange {paper}. Try: TOKEN=$(.venv/bin/python -m app.tokens issue --sub me --role viewer) && "
-          f"curl -s -H \"Authorization: Bearer $TOKEN\" '{gateway}/api/v1/ticker/price?symbol=BTCUSDT'",
-          flush=True)
+    print(
+        f"spotgate ready in {time.monotonic() - started:.1f} s: gateway {gateway} "
+        f"(dashboard {gateway}/, docs {gateway}/docs), "
+        f"paper exchange {paper}. Try: TOKEN=$(.venv/bin/python -m app.tokens issue --sub me --role viewer) && "
+        f"curl -s -H \"Authorization: Bearer $TOKEN\" '{gateway}/api/v1/ticker/price?symbol=BTCUSDT'",
+        flush=True,
+    )
     while True:
         signal.pause()
 

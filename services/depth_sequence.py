@@ -15,9 +15,9 @@ from enum import Enum
 
 
 class Step(Enum):
-    OLD = "old"    # u <= the held update id: the follower already has it
+    OLD = "old"  # u <= the held update id: the follower already has it
     NEXT = "next"  # continues the book: apply (or send) it, then `advance(u)`
-    GAP = "gap"    # updates between the held id and U were missed: a new snapshot is needed
+    GAP = "gap"  # updates between the held id and U were missed: a new snapshot is needed
 
 
 class DepthSequence:

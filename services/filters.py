@@ -33,8 +33,18 @@ POSITIVE_DECIMAL_PATTERN = r"^(0\.[0-9]{0,19}[1-9][0-9]{0,19}|[1-9][0-9]{0,19}(\
 POSITIVE_DECIMAL_RE = re.compile(POSITIVE_DECIMAL_PATTERN)
 # Every field an order body may carry; anything else is refused (a typo like "stopprice" must not
 # be dropped silently).
-ORDER_FIELDS = ("symbol", "side", "type", "quantity", "quoteOrderQty", "price", "stopPrice", "timeInForce",
-                "clientOrderId", "executeAt")
+ORDER_FIELDS = (
+    "symbol",
+    "side",
+    "type",
+    "quantity",
+    "quoteOrderQty",
+    "price",
+    "stopPrice",
+    "timeInForce",
+    "clientOrderId",
+    "executeAt",
+)
 NULLABLE_ORDER_FIELDS = ("timeInForce", "clientOrderId", "executeAt")  # null: the default (GTC, ours, now)
 
 
@@ -51,7 +61,7 @@ def json_integer(value) -> int | None:
 
 @dataclass(frozen=True)
 class CheckedOrder:
-    request: dict            # what the worker sends (strings, Binance's parameter names)
+    request: dict  # what the worker sends (strings, Binance's parameter names)
     notional: Decimal | None  # quote value, for risk limits (None if no reference price)
 
 
@@ -61,8 +71,11 @@ def _decimal(body: dict, name: str) -> Decimal | None:
         return None
     # A JSON number would arrive as a float (0.1 is not 0.1): decimals travel as strings, as Binance's do.
     if not isinstance(raw, str) or not DECIMAL_RE.match(raw):
-        raise OrderInvalid(name, f"'{name}' must be a decimal string like \"0.001\" (digits, no sign, spaces, "
-                                 f"exponent or leading zeros), got {str(raw)[:40]!r}")
+        raise OrderInvalid(
+            name,
+            f"'{name}' must be a decimal string like \"0.001\" (digits, no sign, spaces, "
+            f"exponent or leading zeros), got {str(raw)[:40]!r}",
+        )
     try:
         return Decimal(raw)
     except InvalidOperation:
@@ -87,8 +100,11 @@ def check_order(body: dict, symbol_info: dict, reference_price: Decimal | None) 
             raise OrderInvalid(name, f"'{name}' must not be null: leave it out")
     status = symbol_info.get("status")
     if status == "CANCEL_ONLY":  # Binance's status since 2026-07: cancels only
-        raise OrderInvalid("symbol", f"{symbol_info['symbol']} is CANCEL_ONLY: it takes no new orders now, "
-                                     "only cancels", rule="CANCEL_ONLY")
+        raise OrderInvalid(
+            "symbol",
+            f"{symbol_info['symbol']} is CANCEL_ONLY: it takes no new orders now, only cancels",
+            rule="CANCEL_ONLY",
+        )
     if status != "TRADING":
         raise OrderInvalid("symbol", f"{symbol_info['symbol']} is not trading now (status {status})", rule=status)
     # Enums as Binance spells them: "buy" and "ſell" (whose upper() is "SELL") are not canonical.
@@ -127,24 +143,26 @@ def check_order(body: dict, symbol_info: dict, reference_price: Decimal | None) 
             f = filters["PRICE_FILTER"]
             low, high, tick = Decimal(f["minPrice"]), Decimal(f["maxPrice"]), Decimal(f["tickSize"])
             if value <= 0 or (low and value < low) or (high and value > high):
-                raise OrderInvalid(name, f"'{name}' {value} is outside [{f['minPrice']}, {f['maxPrice']}]",
-                                   "PRICE_FILTER")
+                raise OrderInvalid(
+                    name, f"'{name}' {value} is outside [{f['minPrice']}, {f['maxPrice']}]", "PRICE_FILTER"
+                )
             if not _on_grid(value, low, tick):
-                raise OrderInvalid(name, f"'{name}' {value} is not a multiple of tickSize {f['tickSize']}",
-                                   "PRICE_FILTER")
+                raise OrderInvalid(
+                    name, f"'{name}' {value} is not a multiple of tickSize {f['tickSize']}", "PRICE_FILTER"
+                )
     quantity = values["quantity"]
     if quantity is not None:
-        for rule in (("MARKET_LOT_SIZE", "LOT_SIZE") if type_ in MARKET_LIKE else ("LOT_SIZE",)):
+        for rule in ("MARKET_LOT_SIZE", "LOT_SIZE") if type_ in MARKET_LIKE else ("LOT_SIZE",):
             f = filters.get(rule)
             if f is None:
                 continue
             low, high, step = Decimal(f["minQty"]), Decimal(f["maxQty"]), Decimal(f["stepSize"])
             if quantity <= 0 or quantity < low or (high and quantity > high):
-                raise OrderInvalid("quantity", f"'quantity' {quantity} is outside [{f['minQty']}, {f['maxQty']}]",
-                                   rule)
+                raise OrderInvalid("quantity", f"'quantity' {quantity} is outside [{f['minQty']}, {f['maxQty']}]", rule)
             if not _on_grid(quantity, low, step):
-                raise OrderInvalid("quantity", f"'quantity' {quantity} is not a multiple of stepSize {f['stepSize']}",
-                                   rule)
+                raise OrderInvalid(
+                    "quantity", f"'quantity' {quantity} is not a multiple of stepSize {f['stepSize']}", rule
+                )
     price_for_notional = values["price"] if type_ not in MARKET_LIKE else reference_price
     notional = values["quoteOrderQty"]
     if notional is None and quantity is not None and price_for_notional is not None:
@@ -155,8 +173,9 @@ def check_order(body: dict, symbol_info: dict, reference_price: Decimal | None) 
             if f is None or (type_ in MARKET_LIKE and not f.get("applyMinToMarket", f.get("applyToMarket", True))):
                 continue
             if notional < Decimal(f["minNotional"]):
-                raise OrderInvalid("quantity", f"order value {_wire(notional)} is below minNotional "
-                                               f"{f['minNotional']}", rule)
+                raise OrderInvalid(
+                    "quantity", f"order value {_wire(notional)} is below minNotional {f['minNotional']}", rule
+                )
             limit_max = f.get("maxNotional")
             if limit_max and (type_ not in MARKET_LIKE or f.get("applyMaxToMarket")) and notional > Decimal(limit_max):
                 raise OrderInvalid("quantity", f"order value {_wire(notional)} is above maxNotional {limit_max}", rule)

@@ -44,7 +44,10 @@ redis.call('DEL', KEYS[1])
 return {'done', job or false, redis.call('GET', KEYS[3]) or false}
 """
 
-GATE_FUNCTION = RESERVE_FUNCTION + TAKE_FUNCTION + """
+GATE_FUNCTION = (
+    RESERVE_FUNCTION
+    + TAKE_FUNCTION
+    + """
 local function order_gate(kill_key, ten_key, day_key, weight_key, pause_key, limits_key,
                           per_10s, per_day, weight, limit, now_ms, ttl_ms)
   local kill = redis.call('GET', kill_key)
@@ -59,20 +62,31 @@ local function order_gate(kill_key, ten_key, day_key, weight_key, pause_key, lim
   return {'pass', redis.call('GET', limits_key) or false}
 end
 """
+)
 
-GATE = GATE_FUNCTION + """
+GATE = (
+    GATE_FUNCTION
+    + """
 return order_gate(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], tonumber(ARGV[1]), tonumber(ARGV[2]),
                   tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6])
 """
+)
 
-START = UPDATE_FUNCTION + GATE_FUNCTION + """
+START = (
+    UPDATE_FUNCTION
+    + GATE_FUNCTION
+    + """
 local stored = update_job(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 if stored ~= ARGV[1] then return {'stale', stored or false} end
 return order_gate(KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], tonumber(ARGV[5]), tonumber(ARGV[6]),
                   tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10])
 """
+)
 
-FINISH = UPDATE_FUNCTION + SLOT_DONE_FUNCTION + """
+FINISH = (
+    UPDATE_FUNCTION
+    + SLOT_DONE_FUNCTION
+    + """
 local stored = update_job(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 if ARGV[6] ~= '' then
   if ARGV[7] == '1' then redis.call('SADD', KEYS[5], ARGV[6]) else redis.call('SREM', KEYS[5], ARGV[6]) end
@@ -82,6 +96,7 @@ finish_open_slot(KEYS[7], ARGV[4], ARGV[7])
 if redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('DEL', KEYS[4]) end
 return stored or false
 """
+)
 
 RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -99,9 +114,9 @@ LOCKED, HELD, DONE = "locked", "held", "done"
 
 @dataclass
 class Begun:
-    state: str                    # LOCKED: this run holds the lock; HELD: another run does; DONE: final/gone
+    state: str  # LOCKED: this run holds the lock; HELD: another run does; DONE: final/gone
     job: dict | None
-    lock_ttl: float = 0.0         # HELD: seconds the holder's lock has left
+    lock_ttl: float = 0.0  # HELD: seconds the holder's lock has left
     kill_switch: dict | None = None
     limits: dict = field(default_factory=dict)
 
@@ -109,8 +124,8 @@ class Begun:
 @dataclass(frozen=True)
 class GateVerdict:
     passed: bool
-    halted: dict | None = None    # the kill switch's state when it is engaged
-    wait: float = 0.0             # seconds before trying again (pacing or weight budget)
+    halted: dict | None = None  # the kill switch's state when it is engaged
+    wait: float = 0.0  # seconds before trying again (pacing or weight budget)
     limits: dict = field(default_factory=dict)  # passed: the risk limits as they are now
 
 
@@ -136,9 +151,16 @@ class JobRuns:
         return f"{self.jobs.prefix}job-lock:{job_id}"
 
     def begin(self, job_id: str, token: str, lock_seconds: float) -> Begun:
-        reply = self._begin(keys=[self.lock_key(job_id), self.jobs.job(job_id), self.jobs.order_update(job_id),
-                                  self.risk.kill_key, self.risk.limits_key],
-                            args=[token, int(lock_seconds * 1000)])
+        reply = self._begin(
+            keys=[
+                self.lock_key(job_id),
+                self.jobs.job(job_id),
+                self.jobs.order_update(job_id),
+                self.risk.kill_key,
+                self.risk.limits_key,
+            ],
+            args=[token, int(lock_seconds * 1000)],
+        )
         state = _text(reply[0])
         if state == HELD:
             return Begun(HELD, _json(reply[1]), lock_ttl=max(0, int(reply[2])) / 1000)
@@ -152,8 +174,10 @@ class JobRuns:
         (the record, None) when the stored one was final or gone and was left alone."""
         now = int(time.time() * 1000)
         record = orjson.dumps(job)
-        reply = self._start(keys=self._job_keys(job["id"]) + self._gate_keys(now),
-                            args=[record, JOB_TTL, job["updatedAt"], job["id"]] + self._gate_args(weight, now))
+        reply = self._start(
+            keys=self._job_keys(job["id"]) + self._gate_keys(now),
+            args=[record, JOB_TTL, job["updatedAt"], job["id"]] + self._gate_args(weight, now),
+        )
         if _text(reply[0]) == "stale":
             return _json(reply[1]), None
         return job, self._verdict(reply, now)
@@ -166,10 +190,20 @@ class JobRuns:
         """Store the final `job`, note `order` (if any) as risk.note_order does, release the lock."""
         member = f"{order.get('symbol')}:{order.get('orderId')}" if order and order.get("symbol") else ""
         is_open = "1" if order and order.get("status") in OPEN_STATUSES else "0"
-        reply = self._finish(keys=self._job_keys(job["id"]) + [self.lock_key(job["id"]), self.risk.open_key,
-                                                              self.risk.traded_key, self.risk.slots_key],
-                             args=[orjson.dumps(job), JOB_TTL, job["updatedAt"], job["id"], token, member, is_open,
-                                   (order or {}).get("symbol") or ""])
+        reply = self._finish(
+            keys=self._job_keys(job["id"])
+            + [self.lock_key(job["id"]), self.risk.open_key, self.risk.traded_key, self.risk.slots_key],
+            args=[
+                orjson.dumps(job),
+                JOB_TTL,
+                job["updatedAt"],
+                job["id"],
+                token,
+                member,
+                is_open,
+                (order or {}).get("symbol") or "",
+            ],
+        )
         return _json(reply)
 
     def renew(self, job_id: str, token: str, lock_seconds: float) -> bool:
@@ -184,8 +218,13 @@ class JobRuns:
         return [self.jobs.job(job_id), self.jobs.open, self.jobs.events]
 
     def _gate_keys(self, now_ms: int) -> list[str]:
-        return [self.risk.kill_key, *self.pacer.keys(now_ms), self.budget.weight_key(now_ms), self.budget.pause_key,
-                self.risk.limits_key]
+        return [
+            self.risk.kill_key,
+            *self.pacer.keys(now_ms),
+            self.budget.weight_key(now_ms),
+            self.budget.pause_key,
+            self.risk.limits_key,
+        ]
 
     def _gate_args(self, weight: int, now_ms: int) -> list:
         # orders draw on the budget up to the ORDER ceiling: market data cannot spend their share

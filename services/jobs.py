@@ -65,9 +65,12 @@ local function update_job(job_key, open_key, events_key, record, ttl, score, job
 end
 """
 
-UPDATE = UPDATE_FUNCTION + """
+UPDATE = (
+    UPDATE_FUNCTION
+    + """
 return update_job(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 """
+)
 
 # Keep the newest order state: an update older than the stored one (by updateTime) is dropped; an
 # equal time is a later event of the same moment (NEW then TRADE), so it wins. Flat objects only.
@@ -109,21 +112,54 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def new_job(request: dict, client_order_id: str, owner: str, execute_at: int | None = None, *,
-            ttl_seconds: float | None = None, valuation: dict | None = None) -> dict:
+def new_job(
+    request: dict,
+    client_order_id: str,
+    owner: str,
+    execute_at: int | None = None,
+    *,
+    ttl_seconds: float | None = None,
+    valuation: dict | None = None,
+) -> dict:
     """A queued job; `ttl_seconds` after it is due (executeAt, else now) it expires unsent."""
     stamp = now_ms()
     expires_at = None if ttl_seconds is None else int((execute_at or stamp) + ttl_seconds * 1000)
-    return {"id": uuid.uuid4().hex, "kind": "order", "status": QUEUED, "request": request,
-            "clientOrderId": client_order_id, "owner": owner, "order": None, "error": None, "attempts": 0,
-            "createdAt": stamp, "updatedAt": stamp, "executeAt": execute_at, "expiresAt": expires_at,
-            "valuation": valuation}
+    return {
+        "id": uuid.uuid4().hex,
+        "kind": "order",
+        "status": QUEUED,
+        "request": request,
+        "clientOrderId": client_order_id,
+        "owner": owner,
+        "order": None,
+        "error": None,
+        "attempts": 0,
+        "createdAt": stamp,
+        "updatedAt": stamp,
+        "executeAt": execute_at,
+        "expiresAt": expires_at,
+        "valuation": valuation,
+    }
 
 
 def public_view(job: dict) -> dict:
     """What clients see of a job."""
-    return {k: job.get(k) for k in ("id", "status", "clientOrderId", "order", "error", "createdAt", "updatedAt",
-                                    "executeAt", "expiresAt", "request", "orderUpdate")}
+    return {
+        k: job.get(k)
+        for k in (
+            "id",
+            "status",
+            "clientOrderId",
+            "order",
+            "error",
+            "createdAt",
+            "updatedAt",
+            "executeAt",
+            "expiresAt",
+            "request",
+            "orderUpdate",
+        )
+    }
 
 
 class _Keys:
@@ -191,8 +227,9 @@ class JobStore(_Keys):
         if job is None or job["status"] in FINAL:
             return job
         job.update(patch, updatedAt=now_ms())
-        raw = self._update(keys=[self.job(job_id), self.open, self.events],
-                           args=[orjson.dumps(job), JOB_TTL, job["updatedAt"], job_id])
+        raw = self._update(
+            keys=[self.job(job_id), self.open, self.events], args=[orjson.dumps(job), JOB_TTL, job["updatedAt"], job_id]
+        )
         return orjson.loads(raw) if raw else None
 
     def record_order_update(self, client_order_id: str, order: dict) -> dict | None:
@@ -231,8 +268,9 @@ class AsyncJobStore(_Keys):
         self.redis = redis
         self._create = redis.register_script(CREATE)
 
-    async def create(self, job: dict, idempotency_key: str | None = None,
-                     task: tuple[str, bytes] | None = None) -> tuple[dict, bool]:
+    async def create(
+        self, job: dict, idempotency_key: str | None = None, task: tuple[str, bytes] | None = None
+    ) -> tuple[dict, bool]:
         """Store a new job and LPUSH `task` (queue list, message) in one script, so a job is never
         recorded without its task nor queued without its record. With an Idempotency-Key already used
         by this owner, return that job instead (created=False) and store and queue nothing — also when
@@ -240,14 +278,30 @@ class AsyncJobStore(_Keys):
         job holds the clientOrderId."""
         replace = False
         while True:
-            idem = (self.idempotency(job["owner"], idempotency_key) if idempotency_key is not None
-                    else self.job(job["id"]))
+            idem = (
+                self.idempotency(job["owner"], idempotency_key) if idempotency_key is not None else self.job(job["id"])
+            )
             reply = await self._create(
-                keys=[idem, self.job(job["id"]), self.by_client_id(job["clientOrderId"]), self.open, self.scheduled,
-                      task[0] if task is not None else self.job(job["id"])],
-                args=[job["id"], orjson.dumps(job), JOB_TTL, IDEMPOTENCY_TTL, job["updatedAt"],
-                      job.get("executeAt") or "", task[1] if task is not None else "",
-                      "1" if idempotency_key is not None else "0", "1" if replace else "0"])
+                keys=[
+                    idem,
+                    self.job(job["id"]),
+                    self.by_client_id(job["clientOrderId"]),
+                    self.open,
+                    self.scheduled,
+                    task[0] if task is not None else self.job(job["id"]),
+                ],
+                args=[
+                    job["id"],
+                    orjson.dumps(job),
+                    JOB_TTL,
+                    IDEMPOTENCY_TTL,
+                    job["updatedAt"],
+                    job.get("executeAt") or "",
+                    task[1] if task is not None else "",
+                    "1" if idempotency_key is not None else "0",
+                    "1" if replace else "0",
+                ],
+            )
             outcome, job_id = _text(reply[0]), _text(reply[1])
             if outcome == "created":
                 return job, True

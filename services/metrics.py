@@ -64,72 +64,122 @@ class Metrics:
             return Histogram(name, doc, labels, registry=registry, buckets=buckets)
 
         # -- web: HTTP ----------------------------------------------------------------------------------
-        self.http_requests = counter("spotgate_http_requests_total", "HTTP requests answered, by route template, "
-                                     "method and status", ("route", "method", "status"))
-        self.http_duration = histogram("spotgate_http_request_duration_seconds", "Time to answer an HTTP request "
-                                       "(WebSocket sessions excluded)", ("route", "method"))
-        self.api_errors = counter("spotgate_api_errors_total", "Error answers (HTTP bodies and WebSocket error "
-                                  "frames), by error code", ("code",))
-        self.auth_failures = counter("spotgate_auth_failures_total", "Refused tokens and logins, by kind "
-                                     "(TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED, ...)",
-                                     ("code", "transport"))
+        self.http_requests = counter(
+            "spotgate_http_requests_total",
+            "HTTP requests answered, by route template, method and status",
+            ("route", "method", "status"),
+        )
+        self.http_duration = histogram(
+            "spotgate_http_request_duration_seconds",
+            "Time to answer an HTTP request (WebSocket sessions excluded)",
+            ("route", "method"),
+        )
+        self.api_errors = counter(
+            "spotgate_api_errors_total",
+            "Error answers (HTTP bodies and WebSocket error frames), by error code",
+            ("code",),
+        )
+        self.auth_failures = counter(
+            "spotgate_auth_failures_total",
+            "Refused tokens and logins, by kind (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED, ...)",
+            ("code", "transport"),
+        )
         # -- web: WebSocket -----------------------------------------------------------------------------
         self.ws_connections = gauge("spotgate_ws_connections", "Open WebSocket connections")
         self.ws_opened = counter("spotgate_ws_connections_opened_total", "WebSocket connections accepted")
-        self.ws_refused = counter("spotgate_ws_upgrades_refused_total", "WebSocket upgrades refused over "
-                                  "MAX_WS_CONNECTIONS (503)")
-        self.ws_deliveries = counter("spotgate_ws_deliveries_total", "Data messages handed to WebSocket clients "
-                                     "(one per client and message), by channel kind", ("kind",))
-        self.ws_dropped = counter("spotgate_ws_dropped_total", "Messages a client did not get as such: a ticker "
-                                  "replaced by a newer one in its queue (conflated), a depth diff answered with a "
-                                  "fresh snapshot instead (resync)", ("kind", "reason"))
-        self.ws_slow_closes = counter("spotgate_ws_slow_client_closes_total", "Connections closed 4008 because "
-                                      "the client did not keep up")
+        self.ws_refused = counter(
+            "spotgate_ws_upgrades_refused_total", "WebSocket upgrades refused over MAX_WS_CONNECTIONS (503)"
+        )
+        self.ws_deliveries = counter(
+            "spotgate_ws_deliveries_total",
+            "Data messages handed to WebSocket clients (one per client and message), by channel kind",
+            ("kind",),
+        )
+        self.ws_dropped = counter(
+            "spotgate_ws_dropped_total",
+            "Messages a client did not get as such: a ticker "
+            "replaced by a newer one in its queue (conflated), a depth diff answered with a "
+            "fresh snapshot instead (resync)",
+            ("kind", "reason"),
+        )
+        self.ws_slow_closes = counter(
+            "spotgate_ws_slow_client_closes_total", "Connections closed 4008 because the client did not keep up"
+        )
         # -- every process that calls Binance -------------------------------------------------------------
-        self.upstream_requests = counter("spotgate_upstream_requests_total", "Binance REST calls, by endpoint "
-                                         "and HTTP status (timeout, unreachable or connection_lost when none)",
-                                         ("endpoint", "status"))
-        self.upstream_duration = histogram("spotgate_upstream_request_duration_seconds", "Binance REST call "
-                                           "latency", ("endpoint",))
-        self.upstream_limited = counter("spotgate_upstream_rate_limited_total", "Binance answers 429 (rate "
-                                        "limited) and 418 (IP banned)", ("status",))
-        self.upstream_weight = gauge("spotgate_upstream_reported_weight", "X-MBX-USED-WEIGHT-1M of the latest "
-                                     "Binance answer this process got", mode="mostrecent")
-        self.budget_refusals = counter("spotgate_upstream_budget_refusals_total", "Calls not made because the "
-                                       "shared weight budget was spent or Binance had paused us")
+        self.upstream_requests = counter(
+            "spotgate_upstream_requests_total",
+            "Binance REST calls, by endpoint and HTTP status (timeout, unreachable or connection_lost when none)",
+            ("endpoint", "status"),
+        )
+        self.upstream_duration = histogram(
+            "spotgate_upstream_request_duration_seconds", "Binance REST call latency", ("endpoint",)
+        )
+        self.upstream_limited = counter(
+            "spotgate_upstream_rate_limited_total",
+            "Binance answers 429 (rate limited) and 418 (IP banned)",
+            ("status",),
+        )
+        self.upstream_weight = gauge(
+            "spotgate_upstream_reported_weight",
+            "X-MBX-USED-WEIGHT-1M of the latest Binance answer this process got",
+            mode="mostrecent",
+        )
+        self.budget_refusals = counter(
+            "spotgate_upstream_budget_refusals_total",
+            "Calls not made because the shared weight budget was spent or Binance had paused us",
+        )
         # -- workers: orders and tasks ----------------------------------------------------------------------
-        self.order_jobs = counter("spotgate_order_jobs_total", "Order jobs that turned final, by outcome "
-                                  "(succeeded, failed)", ("outcome",))
-        self.order_failures = counter("spotgate_order_job_failures_total", "Failed order jobs by error code",
-                                      ("code",))
-        self.order_duration = histogram("spotgate_order_job_duration_seconds", "From a job's creation (or its "
-                                        "executeAt) to its final state", ("outcome",), JOB_BUCKETS)
-        self.order_unknown = counter("spotgate_order_unknown_outcomes_total", "Order sends whose outcome was "
-                                     "unknown (timeout, 5xx, lost connection): looked up before any resend")
-        self.tasks = counter("spotgate_worker_tasks_total", "Celery tasks run, by task and outcome "
-                             "(succeeded, failed, retried)", ("task", "outcome"))
-        self.task_duration = histogram("spotgate_worker_task_duration_seconds", "Celery task run time",
-                                       ("task",), JOB_BUCKETS)
-        self.tasks_published = counter("spotgate_tasks_published_total", "Celery task messages sent, by task "
-                                       "(web requests, beat schedules, the relay's signature requests)",
-                                       ("task",))
-        self.orders_released = counter("spotgate_scheduled_orders_released_total", "Scheduled orders queued "
-                                       "when their executeAt came")
-        self.jobs_redriven = counter("spotgate_order_jobs_redriven_total", "Jobs left unfinished by a lost "
-                                     "run and queued again by reconciliation")
+        self.order_jobs = counter(
+            "spotgate_order_jobs_total", "Order jobs that turned final, by outcome (succeeded, failed)", ("outcome",)
+        )
+        self.order_failures = counter("spotgate_order_job_failures_total", "Failed order jobs by error code", ("code",))
+        self.order_duration = histogram(
+            "spotgate_order_job_duration_seconds",
+            "From a job's creation (or its executeAt) to its final state",
+            ("outcome",),
+            JOB_BUCKETS,
+        )
+        self.order_unknown = counter(
+            "spotgate_order_unknown_outcomes_total",
+            "Order sends whose outcome was unknown (timeout, 5xx, lost connection): looked up before any resend",
+        )
+        self.tasks = counter(
+            "spotgate_worker_tasks_total",
+            "Celery tasks run, by task and outcome (succeeded, failed, retried)",
+            ("task", "outcome"),
+        )
+        self.task_duration = histogram(
+            "spotgate_worker_task_duration_seconds", "Celery task run time", ("task",), JOB_BUCKETS
+        )
+        self.tasks_published = counter(
+            "spotgate_tasks_published_total",
+            "Celery task messages sent, by task (web requests, beat schedules, the relay's signature requests)",
+            ("task",),
+        )
+        self.orders_released = counter(
+            "spotgate_scheduled_orders_released_total", "Scheduled orders queued when their executeAt came"
+        )
+        self.jobs_redriven = counter(
+            "spotgate_order_jobs_redriven_total",
+            "Jobs left unfinished by a lost run and queued again by reconciliation",
+        )
         # -- the stream relay ------------------------------------------------------------------------------
-        self.stream_messages = counter("spotgate_stream_messages_total", "Upstream stream messages received, "
-                                       "by kind", ("kind",))
-        self.stream_lag = histogram("spotgate_stream_lag_seconds", "Event time (Binance's E) to the relay "
-                                    "publishing it", ("kind",), LAG_BUCKETS)
-        self.stream_reconnects = counter("spotgate_stream_reconnects_total", "Upstream WebSocket connections "
-                                         "made again after a drop", ("link",))
-        self.stream_connect_failures = counter("spotgate_stream_connect_failures_total", "Failed upstream "
-                                               "WebSocket connection attempts", ("link",))
-        self.stream_connections = gauge("spotgate_stream_connections", "Open upstream WebSocket connections",
-                                        ("link",))
-        self.stream_resyncs = counter("spotgate_stream_depth_resyncs_total", "Order books rebuilt after a gap "
-                                      "in the diff stream")
+        self.stream_messages = counter(
+            "spotgate_stream_messages_total", "Upstream stream messages received, by kind", ("kind",)
+        )
+        self.stream_lag = histogram(
+            "spotgate_stream_lag_seconds", "Event time (Binance's E) to the relay publishing it", ("kind",), LAG_BUCKETS
+        )
+        self.stream_reconnects = counter(
+            "spotgate_stream_reconnects_total", "Upstream WebSocket connections made again after a drop", ("link",)
+        )
+        self.stream_connect_failures = counter(
+            "spotgate_stream_connect_failures_total", "Failed upstream WebSocket connection attempts", ("link",)
+        )
+        self.stream_connections = gauge("spotgate_stream_connections", "Open upstream WebSocket connections", ("link",))
+        self.stream_resyncs = counter(
+            "spotgate_stream_depth_resyncs_total", "Order books rebuilt after a gap in the diff stream"
+        )
 
 
 def configure(role: str, *, multiprocess: bool = False) -> None:
@@ -147,8 +197,9 @@ def configure(role: str, *, multiprocess: bool = False) -> None:
             # already built: inherited across a fork from a configured parent (fine), or used before
             # the entry point configured it (a bug: this process keeps the mode it started with)
             if _state["multiprocess"] != multiprocess:
-                log.warning("metrics were used before configure(%r): multiprocess=%s kept", role,
-                            _state["multiprocess"])
+                log.warning(
+                    "metrics were used before configure(%r): multiprocess=%s kept", role, _state["multiprocess"]
+                )
             return
         if multiprocess and not os.path.isdir(os.environ.get(MULTIPROC_ENV, "")):
             raise ValueError(f"multiprocess metrics need {MULTIPROC_ENV} to name a directory")
@@ -274,11 +325,17 @@ def reports_key_ttl(interval: float) -> int:
 def encode(families: list[Metric], *, role_: str, interval: float) -> str:
     """A report: when, who, how long it stays valid, and every sample. JSON (not orjson): sample values
     may be +Inf or NaN, which JSON's Python dialect keeps."""
-    return json.dumps({
-        "at": time.time(), "role": role_, "ttl": report_ttl(interval),
-        "families": [[f.name, f.type, f.documentation, [[s.name, s.labels, s.value] for s in f.samples]]
-                     for f in families],
-    }, separators=(",", ":"))
+    return json.dumps(
+        {
+            "at": time.time(),
+            "role": role_,
+            "ttl": report_ttl(interval),
+            "families": [
+                [f.name, f.type, f.documentation, [[s.name, s.labels, s.value] for s in f.samples]] for f in families
+            ],
+        },
+        separators=(",", ":"),
+    )
 
 
 def decode(raw: bytes | str) -> dict:
@@ -305,11 +362,14 @@ def merge(reports: list[tuple[str, list[Metric]]]) -> list[Metric]:
             if target is None:
                 target = merged[family.name] = Metric(family.name, family.documentation, family.type)
             elif target.type != family.type:
-                log.warning("metric %s is a %s in one process and a %s in another; kept the first",
-                            family.name, target.type, family.type)
+                log.warning(
+                    "metric %s is a %s in one process and a %s in another; kept the first",
+                    family.name,
+                    target.type,
+                    family.type,
+                )
                 continue
-            target.samples.extend(Sample(s.name, {**s.labels, PROCESS_LABEL: process}, s.value)
-                                  for s in family.samples)
+            target.samples.extend(Sample(s.name, {**s.labels, PROCESS_LABEL: process}, s.value) for s in family.samples)
     return list(merged.values())
 
 

@@ -12,9 +12,9 @@ from binance_client.errors import NotFoundError, UnknownOutcomeError
 from .risk import RiskStore
 from .signed import SignedCaller
 
-TRADES_PAGE = 1000        # Binance's largest myTrades page
-MAX_TRADE_PAGES = 10      # per symbol and request: 10,000 trades, weight 200
-KILL_SWITCH_PASSES = 3    # listings of open orders while canceling everything
+TRADES_PAGE = 1000  # Binance's largest myTrades page
+MAX_TRADE_PAGES = 10  # per symbol and request: 10,000 trades, weight 200
+KILL_SWITCH_PASSES = 3  # listings of open orders while canceling everything
 
 
 @dataclass
@@ -22,19 +22,31 @@ class Orders:
     signed: SignedCaller
     risk: RiskStore
 
-    def get(self, symbol: str, order_id: int | None, client_order_id: str | None, *, priority: str = READ,
-            deadline_ms: int | None = None) -> dict:
-        return self.signed.call(endpoints.get_order(symbol, order_id=order_id, orig_client_order_id=client_order_id),
-                                priority, deadline_ms)
+    def get(
+        self,
+        symbol: str,
+        order_id: int | None,
+        client_order_id: str | None,
+        *,
+        priority: str = READ,
+        deadline_ms: int | None = None,
+    ) -> dict:
+        return self.signed.call(
+            endpoints.get_order(symbol, order_id=order_id, orig_client_order_id=client_order_id), priority, deadline_ms
+        )
 
-    def cancel(self, symbol: str, order_id: int | None, client_order_id: str | None,
-               deadline_ms: int | None = None) -> dict:
+    def cancel(
+        self, symbol: str, order_id: int | None, client_order_id: str | None, deadline_ms: int | None = None
+    ) -> dict:
         """Cancel an open order. Idempotent: when the answer was lost (or a retry finds the order
         already gone), the order's current state decides — CANCELED is success. Cancels draw on the
         whole weight budget (budget.CANCEL); nothing is started after `deadline_ms`."""
         try:
-            order = self.signed.call(endpoints.cancel_order(symbol, order_id=order_id,
-                                                            orig_client_order_id=client_order_id), CANCEL, deadline_ms)
+            order = self.signed.call(
+                endpoints.cancel_order(symbol, order_id=order_id, orig_client_order_id=client_order_id),
+                CANCEL,
+                deadline_ms,
+            )
         except (UnknownOutcomeError, NotFoundError) as first:
             try:
                 order = self.get(symbol, order_id, client_order_id, priority=CANCEL, deadline_ms=deadline_ms)
@@ -75,15 +87,36 @@ class Orders:
     def open(self, symbol: str | None, *, priority: str = READ, deadline_ms: int | None = None) -> list[dict]:
         return self.signed.call(endpoints.open_orders(symbol), priority, deadline_ms)
 
-    def all(self, symbol: str, order_id: int | None, start: int | None, end: int | None, limit: int,
-            deadline_ms: int | None = None) -> list[dict]:
-        return self.signed.call(endpoints.all_orders(symbol, order_id=order_id, start_time=start, end_time=end,
-                                                     limit=limit), deadline_ms=deadline_ms)
+    def all(
+        self,
+        symbol: str,
+        order_id: int | None,
+        start: int | None,
+        end: int | None,
+        limit: int,
+        deadline_ms: int | None = None,
+    ) -> list[dict]:
+        return self.signed.call(
+            endpoints.all_orders(symbol, order_id=order_id, start_time=start, end_time=end, limit=limit),
+            deadline_ms=deadline_ms,
+        )
 
-    def trades(self, symbol: str, order_id: int | None, start: int | None, end: int | None, from_id: int | None,
-               limit: int, deadline_ms: int | None = None) -> list[dict]:
-        return self.signed.call(endpoints.my_trades(symbol, order_id=order_id, start_time=start, end_time=end,
-                                                    from_id=from_id, limit=limit), deadline_ms=deadline_ms)
+    def trades(
+        self,
+        symbol: str,
+        order_id: int | None,
+        start: int | None,
+        end: int | None,
+        from_id: int | None,
+        limit: int,
+        deadline_ms: int | None = None,
+    ) -> list[dict]:
+        return self.signed.call(
+            endpoints.my_trades(
+                symbol, order_id=order_id, start_time=start, end_time=end, from_id=from_id, limit=limit
+            ),
+            deadline_ms=deadline_ms,
+        )
 
     def account(self, deadline_ms: int | None = None) -> dict:
         return self.signed.call(endpoints.account(omit_zero_balances=True), deadline_ms=deadline_ms)
@@ -116,5 +149,9 @@ class Orders:
             trades[symbol], complete = self.trade_history(symbol, deadline_ms)
             if not complete:
                 incomplete.append(symbol)
-        return {"balances": balances, "trades": trades, "incompleteHistory": incomplete,
-                "updateTime": account.get("updateTime")}
+        return {
+            "balances": balances,
+            "trades": trades,
+            "incompleteHistory": incomplete,
+            "updateTime": account.get("updateTime"),
+        }

@@ -8,8 +8,9 @@ from binance_client import errors as upstream
 INSUFFICIENT = "Account has insufficient balance for requested action."
 
 
-def failure(status: int, code: str, message: str, details: dict | None = None,
-            retry_after: float | None = None) -> dict:
+def failure(
+    status: int, code: str, message: str, details: dict | None = None, retry_after: float | None = None
+) -> dict:
     """An error as stored in jobs and replies: {httpStatus, code, message, details[, retryAfter]}."""
     error = {"httpStatus": status, "code": code, "message": message, "details": details or {}}
     if retry_after is not None:
@@ -23,16 +24,24 @@ def error_from_binance(exc: upstream.BinanceError) -> dict:
     if isinstance(exc, upstream.BudgetSpentError):
         # the same answers the web tier gives when its own reservation is refused (app/upstream.py)
         if exc.paused_by == 418:
-            return failure(503, "UPSTREAM_BANNED", "Binance has banned this IP; waiting before calling again", {},
-                           retry or 60)
+            return failure(
+                503, "UPSTREAM_BANNED", "Binance has banned this IP; waiting before calling again", {}, retry or 60
+            )
         if exc.paused_by is not None:
-            return failure(429, "UPSTREAM_RATE_LIMITED", "Binance rate limit reached; waiting before calling again",
-                           {}, retry or 1)
-        return failure(429, "UPSTREAM_BUDGET_SPENT", "Upstream request-weight budget for this minute is spent",
-                       {"usedWeight": exc.used, "limit": exc.ceiling}, retry or 1)
+            return failure(
+                429, "UPSTREAM_RATE_LIMITED", "Binance rate limit reached; waiting before calling again", {}, retry or 1
+            )
+        return failure(
+            429,
+            "UPSTREAM_BUDGET_SPENT",
+            "Upstream request-weight budget for this minute is spent",
+            {"usedWeight": exc.used, "limit": exc.ceiling},
+            retry or 1,
+        )
     if isinstance(exc, upstream.IpBannedError):
-        return failure(503, "UPSTREAM_BANNED", "Binance has banned this IP for exceeding its limits", details,
-                       retry or 60)
+        return failure(
+            503, "UPSTREAM_BANNED", "Binance has banned this IP for exceeding its limits", details, retry or 60
+        )
     if isinstance(exc, upstream.RateLimitedError):
         return failure(429, "UPSTREAM_RATE_LIMITED", "Binance rate limit reached", details, retry or 1)
     if isinstance(exc, upstream.TimeoutError_):

@@ -130,7 +130,7 @@ class Placer:
     pacer: OrderPacer
     budget: WeightBudget
     risk: RiskStore
-    run_seconds: float = 60.0       # how long one task run keeps trying before handing back
+    run_seconds: float = 60.0  # how long one task run keeps trying before handing back
     max_backoff: float = 5.0
     # A run holds its job's lock for this long after each renewal. It renews (when the last renewal
     # is over RENEW_AFTER old) before every call to Binance and while it waits, so the lock only
@@ -138,7 +138,7 @@ class Placer:
     # read timeouts) plus RENEW_AFTER, and no more, since it is how long a killed worker's job waits
     # before its redelivered task may take it over.
     lock_seconds: float = 25.0
-    prices: Prices | None = None    # current prices for the risk check (default: relay ticker, else Binance)
+    prices: Prices | None = None  # current prices for the risk check (default: relay ticker, else Binance)
 
     def __post_init__(self) -> None:
         self.runs = JobRuns(self.jobs, self.pacer, self.budget, self.risk)
@@ -178,8 +178,12 @@ class Placer:
     def _wait_for_redis(self, job_id: str, exc: Exception) -> None:
         """Block until Redis answers (at most REDIS_WAIT): the job is run again once it does. Past
         that, raise: the task fails and the sweep re-drives the job when Redis is back."""
-        log.warning("job %s: Redis unavailable mid-run (%s); waiting for it, then the job runs again "
-                    "(its order looked up first)", job_id, exc)
+        log.warning(
+            "job %s: Redis unavailable mid-run (%s); waiting for it, then the job runs again "
+            "(its order looked up first)",
+            job_id,
+            exc,
+        )
         deadline = time.monotonic() + REDIS_WAIT
         while True:
             try:
@@ -249,11 +253,20 @@ class Placer:
                 if refusal is not None:
                     return self._finish(job, lock, status=FAILED, error=refusal)
                 lock.keep()
-                order = self.client.call(endpoints.new_order(
-                    request["symbol"], request["side"], request["type"], quantity=request.get("quantity"),
-                    quote_order_qty=request.get("quoteOrderQty"), price=request.get("price"),
-                    stop_price=request.get("stopPrice"), time_in_force=request.get("timeInForce"),
-                    new_client_order_id=client_id, new_order_resp_type="FULL"))
+                order = self.client.call(
+                    endpoints.new_order(
+                        request["symbol"],
+                        request["side"],
+                        request["type"],
+                        quantity=request.get("quantity"),
+                        quote_order_qty=request.get("quoteOrderQty"),
+                        price=request.get("price"),
+                        stop_price=request.get("stopPrice"),
+                        time_in_force=request.get("timeInForce"),
+                        new_client_order_id=client_id,
+                        new_order_resp_type="FULL",
+                    )
+                )
                 return self._finish(job, lock, status=SUCCEEDED, order=order, error=None)
             except OrderRejectedError as exc:
                 self.budget.observe(exc.rate_limits.used_weight_1m)
@@ -353,14 +366,30 @@ def _observe_final(job: dict) -> None:
     request = job["request"]
     if outcome == "succeeded":
         order = job.get("order") or {}
-        log.info("job %s succeeded: %s %s %s %s orderId=%s status=%s clientOrderId=%s", job["id"], request["side"],
-                 request["type"], request.get("quantity") or request.get("quoteOrderQty"), request["symbol"],
-                 order.get("orderId"), order.get("status"), job["clientOrderId"])
+        log.info(
+            "job %s succeeded: %s %s %s %s orderId=%s status=%s clientOrderId=%s",
+            job["id"],
+            request["side"],
+            request["type"],
+            request.get("quantity") or request.get("quoteOrderQty"),
+            request["symbol"],
+            order.get("orderId"),
+            order.get("status"),
+            job["clientOrderId"],
+        )
     else:
         error = job.get("error") or {}
         m.order_failures.labels(error.get("code", "UNKNOWN")).inc()
-        log.info("job %s failed: %s %s %s code=%s clientOrderId=%s (%s)", job["id"], request["side"], request["type"],
-                 request["symbol"], error.get("code"), job["clientOrderId"], error.get("message"))
+        log.info(
+            "job %s failed: %s %s %s code=%s clientOrderId=%s (%s)",
+            job["id"],
+            request["side"],
+            request["type"],
+            request["symbol"],
+            error.get("code"),
+            job["clientOrderId"],
+            error.get("message"),
+        )
 
 
 def expired(job: dict, within: float) -> bool:
@@ -370,27 +399,41 @@ def expired(job: dict, within: float) -> bool:
 
 
 def expiry_refusal(job: dict) -> dict:
-    return failure(409, "ORDER_EXPIRED", "The order was not sent: its time-to-live passed while it was queued",
-                   {"expiresAt": job.get("expiresAt")})
+    return failure(
+        409,
+        "ORDER_EXPIRED",
+        "The order was not sent: its time-to-live passed while it was queued",
+        {"expiresAt": job.get("expiresAt")},
+    )
 
 
 def matches(order: dict, request: dict) -> bool:
     """Whether `order` (found by our client order id) is the order `request` describes — not another
     order that uses the same clientOrderId (one placed outside this gateway)."""
-    if (order.get("symbol"), order.get("side"), order.get("type")) != \
-            (request["symbol"], request["side"], request["type"]):
+    if (order.get("symbol"), order.get("side"), order.get("type")) != (
+        request["symbol"],
+        request["side"],
+        request["type"],
+    ):
         return False
-    for ours, theirs in (("price", "price"), ("stopPrice", "stopPrice"), ("quantity", "origQty"),
-                         ("quoteOrderQty", "origQuoteOrderQty")):
+    for ours, theirs in (
+        ("price", "price"),
+        ("stopPrice", "stopPrice"),
+        ("quantity", "origQty"),
+        ("quoteOrderQty", "origQuoteOrderQty"),
+    ):
         if request.get(ours) is not None and theirs in order and Decimal(order[theirs]) != Decimal(request[ours]):
             return False
     return True
 
 
 def client_id_taken(client_id: str, other: dict) -> dict:
-    return failure(409, "CLIENT_ORDER_ID_IN_USE",
-                   f"Another order on the exchange uses clientOrderId '{client_id}'; nothing was placed",
-                   {"field": "clientOrderId", "clientOrderId": client_id, "orderId": other.get("orderId")})
+    return failure(
+        409,
+        "CLIENT_ORDER_ID_IN_USE",
+        f"Another order on the exchange uses clientOrderId '{client_id}'; nothing was placed",
+        {"field": "clientOrderId", "clientOrderId": client_id, "orderId": other.get("orderId")},
+    )
 
 
 __all__ = ["Placer", "PlacementPending", "failure"]

@@ -30,10 +30,10 @@ PERCENT = Decimal("0.01")
 class Book:
     """The tracked part of one asset's position while trades are replayed."""
 
-    quantity: Decimal = ZERO    # held with a known cost
-    cost: Decimal = ZERO        # what that quantity cost, in the quote asset
+    quantity: Decimal = ZERO  # held with a known cost
+    cost: Decimal = ZERO  # what that quantity cost, in the quote asset
     realized: Decimal = ZERO
-    invested: Decimal = ZERO    # cost of everything bought
+    invested: Decimal = ZERO  # cost of everything bought
     trades: int = 0
 
     def buy(self, received: Decimal, paid: Decimal) -> None:
@@ -71,8 +71,7 @@ def replay(trades: Iterable[Mapping], base: str, quote: str) -> Book:
     return book
 
 
-def position(asset: str, symbol: str, quantity: Decimal, trades: Iterable[Mapping], quote: str,
-             mark: Decimal) -> dict:
+def position(asset: str, symbol: str, quantity: Decimal, trades: Iterable[Mapping], quote: str, mark: Decimal) -> dict:
     """One asset's position, in Decimals (see `render` for the wire form)."""
     book = replay(trades, asset, quote)
     tracked = min(book.quantity, max(quantity, ZERO))  # a withdrawal can leave less than the trades explain
@@ -82,16 +81,29 @@ def position(asset: str, symbol: str, quantity: Decimal, trades: Iterable[Mappin
         cost_basis = book.cost * tracked / book.quantity if book.quantity else ZERO
     unrealized = tracked * mark - cost_basis
     return {
-        "asset": asset, "symbol": symbol, "quantity": quantity, "untrackedQuantity": quantity - tracked,
-        "averageEntryPrice": book.average, "costBasis": cost_basis, "markPrice": mark,
-        "notional": quantity * mark, "unrealizedPnl": unrealized, "realizedPnl": book.realized,
-        "invested": book.invested, "returnPct": _percent(book.realized + unrealized, book.invested),
+        "asset": asset,
+        "symbol": symbol,
+        "quantity": quantity,
+        "untrackedQuantity": quantity - tracked,
+        "averageEntryPrice": book.average,
+        "costBasis": cost_basis,
+        "markPrice": mark,
+        "notional": quantity * mark,
+        "unrealizedPnl": unrealized,
+        "realizedPnl": book.realized,
+        "invested": book.invested,
+        "returnPct": _percent(book.realized + unrealized, book.invested),
         "trades": book.trades,
     }
 
 
-def positions(balances: Mapping[str, Decimal], trades: Mapping[str, list], symbols: Mapping[str, str],
-              marks: Mapping[str, Decimal], quote: str) -> dict:
+def positions(
+    balances: Mapping[str, Decimal],
+    trades: Mapping[str, list],
+    symbols: Mapping[str, str],
+    marks: Mapping[str, Decimal],
+    quote: str,
+) -> dict:
     """Every asset held or traded against `quote`, and a summary.
 
     `balances`: asset → free + locked; `trades`: symbol → its myTrades rows; `symbols`: asset → its
@@ -107,12 +119,16 @@ def positions(balances: Mapping[str, Decimal], trades: Mapping[str, list], symbo
             unpriced.append(asset)
             continue
         rows.append(position(asset, symbol, balances.get(asset, ZERO), trades.get(symbol, []), quote, marks[symbol]))
-    total = {name: sum((r[name] for r in rows), ZERO)
-             for name in ("notional", "costBasis", "unrealizedPnl", "realizedPnl", "invested")}
+    total = {
+        name: sum((r[name] for r in rows), ZERO)
+        for name in ("notional", "costBasis", "unrealizedPnl", "realizedPnl", "invested")
+    }
     summary = {
         "quoteAsset": quote,
-        "totalNotional": total["notional"], "totalCostBasis": total["costBasis"],
-        "totalUnrealizedPnl": total["unrealizedPnl"], "totalRealizedPnl": total["realizedPnl"],
+        "totalNotional": total["notional"],
+        "totalCostBasis": total["costBasis"],
+        "totalUnrealizedPnl": total["unrealizedPnl"],
+        "totalRealizedPnl": total["realizedPnl"],
         "totalInvested": total["invested"],
         "totalReturnPct": _percent(total["realizedPnl"] + total["unrealizedPnl"], total["invested"]),
     }

@@ -38,8 +38,8 @@ from .outcomes import failure
 from .symbols import fold_symbol
 
 USDT = "USDT"
-OPEN_COUNT_MAX_AGE_MS = 10_000   # the exchange's open-order count (weight 80) is reused this long
-SLOT_IN_FLIGHT_MS = 600_000      # a reservation whose job never finishes stops counting after this
+OPEN_COUNT_MAX_AGE_MS = 10_000  # the exchange's open-order count (weight 80) is reused this long
+SLOT_IN_FLIGHT_MS = 600_000  # a reservation whose job never finishes stops counting after this
 
 LIMIT_FIELDS = ("maxOrderNotional", "allowedSymbols", "maxOpenOrders", "maxOrdersPerMinute")
 OPEN_STATUSES = {"NEW", "PARTIALLY_FILLED", "PENDING_NEW"}
@@ -58,8 +58,9 @@ def validate_limits(body: object, known_symbols: set[str]) -> dict:
     notional = body.get("maxOrderNotional")
     if notional is not None:
         if not isinstance(notional, str) or not POSITIVE_DECIMAL_RE.match(notional):
-            raise _refused("maxOrderNotional: must be a positive decimal string like \"1000\" (digits, no sign "
-                             "or spaces)")
+            raise _refused(
+                'maxOrderNotional: must be a positive decimal string like "1000" (digits, no sign or spaces)'
+            )
         try:
             value = Decimal(notional)
         except InvalidOperation:
@@ -69,8 +70,11 @@ def validate_limits(body: object, known_symbols: set[str]) -> dict:
         limits["maxOrderNotional"] = str(value)
     symbols = body.get("allowedSymbols")
     if symbols is not None:
-        if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols) \
-                or len(symbols) > MAX_ALLOWED_SYMBOLS:
+        if (
+            not isinstance(symbols, list)
+            or not all(isinstance(s, str) for s in symbols)
+            or len(symbols) > MAX_ALLOWED_SYMBOLS
+        ):
             raise _refused(f"allowedSymbols: must be a list of at most {MAX_ALLOWED_SYMBOLS} symbols")
         names = [fold_symbol(s) for s in symbols]
         bad = [s for s in names if s not in known_symbols]
@@ -99,12 +103,17 @@ def _refused(reason: str) -> LimitsInvalid:
 
 def kill_switch_refusal(state: dict | None) -> dict | None:
     if state and state.get("engaged"):
-        return failure(403, "KILL_SWITCH_ENGAGED", "Trading is halted: the kill switch is engaged",
-                       {"engagedAt": state.get("at"), "by": state.get("by")})
+        return failure(
+            403,
+            "KILL_SWITCH_ENGAGED",
+            "Trading is halted: the kill switch is engaged",
+            {"engagedAt": state.get("at"), "by": state.get("by")},
+        )
     return None
 
 
 # -- valuation ------------------------------------------------------------------------------------------
+
 
 def order_value(request: dict, reference: Decimal | None) -> Decimal | None:
     """What an order (`request` as the worker sends it) is worth in its quote asset: quoteOrderQty, or
@@ -164,19 +173,31 @@ def limits_refusal(limits: dict, symbol: str, value_usdt: Decimal | None, valuat
     `value_usdt` is the order's value in USDT (None when it could not be valued)."""
     allowed = limits.get("allowedSymbols")
     if allowed is not None and symbol not in allowed:
-        return failure(400, "RISK_SYMBOL_NOT_ALLOWED", f"Trading {symbol} is not allowed by the risk limits",
-                       {"field": "symbol", "allowedSymbols": allowed})
+        return failure(
+            400,
+            "RISK_SYMBOL_NOT_ALLOWED",
+            f"Trading {symbol} is not allowed by the risk limits",
+            {"field": "symbol", "allowedSymbols": allowed},
+        )
     cap = limits.get("maxOrderNotional")
     if cap is None:
         return None
     if valuation is None or value_usdt is None:
         quote = valuation.quote_asset if valuation else None
-        return failure(400, "RISK_UNPRICED", f"{symbol} orders cannot be valued in USDT, and maxOrderNotional is set",
-                       {"field": "symbol", "quoteAsset": quote, "limit": cap})
+        return failure(
+            400,
+            "RISK_UNPRICED",
+            f"{symbol} orders cannot be valued in USDT, and maxOrderNotional is set",
+            {"field": "symbol", "quoteAsset": quote, "limit": cap},
+        )
     if value_usdt > Decimal(cap):
         shown = value_usdt.quantize(Decimal("0.00000001"))
-        return failure(400, "RISK_MAX_NOTIONAL", f"Order notional {shown} USDT exceeds the limit {cap} USDT",
-                       {"notional": str(shown), "limit": cap, "currency": USDT})
+        return failure(
+            400,
+            "RISK_MAX_NOTIONAL",
+            f"Order notional {shown} USDT exceeds the limit {cap} USDT",
+            {"notional": str(shown), "limit": cap, "currency": USDT},
+        )
     return None
 
 
@@ -322,6 +343,11 @@ class AsyncRiskStore(_Keys):
         pipe.expire(key, 120)
         count, _ = await pipe.execute()
         if count > rate:
-            return failure(429, "RISK_ORDER_RATE", f"At most {rate} orders per minute for this token",
-                           {"limit": rate}, retry_after=60 - time.time() % 60)
+            return failure(
+                429,
+                "RISK_ORDER_RATE",
+                f"At most {rate} orders per minute for this token",
+                {"limit": rate},
+                retry_after=60 - time.time() % 60,
+            )
         return None

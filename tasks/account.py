@@ -18,10 +18,19 @@ def get_account(reply_to: str, deadline: int | None = None) -> None:
 
 
 @app.task(name="account.order", base=SpotgateTask)
-def get_order(reply_to: str, symbol: str, order_id: int | None = None, client_order_id: str | None = None,
-              deadline: int | None = None) -> None:
-    answer(reply_to, lambda: resources().orders.get(symbol, order_id, client_order_id, deadline_ms=deadline),
-           deadline, "account.order")
+def get_order(
+    reply_to: str,
+    symbol: str,
+    order_id: int | None = None,
+    client_order_id: str | None = None,
+    deadline: int | None = None,
+) -> None:
+    answer(
+        reply_to,
+        lambda: resources().orders.get(symbol, order_id, client_order_id, deadline_ms=deadline),
+        deadline,
+        "account.order",
+    )
 
 
 @app.task(name="account.open_orders", base=SpotgateTask)
@@ -30,18 +39,40 @@ def open_orders(reply_to: str, symbol: str | None = None, deadline: int | None =
 
 
 @app.task(name="account.all_orders", base=SpotgateTask)
-def all_orders(reply_to: str, symbol: str, order_id: int | None = None, start: int | None = None,
-               end: int | None = None, limit: int = 500, deadline: int | None = None) -> None:
-    answer(reply_to, lambda: resources().orders.all(symbol, order_id, start, end, limit, deadline), deadline,
-           "account.all_orders")
+def all_orders(
+    reply_to: str,
+    symbol: str,
+    order_id: int | None = None,
+    start: int | None = None,
+    end: int | None = None,
+    limit: int = 500,
+    deadline: int | None = None,
+) -> None:
+    answer(
+        reply_to,
+        lambda: resources().orders.all(symbol, order_id, start, end, limit, deadline),
+        deadline,
+        "account.all_orders",
+    )
 
 
 @app.task(name="account.trades", base=SpotgateTask)
-def my_trades(reply_to: str, symbol: str, order_id: int | None = None, start: int | None = None,
-              end: int | None = None, from_id: int | None = None, limit: int = 500,
-              deadline: int | None = None) -> None:
-    answer(reply_to, lambda: resources().orders.trades(symbol, order_id, start, end, from_id, limit, deadline),
-           deadline, "account.trades")
+def my_trades(
+    reply_to: str,
+    symbol: str,
+    order_id: int | None = None,
+    start: int | None = None,
+    end: int | None = None,
+    from_id: int | None = None,
+    limit: int = 500,
+    deadline: int | None = None,
+) -> None:
+    answer(
+        reply_to,
+        lambda: resources().orders.trades(symbol, order_id, start, end, from_id, limit, deadline),
+        deadline,
+        "account.trades",
+    )
 
 
 @app.task(name="account.holdings", base=SpotgateTask)

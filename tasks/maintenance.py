@@ -60,8 +60,9 @@ def reconcile_jobs() -> int:
 @app.task(name="maintenance.ping", base=SpotgateTask)
 def ping(reply_to: str, deadline: int | None = None) -> None:
     """Answer at once: the web tier's proof that a worker takes tasks from the default queue."""
-    answer(reply_to, lambda: {"worker": socket.gethostname(), "at": int(time.time() * 1000)}, deadline,
-           "maintenance.ping")
+    answer(
+        reply_to, lambda: {"worker": socket.gethostname(), "at": int(time.time() * 1000)}, deadline, "maintenance.ping"
+    )
 
 
 @app.task(name="maintenance.sync_server_time", base=SpotgateTask)

@@ -22,11 +22,20 @@ def place(self, job_id: str) -> None:
 
 
 @app.task(name="orders.cancel", base=SpotgateTask)
-def cancel(reply_to: str, symbol: str, order_id: int | None = None, client_order_id: str | None = None,
-           deadline: int | None = None) -> None:
+def cancel(
+    reply_to: str,
+    symbol: str,
+    order_id: int | None = None,
+    client_order_id: str | None = None,
+    deadline: int | None = None,
+) -> None:
     """Cancel one order; not started once `deadline` (epoch ms) has passed (tasks/replies.py)."""
-    answer(reply_to, lambda: resources().orders.cancel(symbol, order_id, client_order_id, deadline), deadline,
-           "orders.cancel")
+    answer(
+        reply_to,
+        lambda: resources().orders.cancel(symbol, order_id, client_order_id, deadline),
+        deadline,
+        "orders.cancel",
+    )
 
 
 @app.task(name="orders.cancel_all", base=SpotgateTask)

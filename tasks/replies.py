@@ -30,6 +30,5 @@ def answer(reply_to: str, work: Callable[[], object], deadline: int | None = Non
     except BinanceError as exc:
         message = failure(error_from_binance(exc))
     if past(deadline):
-        log.warning("%s: finished after its requester stopped waiting (reply %s, ok=%s)", task, reply_to,
-                    message["ok"])
+        log.warning("%s: finished after its requester stopped waiting (reply %s, ok=%s)", task, reply_to, message["ok"])
     Replies(resources().redis).send(reply_to, message)

@@ -84,8 +84,7 @@ _JSON_MEDIA_TYPE = "application/json"
 # float/double mean nothing to JSON Schema and "date" would start being
 # enforced the moment someone passes a format checker.
 _OPENAPI_ONLY_KEYWORDS = frozenset(
-    {"example", "format", "nullable", "readOnly", "writeOnly", "xml",
-     "externalDocs", "discriminator", "deprecated"}
+    {"example", "format", "nullable", "readOnly", "writeOnly", "xml", "externalDocs", "discriminator", "deprecated"}
 )
 # Keywords whose values are schemas; everything else (enum, required,
 # default, ...) is data and must not be walked, or a property named "format"
@@ -185,10 +184,7 @@ class _Converter:
                 else:
                     out[key] = converted
             elif key in _SCHEMA_KEYWORDS:
-                out[key] = (
-                    [self._convert(sub) for sub in value] if isinstance(value, list)
-                    else self._convert(value)
-                )
+                out[key] = [self._convert(sub) for sub in value] if isinstance(value, list) else self._convert(value)
             else:
                 out[key] = copy.deepcopy(value)
         if extra_any_of:
@@ -263,15 +259,29 @@ def _expect(condition: bool, what: str) -> None:
 
 # rest-api.md: open time, OHLC, volume, close time, quote volume, trade
 # count, taker buy base/quote volume, unused ("0").
-_KLINE_ROW_TYPES = ("integer", "string", "string", "string", "string", "string",
-                    "integer", "string", "integer", "string", "string", "string")
+_KLINE_ROW_TYPES = (
+    "integer",
+    "string",
+    "string",
+    "string",
+    "string",
+    "string",
+    "integer",
+    "string",
+    "integer",
+    "string",
+    "string",
+    "string",
+)
 
 
 def _fix_kline_rows(schema: dict) -> None:
     row = schema["items"]
     element = row["items"]
-    _expect(isinstance(element, dict) and element.get("minItems") == 12
-            and element.get("maxItems") == 12, "kline minItems/maxItems on the element")
+    _expect(
+        isinstance(element, dict) and element.get("minItems") == 12 and element.get("maxItems") == 12,
+        "kline minItems/maxItems on the element",
+    )
     row["items"] = [{"type": t} for t in _KLINE_ROW_TYPES]
     row["minItems"] = row["maxItems"] = len(_KLINE_ROW_TYPES)
 
@@ -280,8 +290,10 @@ def _fix_depth_levels(schema: dict) -> None:
     for side in ("bids", "asks"):
         level = schema["properties"][side]["items"]
         price_or_qty = level["items"]
-        _expect(price_or_qty.get("minItems") == 2 and price_or_qty.get("maxItems") == 2,
-                f"depth {side} minItems/maxItems on the string element")
+        _expect(
+            price_or_qty.get("minItems") == 2 and price_or_qty.get("maxItems") == 2,
+            f"depth {side} minItems/maxItems on the string element",
+        )
         del price_or_qty["minItems"], price_or_qty["maxItems"]
         level["minItems"] = level["maxItems"] = 2
 
@@ -334,8 +346,7 @@ class Spec:
         """Response status codes the spec declares for an operation."""
         return [str(s) for s in self._operation(method, path).get("responses", {})]
 
-    def response_schema(self, method: str, path: str, status: int | str = 200,
-                        *, overrides: bool = True) -> dict:
+    def response_schema(self, method: str, path: str, status: int | str = 200, *, overrides: bool = True) -> dict:
         """Draft 7 JSON schema of an application/json response (a fresh copy)."""
         return copy.deepcopy(self._response_schema(method, path, status, overrides))
 
@@ -372,8 +383,9 @@ class Spec:
         if key not in self._schemas:
             responses = {str(s): r for s, r in self._operation(method, path).get("responses", {}).items()}
             if status not in responses:
-                raise KeyError(f"{method} {path} declares no {status} response "
-                               f"(declared: {', '.join(responses) or 'none'})")
+                raise KeyError(
+                    f"{method} {path} declares no {status} response (declared: {', '.join(responses) or 'none'})"
+                )
             response = responses[status]
             if "$ref" in response:
                 response = _resolve_pointer(self.document, response["$ref"])
@@ -393,7 +405,8 @@ class Spec:
             if name not in self.document.get("components", {}).get("schemas", {}):
                 raise KeyError(f"no components/schemas/{name} in {self.source}")
             self._schemas[key] = _Converter(self.document).build(
-                {"$ref": f"#/components/schemas/{name.replace('~', '~0').replace('/', '~1')}"})
+                {"$ref": f"#/components/schemas/{name.replace('~', '~0').replace('/', '~1')}"}
+            )
         return self._schemas[key]
 
     def _validator(self, key: Any, schema: Callable[[], dict]) -> Any:
@@ -409,8 +422,7 @@ class Spec:
 def _raise_violations(label: str, validator: Any, body: Any) -> None:
     # Top-level violations each get the label so any one line can be grepped
     # or read alone; anyOf details follow indented underneath their line.
-    lines = [text if depth else f"{label}: {text}"
-             for depth, text in _describe(validator.iter_errors(body), depth=0)]
+    lines = [text if depth else f"{label}: {text}" for depth, text in _describe(validator.iter_errors(body), depth=0)]
     if lines:
         raise AssertionError("\n".join(lines))
 
@@ -438,15 +450,21 @@ def _relevant_branches(error: jsonschema.ValidationError) -> list[tuple[str, lis
         by_branch.setdefault(sub.schema_path[0], []).append(sub)
     alternatives = error.validator_value
     branches = [
-        (alternatives[i].get("title", f"alternative {i}") if isinstance(alternatives[i], dict)
-         else f"alternative {i}", errs)
+        (
+            alternatives[i].get("title", f"alternative {i}")
+            if isinstance(alternatives[i], dict)
+            else f"alternative {i}",
+            errs,
+        )
         for i, errs in sorted(by_branch.items())
     ]
+
     # For "object or list" alternatives (ticker vs tickerList), the branch of
     # the wrong shape only says "not of type 'array'"; hide it when another
     # branch got past the type check and has the real complaint.
     def wrong_shape(errs: list) -> bool:
         return all(e.validator == "type" and not e.relative_path for e in errs)
+
     informative = [b for b in branches if not wrong_shape(b[1])]
     return informative or branches
 

@@ -14,8 +14,11 @@ JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*
 def pem_body_lines(pem: bytes | str) -> list[str]:
     """The base64 lines of a PEM's body (its header and footer are not secret; any body line is)."""
     text = pem.decode() if isinstance(pem, bytes) else pem
-    return [line.strip() for line in text.splitlines()
-            if line.strip() and not line.startswith("-----") and len(line.strip()) >= 16]
+    return [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.startswith("-----") and len(line.strip()) >= 16
+    ]
 
 
 def default_secrets() -> dict[str, str]:
@@ -43,8 +46,9 @@ def find_secrets(logs: Mapping[str, str], secrets: Mapping[str, str]) -> list[st
     return hits
 
 
-def assert_no_secrets(logs: Mapping[str, str], extra: Mapping[str, str] | None = None,
-                      files: Iterable[str | Path] = ()) -> None:
+def assert_no_secrets(
+    logs: Mapping[str, str], extra: Mapping[str, str] | None = None, files: Iterable[str | Path] = ()
+) -> None:
     """Fail naming each log and secret found. `logs` maps a process name to its log text; `files`
     adds log files by path; `extra` adds secrets (e.g. a Redis password) to `default_secrets()`."""
     every = dict(logs)

@@ -56,8 +56,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_answers(url: str, proc: subprocess.Popen, timeout: float = 20.0, log: str | None = None,
-                       ok=lambda response: response.status_code < 500, request_timeout: float = 1.0) -> None:
+def wait_until_answers(
+    url: str,
+    proc: subprocess.Popen,
+    timeout: float = 20.0,
+    log: str | None = None,
+    ok=lambda response: response.status_code < 500,
+    request_timeout: float = 1.0,
+) -> None:
     """Until GET `url` answers (`ok(response)`); fails at once, with the log's tail, when `proc` exits."""
     deadline = Deadline(timeout)
     while True:
@@ -106,8 +112,9 @@ class Spawned:
         # Output goes to a file, not a pipe: a chatty process must never block on a full pipe.
         self.log_file = tempfile.NamedTemporaryFile(prefix=f"spotgate-{self.kind}-", suffix=".log", delete=False)
         self.env = env
-        self.proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=self.log_file, stderr=subprocess.STDOUT,
-                                     start_new_session=True)  # its own group: stop() ends its children too
+        self.proc = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )  # its own group: stop() ends its children too
 
     def log_text(self) -> str:
         """The process's output so far; after stop() (which removes the file), what it had written."""
@@ -181,6 +188,7 @@ class Spawned:
 
 # -- the paper exchange ---------------------------------------------------------------------------------
 
+
 @lru_cache(maxsize=1)
 def key_files() -> dict[str, Path]:
     """RSA and Ed25519 key pairs for this test run (every paper process registers the public ones),
@@ -221,10 +229,17 @@ class PaperProcess(Spawned):
         self.key, self.secret = DEMO_KEY, DEMO_SECRET
         keys = key_files()
         self.http = requests.Session()
-        self._spawn([sys.executable, "-m", "paper_exchange", "--port", str(self.port)],
-                    {**os.environ, "PAPER_SEED": str(seed), "PAPER_HISTORY_MINUTES": "120",
-                     "PAPER_RSA_PUBLIC_KEY_FILE": str(keys["rsa_public"]),
-                     "PAPER_ED25519_PUBLIC_KEY_FILE": str(keys["ed25519_public"]), **env})
+        self._spawn(
+            [sys.executable, "-m", "paper_exchange", "--port", str(self.port)],
+            {
+                **os.environ,
+                "PAPER_SEED": str(seed),
+                "PAPER_HISTORY_MINUTES": "120",
+                "PAPER_RSA_PUBLIC_KEY_FILE": str(keys["rsa_public"]),
+                "PAPER_ED25519_PUBLIC_KEY_FILE": str(keys["ed25519_public"]),
+                **env,
+            },
+        )
         # The port accepts connections while the exchange still builds its history, so the first
         # answer can take a while.
         self._wait_ready(self.url + "/api/v3/ping", 20.0, ok=lambda r: r.status_code == 200, request_timeout=5)
@@ -241,8 +256,17 @@ class PaperProcess(Spawned):
         """HMAC-SHA256 hex of the exact payload (query string + body, as sent)."""
         return hmac.new((secret or self.secret).encode(), payload.encode(), hashlib.sha256).hexdigest()
 
-    def signed(self, method: str, path: str, *, key: str | None = None, secret: str | None = None,
-               in_body: bool = False, key_type: str = "hmac", **params) -> requests.Response:
+    def signed(
+        self,
+        method: str,
+        path: str,
+        *,
+        key: str | None = None,
+        secret: str | None = None,
+        in_body: bool = False,
+        key_type: str = "hmac",
+        **params,
+    ) -> requests.Response:
         """A SIGNED request; key_type "rsa" / "ed25519" signs with this run's key pair under the
         exchange's RSA / Ed25519 API key (base64, percent-encoded in the query)."""
         params.setdefault("timestamp", int(time.time() * 1000))
@@ -282,13 +306,13 @@ class PaperProcess(Spawned):
 
 # -- the gateway's processes ----------------------------------------------------------------------------
 
+
 class WebProcess(Spawned):
     """`sanic app:create_app --factory` against a given Binance URL and Redis, with its own key prefix."""
 
     kind = "web"
 
-    def __init__(self, binance_url: str, redis_url: str, prefix: str | None = None, *, workers: int = 1,
-                 **env: str):
+    def __init__(self, binance_url: str, redis_url: str, prefix: str | None = None, *, workers: int = 1, **env: str):
         """`workers` > 1: `--workers N` (Sanic's main process and N worker processes, as WEB_CONCURRENCY
         runs it) instead of `--single-process`."""
         self.port = free_port()
@@ -300,18 +324,45 @@ class WebProcess(Spawned):
         # them on purpose (to see the process drop them).
         inherited = {k: v for k, v in os.environ.items() if k not in SECRETS}
         self._spawn(
-            [sys.executable, "-m", "sanic", "app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(self.port), *(["--workers", str(workers)] if workers > 1 else ["--single-process"]),
-             "--no-motd", "--no-access-logs"],
-            {**inherited, "SPOTGATE_MODE": "paper", "BINANCE_API_URL": binance_url, "REDIS_URL": redis_url,
-             "REDIS_KEY_PREFIX": self.prefix, "JWT_SECRET": TEST_JWT_SECRET, "LOG_LEVEL": "WARNING", **env})
+            [
+                sys.executable,
+                "-m",
+                "sanic",
+                "app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                *(["--workers", str(workers)] if workers > 1 else ["--single-process"]),
+                "--no-motd",
+                "--no-access-logs",
+            ],
+            {
+                **inherited,
+                "SPOTGATE_MODE": "paper",
+                "BINANCE_API_URL": binance_url,
+                "REDIS_URL": redis_url,
+                "REDIS_KEY_PREFIX": self.prefix,
+                "JWT_SECRET": TEST_JWT_SECRET,
+                "LOG_LEVEL": "WARNING",
+                **env,
+            },
+        )
         # N workers each import the whole app (spawned interpreters): slower on a busy machine
         self._wait_ready(self.url + "/health", 20.0 if workers == 1 else 60.0)
 
     def token(self, role: str = "viewer", sub: str = "tester", ttl: int = 3600, **claims) -> str:
         now = int(time.time())
-        payload = {"sub": sub, "role": role, "iat": now, "exp": now + ttl, "jti": uuid.uuid4().hex, "typ": "access",
-                   **claims}
+        payload = {
+            "sub": sub,
+            "role": role,
+            "iat": now,
+            "exp": now + ttl,
+            "jti": uuid.uuid4().hex,
+            "typ": "access",
+            **claims,
+        }
         return jwt.encode(payload, TEST_JWT_SECRET, algorithm="HS256")
 
     def get(self, path: str, token: str | None = None, role: str = "viewer", **params) -> requests.Response:
@@ -329,17 +380,43 @@ class WorkerProcess(Spawned):
     kind = "worker"
     stop_timeout = 20.0
 
-    def __init__(self, binance_url: str, redis_url: str, prefix: str, *, concurrency: int = 2, beat: bool = True,
-                 **env: str):
+    def __init__(
+        self, binance_url: str, redis_url: str, prefix: str, *, concurrency: int = 2, beat: bool = True, **env: str
+    ):
         self.schedule_dir = tempfile.mkdtemp(prefix="spotgate-beat-")
-        command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "orders,default",
-                   "-c", str(concurrency), "-l", "WARNING", "-n", f"test-{uuid.uuid4().hex[:8]}@%h",
-                   "--without-gossip", "--without-mingle"]
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.celery_app",
+            "worker",
+            "-Q",
+            "orders,default",
+            "-c",
+            str(concurrency),
+            "-l",
+            "WARNING",
+            "-n",
+            f"test-{uuid.uuid4().hex[:8]}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ]
         if beat:
             command += ["-B", "-s", os.path.join(self.schedule_dir, "beat-schedule")]
-        self._spawn(command, {**os.environ, "SPOTGATE_MODE": "paper", "BINANCE_API_URL": binance_url,
-                              "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": prefix, "LOG_LEVEL": "WARNING",
-                              "BROKER_VISIBILITY_TIMEOUT": "10", **env})
+        self._spawn(
+            command,
+            {
+                **os.environ,
+                "SPOTGATE_MODE": "paper",
+                "BINANCE_API_URL": binance_url,
+                "REDIS_URL": redis_url,
+                "REDIS_KEY_PREFIX": prefix,
+                "LOG_LEVEL": "WARNING",
+                "BROKER_VISIBILITY_TIMEOUT": "10",
+                **env,
+            },
+        )
 
     def _close(self) -> None:
         shutil.rmtree(self.schedule_dir, ignore_errors=True)
@@ -354,11 +431,21 @@ class RelayProcess(Spawned):
     def __init__(self, paper, redis_url: str, prefix: str | None = None, **env: str):
         self.prefix = prefix or new_prefix()
         inherited = {k: v for k, v in os.environ.items() if k not in SECRETS}
-        self._spawn([sys.executable, "-m", "workers.stream"], {
-            **inherited, "SPOTGATE_MODE": "paper", "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": self.prefix,
-            "BINANCE_API_URL": paper.url, "BINANCE_STREAM_URL": f"ws://127.0.0.1:{paper.port}",
-            "BINANCE_WS_API_URL": f"ws://127.0.0.1:{paper.port}/ws-api/v3", "LOG_LEVEL": "INFO",
-            **FAST_RECONNECT, **env})
+        self._spawn(
+            [sys.executable, "-m", "workers.stream"],
+            {
+                **inherited,
+                "SPOTGATE_MODE": "paper",
+                "REDIS_URL": redis_url,
+                "REDIS_KEY_PREFIX": self.prefix,
+                "BINANCE_API_URL": paper.url,
+                "BINANCE_STREAM_URL": f"ws://127.0.0.1:{paper.port}",
+                "BINANCE_WS_API_URL": f"ws://127.0.0.1:{paper.port}/ws-api/v3",
+                "LOG_LEVEL": "INFO",
+                **FAST_RECONNECT,
+                **env,
+            },
+        )
 
 
 class RedisServer(Spawned):
@@ -387,8 +474,20 @@ class RedisServer(Spawned):
         self.ca_file: str | None = None
         if tls:
             self.ca_file, key_file = self._self_signed_certificate()
-            command += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", self.ca_file,
-                        "--tls-key-file", key_file, "--tls-ca-cert-file", self.ca_file, "--tls-auth-clients", "no"]
+            command += [
+                "--port",
+                "0",
+                "--tls-port",
+                str(self.port),
+                "--tls-cert-file",
+                self.ca_file,
+                "--tls-key-file",
+                key_file,
+                "--tls-ca-cert-file",
+                self.ca_file,
+                "--tls-auth-clients",
+                "no",
+            ]
         else:
             command += ["--port", str(self.port)]
         auth = f":{password}@" if password else ""
@@ -432,12 +531,19 @@ class RedisServer(Spawned):
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
         now = datetime.datetime.now(datetime.UTC)
         certificate = (
-            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            )
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256())
         )
@@ -445,8 +551,11 @@ class RedisServer(Spawned):
         with open(cert_file, "wb") as f:
             f.write(certificate.public_bytes(serialization.Encoding.PEM))
         with open(key_file, "wb") as f:
-            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
+            f.write(
+                key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                )
+            )
         return cert_file, key_file
 
     def _close(self) -> None:
@@ -468,12 +577,15 @@ class ProcfileProcess(Spawned):
 
     stop_timeout = 20.0
 
-    def __init__(self, name: str, env: dict[str, str], *, replace: dict[str, str] | None = None,
-                 procfile: str = "Procfile"):
+    def __init__(
+        self, name: str, env: dict[str, str], *, replace: dict[str, str] | None = None, procfile: str = "Procfile"
+    ):
         self.name = self.kind = name
         command = procfile_command(name, procfile)
         for old, new in (replace or {}).items():
             command = command.replace(old, new)
         self.command = command
-        self._spawn(["/bin/bash", "-c", command],
-                    {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}", **env})
+        self._spawn(
+            ["/bin/bash", "-c", command],
+            {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}", **env},
+        )

@@ -39,8 +39,13 @@ class Deadline:
         return time.monotonic() >= self.at
 
 
-def wait_until(check: Callable[[], T], timeout: float, what: str = "the condition", interval: float = 0.05,
-               detail: Callable[[], str] | None = None) -> T:
+def wait_until(
+    check: Callable[[], T],
+    timeout: float,
+    what: str = "the condition",
+    interval: float = 0.05,
+    detail: Callable[[], str] | None = None,
+) -> T:
     """Poll `check()` until it returns something truthy; returns it. Fails after `timeout` seconds,
     naming `what` (and `detail()`, say a process's log tail, when given)."""
     deadline = Deadline(timeout)
@@ -58,8 +63,13 @@ def eventually(check: Callable[[], T], timeout: float, interval: float = 0.05, w
     return wait_until(check, timeout, what, interval)
 
 
-def next_matching(next_item: Callable[[float], Any], predicate: Callable[[Any], bool], timeout: float,
-                  what: str = "a matching item", on_item: Callable[[Any], None] | None = None) -> Any:
+def next_matching(
+    next_item: Callable[[float], Any],
+    predicate: Callable[[Any], bool],
+    timeout: float,
+    what: str = "a matching item",
+    on_item: Callable[[Any], None] | None = None,
+) -> Any:
     """The first item from `next_item(seconds_left)` (None: nothing arrived in time) that satisfies
     `predicate`; every item taken is handed to `on_item` first. Fails after `timeout` seconds."""
     deadline = Deadline(timeout)
@@ -90,6 +100,7 @@ def wait_job(web, job_id: str, timeout: float = 20, token: str | None = None, ro
 
 
 # -- Redis key prefixes ----------------------------------------------------------------------------------
+
 
 def new_prefix() -> str:
     """A key prefix of its own for one deployment under test (deleted with `delete_prefix`)."""

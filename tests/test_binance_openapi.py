@@ -32,13 +32,33 @@ DEPTH = {
 }
 
 KLINES = [
-    [1499040000000, "0.01634790", "0.80000000", "0.01575800", "0.01577100", "148976.11427815",
-     1499644799999, "2434.19055334", 308, "1756.87402397", "28.46694368", "0"],
+    [
+        1499040000000,
+        "0.01634790",
+        "0.80000000",
+        "0.01575800",
+        "0.01577100",
+        "148976.11427815",
+        1499644799999,
+        "2434.19055334",
+        308,
+        "1756.87402397",
+        "28.46694368",
+        "0",
+    ],
 ]
 
 AGG_TRADES = [
-    {"a": 26129, "p": "0.01633102", "q": "4.70443515", "f": 27781, "l": 27781,
-     "T": 1498793709153, "m": True, "M": True},
+    {
+        "a": 26129,
+        "p": "0.01633102",
+        "q": "4.70443515",
+        "f": 27781,
+        "l": 27781,
+        "T": 1498793709153,
+        "m": True,
+        "M": True,
+    },
 ]
 
 TICKER_24HR = {
@@ -117,16 +137,41 @@ ORDER_RESULT = {
 ORDER_FULL = {
     **ORDER_RESULT,
     "fills": [
-        {"price": "4000.00000000", "qty": "1.00000000", "commission": "4.00000000",
-         "commissionAsset": "USDT", "tradeId": 56},
-        {"price": "3999.00000000", "qty": "5.00000000", "commission": "19.99500000",
-         "commissionAsset": "USDT", "tradeId": 57},
-        {"price": "3998.00000000", "qty": "2.00000000", "commission": "7.99600000",
-         "commissionAsset": "USDT", "tradeId": 58},
-        {"price": "3997.00000000", "qty": "1.00000000", "commission": "3.99700000",
-         "commissionAsset": "USDT", "tradeId": 59},
-        {"price": "3995.00000000", "qty": "1.00000000", "commission": "3.99500000",
-         "commissionAsset": "USDT", "tradeId": 60},
+        {
+            "price": "4000.00000000",
+            "qty": "1.00000000",
+            "commission": "4.00000000",
+            "commissionAsset": "USDT",
+            "tradeId": 56,
+        },
+        {
+            "price": "3999.00000000",
+            "qty": "5.00000000",
+            "commission": "19.99500000",
+            "commissionAsset": "USDT",
+            "tradeId": 57,
+        },
+        {
+            "price": "3998.00000000",
+            "qty": "2.00000000",
+            "commission": "7.99600000",
+            "commissionAsset": "USDT",
+            "tradeId": 58,
+        },
+        {
+            "price": "3997.00000000",
+            "qty": "1.00000000",
+            "commission": "3.99700000",
+            "commissionAsset": "USDT",
+            "tradeId": 59,
+        },
+        {
+            "price": "3995.00000000",
+            "qty": "1.00000000",
+            "commission": "3.99500000",
+            "commissionAsset": "USDT",
+            "tradeId": 60,
+        },
     ],
 }
 
@@ -153,8 +198,7 @@ ACCOUNT = {
     "takerCommission": 15,
     "buyerCommission": 0,
     "sellerCommission": 0,
-    "commissionRates": {"maker": "0.00150000", "taker": "0.00150000",
-                        "buyer": "0.00000000", "seller": "0.00000000"},
+    "commissionRates": {"maker": "0.00150000", "taker": "0.00150000", "buyer": "0.00000000", "seller": "0.00000000"},
     "canTrade": True,
     "canWithdraw": True,
     "canDeposit": True,
@@ -209,8 +253,12 @@ DOCUMENTED_RESPONSES = [
     ("GET", "/api/v3/openOrders", 200, [ORDER_DETAILS]),
     ("DELETE", "/api/v3/openOrders", 200, [CANCELED_ORDER]),
     ("GET", "/api/v3/allOrders", 200, [ORDER_DETAILS]),
-    ("POST", "/api/v3/userDataStream", 200,
-     {"listenKey": "pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1"}),
+    (
+        "POST",
+        "/api/v3/userDataStream",
+        200,
+        {"listenKey": "pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1"},
+    ),
     ("PUT", "/api/v3/userDataStream", 200, {}),
     ("DELETE", "/api/v3/userDataStream", 200, {}),
     ("GET", "/api/v3/depth", 400, ERROR),
@@ -220,21 +268,25 @@ DOCUMENTED_RESPONSES = [
 
 
 @pytest.mark.parametrize(
-    "method, path, status, body", DOCUMENTED_RESPONSES,
+    "method, path, status, body",
+    DOCUMENTED_RESPONSES,
     ids=[f"{m} {p} {s} #{i}" for i, (m, p, s, _) in enumerate(DOCUMENTED_RESPONSES)],
 )
 def test_documented_example_is_valid(spec, method, path, status, body):
     assert spec.validate(method, path, status, body) is None
 
 
-@pytest.mark.parametrize("name, body", [
-    ("orderResponseAck", ORDER_ACK),
-    ("orderResponseResult", ORDER_RESULT),
-    ("orderResponseFull", ORDER_FULL),
-    ("orderDetails", ORDER_DETAILS),
-    ("order", CANCELED_ORDER),
-    ("error", ERROR),
-])
+@pytest.mark.parametrize(
+    "name, body",
+    [
+        ("orderResponseAck", ORDER_ACK),
+        ("orderResponseResult", ORDER_RESULT),
+        ("orderResponseFull", ORDER_FULL),
+        ("orderDetails", ORDER_DETAILS),
+        ("order", CANCELED_ORDER),
+        ("error", ERROR),
+    ],
+)
 def test_documented_example_matches_its_component(spec, name, body):
     spec.validate_component(name, body)
 
@@ -283,24 +335,38 @@ def test_order_without_status_fails_naming_the_field(spec, method, path):
 
 
 def test_order_list_item_violation_has_index_in_path(spec):
-    message = _violations(spec, "GET", "/api/v3/openOrders", 200,
-                          [ORDER_DETAILS, without(ORDER_DETAILS, "status")])
+    message = _violations(spec, "GET", "/api/v3/openOrders", 200, [ORDER_DETAILS, without(ORDER_DETAILS, "status")])
     assert message == "GET /api/v3/openOrders 200: $[1]: 'status' is a required property"
 
 
-@pytest.mark.parametrize("method, path, status, body, expected", [
-    ("GET", "/api/v3/account", 200, {**ACCOUNT, "canTrade": "true"},
-     "$.canTrade: 'true' is not of type 'boolean'"),
-    ("GET", "/api/v3/account", 200,
-     {**ACCOUNT, "balances": [{"asset": "BTC", "free": 1.0, "locked": "0.00000000"}]},
-     "$.balances[0].free: 1.0 is not of type 'string'"),
-    ("GET", "/api/v3/myTrades", 200, [{**MY_TRADE, "time": "1499865549590"}],
-     "$[0].time: '1499865549590' is not of type 'integer'"),
-    ("GET", "/api/v3/depth", 400, {"code": "-1121", "msg": "Invalid symbol."},
-     "$.code: '-1121' is not of type 'integer'"),
-    ("POST", "/api/v3/userDataStream", 200, {},
-     "$: 'listenKey' is a required property"),
-])
+@pytest.mark.parametrize(
+    "method, path, status, body, expected",
+    [
+        ("GET", "/api/v3/account", 200, {**ACCOUNT, "canTrade": "true"}, "$.canTrade: 'true' is not of type 'boolean'"),
+        (
+            "GET",
+            "/api/v3/account",
+            200,
+            {**ACCOUNT, "balances": [{"asset": "BTC", "free": 1.0, "locked": "0.00000000"}]},
+            "$.balances[0].free: 1.0 is not of type 'string'",
+        ),
+        (
+            "GET",
+            "/api/v3/myTrades",
+            200,
+            [{**MY_TRADE, "time": "1499865549590"}],
+            "$[0].time: '1499865549590' is not of type 'integer'",
+        ),
+        (
+            "GET",
+            "/api/v3/depth",
+            400,
+            {"code": "-1121", "msg": "Invalid symbol."},
+            "$.code: '-1121' is not of type 'integer'",
+        ),
+        ("POST", "/api/v3/userDataStream", 200, {}, "$: 'listenKey' is a required property"),
+    ],
+)
 def test_wrong_type_or_missing_field_fails(spec, method, path, status, body, expected):
     assert _violations(spec, method, path, status, body) == f"{method} {path} {status}: {expected}"
 
@@ -358,13 +424,16 @@ def test_validate_component_pins_the_response_type(spec):
 # Per-operation overrides for spec mistakes
 
 
-@pytest.mark.parametrize("row, expected", [
-    (KLINES[0][:11], "$[0]: " + repr(KLINES[0][:11]) + " is too short"),
-    (KLINES[0] + ["extra"], "$[0]: " + repr(KLINES[0] + ["extra"]) + " is too long"),
-    (["1499040000000"] + KLINES[0][1:], "$[0][0]: '1499040000000' is not of type 'integer'"),
-    (KLINES[0][:8] + ["308"] + KLINES[0][9:], "$[0][8]: '308' is not of type 'integer'"),
-    (KLINES[0][:1] + [0.0163479] + KLINES[0][2:], "$[0][1]: 0.0163479 is not of type 'string'"),
-])
+@pytest.mark.parametrize(
+    "row, expected",
+    [
+        (KLINES[0][:11], "$[0]: " + repr(KLINES[0][:11]) + " is too short"),
+        (KLINES[0] + ["extra"], "$[0]: " + repr(KLINES[0] + ["extra"]) + " is too long"),
+        (["1499040000000"] + KLINES[0][1:], "$[0][0]: '1499040000000' is not of type 'integer'"),
+        (KLINES[0][:8] + ["308"] + KLINES[0][9:], "$[0][8]: '308' is not of type 'integer'"),
+        (KLINES[0][:1] + [0.0163479] + KLINES[0][2:], "$[0][1]: 0.0163479 is not of type 'string'"),
+    ],
+)
 def test_kline_row_length_and_positions_are_enforced(spec, row, expected):
     assert _violations(spec, "GET", "/api/v3/klines", 200, [row]) == f"GET /api/v3/klines 200: {expected}"
 
@@ -392,7 +461,8 @@ def test_agg_trade_time_is_an_integer_not_the_declared_boolean(spec):
 
 def test_overrides_fail_loudly_once_the_spec_is_fixed(tmp_path):
     fixed = tmp_path / "spec.yaml"
-    fixed.write_text(textwrap.dedent("""\
+    fixed.write_text(
+        textwrap.dedent("""\
         openapi: '3.0.2'
         paths:
           /api/v3/aggTrades:
@@ -407,7 +477,8 @@ def test_overrides_fail_loudly_once_the_spec_is_fixed(tmp_path):
                           type: object
                           properties:
                             T: {type: integer, format: int64}
-        """))
+        """)
+    )
     with pytest.raises(SpecQuirkChanged, match="aggTrade T"):
         load_spec(fixed).response_schema("GET", "/api/v3/aggTrades", 200)
 
@@ -419,8 +490,12 @@ def test_overrides_fail_loudly_once_the_spec_is_fixed(tmp_path):
 def test_every_response_schema_builds_and_is_valid_draft7(spec):
     operations = spec.operations()
     assert len(operations) > 300
-    for needed in [("GET", "/api/v3/klines"), ("POST", "/api/v3/order"), ("DELETE", "/api/v3/openOrders"),
-                   ("PUT", "/api/v3/userDataStream")]:
+    for needed in [
+        ("GET", "/api/v3/klines"),
+        ("POST", "/api/v3/order"),
+        ("DELETE", "/api/v3/openOrders"),
+        ("PUT", "/api/v3/userDataStream"),
+    ]:
         assert needed in operations
     built = 0
     for method, path in operations:
@@ -436,8 +511,7 @@ def test_openapi_keywords_are_converted(spec):
     schema = spec.response_schema("POST", "/api/v3/order", 200)
     text = repr(schema)
     assert "oneOf" not in text and "'example'" not in text and "'format'" not in text
-    assert [alt["title"] for alt in schema["anyOf"]] == [
-        "orderResponseAck", "orderResponseResult", "orderResponseFull"]
+    assert [alt["title"] for alt in schema["anyOf"]] == ["orderResponseAck", "orderResponseResult", "orderResponseFull"]
     assert schema["anyOf"][0]["properties"]["orderId"] == {"type": "integer"}
 
 
@@ -451,12 +525,15 @@ def test_load_spec_is_cached():
     assert load_spec() is load_spec()
 
 
-@pytest.mark.parametrize("method, path, status, match", [
-    ("GET", "/api/v3/nope", 200, "path '/api/v3/nope' is not in"),
-    ("PATCH", "/api/v3/order", 200, r"no PATCH /api/v3/order in spec \(declared methods: GET, POST, DELETE\)"),
-    ("POST", "/api/v3/userDataStream", 400, r"declares no 400 response \(declared: 200\)"),
-    ("GET", "/api/v3/depth", 429, "declares no 429 response"),
-])
+@pytest.mark.parametrize(
+    "method, path, status, match",
+    [
+        ("GET", "/api/v3/nope", 200, "path '/api/v3/nope' is not in"),
+        ("PATCH", "/api/v3/order", 200, r"no PATCH /api/v3/order in spec \(declared methods: GET, POST, DELETE\)"),
+        ("POST", "/api/v3/userDataStream", 400, r"declares no 400 response \(declared: 200\)"),
+        ("GET", "/api/v3/depth", 429, "declares no 429 response"),
+    ],
+)
 def test_unknown_operation_or_status_raises_key_error(spec, method, path, status, match):
     with pytest.raises(KeyError, match=match):
         spec.response_schema(method, path, status)
@@ -466,7 +543,8 @@ def test_unknown_operation_or_status_raises_key_error(spec, method, path, status
 
 def test_nullable_and_recursive_refs(tmp_path):
     path = tmp_path / "spec.yaml"
-    path.write_text(textwrap.dedent("""\
+    path.write_text(
+        textwrap.dedent("""\
         openapi: '3.0.2'
         paths:
           /tree:
@@ -487,7 +565,8 @@ def test_nullable_and_recursive_refs(tmp_path):
                   type: array
                   items: {$ref: '#/components/schemas/node'}
               required: [name]
-        """))
+        """)
+    )
     tree_spec = load_spec(path)
     schema = tree_spec.response_schema("GET", "/tree", 200)
     assert schema["properties"]["children"]["items"] == {"$ref": "#/definitions/node"}

@@ -112,8 +112,13 @@ def test_live_mode_signing_processes_refuse_missing_binance_credentials(missing)
 
 def test_a_private_key_file_replaces_the_api_secret():
     env = {k: v for k, v in LIVE_KEYS.items() if k != "BINANCE_API_SECRET"}
-    settings = Settings.from_env({**env, "BINANCE_PRIVATE_KEY_FILE": "/run/keys/ed25519.pem",
-                                  "BINANCE_PRIVATE_KEY_PASSPHRASE": "pass-phrase-value"})
+    settings = Settings.from_env(
+        {
+            **env,
+            "BINANCE_PRIVATE_KEY_FILE": "/run/keys/ed25519.pem",
+            "BINANCE_PRIVATE_KEY_PASSPHRASE": "pass-phrase-value",
+        }
+    )
     settings.require_binance_credentials()  # a key file is enough: no HMAC secret needed
     assert settings.binance_private_key_file == "/run/keys/ed25519.pem"
     assert "pass-phrase-value" in settings.secret_values() and "pass-phrase-value" not in repr(settings)
@@ -142,12 +147,15 @@ def test_live_mode_refuses_the_dev_jwt_secret(jwt_secret):
         Settings.from_env(env)
 
 
-@pytest.mark.parametrize("name, url", [
-    ("BINANCE_API_URL", "https://api.binance.com"),
-    ("BINANCE_STREAM_URL", "wss://stream.binance.com:9443"),
-    ("BINANCE_WS_API_URL", "wss://ws-api.binance.com:443/ws-api/v3"),
-    ("BINANCE_API_URL", "http://10.0.0.5:8900"),
-])
+@pytest.mark.parametrize(
+    "name, url",
+    [
+        ("BINANCE_API_URL", "https://api.binance.com"),
+        ("BINANCE_STREAM_URL", "wss://stream.binance.com:9443"),
+        ("BINANCE_WS_API_URL", "wss://ws-api.binance.com:443/ws-api/v3"),
+        ("BINANCE_API_URL", "http://10.0.0.5:8900"),
+    ],
+)
 def test_paper_mode_refuses_the_dev_jwt_secret_against_a_remote_upstream(name, url):
     # Forgetting SPOTGATE_MODE=live must not leave the published dev secret in force against Binance.
     with pytest.raises(ValueError, match=f"JWT_SECRET.*{name} is not loopback"):
@@ -156,8 +164,13 @@ def test_paper_mode_refuses_the_dev_jwt_secret_against_a_remote_upstream(name, u
     assert settings.is_paper and settings.binance_api_key == "" and settings.binance_api_secret == ""
 
 
-@pytest.mark.parametrize("pair", [{"BINANCE_API_KEY": PAPER_DEMO_API_KEY, "BINANCE_API_SECRET": "mine"},
-                                  {"BINANCE_API_KEY": "mine", "BINANCE_API_SECRET": PAPER_DEMO_API_SECRET}])
+@pytest.mark.parametrize(
+    "pair",
+    [
+        {"BINANCE_API_KEY": PAPER_DEMO_API_KEY, "BINANCE_API_SECRET": "mine"},
+        {"BINANCE_API_KEY": "mine", "BINANCE_API_SECRET": PAPER_DEMO_API_SECRET},
+    ],
+)
 @pytest.mark.parametrize("mode", ["paper", "live"])
 def test_the_demo_key_pair_is_refused_against_a_remote_upstream(pair, mode):
     env = {**LIVE_KEYS, "SPOTGATE_MODE": mode, "BINANCE_API_URL": "https://api.binance.com", **pair}
@@ -165,8 +178,9 @@ def test_the_demo_key_pair_is_refused_against_a_remote_upstream(pair, mode):
         Settings.from_env(env)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8900", "http://127.9.9.9:1", "http://localhost:8900",
-                                 "http://[::1]:8900"])
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8900", "http://127.9.9.9:1", "http://localhost:8900", "http://[::1]:8900"]
+)
 def test_dev_defaults_hold_against_a_loopback_paper_exchange(url):
     settings = Settings.from_env({"BINANCE_API_URL": url})
     assert settings.jwt_secret == DEV_JWT_SECRET and settings.binance_api_secret == PAPER_DEMO_API_SECRET
@@ -185,8 +199,11 @@ def test_live_mode_accepts_a_jwt_public_key_instead_of_a_secret():
 
 
 def test_rs256_keys_are_read_and_the_private_key_stays_secret():
-    env = {**LIVE_KEYS, "JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----",
-           "JWT_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nBBBB\n-----END PRIVATE KEY-----"}
+    env = {
+        **LIVE_KEYS,
+        "JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----",
+        "JWT_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nBBBB\n-----END PRIVATE KEY-----",
+    }
     settings = Settings.from_env(env)
 
     # One-line environments carry a PEM with literal \n; they are turned back into newlines.
@@ -213,11 +230,11 @@ def test_auth_users_are_parsed():
 @pytest.mark.parametrize(
     "value",
     [
-        "alice:trader",                                    # no hash
-        f"alice:root:{PASSWORD_HASH}",                     # unknown role
-        "alice:trader:hunter2",                            # a password, not a hash
+        "alice:trader",  # no hash
+        f"alice:root:{PASSWORD_HASH}",  # unknown role
+        "alice:trader:hunter2",  # a password, not a hash
         "alice:trader:scrypt$1000$8$1$c2FsdA==$aGFzaA==",  # n is not a power of two
-        f"al ice:trader:{PASSWORD_HASH}",                  # bad name
+        f"al ice:trader:{PASSWORD_HASH}",  # bad name
         f"alice:trader:{PASSWORD_HASH},alice:admin:{PASSWORD_HASH}",  # twice
     ],
 )

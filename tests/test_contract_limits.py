@@ -23,12 +23,15 @@ def test_binances_published_limits_read_as_6000_a_minute():
     assert budget_limit(weight_limit_per_minute(info)) == 5400  # 90 %: headroom for what we can't count
 
 
-@pytest.mark.parametrize("entry, per_minute", [
-    (weight(12000, "MINUTE", 2), 6000),    # the limit is per intervalNum x interval: 12000 per 2 minutes
-    (weight(360000, "HOUR"), 6000),
-    (weight(1000, "MINUTE", 3), 333),      # rounded down: spending it every minute stays under the limit
-    (weight(1, "DAY"), 1),                 # never a budget of 0
-])
+@pytest.mark.parametrize(
+    "entry, per_minute",
+    [
+        (weight(12000, "MINUTE", 2), 6000),  # the limit is per intervalNum x interval: 12000 per 2 minutes
+        (weight(360000, "HOUR"), 6000),
+        (weight(1000, "MINUTE", 3), 333),  # rounded down: spending it every minute stays under the limit
+        (weight(1, "DAY"), 1),  # never a budget of 0
+    ],
+)
 def test_a_longer_window_is_spread_over_its_minutes(entry, per_minute):
     assert weight_limit_per_minute({"rateLimits": [entry]}) == per_minute
 
@@ -39,7 +42,8 @@ def test_the_strictest_request_weight_limit_wins_and_second_windows_are_not_read
     assert weight_limit_per_minute({"rateLimits": [weight(50, "SECOND"), weight(6000)]}) == 6000
 
 
-@pytest.mark.parametrize("info", [{}, {"rateLimits": []}, {"rateLimits": [ORDERS_10S, CONNECTIONS]},
-                                  {"rateLimits": None}])
+@pytest.mark.parametrize(
+    "info", [{}, {"rateLimits": []}, {"rateLimits": [ORDERS_10S, CONNECTIONS]}, {"rateLimits": None}]
+)
 def test_no_request_weight_limit_leaves_the_budget_as_it_is(info):
     assert weight_limit_per_minute(info) is None

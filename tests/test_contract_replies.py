@@ -48,6 +48,7 @@ def test_a_reply_reaches_a_blocking_and_an_asyncio_waiter_and_expires_unread(red
                 return await AsyncReplies(waits).wait(reply_to, timeout=1)
             finally:
                 await waits.aclose()
+
         assert asyncio.run(wait_async()) == {"ok": False, "error": error}
         assert replies.wait(reply_to, timeout=0.1) is None  # nobody answered within the timeout
     finally:

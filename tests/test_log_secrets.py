@@ -10,8 +10,12 @@ def test_it_finds_the_secret_a_pem_line_and_a_jwt_and_passes_clean_logs():
     secrets = default_secrets()
     pem_line = next(v for k, v in secrets.items() if k.startswith("rsa private key"))
     token = jwt.encode({"sub": "tester", "role": "trader"}, TEST_JWT_SECRET, algorithm="HS256")
-    logs = {"web": f"GET /x token={token}", "worker": f"signing with {secrets['BINANCE_API_SECRET']}",
-            "stream": f"key material {pem_line}", "clean": "GET /api/v1/ticker/price 200 1.2 ms"}
+    logs = {
+        "web": f"GET /x token={token}",
+        "worker": f"signing with {secrets['BINANCE_API_SECRET']}",
+        "stream": f"key material {pem_line}",
+        "clean": "GET /api/v1/ticker/price 200 1.2 ms",
+    }
     hits = find_secrets(logs, secrets)
     assert any(h.startswith("web: a JWT") for h in hits)
     assert "worker: BINANCE_API_SECRET" in hits

@@ -34,18 +34,24 @@ class Sleepers(Spawned):
 
     def __init__(self):
         # a parent that ignores SIGTERM and a child of its own: stop() must end both
-        self._spawn(["/bin/sh", "-c", f"trap '' TERM; {sys.executable} -c 'import time; time.sleep(60)' & "
-                     "echo child $!; wait"], dict(os.environ))
+        self._spawn(
+            ["/bin/sh", "-c", f"trap '' TERM; {sys.executable} -c 'import time; time.sleep(60)' & echo child $!; wait"],
+            dict(os.environ),
+        )
 
 
 def test_stop_ends_the_whole_process_group_and_removes_the_log():
     sleepers = Sleepers()
-    child = int(wait_until(lambda: [line for line in sleepers.log_text().split() if line.isdigit()], 5,
-                           "the child's pid")[0])
+    child = int(
+        wait_until(lambda: [line for line in sleepers.log_text().split() if line.isdigit()], 5, "the child's pid")[0]
+    )
     log = sleepers.log_file.name
     sleepers.stop()
     sleepers.stop()  # idempotent
     assert sleepers.proc.poll() is not None
     assert not os.path.exists(log)
-    wait_until(lambda: not os.path.exists(f"/proc/{child}") or "Z" in open(f"/proc/{child}/stat").read().split()[2],
-               5, "the child gone")
+    wait_until(
+        lambda: not os.path.exists(f"/proc/{child}") or "Z" in open(f"/proc/{child}/stat").read().split()[2],
+        5,
+        "the child gone",
+    )

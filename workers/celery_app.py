@@ -84,14 +84,18 @@ def celery_config(settings: Settings) -> dict:
             # kombu 5.6 itself scans for unacked messages past their visibility timeout only every
             # 100 s (10 s x every 10th call): a dead worker's tasks would come back up to 100 s late.
             # Beat asks for the same scan (one ZRANGE under kombu's mutex) every few seconds.
-            "restore-unacked-tasks": {"task": "maintenance.restore_unacked",
-                                      "schedule": float(restore_every(settings.broker_visibility_timeout))},
+            "restore-unacked-tasks": {
+                "task": "maintenance.restore_unacked",
+                "schedule": float(restore_every(settings.broker_visibility_timeout)),
+            },
         },
     )
     if settings.user_stream_mode == "listen-key":
         # the stream relay's listen key lives 60 min unless refreshed (Binance asks for every 30 min)
         config["beat_schedule"]["keep-listen-key-alive"] = {
-            "task": "user_stream.keepalive", "schedule": settings.listen_key_keepalive}
+            "task": "user_stream.keepalive",
+            "schedule": settings.listen_key_keepalive,
+        }
     return config
 
 
@@ -115,8 +119,11 @@ class EnvironmentLoader(AppLoader):
         return celery_config(Settings.from_env())
 
 
-app = Celery("spotgate", loader=EnvironmentLoader,
-             include=["tasks.orders", "tasks.account", "tasks.maintenance", "tasks.user_stream"])
+app = Celery(
+    "spotgate",
+    loader=EnvironmentLoader,
+    include=["tasks.orders", "tasks.account", "tasks.maintenance", "tasks.user_stream"],
+)
 
 
 @worker_init.connect

@@ -11,9 +11,20 @@ from __future__ import annotations
 
 # -- market payloads --------------------------------------------------------------------------------
 
-_TICKER_24H = (("priceChange", "p"), ("priceChangePercent", "P"), ("weightedAvgPrice", "w"), ("openPrice", "o"),
-               ("highPrice", "h"), ("lowPrice", "l"), ("lastPrice", "c"), ("volume", "v"), ("quoteVolume", "q"),
-               ("openTime", "O"), ("closeTime", "C"), ("count", "n"))
+_TICKER_24H = (
+    ("priceChange", "p"),
+    ("priceChangePercent", "P"),
+    ("weightedAvgPrice", "w"),
+    ("openPrice", "o"),
+    ("highPrice", "h"),
+    ("lowPrice", "l"),
+    ("lastPrice", "c"),
+    ("volume", "v"),
+    ("quoteVolume", "q"),
+    ("openTime", "O"),
+    ("closeTime", "C"),
+    ("count", "n"),
+)
 _BOOK = (("bidPrice", "b"), ("bidQty", "B"), ("askPrice", "a"), ("askQty", "A"))
 
 
@@ -51,18 +62,41 @@ def trade(data: dict) -> dict:
 
 def kline(data: dict) -> dict:
     k = data["k"]
-    return {"openTime": k["t"], "closeTime": k["T"], "interval": k["i"], "open": k["o"], "high": k["h"],
-            "low": k["l"], "close": k["c"], "volume": k["v"], "quoteVolume": k["q"], "trades": k["n"],
-            "closed": k["x"]}
+    return {
+        "openTime": k["t"],
+        "closeTime": k["T"],
+        "interval": k["i"],
+        "open": k["o"],
+        "high": k["h"],
+        "low": k["l"],
+        "close": k["c"],
+        "volume": k["v"],
+        "quoteVolume": k["q"],
+        "trades": k["n"],
+        "closed": k["x"],
+    }
 
 
 # -- user data --------------------------------------------------------------------------------------
 
+
 def order_from_report(report: dict) -> dict:
     """An executionReport as our `orders` channel shows it. A cancel's `c` is the cancel request's id
     and `C` the order's own: clientOrderId is always the order's."""
-    return {"symbol": report["s"], "orderId": report["i"], "clientOrderId": report.get("C") or report["c"],
-            "side": report["S"], "type": report["o"], "status": report["X"], "price": report["p"],
-            "origQty": report["q"], "executedQty": report["z"], "cummulativeQuoteQty": report["Z"],
-            "lastFillPrice": report["L"], "lastFillQty": report["l"], "updateTime": report["T"],
-            "executionType": report["x"], **({"expiryReason": report["eR"]} if "eR" in report else {})}
+    return {
+        "symbol": report["s"],
+        "orderId": report["i"],
+        "clientOrderId": report.get("C") or report["c"],
+        "side": report["S"],
+        "type": report["o"],
+        "status": report["X"],
+        "price": report["p"],
+        "origQty": report["q"],
+        "executedQty": report["z"],
+        "cummulativeQuoteQty": report["Z"],
+        "lastFillPrice": report["L"],
+        "lastFillQty": report["l"],
+        "updateTime": report["T"],
+        "executionType": report["x"],
+        **({"expiryReason": report["eR"]} if "eR" in report else {}),
+    }

@@ -37,12 +37,13 @@ from .stream_bus import StreamBus, now_ms
 from .upstream_ws import Backoff, Link
 
 log = logging.getLogger("spotgate.stream.market")
-NAMES_PER_MESSAGE = 200     # streams in one SUBSCRIBE (a full connection is restored in 6 messages)
-REJECTED_RETRY = 60.0       # a stream Binance refused is asked for again after this long
+NAMES_PER_MESSAGE = 200  # streams in one SUBSCRIBE (a full connection is restored in 6 messages)
+REJECTED_RETRY = 60.0  # a stream Binance refused is asked for again after this long
 SNAPSHOT_RETRY_MAX = 5.0
 
 
 # -- REST snapshots ---------------------------------------------------------------------------------
+
 
 class DepthSnapshots:
     def __init__(self, client: BinanceClient, budget: WeightBudget, limit: int):
@@ -62,6 +63,7 @@ class DepthSnapshots:
 
 # -- per-channel state ------------------------------------------------------------------------------
 
+
 @dataclass(eq=False)
 class ChannelState:
     channel: Channel
@@ -69,7 +71,7 @@ class ChannelState:
     ticker: TickerState | None = None
     last_trade: int = -1
     book: OrderBook | None = None
-    generation: int = 0         # bumped whenever the book is thrown away: late snapshots are ignored
+    generation: int = 0  # bumped whenever the book is thrown away: late snapshots are ignored
     fetching: bool = False
     closed: bool = False
 
@@ -99,6 +101,7 @@ class Subscriptions:
 
 # -- one upstream connection's worth of channels ----------------------------------------------------
 
+
 class Slot:
     def __init__(self, relay: MarketRelay, index: int):
         self.relay = relay
@@ -107,7 +110,7 @@ class Slot:
         self.streams: set[str] = set()
         self.lock = threading.RLock()
         self.subs: dict[Link, Subscriptions] = {}
-        self.interrupted: set[str] = set()      # channels told `reconnecting`, not yet `restored`
+        self.interrupted: set[str] = set()  # channels told `reconnecting`, not yet `restored`
         self.rejected: dict[str, float] = {}
         self.active = self._link()
         self.successor: Link | None = None
@@ -129,9 +132,14 @@ class Slot:
 
     def _link(self) -> Link:
         settings = self.relay.settings
-        return Link(f"market-{self.index}.{next(self.relay.link_ids)}", self.relay.url,
-                    on_open=self._on_open, on_message=self._on_message, on_close=self._on_close,
-                    backoff=Backoff(settings.stream_reconnect_base, settings.stream_reconnect_max))
+        return Link(
+            f"market-{self.index}.{next(self.relay.link_ids)}",
+            self.relay.url,
+            on_open=self._on_open,
+            on_message=self._on_message,
+            on_close=self._on_close,
+            backoff=Backoff(settings.stream_reconnect_base, settings.stream_reconnect_max),
+        )
 
     # -- channels (main thread) ----------------------------------------------------------------------
 
@@ -231,8 +239,11 @@ class Slot:
             if self.successor is not None:
                 self._promote()  # already on its way: no point reconnecting the old one
             acked = self.subs.get(self.active, Subscriptions()).acked
-            lost = [name for name, c in self.channels.items()
-                    if name not in self.interrupted and not set(c.streams) <= acked]
+            lost = [
+                name
+                for name, c in self.channels.items()
+                if name not in self.interrupted and not set(c.streams) <= acked
+            ]
             self.interrupted.update(lost)
         if lost:
             log.warning("market-%d: upstream lost, %d channels reconnecting", self.index, len(lost))
@@ -260,7 +271,7 @@ class Slot:
             adds = sorted(self.streams - subs.requested - set(self.rejected))
         for method, names in (("UNSUBSCRIBE", removes), ("SUBSCRIBE", adds)):
             for start in range(0, len(names), NAMES_PER_MESSAGE):
-                chunk = names[start:start + NAMES_PER_MESSAGE]
+                chunk = names[start : start + NAMES_PER_MESSAGE]
                 request_id = next(self.relay.request_ids)
                 with self.lock:
                     if self.subs.get(link) is not subs:
@@ -277,12 +288,19 @@ class Slot:
     def describe(self) -> dict:
         with self.lock:
             subs = self.subs.get(self.active)
-            return {"index": self.index, "channels": len(self.channels), "streams": len(self.streams),
-                    "subscribed": len(subs.acked) if subs else 0, "open": self.active.is_open,
-                    "ageSeconds": round(self.active.age(), 1), "rotating": self.successor is not None}
+            return {
+                "index": self.index,
+                "channels": len(self.channels),
+                "streams": len(self.streams),
+                "subscribed": len(subs.acked) if subs else 0,
+                "open": self.active.is_open,
+                "ageSeconds": round(self.active.age(), 1),
+                "rotating": self.successor is not None,
+            }
 
 
 # -- the relay --------------------------------------------------------------------------------------
+
 
 class MarketRelay:
     def __init__(self, settings, bus: StreamBus, snapshots: DepthSnapshots):
@@ -300,8 +318,10 @@ class MarketRelay:
         self.fetcher = ThreadPoolExecutor(max_workers=4, thread_name_prefix="depth-snapshot")
         self.stopped = threading.Event()
         m = metrics()
-        self._seen = {kind: (m.stream_messages.labels(kind), m.stream_lag.labels(kind))
-                      for kind in ("ticker", "bookTicker", "trade", "kline", "depth")}
+        self._seen = {
+            kind: (m.stream_messages.labels(kind), m.stream_lag.labels(kind))
+            for kind in ("ticker", "bookTicker", "trade", "kline", "depth")
+        }
         self._resyncs = m.stream_resyncs
 
     # -- demand (main thread) ----------------------------------------------------------------------
@@ -403,8 +423,7 @@ class MarketRelay:
             if result.outcome is Outcome.APPLIED:
                 self.bus.depth_diff(state.channel.symbol, result.diff, state.book.top())
             elif result.outcome is Outcome.LOST:
-                log.warning("%s: depth gap (U=%s after u=%s): resyncing", state.channel.name, event.get("U"),
-                            before)
+                log.warning("%s: depth gap (U=%s after u=%s): resyncing", state.channel.name, event.get("U"), before)
                 self._resyncs.inc()
                 state.generation += 1
                 state.fetching = False

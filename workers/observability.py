@@ -158,8 +158,9 @@ def _start_publisher(role: str) -> None:
     settings = _settings()
     url, tls = redis_connection(settings)
     client = redis.Redis.from_url(url, **tls, health_check_interval=30)
-    publisher = telemetry.Publisher(client, settings.redis_key_prefix, telemetry.process_name(role), role,
-                                    settings.metrics_push_interval)
+    publisher = telemetry.Publisher(
+        client, settings.redis_key_prefix, telemetry.process_name(role), role, settings.metrics_push_interval
+    )
     publisher.push()  # visible at once, not one interval later
     publisher.start()
     _process["publisher"] = publisher

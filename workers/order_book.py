@@ -34,13 +34,13 @@ MAX_BUFFER = 10_000  # events held while a snapshot is on its way (100 s of a 10
 
 
 class Outcome(Enum):
-    BUFFERED = "buffered"            # waiting for a snapshot, which is already asked for
+    BUFFERED = "buffered"  # waiting for a snapshot, which is already asked for
     NEED_SNAPSHOT = "need_snapshot"  # fetch a REST snapshot and hand it to `load`
-    STALE = "stale"                  # the snapshot predates the buffered events: fetch another
-    SYNCED = "synced"                # the book is live: publish its snapshot
-    APPLIED = "applied"              # one diff applied: publish `Result.diff`
-    IGNORED = "ignored"              # an event the book already holds
-    LOST = "lost"                    # a gap: the book is discarded, a new snapshot is needed
+    STALE = "stale"  # the snapshot predates the buffered events: fetch another
+    SYNCED = "synced"  # the book is live: publish its snapshot
+    APPLIED = "applied"  # one diff applied: publish `Result.diff`
+    IGNORED = "ignored"  # an event the book already holds
+    LOST = "lost"  # a gap: the book is discarded, a new snapshot is needed
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ class OrderBook:
         for position, event in enumerate(pending):
             if self.sequence.step(event["U"], event["u"]) is not Step.NEXT:  # never OLD: u > lastUpdateId
                 self.reset(keep=event)
-                self.buffer.extend(pending[position + 1:])
+                self.buffer.extend(pending[position + 1 :])
                 return Result(Outcome.LOST)
             self._apply(event)
         return Result(Outcome.SYNCED)
@@ -136,9 +136,11 @@ class OrderBook:
         """`{"lastUpdateId","bids","asks"}` with the best `levels` of each side as [price, qty] strings."""
         bids = heapq.nlargest(levels, self.bids)
         asks = heapq.nsmallest(levels, self.asks)
-        return {"lastUpdateId": self.update_id,
-                "bids": [list(self.bids[p]) for p in bids],
-                "asks": [list(self.asks[p]) for p in asks]}
+        return {
+            "lastUpdateId": self.update_id,
+            "bids": [list(self.bids[p]) for p in bids],
+            "asks": [list(self.asks[p]) for p in asks],
+        }
 
 
 def _levels(rows) -> dict[Decimal, tuple[str, str]]:

@@ -48,9 +48,13 @@ class Resources:
 
     @cached_property
     def client(self) -> BinanceClient:
-        client = BinanceClient(self.settings.binance_api_url, api_key=self.settings.binance_api_key,
-                               signer=self.signer, timeout=self.settings.upstream_timeout,
-                               observer=observe_upstream)
+        client = BinanceClient(
+            self.settings.binance_api_url,
+            api_key=self.settings.binance_api_key,
+            signer=self.signer,
+            timeout=self.settings.upstream_timeout,
+            observer=observe_upstream,
+        )
         try:
             client.sync_time()
         except BinanceError as exc:  # the first signed call resyncs on -1021 anyway
@@ -59,9 +63,13 @@ class Resources:
 
     @cached_property
     def budget(self) -> WeightBudget:
-        return WeightBudget(self.redis, self.settings.redis_key_prefix, budget_limit(DEFAULT_WEIGHT_LIMIT),
-                            order_reserve=self.settings.upstream_order_reserve,
-                            cancel_reserve=self.settings.upstream_cancel_reserve)
+        return WeightBudget(
+            self.redis,
+            self.settings.redis_key_prefix,
+            budget_limit(DEFAULT_WEIGHT_LIMIT),
+            order_reserve=self.settings.upstream_order_reserve,
+            cancel_reserve=self.settings.upstream_cancel_reserve,
+        )
 
     @cached_property
     def jobs(self) -> JobStore:
@@ -91,13 +99,25 @@ class Resources:
     @cached_property
     def placer(self) -> Placer:
         # The job lock must outlast one HTTP call (requests applies the timeout to connect and read).
-        return Placer(self.client, self.jobs, self.pacer, self.budget, self.risk,
-                      lock_seconds=2 * self.settings.upstream_timeout + 5)
+        return Placer(
+            self.client,
+            self.jobs,
+            self.pacer,
+            self.budget,
+            self.risk,
+            lock_seconds=2 * self.settings.upstream_timeout + 5,
+        )
 
     @cached_property
     def user_stream(self) -> UserStreamKeys:
-        return UserStreamKeys(self.client, self.settings.binance_api_key, self.signer,
-                              self.budget, self.redis, self.settings.redis_key_prefix)
+        return UserStreamKeys(
+            self.client,
+            self.settings.binance_api_key,
+            self.signer,
+            self.budget,
+            self.redis,
+            self.settings.redis_key_prefix,
+        )
 
 
 def signing_key(settings: Settings) -> Signer:

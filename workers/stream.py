@@ -66,11 +66,16 @@ class Relay:
         self.redis = redis_client or redis.Redis.from_url(url, **tls, health_check_interval=30)
         prefix = settings.redis_key_prefix
         self.bus = StreamBus(self.redis, prefix)
-        client = BinanceClient(settings.binance_api_url, timeout=settings.upstream_timeout,
-                               observer=telemetry.observe_upstream)
-        budget = WeightBudget(self.redis, prefix, budget_limit(DEFAULT_WEIGHT_LIMIT),
-                              order_reserve=settings.upstream_order_reserve,
-                              cancel_reserve=settings.upstream_cancel_reserve)
+        client = BinanceClient(
+            settings.binance_api_url, timeout=settings.upstream_timeout, observer=telemetry.observe_upstream
+        )
+        budget = WeightBudget(
+            self.redis,
+            prefix,
+            budget_limit(DEFAULT_WEIGHT_LIMIT),
+            order_reserve=settings.upstream_order_reserve,
+            cancel_reserve=settings.upstream_cancel_reserve,
+        )
         self.market = MarketRelay(settings, self.bus, DepthSnapshots(client, budget, settings.stream_depth_limit))
         if celery is None:
             from workers.celery_app import app as celery
@@ -89,9 +94,12 @@ class Relay:
         self.wake.set()
 
     def run(self) -> None:
-        log.info("stream relay starting: streams %s, user stream %s, always-on %s",
-                 self.settings.binance_stream_url, self.settings.user_stream_mode,
-                 ",".join(self.settings.stream_symbols) or "none")
+        log.info(
+            "stream relay starting: streams %s, user stream %s, always-on %s",
+            self.settings.binance_stream_url,
+            self.settings.user_stream_mode,
+            ",".join(self.settings.stream_symbols) or "none",
+        )
         DemandListener(self.redis, self.bus.keys.demand_changed, self.wake, self.stopped).start()
         self.user.start()
         try:
@@ -130,13 +138,19 @@ def main() -> None:
     settings = Settings.from_env()
     # Nothing here signs: drop the secret even where the environment carries it (one Heroku config
     # for every dyno), so it cannot leak from this process.
-    settings = dataclasses.replace(settings, binance_api_secret="", binance_private_key_file=None,
-                                   binance_private_key_passphrase=None)
+    settings = dataclasses.replace(
+        settings, binance_api_secret="", binance_private_key_file=None, binance_private_key_passphrase=None
+    )
     setup_logging(settings.log_level, settings.secret_values(), settings.log_format)
     telemetry.configure("stream")
     relay = Relay(settings)
-    publisher = telemetry.Publisher(relay.redis, settings.redis_key_prefix, telemetry.process_name("stream"),
-                                    "stream", settings.metrics_push_interval)
+    publisher = telemetry.Publisher(
+        relay.redis,
+        settings.redis_key_prefix,
+        telemetry.process_name("stream"),
+        "stream",
+        settings.metrics_push_interval,
+    )
     publisher.start()
     signal.signal(signal.SIGTERM, relay.stop)
     signal.signal(signal.SIGINT, relay.stop)

@@ -24,8 +24,8 @@ from services.contract.relay_status import STATUS_TTL, encode_report
 from .channels import order_from_report
 
 USER_EVENTS_MAXLEN = 10_000
-TICKER_TTL = 3600          # a ticker key outlives its relay only this long (readers check updatedAt)
-PRUNE_AFTER_MS = 60_000    # demand lapsed this long ago is removed (web processes re-add what they hold)
+TICKER_TTL = 3600  # a ticker key outlives its relay only this long (readers check updatedAt)
+PRUNE_AFTER_MS = 60_000  # demand lapsed this long ago is removed (web processes re-add what they hold)
 
 
 def now_ms() -> int:
@@ -102,8 +102,9 @@ class StreamBus:
         pipe = self.redis.pipeline(transaction=False)
         pipe.publish(self.channel(USER), orjson.dumps(message("user", USER, event, id=entry_id)))
         if event.get("e") == "executionReport":
-            pipe.publish(self.channel(ORDERS),
-                         orjson.dumps(message("order", ORDERS, order_from_report(event), id=entry_id)))
+            pipe.publish(
+                self.channel(ORDERS), orjson.dumps(message("order", ORDERS, order_from_report(event), id=entry_id))
+            )
         pipe.execute()
         return entry_id
 

@@ -25,9 +25,9 @@ import websocket
 from services.metrics import metrics
 
 log = logging.getLogger("spotgate.stream.upstream")
-SEND_INTERVAL = 0.25   # at most 4 messages a second, leaving room for the pong Binance also counts
-READ_TIMEOUT = 1.0     # how often a blocked read looks up to check for stop
-IDLE_TIMEOUT = 70.0    # Binance pings every 20 s: this long without a frame means the connection is dead
+SEND_INTERVAL = 0.25  # at most 4 messages a second, leaving room for the pong Binance also counts
+READ_TIMEOUT = 1.0  # how often a blocked read looks up to check for stop
+IDLE_TIMEOUT = 70.0  # Binance pings every 20 s: this long without a frame means the connection is dead
 
 
 class Backoff:
@@ -46,17 +46,26 @@ class Backoff:
 
 
 class Link:
-    def __init__(self, name: str, url: Callable[[], str], *, on_open: Callable[[Link], None],
-                 on_message: Callable[[Link, object], None], on_close: Callable[[Link, bool], None],
-                 backoff: Backoff, connect_timeout: float = 10.0, idle_timeout: float = IDLE_TIMEOUT):
+    def __init__(
+        self,
+        name: str,
+        url: Callable[[], str],
+        *,
+        on_open: Callable[[Link], None],
+        on_message: Callable[[Link, object], None],
+        on_close: Callable[[Link, bool], None],
+        backoff: Backoff,
+        connect_timeout: float = 10.0,
+        idle_timeout: float = IDLE_TIMEOUT,
+    ):
         self.name = name
         self._url = url
         self._on_open, self._on_message, self._on_close = on_open, on_message, on_close
         self.backoff = backoff
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
-        self.opened_at: float | None = None   # monotonic time the current connection opened
-        self.connections = 0                  # how many times it has connected
+        self.opened_at: float | None = None  # monotonic time the current connection opened
+        self.connections = 0  # how many times it has connected
         self._ws: websocket.WebSocket | None = None
         self._stop = threading.Event()
         self._send_lock = threading.Lock()
@@ -149,8 +158,9 @@ class Link:
         while not self._stop.is_set():
             try:
                 url = self._url()
-                ws = websocket.create_connection(url, timeout=self.connect_timeout, enable_multithread=True,
-                                                 skip_utf8_validation=True)
+                ws = websocket.create_connection(
+                    url, timeout=self.connect_timeout, enable_multithread=True, skip_utf8_validation=True
+                )
             except Exception as exc:
                 log.warning("%s: cannot connect: %s", self.name, _describe(exc))
                 self._connect_failures.inc()

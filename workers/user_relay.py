@@ -103,9 +103,14 @@ class UserStream(ABC):
         self.successor: Link | None = None
 
     def _link(self) -> Link:
-        return Link(f"user-{self.mode}.{next(self.link_ids)}", self.url, on_open=self.on_open,
-                    on_message=self.on_message, on_close=self._on_close,
-                    backoff=Backoff(self.settings.stream_reconnect_base, self.settings.stream_reconnect_max))
+        return Link(
+            f"user-{self.mode}.{next(self.link_ids)}",
+            self.url,
+            on_open=self.on_open,
+            on_message=self.on_message,
+            on_close=self._on_close,
+            backoff=Backoff(self.settings.stream_reconnect_base, self.settings.stream_reconnect_max),
+        )
 
     # -- mode specifics ----------------------------------------------------------------------------
 
@@ -137,8 +142,11 @@ class UserStream(ABC):
 
     def tick(self) -> None:
         with self.lock:
-            due = self.successor is None and self.active in self.subscribed and \
-                self.active.age() >= self.settings.stream_rotate_after
+            due = (
+                self.successor is None
+                and self.active in self.subscribed
+                and self.active.age() >= self.settings.stream_rotate_after
+            )
         if due:
             self.rotate("lifetime")
 
@@ -192,8 +200,12 @@ class UserStream(ABC):
 
     def describe(self) -> dict:
         with self.lock:
-            return {"mode": self.mode, "subscribed": self.active in self.subscribed,
-                    "ageSeconds": round(self.active.age(), 1), "rotating": self.successor is not None}
+            return {
+                "mode": self.mode,
+                "subscribed": self.active in self.subscribed,
+                "ageSeconds": round(self.active.age(), 1),
+                "rotating": self.successor is not None,
+            }
 
 
 class WsApiUserStream(UserStream):
@@ -207,9 +219,9 @@ class WsApiUserStream(UserStream):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.request_ids = itertools.count(1)
-        self.pending: dict[Link, tuple[str, int]] = {}   # link -> (method, request id) awaiting a reply
+        self.pending: dict[Link, tuple[str, int]] = {}  # link -> (method, request id) awaiting a reply
         self.subscription: dict[Link, int] = {}
-        self.auth: str | None = None                      # how the last subscription was made
+        self.auth: str | None = None  # how the last subscription was made
 
     def url(self) -> str:
         return self.settings.binance_ws_api_url

@@ -25,18 +25,20 @@ CHART_LIBRARY = STATIC / "vendor" / "lightweight-charts" / "lightweight-charts.s
 # (tests/browser/test_assets.py recomputes it from the vendored file, so an update cannot drift).
 CHART_STYLE_HASH = "sha256-3pRED1tOXas1FXFoPb9TGCjmYe9XQsmO9OV23khV2nY="
 
-CONTENT_SECURITY_POLICY = "; ".join((
-    "default-src 'none'",
-    "script-src 'self'",
-    f"style-src 'self' '{CHART_STYLE_HASH}'",
-    "img-src 'self' data:",
-    "font-src 'self'",
-    # 'self' covers ws:// and wss:// to the same host and port (CSP Level 3).
-    "connect-src 'self'",
-    "base-uri 'none'",
-    "form-action 'none'",
-    "frame-ancestors 'none'",
-))
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        f"style-src 'self' '{CHART_STYLE_HASH}'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        # 'self' covers ws:// and wss:// to the same host and port (CSP Level 3).
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    )
+)
 PAGE_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -44,6 +46,7 @@ PAGE_HEADERS = {
     # The page is small and changes with every deploy: always revalidate it; assets carry ETags.
     "Cache-Control": "no-cache",
 }
+
 
 class NoListing(DirectoryHandler):
     """A folder is not a page: 404 (Sanic's own handler raises IsADirectoryError, a 500)."""
@@ -61,8 +64,14 @@ def setup_dashboard(app: Sanic) -> None:
     app: its static route cannot be registered twice when tests build several apps."""
     bp = Blueprint("dashboard")
     bp.add_route(page, "/", methods=["GET"], name="page")
-    bp.static("/dashboard", STATIC, name="assets", use_content_range=False, stream_large_files=False,
-              directory_handler=NoListing("/dashboard", STATIC))
+    bp.static(
+        "/dashboard",
+        STATIC,
+        name="assets",
+        use_content_range=False,
+        stream_large_files=False,
+        directory_handler=NoListing("/dashboard", STATIC),
+    )
 
     @bp.on_response
     async def harden(request: Request, response):

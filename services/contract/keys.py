@@ -16,7 +16,7 @@ class Keys:
 
     def __init__(self, prefix: str):
         self.prefix = prefix
-        self.md_prefix = f"{prefix}md:"                        # + a channel name: see md()
+        self.md_prefix = f"{prefix}md:"  # + a channel name: see md()
         self.demand = f"{prefix}stream:demand"
         self.demand_changed = f"{prefix}stream:demand:changed"
         self.user_events = f"{prefix}user:events"

@@ -11,8 +11,8 @@ strictest wins.
 
 from __future__ import annotations
 
-DEFAULT_WEIGHT_LIMIT = 6000   # Binance's REQUEST_WEIGHT per minute, until exchangeInfo says otherwise
-BUDGET_SHARE = 0.9            # of that limit the budget spends; the rest is headroom for what we can't count
+DEFAULT_WEIGHT_LIMIT = 6000  # Binance's REQUEST_WEIGHT per minute, until exchangeInfo says otherwise
+BUDGET_SHARE = 0.9  # of that limit the budget spends; the rest is headroom for what we can't count
 
 _MINUTES = {"MINUTE": 1, "HOUR": 60, "DAY": 1440}
 

@@ -12,8 +12,8 @@ import time
 
 import orjson
 
-STATUS_TTL = 10          # seconds: a relay that stopped stops being reported soon after
-RELAY_STALE_MS = 3_000   # the relay reports every second: older than this, it is not running
+STATUS_TTL = 10  # seconds: a relay that stopped stops being reported soon after
+RELAY_STALE_MS = 3_000  # the relay reports every second: older than this, it is not running
 
 
 def now_ms() -> int:
@@ -32,7 +32,10 @@ def summary(raw: bytes | None, at_ms: int | None = None) -> dict:
         return {"running": False, "reportAgeMs": None, "connections": 0, "channels": 0, "userStream": None}
     age = max(0, (now_ms() if at_ms is None else at_ms) - int(report.get("updatedAt", 0)))
     market = report.get("market") or []
-    return {"running": age <= RELAY_STALE_MS, "reportAgeMs": age,
-            "connections": sum(1 for c in market if c.get("open")),
-            "channels": sum(int(c.get("channels", 0)) for c in market),
-            "userStream": report.get("user")}
+    return {
+        "running": age <= RELAY_STALE_MS,
+        "reportAgeMs": age,
+        "connections": sum(1 for c in market if c.get("open")),
+        "channels": sum(int(c.get("channels", 0)) for c in market),
+        "userStream": report.get("user"),
+    }

@@ -21,8 +21,8 @@ import orjson
 
 from .keys import Keys
 
-REPLY_TTL = 60      # seconds an unread reply is kept (its caller gave up: nobody will read it)
-REPLY_GRACE = 1.0   # seconds a caller waits past the task's deadline for the reply of its last step
+REPLY_TTL = 60  # seconds an unread reply is kept (its caller gave up: nobody will read it)
+REPLY_GRACE = 1.0  # seconds a caller waits past the task's deadline for the reply of its last step
 
 
 def new_reply_to(keys: Keys) -> str:

@@ -20,8 +20,9 @@ REQUEST_ID_HEADER = "request_id"
 _HOST = socket.gethostname()
 
 
-def task_message(name: str, args: tuple | list, queue: str, kwargs: dict | None = None,
-                 headers: dict[str, str] | None = None) -> bytes:
+def task_message(
+    name: str, args: tuple | list, queue: str, kwargs: dict | None = None, headers: dict[str, str] | None = None
+) -> bytes:
     """A task message as `send_task(name, args, kwargs, queue=queue, ignore_result=True, headers=headers)`
     would LPUSH it: Celery's message protocol v2 (docs.celeryq.dev, "Message Protocol") in kombu's Redis
     envelope (JSON body, base64-encoded). tests/orders/test_task_message.py holds it to kombu's own output.
@@ -31,23 +32,41 @@ def task_message(name: str, args: tuple | list, queue: str, kwargs: dict | None 
     task_id = str(uuid.uuid4())
     kwargs = kwargs or {}
     body = orjson.dumps([list(args), kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
-    return orjson.dumps({
-        "body": base64.b64encode(body).decode(),
-        "content-encoding": "utf-8",
-        "content-type": "application/json",
-        "headers": {
-            "lang": "py", "task": name, "id": task_id, "shadow": None, "eta": None, "expires": None,
-            "group": None, "group_index": None, "retries": 0, "timelimit": [None, None], "root_id": task_id,
-            "parent_id": None, "argsrepr": repr(tuple(args)), "kwargsrepr": repr(kwargs),
-            "origin": f"{os.getpid()}@{_HOST}", "ignore_result": True, "replaced_task_nesting": 0,
-            "stamped_headers": None, "stamps": {},
-            **(headers or {}),
-        },
-        "properties": {
-            "correlation_id": task_id, "reply_to": "", "delivery_mode": 2,
-            "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0,
-            "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
-        },
-    })
-
-
+    return orjson.dumps(
+        {
+            "body": base64.b64encode(body).decode(),
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": {
+                "lang": "py",
+                "task": name,
+                "id": task_id,
+                "shadow": None,
+                "eta": None,
+                "expires": None,
+                "group": None,
+                "group_index": None,
+                "retries": 0,
+                "timelimit": [None, None],
+                "root_id": task_id,
+                "parent_id": None,
+                "argsrepr": repr(tuple(args)),
+                "kwargsrepr": repr(kwargs),
+                "origin": f"{os.getpid()}@{_HOST}",
+                "ignore_result": True,
+                "replaced_task_nesting": 0,
+                "stamped_headers": None,
+                "stamps": {},
+                **(headers or {}),
+            },
+            "properties": {
+                "correlation_id": task_id,
+                "reply_to": "",
+                "delivery_mode": 2,
+                "delivery_info": {"exchange": "", "routing_key": queue},
+                "priority": 0,
+                "body_encoding": "base64",
+                "delivery_tag": str(uuid.uuid4()),
+            },
+        }
+    )

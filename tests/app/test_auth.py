@@ -71,8 +71,9 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def token_for(codec: TokenCodec, role: str = "viewer", sub: str = "tester", ttl: int = 600,
-              typ: TokenType = TokenType.ACCESS) -> str:
+def token_for(
+    codec: TokenCodec, role: str = "viewer", sub: str = "tester", ttl: int = 600, typ: TokenType = TokenType.ACCESS
+) -> str:
     return codec.issue(sub, Role.parse(role), ttl, typ).token
 
 
@@ -95,8 +96,10 @@ def claims(**overrides) -> dict:
 
 def hs256_with_key(payload: dict, key: bytes) -> str:
     """An HS256 token built by hand (PyJWT refuses a PEM as an HMAC key: attackers do not)."""
+
     def b64(data: bytes) -> str:
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
     header = json.dumps({"alg": "HS256", "typ": "JWT"}).encode()
     signing_input = f"{b64(header)}.{b64(json.dumps(payload).encode())}"
     return f"{signing_input}.{b64(hmac.new(key, signing_input.encode(), hashlib.sha256).digest())}"
@@ -127,12 +130,18 @@ BAD_TOKENS = {
     "empty bearer": (lambda c: None, {"Authorization": "Bearer"}, "TOKEN_MISSING"),
     "garbled": (lambda c: "not-a-jwt", None, "TOKEN_INVALID"),
     "alg none": (lambda c: jwt.encode(claims(), None, algorithm="none"), None, "TOKEN_INVALID"),
-    "wrong secret": (lambda c: jwt.encode(claims(), "another-secret-" + "x" * 32, algorithm="HS256"), None,
-                     "TOKEN_INVALID"),
+    "wrong secret": (
+        lambda c: jwt.encode(claims(), "another-secret-" + "x" * 32, algorithm="HS256"),
+        None,
+        "TOKEN_INVALID",
+    ),
     "wrong algorithm": (lambda c: jwt.encode(claims(), SECRET, algorithm="HS512"), None, "TOKEN_INVALID"),
     "tampered payload": (lambda c: tampered(token_for(c, "viewer")), None, "TOKEN_INVALID"),
-    "expired": (lambda c: jwt.encode(claims(iat=int(time.time()) - 3600, exp=int(time.time()) - 60), SECRET),
-                None, "TOKEN_EXPIRED"),
+    "expired": (
+        lambda c: jwt.encode(claims(iat=int(time.time()) - 3600, exp=int(time.time()) - 60), SECRET),
+        None,
+        "TOKEN_EXPIRED",
+    ),
     "missing jti": (lambda c: jwt.encode(claims(jti=None), SECRET), None, "TOKEN_INVALID"),
     "missing typ": (lambda c: jwt.encode(claims(typ=None), SECRET), None, "TOKEN_INVALID"),
     "unknown role": (lambda c: jwt.encode(claims(role="root"), SECRET), None, "TOKEN_INVALID"),
@@ -169,8 +178,9 @@ def test_a_token_revoked_by_an_admin_is_refused_at_once(client, codec):
 
 def test_viewer_and_trader_are_refused_admin_routes_naming_the_role(client, codec):
     for role in ("viewer", "trader"):
-        response = call(client, "post", "/api/v1/auth/tokens", token_for(codec, role),
-                        json={"sub": "x", "role": "viewer"})
+        response = call(
+            client, "post", "/api/v1/auth/tokens", token_for(codec, role), json={"sub": "x", "role": "viewer"}
+        )
         assert response.status == 403
         assert error_code(response) == "ROLE_REQUIRED"
         assert "admin" in response.json["error"]["message"]
@@ -194,8 +204,9 @@ def test_head_cannot_bypass_authentication(client):
 
 
 def login(client, username: str, password: str | None = None):
-    return call(client, "post", "/api/v1/auth/login",
-                json={"username": username, "password": password or PASSWORDS[username]})
+    return call(
+        client, "post", "/api/v1/auth/login", json={"username": username, "password": password or PASSWORDS[username]}
+    )
 
 
 def test_login_gives_tokens_carrying_the_configured_role(client):
@@ -220,12 +231,16 @@ def test_wrong_password_and_unknown_user_look_the_same(client):
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [(b"{not json", "body"), (b"[1, 2]", "body"), (b'{"password": "x"}', "username"),
-     (b'{"username": "alice"}', "password"), (b'{"username": "alice", "password": 5}', "password")],
+    [
+        (b"{not json", "body"),
+        (b"[1, 2]", "body"),
+        (b'{"password": "x"}', "username"),
+        (b'{"username": "alice"}', "password"),
+        (b'{"username": "alice", "password": 5}', "password"),
+    ],
 )
 def test_bad_login_bodies_are_400_naming_the_field(client, body, field):
-    response = call(client, "post", "/api/v1/auth/login", content=body,
-                    headers={"Content-Type": "application/json"})
+    response = call(client, "post", "/api/v1/auth/login", content=body, headers={"Content-Type": "application/json"})
     assert response.status == 400
     assert response.json["error"]["details"]["field"] == field
 
@@ -254,8 +269,9 @@ def test_refresh_refuses_access_tokens_and_garbage(client):
 def test_logout_revokes_the_access_and_refresh_tokens(client, redis_url, redis_prefix):
     pair = login(client, "alice").json["data"]
 
-    response = call(client, "post", "/api/v1/auth/logout", pair["accessToken"],
-                    json={"refreshToken": pair["refreshToken"]})
+    response = call(
+        client, "post", "/api/v1/auth/logout", pair["accessToken"], json={"refreshToken": pair["refreshToken"]}
+    )
     assert response.status == 200 and len(response.json["data"]["revoked"]) == 2
 
     after = call(client, "get", "/api/v1/auth/me", pair["accessToken"])
@@ -282,8 +298,9 @@ def test_logout_without_a_body_and_without_a_token(client):
 
 def test_logout_refuses_someone_elses_refresh_token(client):
     alice, bob = login(client, "alice").json["data"], login(client, "bob").json["data"]
-    response = call(client, "post", "/api/v1/auth/logout", alice["accessToken"],
-                    json={"refreshToken": bob["refreshToken"]})
+    response = call(
+        client, "post", "/api/v1/auth/logout", alice["accessToken"], json={"refreshToken": bob["refreshToken"]}
+    )
     assert response.status == 400 and response.json["error"]["details"]["field"] == "refreshToken"
     assert call(client, "post", "/api/v1/auth/refresh", json={"refreshToken": bob["refreshToken"]}).status == 200
 
@@ -292,8 +309,13 @@ def test_logout_refuses_someone_elses_refresh_token(client):
 
 
 def test_admin_issues_a_token_that_works_with_its_role_and_lifetime(client, codec):
-    response = call(client, "post", "/api/v1/auth/tokens", token_for(codec, "admin"),
-                    json={"sub": "grid-bot", "role": "trader", "ttl": "30d"})
+    response = call(
+        client,
+        "post",
+        "/api/v1/auth/tokens",
+        token_for(codec, "admin"),
+        json={"sub": "grid-bot", "role": "trader", "ttl": "30d"},
+    )
     assert response.status == 201
     issued = response.json["data"]
     assert issued["expiresIn"] == 30 * 86400 and issued["tokenType"] == "Bearer"
@@ -304,8 +326,13 @@ def test_admin_issues_a_token_that_works_with_its_role_and_lifetime(client, code
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"role": "viewer"}, "sub"), ({"sub": "a b", "role": "viewer"}, "sub"), ({"sub": "x", "role": "root"}, "role"),
-     ({"sub": "x", "role": "viewer", "ttl": "forever"}, "ttl"), ({"sub": "x", "role": "viewer", "ttl": "999d"}, "ttl")],
+    [
+        ({"role": "viewer"}, "sub"),
+        ({"sub": "a b", "role": "viewer"}, "sub"),
+        ({"sub": "x", "role": "root"}, "role"),
+        ({"sub": "x", "role": "viewer", "ttl": "forever"}, "ttl"),
+        ({"sub": "x", "role": "viewer", "ttl": "999d"}, "ttl"),
+    ],
 )
 def test_bad_token_requests_are_400_naming_the_field(client, codec, body, field):
     response = call(client, "post", "/api/v1/auth/tokens", token_for(codec, "admin"), json=body)
@@ -317,8 +344,15 @@ def test_bad_token_requests_are_400_naming_the_field(client, codec, body, field)
 
 def run_cli(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "SPOTGATE_", "AUTH_"))}
-    return subprocess.run([sys.executable, "-m", "app.tokens", *args], cwd=ROOT, env={**environ, **env},
-                          input=stdin, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "app.tokens", *args],
+        cwd=ROOT,
+        env={**environ, **env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_cli_issues_a_token_the_gateway_accepts(client):
@@ -361,10 +395,14 @@ def test_password_hashes_are_salted_and_verify():
 @pytest.fixture(scope="module")
 def rsa_pems() -> tuple[str, str]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return public, private
 
 
@@ -375,16 +413,19 @@ def test_rs256_login_works_and_hmac_tokens_are_refused(env, rsa_pems):
         assert jwt.get_unverified_header(pair["accessToken"])["alg"] == "RS256"
         assert call(c, "get", "/api/v1/auth/me", pair["accessToken"]).status == 200
 
-        for forged in (jwt.encode(claims(), SECRET, algorithm="HS256"),  # the old shared secret
-                       hs256_with_key(claims(), public.encode())):        # the public key as HMAC secret
+        for forged in (
+            jwt.encode(claims(), SECRET, algorithm="HS256"),  # the old shared secret
+            hs256_with_key(claims(), public.encode()),
+        ):  # the public key as HMAC secret
             response = call(c, "get", "/api/v1/auth/me", forged)
             assert response.status == 401 and error_code(response) == "TOKEN_INVALID"
 
 
 def test_verify_only_gateway_accepts_tokens_minted_elsewhere_but_cannot_issue(env, rsa_pems):
     public, private = rsa_pems
-    done = run_cli("issue", "--sub", "svc", "--role", "viewer",
-                   env={"JWT_PUBLIC_KEY": public, "JWT_PRIVATE_KEY": private})
+    done = run_cli(
+        "issue", "--sub", "svc", "--role", "viewer", env={"JWT_PUBLIC_KEY": public, "JWT_PRIVATE_KEY": private}
+    )
     assert done.returncode == 0, done.stderr
 
     with serve({**env, "JWT_PUBLIC_KEY": public}) as c:
@@ -433,9 +474,13 @@ def test_openapi_documents_auth_routes_and_their_security(env):
     login_doc = paths["/api/v1/auth/login"]["post"]
     assert login_doc["summary"]
     assert set(login_doc["requestBody"]["content"]["application/json"]["schema"]["properties"]) == {
-        "username", "password"}
-    assert "accessToken" in login_doc["responses"]["200"]["content"]["application/json"]["schema"][
-        "properties"]["data"]["properties"]
+        "username",
+        "password",
+    }
+    assert (
+        "accessToken"
+        in login_doc["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["data"]["properties"]
+    )
 
 
 def test_roles_are_ordered_and_match_the_configured_names():

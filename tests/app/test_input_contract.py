@@ -35,18 +35,23 @@ def assert_json_error(answer, status: int, code: str | None = None) -> dict:
 
 # -- item 16: integers beyond 64 bits, and a renderer that cannot fail -----------------------------------
 
-@pytest.mark.parametrize("method, path, params", [
-    ("GET", "/api/v1/order", {"symbol": "BTCUSDT", "orderId": HUGE}),
-    ("DELETE", "/api/v1/order", {"symbol": "BTCUSDT", "orderId": HUGE}),
-    ("GET", "/api/v1/allOrders", {"symbol": "BTCUSDT", "orderId": HUGE}),
-    ("GET", "/api/v1/myTrades", {"symbol": "BTCUSDT", "fromId": HUGE}),
-    ("GET", "/api/v1/myTrades", {"symbol": "BTCUSDT", "orderId": str(2**63)}),
-    ("GET", "/api/v1/klines", {"symbol": "BTCUSDT", "interval": "1m", "startTime": HUGE}),
-    ("GET", "/api/v1/klines", {"symbol": "BTCUSDT", "interval": "1m", "endTime": HUGE}),
-])
+
+@pytest.mark.parametrize(
+    "method, path, params",
+    [
+        ("GET", "/api/v1/order", {"symbol": "BTCUSDT", "orderId": HUGE}),
+        ("DELETE", "/api/v1/order", {"symbol": "BTCUSDT", "orderId": HUGE}),
+        ("GET", "/api/v1/allOrders", {"symbol": "BTCUSDT", "orderId": HUGE}),
+        ("GET", "/api/v1/myTrades", {"symbol": "BTCUSDT", "fromId": HUGE}),
+        ("GET", "/api/v1/myTrades", {"symbol": "BTCUSDT", "orderId": str(2**63)}),
+        ("GET", "/api/v1/klines", {"symbol": "BTCUSDT", "interval": "1m", "startTime": HUGE}),
+        ("GET", "/api/v1/klines", {"symbol": "BTCUSDT", "interval": "1m", "endTime": HUGE}),
+    ],
+)
 def test_integers_beyond_64_bits_are_a_json_400_naming_the_field(gateway, method, path, params):
-    answer = gateway.http.request(method, gateway.url + path, params=params, headers=bearer(gateway, "trader"),
-                                  timeout=30)
+    answer = gateway.http.request(
+        method, gateway.url + path, params=params, headers=bearer(gateway, "trader"), timeout=30
+    )
     error = assert_json_error(answer, 400, "INVALID_PARAMETER")
     field = next(name for name in params if name != "symbol" and name != "interval")
     assert error["details"]["field"] == field and error["details"]["value"] == params[field]
@@ -79,14 +84,18 @@ def test_a_server_error_is_json_and_logged_once_with_its_request_id_and_tracebac
 
     with caplog.at_level(logging.ERROR, logger="spotgate.errors"), ReusableClient(app, port=free_port()) as client:
         _, answer = client.get("/boom", headers={"X-Request-ID": "crash-42"})
-    assert answer.status == 500 and answer.json["error"] == {"code": "INTERNAL_ERROR", "message": "Internal error",
-                                                              "details": {}}
+    assert answer.status == 500 and answer.json["error"] == {
+        "code": "INTERNAL_ERROR",
+        "message": "Internal error",
+        "details": {},
+    }
     assert answer.headers["X-Request-ID"] == "crash-42" and "a bug" not in answer.text
     records = [r for r in caplog.records if "crash-42" in r.getMessage()]
     assert len(records) == 1 and records[0].exc_info and records[0].exc_info[0] is RuntimeError
 
 
 # -- item 17: job ids -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("suffix", [":order", ":order:x", "%20", "ABC"])
 def test_a_malformed_job_id_is_a_400_even_when_a_key_of_that_name_exists(gateway, redis_url, suffix):
@@ -105,11 +114,15 @@ def test_a_malformed_job_id_is_a_400_even_when_a_key_of_that_name_exists(gateway
 
 # -- item 18: 405 with Allow, 415, canonical forms --------------------------------------------------------
 
-@pytest.mark.parametrize("method, path, allowed", [
-    ("PATCH", "/api/v1/order", {"GET", "POST", "DELETE"}),
-    ("PUT", "/api/v1/ticker/price", {"GET"}),
-    ("POST", "/api/v1/risk/limits", {"GET", "PUT"}),
-])
+
+@pytest.mark.parametrize(
+    "method, path, allowed",
+    [
+        ("PATCH", "/api/v1/order", {"GET", "POST", "DELETE"}),
+        ("PUT", "/api/v1/ticker/price", {"GET"}),
+        ("POST", "/api/v1/risk/limits", {"GET", "PUT"}),
+    ],
+)
 def test_405_names_the_allowed_methods(gateway, method, path, allowed):
     answer = gateway.http.request(method, gateway.url + path, headers=bearer(gateway, "admin"), timeout=10)
     assert_json_error(answer, 405, "METHOD_NOT_ALLOWED")
@@ -117,11 +130,16 @@ def test_405_names_the_allowed_methods(gateway, method, path, allowed):
     assert allowed <= listed and method not in listed
 
 
-@pytest.mark.parametrize("method, path, role", [
-    ("POST", "/api/v1/order", "trader"), ("PUT", "/api/v1/risk/limits", "admin"),
-    ("POST", "/api/v1/admin/kill-switch", "admin"), ("POST", "/api/v1/auth/login", "viewer"),
-    ("POST", "/api/v1/auth/tokens", "admin"),
-])
+@pytest.mark.parametrize(
+    "method, path, role",
+    [
+        ("POST", "/api/v1/order", "trader"),
+        ("PUT", "/api/v1/risk/limits", "admin"),
+        ("POST", "/api/v1/admin/kill-switch", "admin"),
+        ("POST", "/api/v1/auth/login", "viewer"),
+        ("POST", "/api/v1/auth/tokens", "admin"),
+    ],
+)
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
 def test_a_body_that_is_not_json_is_a_415(gateway, method, path, role, content_type):
     headers = {**bearer(gateway, role), **({"Content-Type": content_type} if content_type else {})}
@@ -132,10 +150,22 @@ def test_a_body_that_is_not_json_is_a_415(gateway, method, path, role, content_t
 
 
 def test_a_body_over_request_max_size_is_a_json_413(gateway):
-    body = orjson.dumps({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001",
-                         "clientOrderId": "x", "padding": "p" * 100_000})
-    answer = gateway.http.post(gateway.url + "/api/v1/order", data=body, timeout=10,
-                               headers={**bearer(gateway, "trader"), "Content-Type": "application/json"})
+    body = orjson.dumps(
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "MARKET",
+            "quantity": "0.001",
+            "clientOrderId": "x",
+            "padding": "p" * 100_000,
+        }
+    )
+    answer = gateway.http.post(
+        gateway.url + "/api/v1/order",
+        data=body,
+        timeout=10,
+        headers={**bearer(gateway, "trader"), "Content-Type": "application/json"},
+    )
     error = assert_json_error(answer, 413, "PAYLOAD_TOO_LARGE")
     assert error["details"]["limit"] == 65536
 
@@ -143,26 +173,30 @@ def test_a_body_over_request_max_size_is_a_json_413(gateway):
 ORDER = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "10000"}
 
 
-@pytest.mark.parametrize("change, field, code", [
-    ({"quantity": " 0.001"}, "quantity", "INVALID_PARAMETER"),
-    ({"quantity": "0.001 "}, "quantity", "INVALID_PARAMETER"),
-    ({"quantity": "+0.001"}, "quantity", "INVALID_PARAMETER"),
-    ({"quantity": "1e-3"}, "quantity", "INVALID_PARAMETER"),
-    ({"quantity": "00.001"}, "quantity", "INVALID_PARAMETER"),
-    ({"quantity": 0.001}, "quantity", "INVALID_PARAMETER"),
-    ({"price": "10000\u0660"}, "price", "INVALID_PARAMETER"),
-    ({"side": "buy"}, "side", "INVALID_PARAMETER"),
-    ({"side": "\u017fell"}, "side", "INVALID_PARAMETER"),        # "ſell".upper() == "SELL"
-    ({"type": "limit"}, "type", "INVALID_PARAMETER"),
-    ({"timeInForce": "gtc"}, "timeInForce", "INVALID_PARAMETER"),
-    ({"symbol": "btcu\u017fdt"}, "symbol", "INVALID_SYMBOL"),      # "btcuſdt".upper() == "BTCUSDT"
-    ({"symbol": " BTCUSDT"}, "symbol", "INVALID_SYMBOL"),
-    ({"stopprice": "1"}, "stopprice", "INVALID_PARAMETER"),       # a typo is not dropped silently
-])
+@pytest.mark.parametrize(
+    "change, field, code",
+    [
+        ({"quantity": " 0.001"}, "quantity", "INVALID_PARAMETER"),
+        ({"quantity": "0.001 "}, "quantity", "INVALID_PARAMETER"),
+        ({"quantity": "+0.001"}, "quantity", "INVALID_PARAMETER"),
+        ({"quantity": "1e-3"}, "quantity", "INVALID_PARAMETER"),
+        ({"quantity": "00.001"}, "quantity", "INVALID_PARAMETER"),
+        ({"quantity": 0.001}, "quantity", "INVALID_PARAMETER"),
+        ({"price": "10000\u0660"}, "price", "INVALID_PARAMETER"),
+        ({"side": "buy"}, "side", "INVALID_PARAMETER"),
+        ({"side": "\u017fell"}, "side", "INVALID_PARAMETER"),  # "ſell".upper() == "SELL"
+        ({"type": "limit"}, "type", "INVALID_PARAMETER"),
+        ({"timeInForce": "gtc"}, "timeInForce", "INVALID_PARAMETER"),
+        ({"symbol": "btcu\u017fdt"}, "symbol", "INVALID_SYMBOL"),  # "btcuſdt".upper() == "BTCUSDT"
+        ({"symbol": " BTCUSDT"}, "symbol", "INVALID_SYMBOL"),
+        ({"stopprice": "1"}, "stopprice", "INVALID_PARAMETER"),  # a typo is not dropped silently
+    ],
+)
 def test_only_canonical_order_fields_are_accepted(gateway, upstream, change, field, code):
     before = upstream.admin("GET", "orders").json()
-    answer = gateway.http.post(gateway.url + "/api/v1/order", json={**ORDER, **change}, timeout=30,
-                               headers=bearer(gateway, "trader"))
+    answer = gateway.http.post(
+        gateway.url + "/api/v1/order", json={**ORDER, **change}, timeout=30, headers=bearer(gateway, "trader")
+    )
     error = assert_json_error(answer, 400, code)
     assert error["details"]["field"] == field
     assert upstream.admin("GET", "orders").json() == before
@@ -170,8 +204,9 @@ def test_only_canonical_order_fields_are_accepted(gateway, upstream, change, fie
 
 @pytest.mark.parametrize("raw", ["+5", " 5", "5 ", "1_0", "\u0663", "05", "-1", "0x10"])
 def test_only_canonical_integers_are_accepted(gateway, raw):
-    error = assert_json_error(gateway.get("/api/v1/klines", symbol="BTCUSDT", interval="1m", limit=raw), 400,
-                              "INVALID_PARAMETER")
+    error = assert_json_error(
+        gateway.get("/api/v1/klines", symbol="BTCUSDT", interval="1m", limit=raw), 400, "INVALID_PARAMETER"
+    )
     assert error["details"]["field"] == "limit"
 
 
@@ -182,6 +217,7 @@ def test_lowercase_ascii_symbols_still_fold(gateway):
 
 
 # -- the OpenAPI document --------------------------------------------------------------------------------
+
 
 def test_the_openapi_document_describes_bodies_statuses_and_bounds(gateway):
     doc = gateway.http.get(gateway.url + "/docs/openapi.json", timeout=10).json()
@@ -199,6 +235,9 @@ def test_the_openapi_document_describes_bodies_statuses_and_bounds(gateway):
     assert "int32" not in text
     error = order["responses"]["400"]["content"]["application/json"]["schema"]["properties"]["error"]
     assert error["properties"]["details"] == {"type": "object"} and set(error["required"]) == {
-        "code", "message", "details"}
+        "code",
+        "message",
+        "details",
+    }
     assert "security" not in doc["paths"]["/health"]["get"]
     assert doc["paths"]["/api/v1/risk/limits"]["put"]["security"] == [{"bearer": []}]

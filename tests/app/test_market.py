@@ -55,8 +55,9 @@ def test_seed_scenario_klines_are_full_pages(gateway, interval, limit):
     assert answer.status_code == 200 and len(candles) == limit
     length = candles[1]["openTime"] - candles[0]["openTime"]
     assert all(b["openTime"] - a["openTime"] == length for a, b in itertools.pairwise(candles))
-    older = gateway.get("/api/v1/klines", symbol="BTCUSDT", interval=interval, limit=limit,
-                        endTime=candles[0]["openTime"] - 1).json()["data"]
+    older = gateway.get(
+        "/api/v1/klines", symbol="BTCUSDT", interval=interval, limit=limit, endTime=candles[0]["openTime"] - 1
+    ).json()["data"]
     assert len(older) == limit and older[-1]["openTime"] == candles[0]["openTime"] - length
 
 
@@ -76,16 +77,19 @@ def test_depth_trades_24hr_book_ticker_exchange_info_symbols(gateway):
     assert usdt[0]["tickSize"] and usdt[0]["stepSize"] and usdt[0]["minNotional"]
 
 
-@pytest.mark.parametrize("path,params,field", [
-    ("/api/v1/ticker/price", {"symbol": "INVALID"}, "symbol"),
-    ("/api/v1/klines", {"symbol": "INVALID", "interval": "1m"}, "symbol"),
-    ("/api/v1/klines", {"symbol": "BTCUSDT", "interval": "7m"}, "interval"),
-    ("/api/v1/klines", {"symbol": "BTCUSDT", "interval": "1m", "limit": 1001}, "limit"),
-    ("/api/v1/klines", {"symbol": "BTCUSDT", "interval": "1m", "limit": "ten"}, "limit"),
-    ("/api/v1/depth", {"symbol": "BTCUSDT", "limit": 0}, "limit"),
-    ("/api/v1/depth", {}, "symbol"),
-    ("/api/v1/ticker/price", {"symbols": "BTCUSDT,NOPE"}, "symbols"),
-])
+@pytest.mark.parametrize(
+    "path,params,field",
+    [
+        ("/api/v1/ticker/price", {"symbol": "INVALID"}, "symbol"),
+        ("/api/v1/klines", {"symbol": "INVALID", "interval": "1m"}, "symbol"),
+        ("/api/v1/klines", {"symbol": "BTCUSDT", "interval": "7m"}, "interval"),
+        ("/api/v1/klines", {"symbol": "BTCUSDT", "interval": "1m", "limit": 1001}, "limit"),
+        ("/api/v1/klines", {"symbol": "BTCUSDT", "interval": "1m", "limit": "ten"}, "limit"),
+        ("/api/v1/depth", {"symbol": "BTCUSDT", "limit": 0}, "limit"),
+        ("/api/v1/depth", {}, "symbol"),
+        ("/api/v1/ticker/price", {"symbols": "BTCUSDT,NOPE"}, "symbols"),
+    ],
+)
 def test_bad_input_is_a_400_naming_the_field(gateway, path, params, field):
     answer = gateway.get(path, **params)
     assert answer.status_code == 400
@@ -126,8 +130,7 @@ def test_upstream_429_becomes_429_with_retry_after(upstream, redis_url):
     web = WebProcess(upstream.url, redis_url)  # its own: the pause it causes is shared by design
     try:
         assert web.get("/api/v1/exchangeInfo").status_code == 200
-        upstream.admin("POST", "faults", {"kind": "rate_limit", "path": "/api/v3/depth", "retry_after": 3,
-                                          "count": 1})
+        upstream.admin("POST", "faults", {"kind": "rate_limit", "path": "/api/v3/depth", "retry_after": 3, "count": 1})
         answer = web.get("/api/v1/depth", symbol="BNBUSDT", limit=7)
         assert answer.status_code == 429
         assert 1 <= int(answer.headers["Retry-After"]) <= 3
@@ -164,12 +167,18 @@ def test_fresh_stream_ticker_is_served_from_redis(gateway, redis_url):
     conn.set(key, orjson.dumps({"symbol": "BNBUSDT", "price": "123.45000000", "updatedAt": int(time.time() * 1000)}))
     try:
         assert gateway.get("/api/v1/ticker/price", symbol="BNBUSDT").json()["data"]["price"] == "123.45000000"
-        conn.set(key, orjson.dumps({"symbol": "BNBUSDT", "price": "123.45000000",
-                                    "updatedAt": int(time.time() * 1000) - 60_000}))
+        conn.set(
+            key,
+            orjson.dumps({"symbol": "BNBUSDT", "price": "123.45000000", "updatedAt": int(time.time() * 1000) - 60_000}),
+        )
         # once the 1 s REST cache entry lapses the next read decides afresh, and a stale stream ticker
         # is not what it serves
-        wait_until(lambda: gateway.get("/api/v1/ticker/price", symbol="BNBUSDT").json()["data"]["price"]
-                   != "123.45000000", 5, "the stale stream ticker replaced by the exchange's", interval=0.1)
+        wait_until(
+            lambda: gateway.get("/api/v1/ticker/price", symbol="BNBUSDT").json()["data"]["price"] != "123.45000000",
+            5,
+            "the stale stream ticker replaced by the exchange's",
+            interval=0.1,
+        )
     finally:
         conn.delete(key)
         conn.close()
@@ -179,8 +188,7 @@ def test_upstream_slower_than_timeout_is_504(upstream, redis_url):
     web = WebProcess(upstream.url, redis_url, UPSTREAM_TIMEOUT="1")
     try:
         assert web.get("/api/v1/exchangeInfo").status_code == 200  # warm the symbol cache
-        upstream.admin("POST", "faults", {"kind": "latency", "path": "/api/v3/klines", "latency_ms": 2500,
-                                          "count": 1})
+        upstream.admin("POST", "faults", {"kind": "latency", "path": "/api/v3/klines", "latency_ms": 2500, "count": 1})
         started = time.monotonic()
         answer = web.get("/api/v1/klines", symbol="BTCUSDT", interval="5m", limit=3)
         assert answer.status_code == 504 and time.monotonic() - started < 2.5
@@ -223,9 +231,19 @@ def test_docs_describe_every_route_with_the_bearer_scheme(gateway):
     spec = requests.get(gateway.url + "/docs/openapi.json", timeout=10).json()
     assert "bearer" in spec["components"]["securitySchemes"]
     paths = spec["paths"]
-    for path in ("/api/v1/ticker/price", "/api/v1/klines", "/api/v1/depth", "/api/v1/trades", "/api/v1/symbols",
-                 "/api/v1/exchangeInfo", "/api/v1/ticker/24hr", "/api/v1/ticker/bookTicker", "/health",
-                 "/health/ready", "/api/v1/status"):
+    for path in (
+        "/api/v1/ticker/price",
+        "/api/v1/klines",
+        "/api/v1/depth",
+        "/api/v1/trades",
+        "/api/v1/symbols",
+        "/api/v1/exchangeInfo",
+        "/api/v1/ticker/24hr",
+        "/api/v1/ticker/bookTicker",
+        "/health",
+        "/health/ready",
+        "/api/v1/status",
+    ):
         operation = paths[path]["get"]
         assert "200" in operation["responses"], path
     assert paths["/api/v1/klines"]["get"]["security"] == [{"bearer": []}]
@@ -248,16 +266,29 @@ def test_unreachable_upstream_is_503(redis_url):
 def test_cors_preflight_allows_configured_origins(upstream, redis_url):
     web = WebProcess(upstream.url, redis_url, CORS_ORIGINS="https://dash.example")
     try:
-        preflight = requests.options(web.url + "/api/v1/ticker/price", timeout=5, headers={
-            "Origin": "https://dash.example", "Access-Control-Request-Method": "GET",
-            "Access-Control-Request-Headers": "authorization"})
+        preflight = requests.options(
+            web.url + "/api/v1/ticker/price",
+            timeout=5,
+            headers={
+                "Origin": "https://dash.example",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
         assert preflight.status_code in (200, 204)
         assert preflight.headers["Access-Control-Allow-Origin"] == "https://dash.example"
-        answer = web.http.get(web.url + "/api/v1/ticker/price", params={"symbol": "BTCUSDT"}, timeout=5,
-                              headers={"Origin": "https://dash.example", "Authorization": f"Bearer {web.token()}"})
+        answer = web.http.get(
+            web.url + "/api/v1/ticker/price",
+            params={"symbol": "BTCUSDT"},
+            timeout=5,
+            headers={"Origin": "https://dash.example", "Authorization": f"Bearer {web.token()}"},
+        )
         assert answer.headers["Access-Control-Allow-Origin"] == "https://dash.example"
-        other = requests.options(web.url + "/api/v1/ticker/price", timeout=5, headers={
-            "Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
+        other = requests.options(
+            web.url + "/api/v1/ticker/price",
+            timeout=5,
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+        )
         assert other.headers.get("Access-Control-Allow-Origin") != "https://evil.example"
     finally:
         web.stop()

@@ -21,19 +21,31 @@ PASSWORD = "correct horse"
 @pytest.fixture(scope="module")
 def users() -> str:
     digest = hash_password(PASSWORD)
-    return ",".join(f"{name}:{role}:{digest}" for name, role in
-                    (("alice", "trader"), ("bob", "viewer"), ("carol", "viewer"), ("dave", "viewer"),
-                     ("erin", "admin")))
+    return ",".join(
+        f"{name}:{role}:{digest}"
+        for name, role in (
+            ("alice", "trader"),
+            ("bob", "viewer"),
+            ("carol", "viewer"),
+            ("dave", "viewer"),
+            ("erin", "admin"),
+        )
+    )
 
 
 @pytest.fixture(scope="module")
 def pair(upstream, redis_url, users):
     """Two web processes of one deployment (same prefix), as two dynos behind a router."""
     prefix = f"sgtest:{uuid.uuid4().hex}:"
-    env = {"AUTH_USERS": users, "LOGIN_MAX_FAILURES": "3", "LOGIN_IP_MAX_FAILURES": "6", "LOGIN_LOCKOUT": "1",
-           "LOGIN_LOCKOUT_MAX": "4",
-           # Behind one proxy (as on Heroku): the client address is X-Forwarded-For's last entry.
-           "SANIC_PROXIES_COUNT": "1"}
+    env = {
+        "AUTH_USERS": users,
+        "LOGIN_MAX_FAILURES": "3",
+        "LOGIN_IP_MAX_FAILURES": "6",
+        "LOGIN_LOCKOUT": "1",
+        "LOGIN_LOCKOUT_MAX": "4",
+        # Behind one proxy (as on Heroku): the client address is X-Forwarded-For's last entry.
+        "SANIC_PROXIES_COUNT": "1",
+    }
     first = WebProcess(upstream.url, redis_url, prefix, **env)
     second = WebProcess(upstream.url, redis_url, prefix, **env)
     yield first, second
@@ -42,8 +54,12 @@ def pair(upstream, redis_url, users):
 
 
 def login(web: WebProcess, username: str, password: str, ip: str = "198.51.100.1"):
-    return web.http.post(web.url + "/api/v1/auth/login", json={"username": username, "password": password},
-                         headers={"X-Forwarded-For": ip}, timeout=30)
+    return web.http.post(
+        web.url + "/api/v1/auth/login",
+        json={"username": username, "password": password},
+        headers={"X-Forwarded-For": ip},
+        timeout=30,
+    )
 
 
 def post(web: WebProcess, path: str, body: dict | None = None, token: str | None = None):
@@ -58,14 +74,19 @@ def code(response) -> str:
 def refused_everywhere(webs, token: str) -> bool:
     """A revocation made on one process reaches the others within REVOCATION_RECHECK (1 s): poll for it."""
     try:
-        wait_until(lambda: [w.get("/api/v1/auth/me", token=token).status_code for w in webs] == [401] * len(webs),
-                   5, "the revocation on every process", interval=0.1)
+        wait_until(
+            lambda: [w.get("/api/v1/auth/me", token=token).status_code for w in webs] == [401] * len(webs),
+            5,
+            "the revocation on every process",
+            interval=0.1,
+        )
     except AssertionError:
         return False
     return all(code(w.get("/api/v1/auth/me", token=token)) == "TOKEN_REVOKED" for w in webs)
 
 
 # -- item 10: login limits ----------------------------------------------------------------------------------
+
 
 def test_failed_logins_lock_the_user_on_every_web_process_with_a_doubling_backoff(pair):
     first, second = pair
@@ -108,6 +129,7 @@ def test_failures_from_one_address_lock_it_for_every_user(pair):
 
 # -- item 12: sessions ----------------------------------------------------------------------------------
 
+
 def test_reusing_a_rotated_refresh_token_revokes_the_whole_session(pair):
     first, second = pair
     a = login(first, "erin", PASSWORD).json()["data"]
@@ -140,8 +162,9 @@ def test_an_admin_revokes_every_token_of_one_subject(pair):
     minted = post(first, "/api/v1/auth/tokens", {"sub": "bob", "role": "viewer"}, admin).json()["data"]["accessToken"]
     carol = login(first, "carol", PASSWORD).json()["data"]["accessToken"]
 
-    answer = first.http.delete(first.url + "/api/v1/auth/subjects/bob/tokens", timeout=30,
-                               headers={"Authorization": f"Bearer {admin}"})
+    answer = first.http.delete(
+        first.url + "/api/v1/auth/subjects/bob/tokens", timeout=30, headers={"Authorization": f"Bearer {admin}"}
+    )
     assert answer.status_code == 200 and answer.json()["data"]["sub"] == "bob"
     revoked_before = answer.json()["data"]["revokedBefore"]
     for token in (minted, *(s["accessToken"] for s in sessions)):
@@ -154,6 +177,7 @@ def test_an_admin_revokes_every_token_of_one_subject(pair):
     later = codec.issue("bob", Role.VIEWER, 600, TokenType.ACCESS, now=revoked_before + 1).token
     assert second.get("/api/v1/auth/me", token=later).status_code == 200
     # Only an admin may do it.
-    refused = second.http.delete(second.url + "/api/v1/auth/subjects/carol/tokens", timeout=30,
-                                 headers={"Authorization": f"Bearer {carol}"})
+    refused = second.http.delete(
+        second.url + "/api/v1/auth/subjects/carol/tokens", timeout=30, headers={"Authorization": f"Bearer {carol}"}
+    )
     assert refused.status_code == 403

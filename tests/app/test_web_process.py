@@ -10,9 +10,12 @@ from services.contract.keys import Keys
 from tests.processes import ROOT, RedisServer, RelayProcess, WebProcess, free_port, stop_process
 from tests.support import delete_prefix, wait_until
 
-SIGNING = {"BINANCE_API_SECRET": "not-for-the-web-tier-5ecret", "BINANCE_PRIVATE_KEY_FILE": "/secret/key.pem",
-           "BINANCE_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\\nnot-for-the-web-tier\\n-----END PRIVATE KEY-----",
-           "BINANCE_PRIVATE_KEY_PASSPHRASE": "not-for-the-web-tier-pa55"}
+SIGNING = {
+    "BINANCE_API_SECRET": "not-for-the-web-tier-5ecret",
+    "BINANCE_PRIVATE_KEY_FILE": "/secret/key.pem",
+    "BINANCE_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\\nnot-for-the-web-tier\\n-----END PRIVATE KEY-----",
+    "BINANCE_PRIVATE_KEY_PASSPHRASE": "not-for-the-web-tier-pa55",
+}
 
 
 def initial_environment(pid: int) -> dict[str, str]:
@@ -41,13 +44,18 @@ def test_the_web_process_holds_no_binance_credential_in_its_environment(upstream
 def test_the_stream_process_holds_no_signing_secret_in_its_environment(upstream, redis_url):
     import redis as redis_client
 
-    relay = RelayProcess(upstream, redis_url, BINANCE_API_KEY="the-api-key-value", USER_STREAM_MODE="listen-key",
-                         **SIGNING)
+    relay = RelayProcess(
+        upstream, redis_url, BINANCE_API_KEY="the-api-key-value", USER_STREAM_MODE="listen-key", **SIGNING
+    )
     client = redis_client.Redis.from_url(redis_url)
     try:
         # the relay is up and reporting
-        wait_until(lambda: client.get(Keys(relay.prefix).stream_status) is not None or not relay.running(), 20,
-                   "the relay's status report", detail=lambda: relay.log_text()[-2000:])
+        wait_until(
+            lambda: client.get(Keys(relay.prefix).stream_status) is not None or not relay.running(),
+            20,
+            "the relay's status report",
+            detail=lambda: relay.log_text()[-2000:],
+        )
         assert relay.running(), relay.log_text()[-2000:]
         environ = initial_environment(relay.proc.pid)
     finally:
@@ -59,15 +67,27 @@ def test_the_stream_process_holds_no_signing_secret_in_its_environment(upstream,
     assert environ["BINANCE_API_KEY"] == "the-api-key-value"  # the key alone signs nothing
 
 
-
-
 def test_live_mode_refuses_to_start_with_the_dev_jwt_secret(redis_url):
     env = {**os.environ, "SPOTGATE_MODE": "live", "REDIS_URL": redis_url}
     env.pop("JWT_SECRET", None)
     env.pop("JWT_PUBLIC_KEY", None)
-    proc = subprocess.Popen([sys.executable, "-m", "sanic", "app:create_app", "--factory", "--port", str(free_port()),
-                             "--single-process", "--no-motd"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sanic",
+            "app:create_app",
+            "--factory",
+            "--port",
+            str(free_port()),
+            "--single-process",
+            "--no-motd",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         out, _ = proc.communicate(timeout=30)
     finally:
@@ -81,9 +101,23 @@ def test_paper_mode_web_process_refuses_the_dev_jwt_secret_against_binance(redis
     env = {**os.environ, "REDIS_URL": redis_url, "BINANCE_API_URL": "https://api.binance.com"}
     for name in ("SPOTGATE_MODE", "JWT_SECRET", "JWT_PUBLIC_KEY"):
         env.pop(name, None)
-    proc = subprocess.Popen([sys.executable, "-m", "sanic", "app:create_app", "--factory", "--port", str(free_port()),
-                             "--single-process", "--no-motd"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sanic",
+            "app:create_app",
+            "--factory",
+            "--port",
+            str(free_port()),
+            "--single-process",
+            "--no-motd",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         out, _ = proc.communicate(timeout=30)
     finally:
@@ -119,11 +153,13 @@ def test_redis_refusing_writes_is_a_503_and_changes_nothing(upstream):
         assert web.http.put(web.url + "/api/v1/risk/limits", json=limits, headers=admin, timeout=10).status_code == 200
 
         client.config_set("maxmemory", 1)  # noeviction: every write is refused with OOM from now on
-        for method, path, body in (("PUT", "/api/v1/risk/limits", {"allowedSymbols": ["ETHUSDT"]}),
-                                   ("POST", "/api/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
-                                                              "quantity": "0.001"})):
-            answer = web.http.request(method, web.url + path, json=body, headers={**admin, "Prefer": "respond-async"},
-                                      timeout=10)
+        for method, path, body in (
+            ("PUT", "/api/v1/risk/limits", {"allowedSymbols": ["ETHUSDT"]}),
+            ("POST", "/api/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"}),
+        ):
+            answer = web.http.request(
+                method, web.url + path, json=body, headers={**admin, "Prefer": "respond-async"}, timeout=10
+            )
             assert answer.status_code == 503, answer.text
             assert answer.json()["error"]["code"] == "REDIS_UNAVAILABLE" and answer.headers["Retry-After"] == "1"
         client.config_set("maxmemory", 0)

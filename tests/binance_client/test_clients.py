@@ -42,8 +42,11 @@ def test_signed_order_round_trip(client):
     client_id = f"t-{uuid.uuid4().hex[:20]}"
     book = client.call(endpoints.depth("BTCUSDT", 5))
     price = f"{float(book['bids'][0][0]) * 0.8:.2f}"
-    placed = client.send(endpoints.new_order("BTCUSDT", "BUY", "LIMIT", quantity="0.001", price=price,
-                                             time_in_force="GTC", new_client_order_id=client_id))
+    placed = client.send(
+        endpoints.new_order(
+            "BTCUSDT", "BUY", "LIMIT", quantity="0.001", price=price, time_in_force="GTC", new_client_order_id=client_id
+        )
+    )
     assert placed.data["status"] == "NEW" and placed.data["clientOrderId"] == client_id
     assert placed.rate_limits.order_count.get("10S", 0) >= 1
     found = client.call(endpoints.get_order("BTCUSDT", orig_client_order_id=client_id))
@@ -55,8 +58,9 @@ def test_signed_order_round_trip(client):
 
 def test_rejections_are_typed(client, exchange):
     with pytest.raises(OrderRejectedError) as exc:
-        client.call(endpoints.new_order("BTCUSDT", "BUY", "LIMIT", quantity="100", price="60000.00",
-                                        time_in_force="GTC"))
+        client.call(
+            endpoints.new_order("BTCUSDT", "BUY", "LIMIT", quantity="100", price="60000.00", time_in_force="GTC")
+        )
     assert exc.value.code == -2010 and "insufficient balance" in exc.value.msg
     wrong = BinanceClient(exchange.url, api_key=exchange.key, api_secret="not-the-secret")
     with pytest.raises(AuthError) as exc:
@@ -75,8 +79,9 @@ def test_clock_skew_is_detected_and_resync_fixes_it(client):
 
 
 def test_an_answer_lost_after_execution_is_an_unknown_outcome(client, exchange):
-    exchange.admin("POST", "faults", {"kind": "timeout", "method": "POST", "path": "/api/v3/order",
-                                      "when": "after", "count": 1})
+    exchange.admin(
+        "POST", "faults", {"kind": "timeout", "method": "POST", "path": "/api/v3/order", "when": "after", "count": 1}
+    )
     client_id = f"t-{uuid.uuid4().hex[:20]}"
     with pytest.raises(UnknownOutcomeError):
         client.call(endpoints.new_order("BTCUSDT", "BUY", "MARKET", quantity="0.0002", new_client_order_id=client_id))
@@ -100,8 +105,9 @@ def test_dropped_connection_and_timeout_and_refusal(client, exchange):
 
 
 def test_rate_limited_answer_carries_retry_after(client, exchange):
-    exchange.admin("POST", "faults", {"kind": "rate_limit", "path": "/api/v3/ticker/price", "retry_after": 7,
-                                      "count": 1})
+    exchange.admin(
+        "POST", "faults", {"kind": "rate_limit", "path": "/api/v3/ticker/price", "retry_after": 7, "count": 1}
+    )
     with pytest.raises(RateLimitedError) as exc:
         client.call(endpoints.ticker_price("BTCUSDT"))
     assert exc.value.retry_after == 7 and exc.value.http_status == 429
@@ -113,8 +119,9 @@ def test_async_client_matches_the_sync_one(exchange):
         try:
             prices = await asyncio.gather(*[c.call(endpoints.ticker_price("ETHUSDT")) for _ in range(50)])
             account = await c.send(endpoints.account())
-            exchange.admin("POST", "faults", {"kind": "latency", "path": "/api/v3/ping", "latency_ms": 1500,
-                                              "count": 1})
+            exchange.admin(
+                "POST", "faults", {"kind": "latency", "path": "/api/v3/ping", "latency_ms": 1500, "count": 1}
+            )
             c.timeout = 0.5
             await c.close()
             with pytest.raises(TimeoutError_):

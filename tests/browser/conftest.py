@@ -28,8 +28,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 ARTIFACTS = Path(os.environ.get("SPOTGATE_ARTIFACTS", ROOT / "test-artifacts")) / "dashboard"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-PASSWORDS = {"alice": "alice-trades-" + uuid.uuid4().hex[:8], "ops": "ops-admin-" + uuid.uuid4().hex[:8],
-             "vera": "vera-views-" + uuid.uuid4().hex[:8]}
+PASSWORDS = {
+    "alice": "alice-trades-" + uuid.uuid4().hex[:8],
+    "ops": "ops-admin-" + uuid.uuid4().hex[:8],
+    "vera": "vera-views-" + uuid.uuid4().hex[:8],
+}
 ROLES = {"alice": "trader", "ops": "admin", "vera": "viewer"}
 # Short access tokens, so a signed-in page refreshes its token while the tests watch it.
 ACCESS_TOKEN_TTL = 20
@@ -37,8 +40,10 @@ ACCESS_TOKEN_TTL = 20
 
 def chromium_or_skip() -> str:
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's `chromium` package (`make test` does when it "
-                    "runs as root) or set SPOTGATE_CHROMIUM; Playwright's own browser download is not used")
+        pytest.skip(
+            f"no Chromium at {CHROMIUM}: install Debian's `chromium` package (`make test` does when it "
+            "runs as root) or set SPOTGATE_CHROMIUM; Playwright's own browser download is not used"
+        )
     return CHROMIUM
 
 
@@ -58,11 +63,18 @@ def stack(redis_url, browser):
     """One deployment for all browser tests (started after the browser, so a machine without
     Chromium skips before spending anything on it)."""
     users = ",".join(f"{name}:{ROLES[name]}:{hash_password(password)}" for name, password in PASSWORDS.items())
-    system = System(redis_url, seed=91, relay_env={"STREAM_SYMBOLS": "BTCUSDT"},
-                    web_env={"AUTH_USERS": users, "ACCESS_TOKEN_TTL": f"{ACCESS_TOKEN_TTL}s",
-                             # the tests sign one subject in and reload tens of times a minute: each
-                             # load reads open orders, account and positions (~250 weight)
-                             "CLIENT_WEIGHT_PER_MINUTE": "100000"})
+    system = System(
+        redis_url,
+        seed=91,
+        relay_env={"STREAM_SYMBOLS": "BTCUSDT"},
+        web_env={
+            "AUTH_USERS": users,
+            "ACCESS_TOKEN_TTL": f"{ACCESS_TOKEN_TTL}s",
+            # the tests sign one subject in and reload tens of times a minute: each
+            # load reads open orders, account and positions (~250 weight)
+            "CLIENT_WEIGHT_PER_MINUTE": "100000",
+        },
+    )
     try:
         eventually(system.user_stream_ready, 30, what="the user stream subscribed")
         yield system
@@ -102,13 +114,18 @@ def open_tab(browser, stack):
     tabs: list[Tab] = []
 
     def open_(viewport=DESKTOP, color_scheme="light", path="/", setup=None) -> Tab:
-        context = browser.new_context(viewport=viewport, color_scheme=color_scheme,
-                                      device_scale_factor=1, is_mobile=viewport["width"] < 500,
-                                      has_touch=viewport["width"] < 500)
+        context = browser.new_context(
+            viewport=viewport,
+            color_scheme=color_scheme,
+            device_scale_factor=1,
+            is_mobile=viewport["width"] < 500,
+            has_touch=viewport["width"] < 500,
+        )
         page = context.new_page()
         tab = Tab(page, context)
-        page.on("console",
-                lambda m: tab.errors.append(m.text) if m.type == "error" and not HANDLED.match(m.text) else None)
+        page.on(
+            "console", lambda m: tab.errors.append(m.text) if m.type == "error" and not HANDLED.match(m.text) else None
+        )
         page.on("pageerror", lambda exc: tab.errors.append(str(exc)))
         if setup is not None:
             setup(page)
@@ -141,5 +158,6 @@ def sign_in_with_password(tab: Tab, user: str) -> None:
 def wait_live(tab: Tab, timeout: float = 30) -> None:
     """The connection indicator says live, and the header shows a price."""
     tab.page.wait_for_selector('#conn-state[data-state="live"]', timeout=timeout * 1000)
-    tab.page.wait_for_function("() => document.getElementById('last-price').textContent.trim() !== '–'",
-                               timeout=timeout * 1000)
+    tab.page.wait_for_function(
+        "() => document.getElementById('last-price').textContent.trim() !== '–'", timeout=timeout * 1000
+    )

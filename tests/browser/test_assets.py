@@ -49,8 +49,16 @@ def test_the_page_and_its_modules_need_no_token_but_the_api_does(stack):
     assert requests.get(base + "/api/v1/account", timeout=10).status_code == 401
 
 
-@pytest.mark.parametrize("path", ["/dashboard/../__init__.py", "/dashboard/%2e%2e/__init__.py",
-                                  "/dashboard/js/nope.js", "/dashboard/", "/dashboard/js/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/dashboard/../__init__.py",
+        "/dashboard/%2e%2e/__init__.py",
+        "/dashboard/js/nope.js",
+        "/dashboard/",
+        "/dashboard/js/",
+    ],
+)
 def test_nothing_outside_the_static_folder_is_served(stack, path):
     answer = requests.get(stack.web.url + path, timeout=10)
     assert answer.status_code == 404 and answer.json()["error"]["code"] == "NOT_FOUND"

@@ -53,14 +53,18 @@ def open_order_row(tab: Tab, order_id: int):
 
 
 def event_texts(tab: Tab, kind: str = "order") -> list[str]:
-    return tab.page.eval_on_selector_all(f'#events li[data-kind="{kind}"] .event-text',
-                                         "els => els.map(e => e.textContent)")
+    return tab.page.eval_on_selector_all(
+        f'#events li[data-kind="{kind}"] .event-text', "els => els.map(e => e.textContent)"
+    )
 
 
 def wait_event(tab: Tab, pattern: str, kind: str = "order", timeout: float = 15) -> str:
     regex = re.compile(pattern)
-    return eventually(lambda: next((t for t in event_texts(tab, kind) if regex.search(t)), None), timeout,
-                      what=f"an event log line matching {pattern!r}")
+    return eventually(
+        lambda: next((t for t in event_texts(tab, kind) if regex.search(t)), None),
+        timeout,
+        what=f"an event log line matching {pattern!r}",
+    )
 
 
 def paper_order(stack, order_id: int, symbol="BTCUSDT") -> dict:
@@ -75,8 +79,13 @@ def event_id(raw: str) -> tuple[int, int]:
 
 
 def api(stack, method: str, path: str, role: str = "trader", sub: str = "alice", **kwargs) -> requests.Response:
-    return stack.web.http.request(method, stack.web.url + path, timeout=30,
-                                  headers={"Authorization": f"Bearer {stack.web.token(role, sub=sub)}"}, **kwargs)
+    return stack.web.http.request(
+        method,
+        stack.web.url + path,
+        timeout=30,
+        headers={"Authorization": f"Bearer {stack.web.token(role, sub=sub)}"},
+        **kwargs,
+    )
 
 
 # -- signing in -------------------------------------------------------------------------------------
@@ -89,8 +98,9 @@ def test_signing_in_with_a_password_keeps_the_token_for_the_tab_refreshes_it_and
     page.fill("#login-username", "alice")
     page.fill("#login-password", "not-the-password")
     page.click("#login-form button[type=submit]")
-    page.wait_for_function("() => document.getElementById('signin-error').textContent"
-                           ".includes('Invalid username or password')")
+    page.wait_for_function(
+        "() => document.getElementById('signin-error').textContent.includes('Invalid username or password')"
+    )
     assert page.is_hidden("#app")
 
     sign_in_with_password(tab, "alice")
@@ -103,21 +113,31 @@ def test_signing_in_with_a_password_keeps_the_token_for_the_tab_refreshes_it_and
     page.wait_for_selector("#app:not([hidden])")
     wait_live(tab)
     # refreshed before it expires (ACCESS_TOKEN_TTL is 20 s here): a new pair, the old refresh token spent
-    page.wait_for_function("() => JSON.parse(sessionStorage.getItem('spotgate.session')).token"
-                           f" !== {json.dumps(first['token'])}", timeout=30_000)
+    page.wait_for_function(
+        f"() => JSON.parse(sessionStorage.getItem('spotgate.session')).token !== {json.dumps(first['token'])}",
+        timeout=30_000,
+    )
     second = session_state(tab)
     assert second["refreshToken"] != first["refreshToken"]
-    me = requests.get(stack.web.url + "/api/v1/auth/me", headers={"Authorization": f"Bearer {second['token']}"},
-                      timeout=10)
+    me = requests.get(
+        stack.web.url + "/api/v1/auth/me", headers={"Authorization": f"Bearer {second['token']}"}, timeout=10
+    )
     assert me.status_code == 200 and me.json()["data"]["sub"] == "alice"
 
     page.click("#signout")
     page.wait_for_selector("#signin:not([hidden])")
     assert session_state(tab) is None
     # signing out revoked the token on the gateway, not only in the page
-    eventually(lambda: requests.get(stack.web.url + "/api/v1/auth/me", timeout=10,
-                                    headers={"Authorization": f"Bearer {second['token']}"}).status_code == 401,
-               5, what="the signed-out token refused")
+    eventually(
+        lambda: (
+            requests.get(
+                stack.web.url + "/api/v1/auth/me", timeout=10, headers={"Authorization": f"Bearer {second['token']}"}
+            ).status_code
+            == 401
+        ),
+        5,
+        what="the signed-out token refused",
+    )
     # and neither refresh token of the session works any more (the first was spent by the rotation:
     # presented again it counts as reuse, tests/app/test_sessions.py)
     for refresh_token in (first["refreshToken"], second["refreshToken"]):
@@ -141,13 +161,19 @@ def test_the_header_price_updates_live_and_settles_on_the_exchange_price(open_ta
     tab = trader(open_tab, stack)
     page = tab.page
     seen = {page.text_content("#last-price")}
-    eventually(lambda: seen.add(page.text_content("#last-price")) or len(seen) >= 3, 30,
-               what="the header price changing twice without a reload")
+    eventually(
+        lambda: seen.add(page.text_content("#last-price")) or len(seen) >= 3,
+        30,
+        what="the header price changing twice without a reload",
+    )
     stack.paper.pause()
     try:
         exchange = Decimal(stack.paper.get("/api/v3/ticker/price", symbol="BTCUSDT").json()["price"])
-        eventually(lambda: Decimal(page.text_content("#last-price")) == exchange, 10,
-                   what="the header showing the exchange's last price")
+        eventually(
+            lambda: Decimal(page.text_content("#last-price")) == exchange,
+            10,
+            what="the header showing the exchange's last price",
+        )
         assert page.text_content("#high-24h") != "–" and "BTC" in page.text_content("#volume-24h")
     finally:
         stack.paper.resume()
@@ -164,8 +190,9 @@ def test_the_chart_holds_at_least_100_candles_and_adds_live_ones(open_tab, stack
     page.wait_for_function("() => Number(document.getElementById('chart').dataset.candles) >= 100")
     start = int(page.get_attribute("#chart", "data-candles"))
     # 1 s candles from the kline channel: new ones keep arriving
-    page.wait_for_function(f"() => Number(document.getElementById('chart').dataset.candles) >= {start + 2}",
-                           timeout=20_000)
+    page.wait_for_function(
+        f"() => Number(document.getElementById('chart').dataset.candles) >= {start + 2}", timeout=20_000
+    )
     assert page.get_attribute('#intervals button[data-interval="1s"]', "aria-pressed") == "true"
 
 
@@ -192,8 +219,9 @@ def test_the_depth_ladder_equals_the_exchange_book_top_20(open_tab, stack):
             shown = ladder(tab)
             bids = [(Decimal(p), Decimal(q)) for p, q in shown["bids"]]
             asks = [(Decimal(p), Decimal(q)) for p, q in shown["asks"]]
-            return (bids == expected_bids and asks == expected_asks
-                    and shown["state"] == f"update {book['lastUpdateId']}")
+            return (
+                bids == expected_bids and asks == expected_asks and shown["state"] == f"update {book['lastUpdateId']}"
+            )
 
         started = time.monotonic()
         eventually(matches, BOOK_WAIT, what="the ladder equal to the exchange's top 20 levels")
@@ -225,8 +253,10 @@ def test_the_book_rules_drop_the_book_on_a_gap_until_the_next_snapshot(open_tab,
       return {out, before, after, final: b.top(20), state: b.state};
     }""")
     assert result["out"] == ["gap", "old", "applied", "applied", "gap", "gap", "applied"]
-    assert result["before"] == {"bids": [["99.00", "2.0"], ["98.00", "1"]],
-                                "asks": [["101.00", "1.5"], ["102.00", "3"]]}
+    assert result["before"] == {
+        "bids": [["99.00", "2.0"], ["98.00", "1"]],
+        "asks": [["101.00", "1.5"], ["102.00", "3"]],
+    }
     assert result["after"] == {"state": "waiting", "top": {"bids": [], "asks": []}}
     assert result["final"] == {"bids": [["96.00", "1"]], "asks": [["103.00", "2"]]} and result["state"] == "live"
 
@@ -268,12 +298,16 @@ def test_a_rejected_order_shows_the_api_message_at_the_field_it_names(open_tab, 
     page = tab.page
     before = api(stack, "GET", "/api/v1/openOrders").json()["data"]
     cases = [  # (field, price, quantity): what the API refuses, and where the page must say so
-        ("price", "60000.001", "0.001"),   # not on the 0.01 tick
+        ("price", "60000.001", "0.001"),  # not on the 0.01 tick
         ("quantity", "60000.00", "0.00001"),  # 0.6 USDT: under the minimum notional
     ]
     for field, price, quantity in cases:
-        answer = api(stack, "POST", "/api/v1/order", json={"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
-                                                          "price": price, "quantity": quantity})
+        answer = api(
+            stack,
+            "POST",
+            "/api/v1/order",
+            json={"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "price": price, "quantity": quantity},
+        )
         assert answer.status_code == 400 and answer.json()["error"]["details"]["field"] == field
         message = answer.json()["error"]["message"]
         page.fill("#order-price", price)
@@ -324,8 +358,11 @@ def test_account_events_missed_while_the_socket_was_down_arrive_after_it_reconne
     stack.cancel(first)
     # the outage lasts until the page has retried (and failed) twice
     # (wait_for_timeout, not sleep: Playwright runs the route handler only while the test calls into it)
-    eventually(lambda: tab.page.wait_for_timeout(50) or state["blocked"] >= 2, 15,
-               what="the page retrying while the network is down")
+    eventually(
+        lambda: tab.page.wait_for_timeout(50) or state["blocked"] >= 2,
+        15,
+        what="the page retrying while the network is down",
+    )
     state["block"] = False
     tab.page.wait_for_selector('#conn-state[data-state="restored"], #conn-state[data-state="live"]', timeout=30_000)
     wait_event(tab, rf"— NEW .*\(#{second['orderId']}\)")
@@ -357,8 +394,11 @@ def test_an_admin_sets_risk_limits_and_engages_the_kill_switch_after_confirming(
         assert "exceeds the limit 10" in page.text_content("#error-form")
         page.fill("#limit-notional", "")
         page.click("#limits-form button[type=submit]")
-        eventually(lambda: api(stack, "GET", "/api/v1/risk/limits", role="admin").json()["data"]["maxOrderNotional"]
-                   is None, 10, what="the limit cleared")
+        eventually(
+            lambda: api(stack, "GET", "/api/v1/risk/limits", role="admin").json()["data"]["maxOrderNotional"] is None,
+            10,
+            what="the limit cleared",
+        )
 
         order = stack.place_limit()  # placed elsewhere: the page learns of it from the user channel
         open_order_row(tab, order["orderId"]).wait_for(timeout=15_000)
@@ -398,8 +438,9 @@ def test_stopping_the_stream_relay_turns_the_indicator_to_reconnecting_and_resta
     stack.stop_relay()
     try:
         page.wait_for_selector('#conn-state[data-state="reconnecting"]', timeout=30_000)
-        page.wait_for_function("() => document.getElementById('sys-relay').textContent.startsWith('not running')",
-                               timeout=30_000)
+        page.wait_for_function(
+            "() => document.getElementById('sys-relay').textContent.startsWith('not running')", timeout=30_000
+        )
         wait_event(tab, "^reconnecting", kind="connection")
         silent_since = page.text_content("#sys-last-message")
     finally:

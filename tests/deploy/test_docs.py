@@ -31,8 +31,11 @@ def test_docs_page_references_no_external_host_and_its_assets_load(web):
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert not re.findall(r"(?:https?:)?//[A-Za-z0-9.-]+", page.text.replace(web.url, "")), "an external URL"
     refs = re.findall(r'(?:src|href)="([^"]+)"', page.text)
-    assert {"/docs/ui/swagger-ui-bundle.js", "/docs/ui/swagger-ui-standalone-preset.js",
-            "/docs/ui/swagger-ui.css"} <= set(refs)
+    assert {
+        "/docs/ui/swagger-ui-bundle.js",
+        "/docs/ui/swagger-ui-standalone-preset.js",
+        "/docs/ui/swagger-ui.css",
+    } <= set(refs)
     for ref in refs:
         url = urljoin(web.url + "/docs", ref)
         assert urlsplit(url).netloc == urlsplit(web.url).netloc, ref
@@ -50,10 +53,21 @@ def test_docs_page_references_no_external_host_and_its_assets_load(web):
 def test_a_browser_without_internet_renders_the_api_docs(web):
     # Every host but loopback fails to resolve: a CDN reference would leave the page blank.
     result = subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--virtual-time-budget=15000",
-         "--dump-dom", web.url + "/docs"],
-        capture_output=True, text=True, timeout=120)
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+            web.url + "/docs",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     dom = result.stdout
     assert 'class="swagger-ui"' in dom, result.stderr[-2000:]
     assert "/api/v1/ticker/price" in dom and "/api/v1/order" in dom  # operations rendered from the spec

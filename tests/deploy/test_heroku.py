@@ -21,8 +21,11 @@ SCHEMA = json.loads((ROOT / "tests/data/heroku/app-json.schema.json").read_text(
 
 
 def procfile_types() -> set[str]:
-    return {line.split(":", 1)[0].strip() for line in (ROOT / "Procfile").read_text().splitlines()
-            if ":" in line and not line.lstrip().startswith("#")}
+    return {
+        line.split(":", 1)[0].strip()
+        for line in (ROOT / "Procfile").read_text().splitlines()
+        if ":" in line and not line.lstrip().startswith("#")
+    }
 
 
 def test_app_json_validates_against_herokus_schema_for_the_fields_it_uses():
@@ -59,16 +62,23 @@ def app_json_environment(redis_url: str) -> dict[str, str]:
     """What Heroku gives the dynos after `app.json` set-up: values, a generated secret, the add-on's
     REDIS_URL and the credentials a user types in."""
     env = {name: entry["value"] for name, entry in APP_JSON["env"].items() if "value" in entry}
-    env.update(JWT_SECRET=secrets.token_hex(32), BINANCE_API_KEY="k" * 64, BINANCE_API_SECRET="s" * 64,
-               REDIS_URL=redis_url)
+    env.update(
+        JWT_SECRET=secrets.token_hex(32), BINANCE_API_KEY="k" * 64, BINANCE_API_SECRET="s" * 64, REDIS_URL=redis_url
+    )
     return env
 
 
 def release(env: dict[str, str]) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "BINANCE_", "JWT_", "SPOTGATE_"))}
     environ["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{environ.get('PATH', '')}"
-    return subprocess.run(["/bin/bash", "-c", procfile_command("release")], cwd=ROOT, env={**environ, **env},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["/bin/bash", "-c", procfile_command("release")],
+        cwd=ROOT,
+        env={**environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_release_passes_with_app_json_configuration(tls_redis):
@@ -77,18 +87,33 @@ def test_release_passes_with_app_json_configuration(tls_redis):
     assert result.stdout.startswith("release check passed: mode=live, Redis answers (TLS, certificate check none)")
 
 
-@pytest.mark.parametrize("change, reason", [
-    ({"BINANCE_API_SECRET": ""}, r"BINANCE_API_SECRET.*must be set when SPOTGATE_MODE=live"),
-    ({"BINANCE_API_SECRET": "",
-      "BINANCE_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\\nnot-a-key\\n-----END PRIVATE KEY-----"},
-     r"BINANCE_PRIVATE_KEY: cannot read the private key"),
-    ({"JWT_SECRET": "short"}, "JWT_SECRET must be at least 32 characters"),
-    ({"REDIS_SSL_CERT_REQS": ""}, "Heroku Redis uses a self-signed certificate: set REDIS_SSL_CERT_REQS=none"),
-    ({"REDIS_SSL_CERT_REQS": "off"}, "REDIS_SSL_CERT_REQS must be one of required, optional, none"),
-    ({"REDIS_URL": "closed port"}, r"Redis at REDIS_URL does not answer \(a rediss:// URL needs a TLS port\)"),
-    ({"REDIS_URL": "wrong password"}, "Redis refused the password in REDIS_URL"),
-], ids=["no-binance-secret", "unusable-private-key", "short-jwt-secret", "untrusted-certificate", "bad-setting",
-        "no-redis", "bad-password"])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"BINANCE_API_SECRET": ""}, r"BINANCE_API_SECRET.*must be set when SPOTGATE_MODE=live"),
+        (
+            {
+                "BINANCE_API_SECRET": "",
+                "BINANCE_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\\nnot-a-key\\n-----END PRIVATE KEY-----",
+            },
+            r"BINANCE_PRIVATE_KEY: cannot read the private key",
+        ),
+        ({"JWT_SECRET": "short"}, "JWT_SECRET must be at least 32 characters"),
+        ({"REDIS_SSL_CERT_REQS": ""}, "Heroku Redis uses a self-signed certificate: set REDIS_SSL_CERT_REQS=none"),
+        ({"REDIS_SSL_CERT_REQS": "off"}, "REDIS_SSL_CERT_REQS must be one of required, optional, none"),
+        ({"REDIS_URL": "closed port"}, r"Redis at REDIS_URL does not answer \(a rediss:// URL needs a TLS port\)"),
+        ({"REDIS_URL": "wrong password"}, "Redis refused the password in REDIS_URL"),
+    ],
+    ids=[
+        "no-binance-secret",
+        "unusable-private-key",
+        "short-jwt-secret",
+        "untrusted-certificate",
+        "bad-setting",
+        "no-redis",
+        "bad-password",
+    ],
+)
 def test_release_fails_with_a_clear_reason(tls_redis, change, reason):
     env = app_json_environment(tls_redis.url)
     if change.get("REDIS_URL") == "closed port":
@@ -107,7 +132,8 @@ def test_release_passes_with_a_private_key_config_var_instead_of_the_secret(tls_
     from tests.paper.conftest import key_files
 
     env = app_json_environment(tls_redis.url)
-    env.update(BINANCE_API_SECRET="",
-               BINANCE_PRIVATE_KEY=key_files()["ed25519_private"].read_text().replace("\n", "\\n"))
+    env.update(
+        BINANCE_API_SECRET="", BINANCE_PRIVATE_KEY=key_files()["ed25519_private"].read_text().replace("\n", "\\n")
+    )
     result = release(env)
     assert result.returncode == 0, result.stderr

@@ -24,17 +24,29 @@ def test_make_run_moves_both_ports_says_ready_and_stops_cleanly_on_ctrl_c(redis_
     env = {**os.environ, "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": f"sgtest:{uuid.uuid4().hex}:"}
     env.pop("MAKEFLAGS", None)
     out = tempfile.NamedTemporaryFile(prefix="spotgate-make-run-", suffix=".log", delete=False)
-    make = subprocess.Popen(["make", "run", f"WEB_PORT={web_port}", f"PAPER_PORT={paper_port}"], cwd=ROOT, env=env,
-                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    make = subprocess.Popen(
+        ["make", "run", f"WEB_PORT={web_port}", f"PAPER_PORT={paper_port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
     def text() -> str:
         with open(out.name, errors="replace") as f:
             return f.read()
 
     try:
-        ready = eventually(lambda: re.search(r"spotgate ready in [0-9.]+ s: gateway (\S+) .*paper exchange (\S+)\.",
-                                             text()) or make.poll() is not None, 120, interval=0.2,
-                           what="the ready line")
+        ready = eventually(
+            lambda: (
+                re.search(r"spotgate ready in [0-9.]+ s: gateway (\S+) .*paper exchange (\S+)\.", text())
+                or make.poll() is not None
+            ),
+            120,
+            interval=0.2,
+            what="the ready line",
+        )
         assert make.poll() is None, text()[-3000:]
         assert ready.groups() == (f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{paper_port}")
         assert requests.get(f"http://127.0.0.1:{web_port}/health/ready", timeout=5).status_code == 200

@@ -21,9 +21,19 @@ BLOCK = re.compile(r"<!-- readme-test: (\w+)(, errors expected)? -->\n```\w+\n(.
 README = (ROOT / "README.md").read_text()
 BLOCKS = [(kind, bool(errors), code) for kind, errors, code in BLOCK.findall(README)]
 # The routes a newcomer tries first: each must be in a tested example.
-ROUTES = ("app.tokens issue", "/api/v1/ticker/price", "/api/v1/klines", "/api/v1/depth", "-d '{\"symbol\"",
-          "/api/v1/order?symbol=BTCUSDT&orderId=$ORDER_ID", "-XDELETE", "/api/v1/jobs/$JOB_ID",
-          "/api/v1/account", "/api/v1/positions", "ws://127.0.0.1:8000/ws")
+ROUTES = (
+    "app.tokens issue",
+    "/api/v1/ticker/price",
+    "/api/v1/klines",
+    "/api/v1/depth",
+    '-d \'{"symbol"',
+    "/api/v1/order?symbol=BTCUSDT&orderId=$ORDER_ID",
+    "-XDELETE",
+    "/api/v1/jobs/$JOB_ID",
+    "/api/v1/account",
+    "/api/v1/positions",
+    "ws://127.0.0.1:8000/ws",
+)
 
 
 def test_the_readme_marks_an_example_for_every_route_a_newcomer_tries():
@@ -42,20 +52,27 @@ def system(redis_url):
 def localize(code: str, system: System) -> str:
     code = code.replace("127.0.0.1:8000", f"127.0.0.1:{system.web.port}")
     return code.replace("127.0.0.1:8900", f"127.0.0.1:{system.paper.port}").replace(
-        "localhost:8900", f"localhost:{system.paper.port}")
+        "localhost:8900", f"localhost:{system.paper.port}"
+    )
 
 
 def environment(system: System) -> dict[str, str]:
     # what a `make run` shell has: the gateway's JWT secret for `app.tokens`, the project's venv
-    return {**os.environ, "JWT_SECRET": TEST_JWT_SECRET, "SPOTGATE_MODE": "paper", "REDIS_URL": system.redis_url,
-            "REDIS_KEY_PREFIX": system.prefix}
+    return {
+        **os.environ,
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "SPOTGATE_MODE": "paper",
+        "REDIS_URL": system.redis_url,
+        "REDIS_KEY_PREFIX": system.prefix,
+    }
 
 
 def run(kind: str, code: str, system: System) -> subprocess.CompletedProcess:
     env = environment(system)
     if kind == "shell":
-        return subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=120)
+        return subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
     suffix = ".py" if kind == "python" else ".mjs"
     with tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False) as f:
         f.write(code)

@@ -61,14 +61,19 @@ def test_worker_sigterm_mid_order_loses_and_doubles_nothing(redis_url):
         web = WebProcess(paper.url, redis_url, prefix, **env)
         worker = WorkerProcess(paper.url, redis_url, prefix, beat=False, **env)
         trader = {"Authorization": f"Bearer {web.token('trader')}", "Prefer": "respond-async"}
-        rule = paper.admin("POST", "faults", {"kind": "latency", "method": "POST", "path": "/api/v3/order",
-                                              "latency_ms": latency_ms}).json()
+        rule = paper.admin(
+            "POST", "faults", {"kind": "latency", "method": "POST", "path": "/api/v3/order", "latency_ms": latency_ms}
+        ).json()
         bid = Decimal(paper.get("/api/v3/ticker/bookTicker", symbol="BTCUSDT").json()["bidPrice"])
         price = str((bid * Decimal("0.9")).quantize(Decimal("0.01")))
         jobs = []
         for _ in range(3):
-            answer = web.http.post(web.url + "/api/v1/order", headers=trader, timeout=10, json={
-                "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": price})
+            answer = web.http.post(
+                web.url + "/api/v1/order",
+                headers=trader,
+                timeout=10,
+                json={"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": price},
+            )
             assert answer.status_code == 202, answer.text
             jobs.append(answer.json()["data"])
 
@@ -84,8 +89,13 @@ def test_worker_sigterm_mid_order_loses_and_doubles_nothing(redis_url):
 
         worker.stop()
         worker = WorkerProcess(paper.url, redis_url, prefix, beat=False, **env)
-        final = eventually(lambda: all(job(j["id"])["status"] in ("succeeded", "failed") for j in jobs)
-                           and [job(j["id"]) for j in jobs], 60, what="every job final")
+        final = eventually(
+            lambda: (
+                all(job(j["id"])["status"] in ("succeeded", "failed") for j in jobs) and [job(j["id"]) for j in jobs]
+            ),
+            60,
+            what="every job final",
+        )
         assert [j["status"] for j in final] == ["succeeded"] * 3, final
         for j in final:
             placed = paper.admin("GET", f"orders?symbol=BTCUSDT&clientOrderId={j['clientOrderId']}").json()
@@ -149,13 +159,25 @@ def test_stream_relay_sigterm_closes_upstream_sockets_and_exits_0(redis_url):
     prefix = f"sgtest:{uuid.uuid4().hex}:"
     relay = None
     try:
-        relay = ProcfileProcess("stream", {
-            "SPOTGATE_MODE": "paper", "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": prefix, "LOG_LEVEL": "INFO",
-            "BINANCE_API_URL": paper.url, "BINANCE_STREAM_URL": f"ws://127.0.0.1:{upstream.port}",
-            "BINANCE_WS_API_URL": f"ws://127.0.0.1:{paper.port}/ws-api/v3", **FAST_RECONNECT})
+        relay = ProcfileProcess(
+            "stream",
+            {
+                "SPOTGATE_MODE": "paper",
+                "REDIS_URL": redis_url,
+                "REDIS_KEY_PREFIX": prefix,
+                "LOG_LEVEL": "INFO",
+                "BINANCE_API_URL": paper.url,
+                "BINANCE_STREAM_URL": f"ws://127.0.0.1:{upstream.port}",
+                "BINANCE_WS_API_URL": f"ws://127.0.0.1:{paper.port}/ws-api/v3",
+                **FAST_RECONNECT,
+            },
+        )
         client = redis.Redis.from_url(redis_url)
-        eventually(lambda: client.get(Keys(prefix).ticker("BTCUSDT")) is not None or upstream.opened, 20,
-                   what="the relay connected upstream")
+        eventually(
+            lambda: client.get(Keys(prefix).ticker("BTCUSDT")) is not None or upstream.opened,
+            20,
+            what="the relay connected upstream",
+        )
         eventually(lambda: client.get(Keys(prefix).stream_status), 20, what="the relay's status report")
         ended_before = len(upstream.ended)  # (a connection the relay itself replaced earlier is not at stake)
         assert relay.sigterm(HEROKU_GRACE) == 0, relay.log_text()[-3000:]
@@ -172,12 +194,13 @@ def test_stream_relay_sigterm_closes_upstream_sockets_and_exits_0(redis_url):
 
 
 def test_beat_sigterm_exits_0(redis_url, tmp_path):
-    beat = ProcfileProcess("beat", {"SPOTGATE_MODE": "paper", "REDIS_URL": redis_url,
-                                    "REDIS_KEY_PREFIX": f"sgtest:{uuid.uuid4().hex}:"},
-                           replace={"/tmp/celerybeat-schedule": str(tmp_path / "beat-schedule")})
+    beat = ProcfileProcess(
+        "beat",
+        {"SPOTGATE_MODE": "paper", "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": f"sgtest:{uuid.uuid4().hex}:"},
+        replace={"/tmp/celerybeat-schedule": str(tmp_path / "beat-schedule")},
+    )
     try:
-        eventually(lambda: "beat: Starting" in beat.log_text() or beat.proc.poll() is not None, 20,
-                   what="beat started")
+        eventually(lambda: "beat: Starting" in beat.log_text() or beat.proc.poll() is not None, 20, what="beat started")
         assert beat.proc.poll() is None, beat.log_text()
         assert beat.sigterm(HEROKU_GRACE) == 0, beat.log_text()[-3000:]
     finally:
@@ -190,9 +213,19 @@ def test_web_binds_port_and_sigterm_closes_websockets_with_1001(redis_url):
     paper = PaperProcess(seed=99)
     prefix = f"sgtest:{uuid.uuid4().hex}:"
     port = free_port()
-    web = ProcfileProcess("web", {"PORT": str(port), "WEB_CONCURRENCY": "2", "SPOTGATE_MODE": "paper",
-                                  "BINANCE_API_URL": paper.url, "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": prefix,
-                                  "JWT_SECRET": TEST_JWT_SECRET, "LOG_LEVEL": "WARNING"})
+    web = ProcfileProcess(
+        "web",
+        {
+            "PORT": str(port),
+            "WEB_CONCURRENCY": "2",
+            "SPOTGATE_MODE": "paper",
+            "BINANCE_API_URL": paper.url,
+            "REDIS_URL": redis_url,
+            "REDIS_KEY_PREFIX": prefix,
+            "JWT_SECRET": TEST_JWT_SECRET,
+            "LOG_LEVEL": "WARNING",
+        },
+    )
     relay = Relay(redis_url, prefix)
     clients = []
     try:
@@ -205,8 +238,12 @@ def test_web_binds_port_and_sigterm_closes_websockets_with_1001(redis_url):
             client.open(["ticker:BTCUSDT"])
             clients.append(client)
             serving.add(serving_pid(port, client.ws.socket.getsockname()[1]))
-        eventually(lambda: relay.ticker("BTCUSDT", "65000.00") or all(_got_ticker(c) for c in clients), 10,
-                   interval=0.2, what="tickers on every client")
+        eventually(
+            lambda: relay.ticker("BTCUSDT", "65000.00") or all(_got_ticker(c) for c in clients),
+            10,
+            interval=0.2,
+            what="tickers on every client",
+        )
         for _ in range(5):
             assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
         web_pid = web.proc.pid

@@ -29,8 +29,14 @@ def upstream():
 
 def test_web_worker_and_relay_work_through_a_self_signed_tls_redis(tls_redis):
     assert "ssl_cert_reqs" not in tls_redis.url
-    system = System(tls_redis.url, seed=93, worker_env=HEROKU, web_env=HEROKU,
-                    relay_env={**HEROKU, "STREAM_SYMBOLS": "none"}, redis_options=tls_redis.client_options())
+    system = System(
+        tls_redis.url,
+        seed=93,
+        worker_env=HEROKU,
+        web_env=HEROKU,
+        relay_env={**HEROKU, "STREAM_SYMBOLS": "none"},
+        redis_options=tls_redis.client_options(),
+    )
     try:
         # a ticker over WebSocket: web → demand in Redis → relay subscribes upstream → pub/sub → web
         with system.connect("/ws/ticker/btcusdt") as client:
@@ -53,12 +59,16 @@ def ready(web: WebProcess) -> dict:
     return {"status": answer.status_code, "redis": answer.json()["data"]["checks"]["redis"]["ok"]}
 
 
-@pytest.mark.parametrize("env, url_query, verified", [
-    ({}, "", False),                                              # default: required, and no CA knows it
-    ({"REDIS_SSL_CERT_REQS": "required"}, "", True),              # + REDIS_SSL_CA_CERTS (below)
-    ({"REDIS_SSL_CERT_REQS": "required"}, "?ssl_cert_reqs=none", None),  # the URL's own option wins
-    ({"REDIS_SSL_CERT_REQS": "none"}, "?ssl_cert_reqs=CERT_REQUIRED", False),  # ... either way
-], ids=["default-refuses", "ca-file", "url-none-wins", "url-required-wins"])
+@pytest.mark.parametrize(
+    "env, url_query, verified",
+    [
+        ({}, "", False),  # default: required, and no CA knows it
+        ({"REDIS_SSL_CERT_REQS": "required"}, "", True),  # + REDIS_SSL_CA_CERTS (below)
+        ({"REDIS_SSL_CERT_REQS": "required"}, "?ssl_cert_reqs=none", None),  # the URL's own option wins
+        ({"REDIS_SSL_CERT_REQS": "none"}, "?ssl_cert_reqs=CERT_REQUIRED", False),  # ... either way
+    ],
+    ids=["default-refuses", "ca-file", "url-none-wins", "url-required-wins"],
+)
 def test_certificate_checks_follow_the_url_then_the_settings(tls_redis, upstream, env, url_query, verified):
     if verified:
         env = {**env, "REDIS_SSL_CA_CERTS": tls_redis.ca_file}
@@ -71,8 +81,9 @@ def test_certificate_checks_follow_the_url_then_the_settings(tls_redis, upstream
 
 
 def test_celery_gets_the_same_tls_options_as_redis_py():
-    settings = Settings.from_env({"REDIS_URL": "rediss://:pw@redis.example:6380/0?ssl_cert_reqs=CERT_NONE",
-                                  "REDIS_SSL_CERT_REQS": "required"})
+    settings = Settings.from_env(
+        {"REDIS_URL": "rediss://:pw@redis.example:6380/0?ssl_cert_reqs=CERT_NONE", "REDIS_SSL_CERT_REQS": "required"}
+    )
     import ssl
 
     assert redis_connection(settings) == ("rediss://:pw@redis.example:6380/0", {"ssl_cert_reqs": "none"})
@@ -91,9 +102,19 @@ def test_celery_worker_starts_on_a_bare_rediss_url(tls_redis):
     """The crash users met: `celery worker` exited with "A rediss:// URL must have parameter
     ssl_cert_reqs". `celery inspect ping` builds the same app and reaches the broker over TLS."""
     env = {**os.environ, "REDIS_URL": tls_redis.url, **HEROKU}
-    result = subprocess.run([sys.executable, "-c", "from workers.celery_app import app; "
-                             "print(app.backend.client.ping(), "
-                             "app.connection_for_write().ensure_connection(max_retries=1).connected)"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from workers.celery_app import app; "
+            "print(app.backend.client.ping(), "
+            "app.connection_for_write().ensure_connection(max_retries=1).connected)",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["True", "True"]

@@ -15,12 +15,15 @@ HEAVY = ("sanic", "sanic_ext", "pydantic", "redis", "celery", "aiohttp")
 
 
 def test_issuing_a_token_loads_none_of_the_web_tier():
-    probe = ("import json, sys\nfrom app.tokens import main\n"
-             "main(['issue', '--sub', 'me', '--role', 'trader'])\n"
-             f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))")
+    probe = (
+        "import json, sys\nfrom app.tokens import main\n"
+        "main(['issue', '--sub', 'me', '--role', 'trader'])\n"
+        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))"
+    )
     env = {"PATH": "/usr/bin:/bin", "JWT_SECRET": "cli-test-secret-" + "x" * 32}
-    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     token, loaded = result.stdout.split()
     assert json.loads(loaded) == []

@@ -28,17 +28,22 @@ from tests.processes import (
 from tests.support import delete_prefix, eventually
 from tests.ws.support import Client, Relay
 
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2) to see the serving worker")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2) to see the serving worker"),
+]
 
 MAX_CONNECTIONS = 24  # opened until both workers hold some (the kernel picks the worker)
 
 
 def serving_pid(server_port: int, client_port: int) -> int:
     """The pid of the process holding the server side of the connection from `client_port`."""
-    out = subprocess.run(["ss", "-tnpH", "state", "established",
-                          f"( sport = :{server_port} and dport = :{client_port} )"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["ss", "-tnpH", "state", "established", f"( sport = :{server_port} and dport = :{client_port} )"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     pids = {int(p) for p in re.findall(r"pid=(\d+)", out)}
     assert len(pids) == 1, out
     return pids.pop()
@@ -50,9 +55,19 @@ def stack(redis_url):
     paper = PaperProcess(seed=101)
     port = free_port()
     worker = WorkerProcess(paper.url, redis_url, prefix)
-    web = ProcfileProcess("web", {"PORT": str(port), "WEB_CONCURRENCY": "2", "SPOTGATE_MODE": "paper",
-                                  "BINANCE_API_URL": paper.url, "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": prefix,
-                                  "JWT_SECRET": TEST_JWT_SECRET, "LOG_LEVEL": "WARNING"})
+    web = ProcfileProcess(
+        "web",
+        {
+            "PORT": str(port),
+            "WEB_CONCURRENCY": "2",
+            "SPOTGATE_MODE": "paper",
+            "BINANCE_API_URL": paper.url,
+            "REDIS_URL": redis_url,
+            "REDIS_KEY_PREFIX": prefix,
+            "JWT_SECRET": TEST_JWT_SECRET,
+            "LOG_LEVEL": "WARNING",
+        },
+    )
     relay = Relay(redis_url, prefix)
     try:
         wait_until_answers(f"http://127.0.0.1:{port}/health", web.proc, timeout=60, log=web.log_file.name)
@@ -103,8 +118,15 @@ def test_sync_orders_are_answered_by_both_workers(stack):
     assert stack["relay"].redis.pubsub_numsub(JobStore(stack["relay"].redis, prefix).events)[0][1] == 2
     token = _token()
     bid = Decimal(paper.get("/api/v3/ticker/bookTicker", symbol="BTCUSDT").json()["bidPrice"])
-    body = json.dumps({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001",
-                       "price": str((bid * Decimal("0.9")).quantize(Decimal("0.01")))})
+    body = json.dumps(
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "quantity": "0.001",
+            "price": str((bid * Decimal("0.9")).quantize(Decimal("0.01"))),
+        }
+    )
     connections, answered = [], {}
     try:
         while len(answered) < 2:
@@ -115,8 +137,12 @@ def test_sync_orders_are_answered_by_both_workers(stack):
             pid = serving_pid(port, conn.sock.getsockname()[1])
             if pid in answered:
                 continue
-            conn.request("POST", "/api/v1/order", body=body, headers={
-                "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+            conn.request(
+                "POST",
+                "/api/v1/order",
+                body=body,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
             answer = conn.getresponse()
             data = json.loads(answer.read())
             assert answer.status == 201, data  # answered in sync mode (a 202 would mean no job event came)
@@ -132,5 +158,15 @@ def test_sync_orders_are_answered_by_both_workers(stack):
 
 def _token() -> str:
     now = int(time.time())
-    return jwt.encode({"sub": "concurrency", "role": "trader", "iat": now, "exp": now + 600,
-                       "jti": uuid.uuid4().hex, "typ": "access"}, TEST_JWT_SECRET, algorithm="HS256")
+    return jwt.encode(
+        {
+            "sub": "concurrency",
+            "role": "trader",
+            "iat": now,
+            "exp": now + 600,
+            "jti": uuid.uuid4().hex,
+            "typ": "access",
+        },
+        TEST_JWT_SECRET,
+        algorithm="HS256",
+    )

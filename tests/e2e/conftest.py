@@ -25,9 +25,17 @@ class System:
     """One deployment of spotgate against its own paper exchange. Every process it starts is stopped
     and its key prefix deleted by `stop()`, also when starting it failed halfway."""
 
-    def __init__(self, redis_url: str, *, seed: int, paper_env: dict | None = None,
-                 worker_env: dict | None = None, relay_env: dict | None = None, web_env: dict | None = None,
-                 redis_options: dict | None = None):
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        seed: int,
+        paper_env: dict | None = None,
+        worker_env: dict | None = None,
+        relay_env: dict | None = None,
+        web_env: dict | None = None,
+        redis_options: dict | None = None,
+    ):
         self.redis_url = redis_url
         self.prefix = new_prefix()
         # the test's own client (redis_options: e.g. the CA file of a TLS Redis)
@@ -101,19 +109,30 @@ class System:
     def place_limit(self, symbol: str = "BTCUSDT") -> dict:
         """A BUY LIMIT well under the market (it rests, it never fills) through REST, as a trader."""
         bid = Decimal(self.paper.get("/api/v3/ticker/bookTicker", symbol=symbol).json()["bidPrice"])
-        answer = self.web.http.post(self.web.url + "/api/v1/order", timeout=30, json={
-            "symbol": symbol, "side": "BUY", "type": "LIMIT", "quantity": "0.001",
-            "price": str((bid * Decimal("0.9")).quantize(Decimal("0.01")))},
-            headers={"Authorization": f"Bearer {self.web.token('trader')}"})
+        answer = self.web.http.post(
+            self.web.url + "/api/v1/order",
+            timeout=30,
+            json={
+                "symbol": symbol,
+                "side": "BUY",
+                "type": "LIMIT",
+                "quantity": "0.001",
+                "price": str((bid * Decimal("0.9")).quantize(Decimal("0.01"))),
+            },
+            headers={"Authorization": f"Bearer {self.web.token('trader')}"},
+        )
         assert answer.status_code == 201, answer.text
         order = answer.json()["data"]
         assert order["status"] == "NEW", order
         return order
 
     def cancel(self, order: dict) -> None:
-        answer = self.web.http.delete(self.web.url + "/api/v1/order", timeout=30,
-                                      params={"symbol": order["symbol"], "orderId": order["orderId"]},
-                                      headers={"Authorization": f"Bearer {self.web.token('trader')}"})
+        answer = self.web.http.delete(
+            self.web.url + "/api/v1/order",
+            timeout=30,
+            params={"symbol": order["symbol"], "orderId": order["orderId"]},
+            headers={"Authorization": f"Bearer {self.web.token('trader')}"},
+        )
         assert answer.status_code == 200, answer.text
 
 
@@ -174,7 +193,7 @@ class ClientBook:
         self.diffs = 0
         self.breaks: list[tuple[int, int, int]] = []  # (book's u, diff's U, diff's u)
         self._fresh = False
-        self._bid_floor: Decimal | None = None    # None: the snapshot held the whole side
+        self._bid_floor: Decimal | None = None  # None: the snapshot held the whole side
         self._ask_ceiling: Decimal | None = None
         self._touched_bids: set[Decimal] = set()
         self._touched_asks: set[Decimal] = set()
@@ -196,8 +215,10 @@ class ClientBook:
             continues = (first <= self.update_id + 1 <= final) if self._fresh else first == self.update_id + 1
             if not continues:
                 self.breaks.append((self.update_id, first, final))
-            for side, touched, levels in ((self.bids, self._touched_bids, data["bids"]),
-                                          (self.asks, self._touched_asks, data["asks"])):
+            for side, touched, levels in (
+                (self.bids, self._touched_bids, data["bids"]),
+                (self.asks, self._touched_asks, data["asks"]),
+            ):
                 for price, qty in levels:
                     touched.add(Decimal(price))
                     if Decimal(qty) == 0:
@@ -212,10 +233,18 @@ class ClientBook:
         """The exchange's full book (GET /_paper/book) at the prices this client can know."""
         bids = {Decimal(p): Decimal(q) for p, q in book["bids"]}
         asks = {Decimal(p): Decimal(q) for p, q in book["asks"]}
-        return ({p: q for p, q in bids.items()
-                 if self._bid_floor is None or p >= self._bid_floor or p in self._touched_bids},
-                {p: q for p, q in asks.items()
-                 if self._ask_ceiling is None or p <= self._ask_ceiling or p in self._touched_asks})
+        return (
+            {
+                p: q
+                for p, q in bids.items()
+                if self._bid_floor is None or p >= self._bid_floor or p in self._touched_bids
+            },
+            {
+                p: q
+                for p, q in asks.items()
+                if self._ask_ceiling is None or p <= self._ask_ceiling or p in self._touched_asks
+            },
+        )
 
 
 def assert_books_match(paper: PaperProcess, inbox: Inbox, books: dict[str, ClientBook], feed) -> None:
@@ -225,8 +254,14 @@ def assert_books_match(paper: PaperProcess, inbox: Inbox, books: dict[str, Clien
     paper.pause()
     try:
         exchange = {s: paper.get("/_paper/book", symbol=s).json() for s in books}
-        inbox.until(lambda: all(b.update_id is not None and b.update_id >= exchange[s]["lastUpdateId"]
-                                for s, b in books.items()), 5, "client books catching up with the exchange", feed)
+        inbox.until(
+            lambda: all(
+                b.update_id is not None and b.update_id >= exchange[s]["lastUpdateId"] for s, b in books.items()
+            ),
+            5,
+            "client books catching up with the exchange",
+            feed,
+        )
         for symbol, book in books.items():
             assert book.update_id == exchange[symbol]["lastUpdateId"], symbol
             bids, asks = book.known(exchange[symbol])
@@ -236,4 +271,3 @@ def assert_books_match(paper: PaperProcess, inbox: Inbox, books: dict[str, Clien
             assert len(bids) >= 10 and len(asks) >= 10, (symbol, len(bids), len(asks))
     finally:
         paper.resume()
-

@@ -47,25 +47,38 @@ def test_the_kill_switch_cancels_every_order_while_market_data_has_spent_the_bud
         # REST market data, heaviest first (depth 5000 = weight 250), until even a 2-weight call is refused
         viewer = system.web.token("viewer", sub="market-watcher")
         for limit in (5000, 1000, 500, 100):
-            spend_until_refused(system, viewer, "/api/v1/depth",
-                                ({"symbol": s, "limit": limit} for s in itertools.cycle(SYMBOLS)))
+            spend_until_refused(
+                system, viewer, "/api/v1/depth", ({"symbol": s, "limit": limit} for s in itertools.cycle(SYMBOLS))
+            )
         now = int(time.time() * 1000)
-        spend_until_refused(system, viewer, "/api/v1/klines", ({"symbol": "BTCUSDT", "interval": "1m", "limit": 1,
-                                                                 "startTime": now - i * 60_000} for i in range(10_000)))
+        spend_until_refused(
+            system,
+            viewer,
+            "/api/v1/klines",
+            ({"symbol": "BTCUSDT", "interval": "1m", "limit": 1, "startTime": now - i * 60_000} for i in range(10_000)),
+        )
 
         # orders still go out ...
         placed.append(system.place_limit())
         # ... and the kill switch cancels everything
         admin = system.web.token("admin", sub="ops")
-        engaged = system.web.http.post(system.web.url + "/api/v1/admin/kill-switch", json={"engaged": True},
-                                       headers={"Authorization": f"Bearer {admin}"}, timeout=60)
+        engaged = system.web.http.post(
+            system.web.url + "/api/v1/admin/kill-switch",
+            json={"engaged": True},
+            headers={"Authorization": f"Bearer {admin}"},
+            timeout=60,
+        )
         assert engaged.status_code == 200, engaged.text
         canceled = {o["orderId"] for o in engaged.json()["data"]["canceled"]}
         assert canceled == {o["orderId"] for o in placed}
         assert system.paper.signed("GET", "/api/v3/openOrders").json() == []
         # market data was still refused meanwhile: the budget stayed spent for it
-        assert system.web.get("/api/v1/klines", token=viewer, symbol="ETHUSDT", interval="1m", limit=1,
-                              startTime=now - 999 * 60_000).status_code == 429
+        assert (
+            system.web.get(
+                "/api/v1/klines", token=viewer, symbol="ETHUSDT", interval="1m", limit=1, startTime=now - 999 * 60_000
+            ).status_code
+            == 429
+        )
         status = system.web.get("/api/v1/status", token=viewer).json()["data"]["weight"]
         assert status["usedThisMinute"] >= Decimal(status["budget"]) * Decimal("0.75")
     finally:

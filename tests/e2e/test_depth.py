@@ -21,8 +21,12 @@ RECONNECTING, RESTORED = "upstream_reconnecting", "upstream_restored"
 def system(redis_url):
     # A diff goes out per stream-clock tick at most; the clock runs at 25 ms (not Binance's 100 ms) and
     # a 25 ms market step changes every book in every tick, so the four books give ~160 diffs a second.
-    s = System(redis_url, seed=83, paper_env={"PAPER_STEP_MS": "25", "PAPER_WS_TICK_MS": "25"},
-               relay_env={"STREAM_SYMBOLS": "none"})
+    s = System(
+        redis_url,
+        seed=83,
+        paper_env={"PAPER_STEP_MS": "25", "PAPER_WS_TICK_MS": "25"},
+        relay_env={"STREAM_SYMBOLS": "none"},
+    )
     yield s
     s.stop()
 
@@ -98,5 +102,9 @@ def test_a_dropped_upstream_is_announced_and_data_flows_again_within_5_s(system)
             assert data[0][0] - dropped < 5, name
         # The book was rebuilt: a fresh snapshot, and no diff ever failed to continue the one before.
         assert book.snapshots > snapshots and book.breaks == [], book.breaks
-        assert_books_match(system.paper, inbox, {"BTCUSDT": book},
-                           lambda name, arrived, message: name == "depth" and book.feed(message))
+        assert_books_match(
+            system.paper,
+            inbox,
+            {"BTCUSDT": book},
+            lambda name, arrived, message: name == "depth" and book.feed(message),
+        )

@@ -59,8 +59,12 @@ def round_trip(system, symbol: str, price: Decimal, quantity: str) -> None:
     with system.connect("/ws/user", additional_headers={"Authorization": f"Bearer {system.web.token()}"}) as user:
         user.next("welcome")
         user.next("subscribed")
-        placed = system.web.http.post(system.web.url + "/api/v1/order", timeout=30, headers=trader, json={
-            "symbol": symbol, "side": "BUY", "type": "LIMIT", "quantity": quantity, "price": str(price)})
+        placed = system.web.http.post(
+            system.web.url + "/api/v1/order",
+            timeout=30,
+            headers=trader,
+            json={"symbol": symbol, "side": "BUY", "type": "LIMIT", "quantity": quantity, "price": str(price)},
+        )
         assert placed.status_code == 201, placed.text
         order = placed.json()["data"]
         assert order["symbol"] == symbol and order["status"] == "NEW"
@@ -70,8 +74,12 @@ def round_trip(system, symbol: str, price: Decimal, quantity: str) -> None:
         queried = system.web.get("/api/v1/order", symbol=symbol, orderId=order["orderId"])
         assert queried.status_code == 200 and queried.json()["data"]["status"] == "NEW"
 
-        canceled = system.web.http.delete(system.web.url + "/api/v1/order", timeout=30, headers=trader,
-                                          params={"symbol": symbol, "orderId": order["orderId"]})
+        canceled = system.web.http.delete(
+            system.web.url + "/api/v1/order",
+            timeout=30,
+            headers=trader,
+            params={"symbol": symbol, "orderId": order["orderId"]},
+        )
         assert canceled.status_code == 200 and canceled.json()["data"]["status"] == "CANCELED"
         user.until(execution_report(order["clientOrderId"], "CANCELED"), 10, "the CANCELED executionReport")
 
@@ -95,8 +103,11 @@ def test_the_ed25519_session_logs_on_again_after_a_dropped_connection(keyed):
     before = {c["id"] for c in logged_on_api_connections(system)}
     system.fault(kind="drop", target="ws-api")
     # as the exchange sees it: a new connection, logged on with the key, its subscription active
-    eventually(lambda: [c for c in logged_on_api_connections(system) if c["id"] not in before and c["subscriptions"]],
-               20, what="a new connection logged on with the Ed25519 key and subscribed")
+    eventually(
+        lambda: [c for c in logged_on_api_connections(system) if c["id"] not in before and c["subscriptions"]],
+        20,
+        what="a new connection logged on with the Ed25519 key and subscribed",
+    )
     round_trip(system, "ETHUSDT", below_market(system, "ETHUSDT", "0.01"), "0.01")
 
 

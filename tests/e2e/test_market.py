@@ -37,8 +37,9 @@ def test_the_ticker_shortcut_follows_the_exchanges_live_market(system):
         client.open(["ticker:BTCUSDT"])
         first = client.next("ticker", timeout=10)  # after the relay has subscribed upstream for it
         assert first["channel"] == "ticker:BTCUSDT" and first["data"]["symbol"] == "BTCUSDT"
-        newer = client.until(lambda m: m["type"] == "ticker" and m["data"]["updatedAt"] > first["data"]["updatedAt"],
-                             5, "a newer ticker")
+        newer = client.until(
+            lambda m: m["type"] == "ticker" and m["data"]["updatedAt"] > first["data"]["updatedAt"], 5, "a newer ticker"
+        )
         assert newer["data"]["symbol"] == "BTCUSDT"
 
         # Move the exchange's market (paused, so it stays put): the client's ticker shows the moved
@@ -51,9 +52,16 @@ def test_the_ticker_shortcut_follows_the_exchanges_live_market(system):
             last = paper.get("/api/v3/ticker/24hr", symbol="BTCUSDT").json()["lastPrice"]
             mid = (Decimal(quote["bidPrice"]) + Decimal(quote["askPrice"])) / 2
             assert abs(mid - target) < target * Decimal("0.001")  # the maker re-quoted around it
-            moved = client.until(lambda m: m["type"] == "ticker" and m["data"]["bidPrice"] == quote["bidPrice"]
-                                 and m["data"]["askPrice"] == quote["askPrice"] and m["data"]["lastPrice"] == last,
-                                 5, "a ticker with the moved market's quotes")
+            moved = client.until(
+                lambda m: (
+                    m["type"] == "ticker"
+                    and m["data"]["bidPrice"] == quote["bidPrice"]
+                    and m["data"]["askPrice"] == quote["askPrice"]
+                    and m["data"]["lastPrice"] == last
+                ),
+                5,
+                "a ticker with the moved market's quotes",
+            )
         finally:
             paper.resume()
         assert moved["data"]["bidQty"] == quote["bidQty"] and moved["data"]["askQty"] == quote["askQty"]
@@ -128,7 +136,10 @@ def test_the_connection_over_max_ws_connections_gets_503_and_the_others_carry_on
         response = refused.value.response
         assert response.status_code == 503 and response.headers["Retry-After"]
         assert json.loads(response.body)["error"] == {
-            "code": "WS_CAPACITY", "message": "Maximum WebSocket connections reached", "details": {}}
+            "code": "WS_CAPACITY",
+            "message": "Maximum WebSocket connections reached",
+            "details": {},
+        }
         for client in clients:  # the refusal disturbed nobody already connected
             assert client.until(tickers_of("ticker:BNBUSDT"), 10, "a BNBUSDT ticker")["data"]["symbol"] == "BNBUSDT"
 

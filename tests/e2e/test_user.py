@@ -40,8 +40,12 @@ def mode(request, system):
 
 def execution_report(client_order_id: str, status: str):
     # A cancel's executionReport carries the canceled order's client id in C (c is the cancel's own).
-    return lambda m: (m["type"] == "user" and m["data"].get("e") == "executionReport"
-                      and (m["data"]["C"] or m["data"]["c"]) == client_order_id and m["data"]["X"] == status)
+    return lambda m: (
+        m["type"] == "user"
+        and m["data"].get("e") == "executionReport"
+        and (m["data"]["C"] or m["data"]["c"]) == client_order_id
+        and m["data"]["X"] == status
+    )
 
 
 def event_id(raw: str) -> tuple[int, int]:
@@ -51,8 +55,10 @@ def event_id(raw: str) -> tuple[int, int]:
 
 def test_a_limit_order_placed_over_rest_comes_back_on_ws_user(system, mode):
     token = system.web.token("viewer")  # any role may read account events
-    with system.connect() as anonymous, \
-            system.connect("/ws/user", additional_headers={"Authorization": f"Bearer {token}"}) as user:
+    with (
+        system.connect() as anonymous,
+        system.connect("/ws/user", additional_headers={"Authorization": f"Bearer {token}"}) as user,
+    ):
         anonymous.next("welcome")
         anonymous.send({"type": "subscribe", "channels": ["user"]})
         error = anonymous.next("error")
@@ -65,7 +71,12 @@ def test_a_limit_order_placed_over_rest_comes_back_on_ws_user(system, mode):
         report = new["data"]
         assert new["channel"] == "user" and event_id(new["id"])
         assert (report["s"], report["i"], report["S"], report["o"], report["x"]) == (
-            "BTCUSDT", order["orderId"], "BUY", "LIMIT", "NEW")
+            "BTCUSDT",
+            order["orderId"],
+            "BUY",
+            "LIMIT",
+            "NEW",
+        )
         assert Decimal(report["p"]) == Decimal(order["price"]) and Decimal(report["q"]) == Decimal("0.001")
 
         system.cancel(order)
@@ -97,15 +108,22 @@ def test_reconnecting_with_last_event_id_gets_exactly_the_missed_events(system, 
         with system.connect(f"/ws/user?lastEventId={last_seen}&token={token}") as resumed:
             resumed.open(["user"])
             system.cancel(b)  # and one more event once it is back
-            resumed.until(collect(resumed_events, execution_report(b["clientOrderId"], "CANCELED")), 10,
-                          "the missed events and B's cancel")
-        witness.until(collect(witnessed, execution_report(b["clientOrderId"], "CANCELED")), 10,
-                      "B's cancel on the witness")
+            resumed.until(
+                collect(resumed_events, execution_report(b["clientOrderId"], "CANCELED")),
+                10,
+                "the missed events and B's cancel",
+            )
+        witness.until(
+            collect(witnessed, execution_report(b["clientOrderId"], "CANCELED")), 10, "B's cancel on the witness"
+        )
 
     missed = [m for m in witnessed if m["type"] == "user" and event_id(m["id"]) > event_id(last_seen)]
     assert [(m["type"], m["id"], m["data"]) for m in resumed_events] == [("user", m["id"], m["data"]) for m in missed]
     ids = [event_id(m["id"]) for m in resumed_events]
     assert ids == sorted(set(ids))  # in order, each once
-    reports = [((m["data"]["C"] or m["data"]["c"]), m["data"]["X"]) for m in resumed_events
-               if m["data"]["e"] == "executionReport"]
+    reports = [
+        ((m["data"]["C"] or m["data"]["c"]), m["data"]["X"])
+        for m in resumed_events
+        if m["data"]["e"] == "executionReport"
+    ]
     assert reports == [(a["clientOrderId"], "CANCELED"), (b["clientOrderId"], "NEW"), (b["clientOrderId"], "CANCELED")]

@@ -13,16 +13,18 @@ import schemathesis
 
 # 400 codes for rules outside the schema (README "REST API": how schema-valid input can be refused).
 RULES_OUTSIDE_THE_SCHEMA = {
-    "FILTER_FAILURE",            # the symbol's filters, status and order types (exchangeInfo, changes)
-    "INSUFFICIENT_BALANCE",      # the account's balances
-    "ORDER_REJECTED",            # Binance refused the order
-    "BINANCE_REJECTED",          # Binance refused the request (e.g. nothing to cancel)
-    "EXECUTE_AT_OUT_OF_RANGE",   # executeAt must lie in the next 7 days: depends on the clock
-    "INVALID_TIME_RANGE",        # startTime after endTime
-    "CONFLICTING_PARAMETERS",    # symbol and symbols together
+    "FILTER_FAILURE",  # the symbol's filters, status and order types (exchangeInfo, changes)
+    "INSUFFICIENT_BALANCE",  # the account's balances
+    "ORDER_REJECTED",  # Binance refused the order
+    "BINANCE_REJECTED",  # Binance refused the request (e.g. nothing to cancel)
+    "EXECUTE_AT_OUT_OF_RANGE",  # executeAt must lie in the next 7 days: depends on the clock
+    "INVALID_TIME_RANGE",  # startTime after endTime
+    "CONFLICTING_PARAMETERS",  # symbol and symbols together
     "ORDER_REFERENCE_REQUIRED",  # orderId or clientOrderId
-    "TTL_OUT_OF_RANGE",          # a token lifetime beyond 365 days, in any unit
-    "RISK_SYMBOL_NOT_ALLOWED", "RISK_MAX_NOTIONAL", "RISK_MAX_OPEN_ORDERS",  # the admin's risk limits
+    "TTL_OUT_OF_RANGE",  # a token lifetime beyond 365 days, in any unit
+    "RISK_SYMBOL_NOT_ALLOWED",
+    "RISK_MAX_NOTIONAL",
+    "RISK_MAX_OPEN_ORDERS",  # the admin's risk limits
 }
 
 

@@ -35,12 +35,32 @@ def system(redis_url):
 def fuzz(system: System, *extra: str) -> subprocess.CompletedProcess:
     st = Path(sys.executable).with_name("st")
     reports = HERE / ".reports"
-    command = [str(st), "--config-file", str(HERE / "schemathesis.toml"), "run",
-               system.web.url + "/docs/openapi.json", "--seed", SEED, "--phases", PHASES, "--checks", "all",
-               "--workers", "1", "--exclude-operation-id", "logout", "--no-color",
-               # No example database: each run is the seed's alone, never replays of earlier runs.
-               "--generation-database", "none",
-               "--report", "junit", "--report-dir", str(reports), *extra]
+    command = [
+        str(st),
+        "--config-file",
+        str(HERE / "schemathesis.toml"),
+        "run",
+        system.web.url + "/docs/openapi.json",
+        "--seed",
+        SEED,
+        "--phases",
+        PHASES,
+        "--checks",
+        "all",
+        "--workers",
+        "1",
+        "--exclude-operation-id",
+        "logout",
+        "--no-color",
+        # No example database: each run is the seed's alone, never replays of earlier runs.
+        "--generation-database",
+        "none",
+        "--report",
+        "junit",
+        "--report-dir",
+        str(reports),
+        *extra,
+    ]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=540)
     reports.mkdir(exist_ok=True)
@@ -50,7 +70,7 @@ def fuzz(system: System, *extra: str) -> subprocess.CompletedProcess:
 
 def assert_clean(result: subprocess.CompletedProcess) -> None:
     # The whole output is in tests/fuzz/.reports/; the summary is what the assertion shows.
-    summary = result.stdout[result.stdout.rfind("SUMMARY") - 200:] if "SUMMARY" in result.stdout else result.stdout
+    summary = result.stdout[result.stdout.rfind("SUMMARY") - 200 :] if "SUMMARY" in result.stdout else result.stdout
     failures = [line for line in result.stdout.splitlines() if line.lstrip().startswith(("❌", "- ", "[", "_"))]
     assert result.returncode == 0, "\n".join(failures[:80])[:6000] + "\n" + summary[-3000:] + result.stderr[-2000:]
 

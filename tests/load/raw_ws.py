@@ -47,9 +47,13 @@ class RawClient:
     def __init__(self, host: str, port: int, path: str = "/ws", timeout: float = 10.0):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         key = base64.b64encode(os.urandom(16))
-        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key.decode()}\r\n"
-                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        self.sock.sendall(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key.decode()}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
         self.buffer = b""
         while b"\r\n\r\n" not in self.buffer:
             self._fill()
@@ -133,8 +137,8 @@ class RawClient:
             n, start = struct.unpack_from("!Q", b, 2)[0], 10
         if len(b) < start + n:
             return None
-        self.buffer = b[start + n:]
-        return b[0] & 0x0F, b[start:start + n]
+        self.buffer = b[start + n :]
+        return b[0] & 0x0F, b[start : start + n]
 
     def close(self) -> None:
         try:

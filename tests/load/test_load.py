@@ -29,13 +29,23 @@ from tests.ws.support import Relay
 # would expire MARKET orders queued that long: a refusal the load would cause, not one to measure),
 # and the paper exchange stands in for an account with Binance's limits raised.
 UNLIMITED = "1000000000"
-PAPER_ENV = {"PAPER_WEIGHT_LIMIT": UNLIMITED, "PAPER_ORDERS_10S": UNLIMITED, "PAPER_ORDERS_1D": UNLIMITED,
-             "PAPER_BALANCES": "USDT:1000000000,BTC:100000"}
+PAPER_ENV = {
+    "PAPER_WEIGHT_LIMIT": UNLIMITED,
+    "PAPER_ORDERS_10S": UNLIMITED,
+    "PAPER_ORDERS_1D": UNLIMITED,
+    "PAPER_BALANCES": "USDT:1000000000,BTC:100000",
+}
 WEB_ENV = {"CLIENT_WEIGHT_PER_MINUTE": UNLIMITED, "ORDER_TTL_MARKET": "600"}
-READS = ["/api/v1/ticker/price?symbol=BTCUSDT", "/api/v1/ticker/price?symbol=ETHUSDT",
-         "/api/v1/ticker/24hr?symbol=BTCUSDT", "/api/v1/ticker/bookTicker?symbol=BNBUSDT",
-         "/api/v1/klines?symbol=BTCUSDT&interval=1m&limit=5", "/api/v1/depth?symbol=ETHUSDT&limit=5",
-         "/api/v1/trades?symbol=BTCUSDT&limit=5", "/api/v1/symbols?quoteAsset=USDT"]
+READS = [
+    "/api/v1/ticker/price?symbol=BTCUSDT",
+    "/api/v1/ticker/price?symbol=ETHUSDT",
+    "/api/v1/ticker/24hr?symbol=BTCUSDT",
+    "/api/v1/ticker/bookTicker?symbol=BNBUSDT",
+    "/api/v1/klines?symbol=BTCUSDT&interval=1m&limit=5",
+    "/api/v1/depth?symbol=ETHUSDT&limit=5",
+    "/api/v1/trades?symbol=BTCUSDT&limit=5",
+    "/api/v1/symbols?quoteAsset=USDT",
+]
 ORDER_EVERY = 8  # one request in 8 is an order (sync and async alternate)
 JOB_WAIT = 120.0
 RAMP_PER_S = 300
@@ -62,6 +72,7 @@ def raise_open_files(needed: int) -> None:
 
 # -- REST ---------------------------------------------------------------------------------------------
 
+
 async def _rest_load(web: WebProcess, clients: int, seconds: float) -> dict:
     import aiohttp
 
@@ -75,8 +86,9 @@ async def _rest_load(web: WebProcess, clients: int, seconds: float) -> dict:
         token = web.token("trader", sub=f"load-{n}")
         headers = {"Authorization": f"Bearer {token}"}
         timeout = aiohttp.ClientTimeout(total=30)
-        async with aiohttp.ClientSession(base_url=web.url, headers=headers, timeout=timeout,
-                                         connector=aiohttp.TCPConnector(limit=1)) as session:
+        async with aiohttp.ClientSession(
+            base_url=web.url, headers=headers, timeout=timeout, connector=aiohttp.TCPConnector(limit=1)
+        ) as session:
             # Clients arrive over a few seconds (300 a second): Sanic listens with a backlog of 100, and a
             # thousand SYNs at once overflow it (the kernel's ListenOverflows) into connection resets.
             await asyncio.sleep(max(0.0, start_at - time.monotonic()) + n / RAMP_PER_S)
@@ -87,8 +99,12 @@ async def _rest_load(web: WebProcess, clients: int, seconds: float) -> dict:
                 try:
                     if i % ORDER_EVERY == 0:
                         sync = (i // ORDER_EVERY) % 2 == 0
-                        body = {"symbol": "BTCUSDT", "side": "BUY" if i % 16 else "SELL", "type": "MARKET",
-                                "quantity": "0.001"}
+                        body = {
+                            "symbol": "BTCUSDT",
+                            "side": "BUY" if i % 16 else "SELL",
+                            "type": "MARKET",
+                            "quantity": "0.001",
+                        }
                         extra = {} if sync else {"Prefer": "respond-async"}
                         async with session.post("/api/v1/order", json=body, headers=extra) as answer:
                             data = await answer.json(content_type=None)
@@ -122,6 +138,7 @@ async def _job_outcomes(web: WebProcess, jobs: list[tuple[str, str]]) -> dict[st
     deadline = time.monotonic() + JOB_WAIT
     semaphore = asyncio.Semaphore(50)
     async with aiohttp.ClientSession(base_url=web.url, connector=aiohttp.TCPConnector(limit=50)) as session:
+
         async def read(job_id: str, token: str) -> None:
             async with semaphore:
                 while True:
@@ -147,11 +164,14 @@ def rest_load(redis_url: str, capsys, clients: int, seconds: float) -> None:
     finally:
         system.stop()
     latencies = result["latencies"]
-    report(capsys, f"REST {clients} clients for {seconds:.0f} s: {len(latencies)} answers "
-                   f"({len(latencies) / result['seconds']:.0f}/s), {len(result['errors'])} errors, "
-                   f"p50 {statistics.median(latencies) * 1000:.1f} ms, "
-                   f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms; "
-                   f"{len(result['jobs'])} orders: {outcomes}")
+    report(
+        capsys,
+        f"REST {clients} clients for {seconds:.0f} s: {len(latencies)} answers "
+        f"({len(latencies) / result['seconds']:.0f}/s), {len(result['errors'])} errors, "
+        f"p50 {statistics.median(latencies) * 1000:.1f} ms, "
+        f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms; "
+        f"{len(result['jobs'])} orders: {outcomes}",
+    )
     assert not result["errors"], result["errors"][:10]
     assert len(latencies) >= clients  # every client got answers
     assert result["jobs"] and outcomes == {"succeeded": len(result["jobs"])}, outcomes
@@ -169,6 +189,7 @@ def test_rest_load_1000_clients_30_s(redis_url, capsys):
 
 
 # -- WebSocket ----------------------------------------------------------------------------------------
+
 
 class Subscriber(Socket):
     """One socket on /ws: sends a subscribe once the welcome arrives, counts what it receives."""
@@ -237,8 +258,13 @@ async def _ws_load(port: int, relay: Relay, count: int) -> dict:
                 await asyncio.wait_for(asyncio.shield(fleet.all_received), 1.0)
             except TimeoutError:
                 assert time.monotonic() - publish_started < 60, f"{fleet.n_received}/{count} received a trade"
-        return {"connected_s": connected, "trades_published": trade_id, "closed": fleet.n_closed,
-                "unexpected": fleet.unexpected, "received": fleet.n_received}
+        return {
+            "connected_s": connected,
+            "trades_published": trade_id,
+            "closed": fleet.n_closed,
+            "unexpected": fleet.unexpected,
+            "received": fleet.n_received,
+        }
     finally:
         for s in sockets:
             s.close()
@@ -249,9 +275,14 @@ def ws_load(redis_url: str, capsys, count: int) -> None:
     paper = PaperProcess(seed=43)
     web = relay = None
     try:
-        web = WebProcess(paper.url, redis_url, MAX_WS_CONNECTIONS=str(count + 100),
-                         # every socket comes from 127.0.0.1 without a token: lift the per-address cap
-                         WS_MAX_CONNECTIONS_PER_IP=str(count + 100), WS_RESERVED_AUTHENTICATED="0")
+        web = WebProcess(
+            paper.url,
+            redis_url,
+            MAX_WS_CONNECTIONS=str(count + 100),
+            # every socket comes from 127.0.0.1 without a token: lift the per-address cap
+            WS_MAX_CONNECTIONS_PER_IP=str(count + 100),
+            WS_RESERVED_AUTHENTICATED="0",
+        )
         relay = Relay(redis_url, web.prefix)
         result = asyncio.run(_ws_load(web.port, relay, count))
         assert web.proc.poll() is None
@@ -264,8 +295,11 @@ def ws_load(redis_url: str, capsys, count: int) -> None:
                 relay.redis.unlink(key)
             relay.close()
         paper.stop()
-    report(capsys, f"WebSocket: {count} sockets connected and subscribed in {result['connected_s']:.1f} s; "
-                   f"every one received a trade after {result['trades_published']} published")
+    report(
+        capsys,
+        f"WebSocket: {count} sockets connected and subscribed in {result['connected_s']:.1f} s; "
+        f"every one received a trade after {result['trades_published']} published",
+    )
     assert result["received"] == count and result["closed"] == 0 and not result["unexpected"], result
 
 
@@ -277,4 +311,3 @@ def test_websocket_load_short(redis_url, capsys):
 @pytest.mark.timeout(900)
 def test_websocket_load_10000_sockets(redis_url, capsys):
     ws_load(redis_url, capsys, 10_000)
-

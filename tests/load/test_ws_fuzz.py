@@ -34,8 +34,13 @@ class Gateway:
     def __init__(self, redis_url: str):
         self.paper = PaperProcess(seed=23)
         try:
-            self.web = WebProcess(self.paper.url, redis_url, WS_MESSAGE_RATE=str(RATE),
-                                  WS_MAX_CONNECTIONS_PER_IP="1000", WS_RESERVED_AUTHENTICATED="0")
+            self.web = WebProcess(
+                self.paper.url,
+                redis_url,
+                WS_MESSAGE_RATE=str(RATE),
+                WS_MAX_CONNECTIONS_PER_IP="1000",
+                WS_RESERVED_AUTHENTICATED="0",
+            )
         except BaseException:
             self.paper.stop()
             raise
@@ -132,8 +137,9 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.parametrize("opcode, payload, code", MALFORMED,
-                         ids=[f"{i}-{p[:24]!r}" for i, (_, p, _) in enumerate(MALFORMED)])
+@pytest.mark.parametrize(
+    "opcode, payload, code", MALFORMED, ids=[f"{i}-{p[:24]!r}" for i, (_, p, _) in enumerate(MALFORMED)]
+)
 def test_a_malformed_message_gets_an_error_frame_and_the_connection_stays(served, opcode, payload, code):
     client = served.raw()
     try:
@@ -160,9 +166,15 @@ BROKEN = [
     ("invalid UTF-8 in a text frame", [frame(TEXT, b'{"type": "ping", "x": "\xc3\x28"}')], 1007),
     ("a text frame one byte over the limit", [frame(TEXT, b" " * MAX_MESSAGE + b"1")], 1009),
     ("a 1 MB text frame", [frame(TEXT, b"[" + b"1," * 500_000 + b"1]")], 1009),
-    ("fragments adding up past the limit",
-     [frame(TEXT, b"[" + b"1," * 20_000, fin=False), frame(CONTINUATION, b"1," * 20_000, fin=False),
-      frame(CONTINUATION, b"1]")], 1009),
+    (
+        "fragments adding up past the limit",
+        [
+            frame(TEXT, b"[" + b"1," * 20_000, fin=False),
+            frame(CONTINUATION, b"1," * 20_000, fin=False),
+            frame(CONTINUATION, b"1]"),
+        ],
+        1009,
+    ),
     ("a frame header announcing 2^62 bytes", [bytes([0x81, 0xFF]) + struct.pack("!Q", 1 << 62) + b"\0" * 4], 1009),
     ("an unmasked client frame", [frame(TEXT, b'{"type": "ping"}', masked=False)], 1002),
     ("a reserved opcode", [frame(0x3, b"x")], 1002),
@@ -187,14 +199,24 @@ def test_a_frame_that_breaks_the_protocol_is_closed_with_a_clear_code(served, wh
 
 # -- floods ---------------------------------------------------------------------------------------------
 
+
 def _flood(gateway: Gateway, messages: int) -> tuple[int, int | None]:
     """Subscribe/unsubscribe as fast as the socket takes them; (RATE_LIMITED frames seen, close code)."""
     client = gateway.raw()
     limited = 0
     try:
-        burst = b"".join(frame(TEXT, json.dumps({"type": "subscribe" if i % 2 == 0 else "unsubscribe",
-                                                 "channels": ["ticker:BTCUSDT", "trades:ETHUSDT"]}).encode())
-                         for i in range(messages))
+        burst = b"".join(
+            frame(
+                TEXT,
+                json.dumps(
+                    {
+                        "type": "subscribe" if i % 2 == 0 else "unsubscribe",
+                        "channels": ["ticker:BTCUSDT", "trades:ETHUSDT"],
+                    }
+                ).encode(),
+            )
+            for i in range(messages)
+        )
         client.send_raw(burst)
         try:
             while True:
@@ -231,11 +253,35 @@ def test_messages_under_the_rate_are_all_answered(served):
 
 # -- random input -----------------------------------------------------------------------------------------
 
-VALID = [{"type": "ping"}, {"type": "subscribe", "channels": ["ticker:BTCUSDT"]},
-         {"type": "unsubscribe", "channels": ["ticker:BTCUSDT"]}, {"type": "auth", "token": "abc.def.ghi"},
-         {"type": "subscribe", "channels": ["depth:ETHUSDT", "kline:BTCUSDT:1m"], "lastEventId": "1-0"}]
-ODD_VALUES = [None, True, 0, -1, 2 ** 64, 1e308, "", "ticker:", ":::", "\u0000", "\ud7ff", "é" * 50, [], {}, [[[]]],
-              "ticker:BTCUSDT" * 50, "user", "orders", "kline:BTCUSDT:1s", "depth:btcusdt"]
+VALID = [
+    {"type": "ping"},
+    {"type": "subscribe", "channels": ["ticker:BTCUSDT"]},
+    {"type": "unsubscribe", "channels": ["ticker:BTCUSDT"]},
+    {"type": "auth", "token": "abc.def.ghi"},
+    {"type": "subscribe", "channels": ["depth:ETHUSDT", "kline:BTCUSDT:1m"], "lastEventId": "1-0"},
+]
+ODD_VALUES = [
+    None,
+    True,
+    0,
+    -1,
+    2**64,
+    1e308,
+    "",
+    "ticker:",
+    ":::",
+    "\u0000",
+    "\ud7ff",
+    "é" * 50,
+    [],
+    {},
+    [[[]]],
+    "ticker:BTCUSDT" * 50,
+    "user",
+    "orders",
+    "kline:BTCUSDT:1s",
+    "depth:btcusdt",
+]
 
 
 def _mutated(rng: random.Random) -> bytes:
@@ -254,7 +300,7 @@ def _mutated(rng: random.Random) -> bytes:
     text = json.dumps(message)
     if rng.random() < 0.2:  # cut short or with a byte flipped
         at = rng.randrange(len(text))
-        text = text[:at] if rng.random() < 0.5 else text[:at] + chr(rng.randrange(32, 127)) + text[at + 1:]
+        text = text[:at] if rng.random() < 0.5 else text[:at] + chr(rng.randrange(32, 127)) + text[at + 1 :]
     return text.encode()
 
 
@@ -263,8 +309,9 @@ def _random_frame(rng: random.Random) -> tuple[int, bytes]:
     if roll < 0.6:
         return TEXT, _mutated(rng)
     if roll < 0.75:
-        return TEXT, "".join(chr(rng.choice([rng.randrange(32, 127), rng.randrange(0x80, 0xD7FF)]))
-                             for _ in range(rng.randint(0, 64))).encode()
+        return TEXT, "".join(
+            chr(rng.choice([rng.randrange(32, 127), rng.randrange(0x80, 0xD7FF)])) for _ in range(rng.randint(0, 64))
+        ).encode()
     if roll < 0.9:
         return BINARY, rng.randbytes(rng.randint(0, 256))
     if roll < 0.97:

@@ -26,12 +26,14 @@ class Scrape:
         self.samples = [s for f in self.families.values() for s in f.samples]
 
     def total(self, name: str, **labels: str) -> float:
-        return sum(s.value for s in self.samples
-                   if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+        return sum(
+            s.value for s in self.samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        )
 
     def processes(self, role: str) -> list[str]:
-        return [s.labels["process"] for s in self.samples
-                if s.name == "spotgate_process_up" and s.labels["role"] == role]
+        return [
+            s.labels["process"] for s in self.samples if s.name == "spotgate_process_up" and s.labels["role"] == role
+        ]
 
 
 def scrape(web, token: str | None = None) -> Scrape:
@@ -45,6 +47,7 @@ def scrape(web, token: str | None = None) -> Scrape:
 def scrape_until(web, done, timeout: float, what: str) -> Scrape:
     """Scrape until `done(scrape)`: the other processes' reports arrive every METRICS_PUSH_INTERVAL, and
     only a scrape can see them (as Prometheus does)."""
+
     def seen() -> Scrape | None:
         result = scrape(web)
         return result if done(result) else None

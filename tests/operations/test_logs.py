@@ -44,14 +44,18 @@ def test_web_prints_each_line_once_in_one_format(paper, redis_url):
 def test_json_lines_carry_the_request_id(paper, redis_url):
     web = WebProcess(paper.url, redis_url, LOG_LEVEL="INFO", LOG_FORMAT="json")
     try:
-        answer = web.http.get(web.url + "/api/v1/ticker/price", params={"symbol": "BTCUSDT"}, timeout=10,
-                              headers={"Authorization": f"Bearer {web.token()}", "X-Request-ID": "json-req-1"})
+        answer = web.http.get(
+            web.url + "/api/v1/ticker/price",
+            params={"symbol": "BTCUSDT"},
+            timeout=10,
+            headers={"Authorization": f"Bearer {web.token()}", "X-Request-ID": "json-req-1"},
+        )
         assert answer.status_code == 200
         lines = json_lines(web.log_text())
     finally:
         web.stop()
     assert all({"time", "level", "logger", "message", "pid"} <= line.keys() for line in lines)
-    access, = [line for line in lines if line.get("request_id") == "json-req-1"]
+    (access,) = [line for line in lines if line.get("request_id") == "json-req-1"]
     assert (access["logger"], access["route"], access["status"]) == ("spotgate.access", "/api/v1/ticker/price", 200)
 
 
@@ -59,8 +63,12 @@ def test_5xx_answers_are_logged_with_their_request_id(redis_url):
     # Binance unreachable: the pass-through answers 503, and even at LOG_LEVEL=WARNING the line is there
     web = WebProcess(f"http://127.0.0.1:{free_port()}", redis_url, LOG_LEVEL="WARNING")
     try:
-        answer = web.http.get(web.url + "/api/v1/klines", params={"symbol": "BTCUSDT", "interval": "1m"}, timeout=30,
-                              headers={"Authorization": f"Bearer {web.token()}", "X-Request-ID": "five-oh-three"})
+        answer = web.http.get(
+            web.url + "/api/v1/klines",
+            params={"symbol": "BTCUSDT", "interval": "1m"},
+            timeout=30,
+            headers={"Authorization": f"Bearer {web.token()}", "X-Request-ID": "five-oh-three"},
+        )
         assert answer.status_code == 503, answer.text
         lines = [line for line in _log_lines(web.log_text()) if "request_id=five-oh-three" in line]
     finally:
@@ -74,15 +82,21 @@ def test_the_request_id_reaches_the_workers_line_for_that_order(redis_url):
     stack = Stack(redis_url, worker_env=env, web_env=env)
     try:
         request_id = f"order-{uuid.uuid4().hex[:12]}"
-        answer = stack.post("/api/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
-                                              "quantity": "0.001"}, headers={"X-Request-ID": request_id})
+        answer = stack.post(
+            "/api/v1/order",
+            {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"},
+            headers={"X-Request-ID": request_id},
+        )
         assert answer.status_code == 201, answer.text
         job_id = answer.json()["data"]["jobId"]
         # the worker writes its line right after the job record the web answered from: read until it is there
         # (the banner is off and warnings are log lines too)
-        ours = wait_until(lambda: [line for line in json_lines(stack.worker.log_text())
-                                   if line.get("request_id") == request_id], 10, "the worker's line for the order",
-                          interval=0.1)
+        ours = wait_until(
+            lambda: [line for line in json_lines(stack.worker.log_text()) if line.get("request_id") == request_id],
+            10,
+            "the worker's line for the order",
+            interval=0.1,
+        )
     finally:
         stack.stop()
     assert [line["logger"] for line in ours] == ["spotgate.placement"], ours
@@ -102,9 +116,13 @@ def test_worker_and_beat_are_quiet_at_info_about_their_periodic_tasks(redis_url,
             time.sleep(0.3)
             raw = client.hget(prefix + telemetry.REPORTS_KEY, telemetry.process_name("worker", worker.proc.pid))
             if raw:
-                runs = sum(s.value for f in telemetry.decode(raw)["families"] for s in f.samples
-                           if s.name == "spotgate_worker_tasks_total"
-                           and s.labels.get("task") == "maintenance.release_due_orders")
+                runs = sum(
+                    s.value
+                    for f in telemetry.decode(raw)["families"]
+                    for s in f.samples
+                    if s.name == "spotgate_worker_tasks_total"
+                    and s.labels.get("task") == "maintenance.release_due_orders"
+                )
         text = worker.log_text()
     finally:
         worker.stop()

@@ -29,15 +29,18 @@ def _ready(result: Scrape) -> bool:
 def test_one_scrape_holds_every_process_and_moves_with_traffic(system):
     web = system.web
     before = scrape_until(web, _ready, 60, "reports of the web, worker and stream processes")
-    worker, = before.processes("worker")
-    stream, = before.processes("stream")
+    (worker,) = before.processes("worker")
+    (stream,) = before.processes("stream")
 
     viewer = web.token("viewer")
     for _ in range(5):
         assert web.get("/api/v1/ticker/price", token=viewer, symbol="BTCUSDT").status_code == 200
-    order = system.web.http.post(web.url + "/api/v1/order", timeout=30, json={
-        "symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"},
-        headers={"Authorization": f"Bearer {web.token('trader')}"})
+    order = system.web.http.post(
+        web.url + "/api/v1/order",
+        timeout=30,
+        json={"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"},
+        headers={"Authorization": f"Bearer {web.token('trader')}"},
+    )
     assert order.status_code == 201, order.text
     with system.connect("/ws/ticker/btcusdt") as client:
         client.open(["ticker:BTCUSDT"])
@@ -47,11 +50,16 @@ def test_one_scrape_holds_every_process_and_moves_with_traffic(system):
     # the other processes' reports arrive every METRICS_PUSH_INTERVAL: the one after the order, and one of
     # the relay's after the tickers the client got (a ticker is one of several upstream message kinds)
     after = scrape_until(
-        web, lambda r: r.total("spotgate_order_jobs_total", outcome="succeeded", process=worker)
-        > before.total("spotgate_order_jobs_total", outcome="succeeded", process=worker)
-        and r.total("spotgate_stream_messages_total", process=stream)
-        > before.total("spotgate_stream_messages_total", process=stream),
-        30, "the worker's report of the order and the relay's of newer messages")
+        web,
+        lambda r: (
+            r.total("spotgate_order_jobs_total", outcome="succeeded", process=worker)
+            > before.total("spotgate_order_jobs_total", outcome="succeeded", process=worker)
+            and r.total("spotgate_stream_messages_total", process=stream)
+            > before.total("spotgate_stream_messages_total", process=stream)
+        ),
+        30,
+        "the worker's report of the order and the relay's of newer messages",
+    )
 
     def moved(name, **labels):
         return after.total(name, **labels) - before.total(name, **labels)
@@ -67,8 +75,7 @@ def test_one_scrape_holds_every_process_and_moves_with_traffic(system):
     # the worker's, through Redis
     assert moved("spotgate_order_jobs_total", outcome="succeeded", process=worker) == 1
     assert moved("spotgate_order_job_duration_seconds_count", outcome="succeeded", process=worker) == 1
-    assert moved("spotgate_upstream_requests_total", endpoint="POST /api/v3/order", status="200",
-                 process=worker) == 1
+    assert moved("spotgate_upstream_requests_total", endpoint="POST /api/v3/order", status="200", process=worker) == 1
     assert moved("spotgate_worker_tasks_total", task="orders.place", outcome="succeeded", process=worker) == 1
     # the stream relay's
     assert moved("spotgate_stream_messages_total", process=stream) > 0
@@ -76,7 +83,9 @@ def test_one_scrape_holds_every_process_and_moves_with_traffic(system):
     assert after.total("spotgate_stream_lag_seconds_count", process=stream) > 0
     # state read from Redis at scrape time
     assert {s.labels["queue"] for s in after.samples if s.name == "spotgate_celery_queue_length"} == {
-        "orders", "default"}
+        "orders",
+        "default",
+    }
     assert after.total("spotgate_upstream_weight_limit") > 0
     # the connection is gone once the client closed
     scrape_until(web, lambda r: r.total("spotgate_ws_connections") == 0, 30, "the closed WebSocket")
@@ -89,7 +98,7 @@ def test_a_second_web_process_scrapes_the_same_deployment(system):
     own = scrape(first).processes("web")[0]
     assert other.get("/nope").status_code == 404
     seen = scrape_until(first, lambda r: len(r.processes("web")) == 2, 30, "the second web process's report")
-    second, = [p for p in seen.processes("web") if p != own]
+    (second,) = [p for p in seen.processes("web") if p != own]
     assert seen.total("spotgate_http_requests_total", route="unmatched", process=second) == 1
     assert scrape(other).processes("worker") == seen.processes("worker")
 
@@ -126,8 +135,9 @@ def test_metrics_need_the_token_when_one_is_set(paper, redis_url):
             assert answer.status_code == 401
             assert answer.json()["error"]["code"] == "METRICS_TOKEN_INVALID"
         # a JWT, even an admin's, is not the metrics token
-        admin = requests.get(web.url + "/metrics", headers={"Authorization": f"Bearer {web.token('admin')}"},
-                             timeout=10)
+        admin = requests.get(
+            web.url + "/metrics", headers={"Authorization": f"Bearer {web.token('admin')}"}, timeout=10
+        )
         assert admin.status_code == 401
         result = scrape(web, token)
         assert result.total("spotgate_auth_failures_total", code="METRICS_TOKEN_INVALID", transport="http") == 3

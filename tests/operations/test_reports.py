@@ -45,8 +45,9 @@ def test_merged_reports_are_one_family_each_with_a_process_label():
     text = generate_latest(_Families(merged)).decode()
     assert text.count("# TYPE demo_requests_total counter") == 1  # twice would be invalid exposition
     parsed = {f.name: f for f in text_string_to_metric_families(text)}
-    by_process = {s.labels["process"]: s.value for s in parsed["demo_requests"].samples
-                  if s.name == "demo_requests_total"}
+    by_process = {
+        s.labels["process"]: s.value for s in parsed["demo_requests"].samples if s.name == "demo_requests_total"
+    }
     assert by_process == {"web.1": 2, "worker.1": 5}
 
 
@@ -106,8 +107,9 @@ def test_a_killed_process_s_metrics_directory_is_removed_by_the_next_start(monke
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     orphan = tmp_path / f"spotgate-web-metrics-{dead}-x1"
     alive = tmp_path / f"spotgate-web-metrics-{os.getpid()}-x2"
     orphan.mkdir()

@@ -12,8 +12,15 @@ class Stack:
     """Paper exchange, worker and web process on one key prefix of their own. `stop()` stops every
     process and deletes the prefix, also when starting failed half-way."""
 
-    def __init__(self, redis_url: str, paper_env: dict | None = None, worker_env: dict | None = None,
-                 web_env: dict | None = None, concurrency: int = 2, seed: int = 13):
+    def __init__(
+        self,
+        redis_url: str,
+        paper_env: dict | None = None,
+        worker_env: dict | None = None,
+        web_env: dict | None = None,
+        concurrency: int = 2,
+        seed: int = 13,
+    ):
         self.redis_url = redis_url
         self.prefix = new_prefix()
         self.worker_env = worker_env or {}
@@ -21,8 +28,9 @@ class Stack:
         self.paper = self.worker = self.web = None
         try:
             self.paper = PaperProcess(seed=seed, **(paper_env or {}))
-            self.worker = WorkerProcess(self.paper.url, redis_url, self.prefix, concurrency=concurrency,
-                                        **self.worker_env)
+            self.worker = WorkerProcess(
+                self.paper.url, redis_url, self.prefix, concurrency=concurrency, **self.worker_env
+            )
             self.web = WebProcess(self.paper.url, redis_url, self.prefix, **(web_env or {}))
         except BaseException:
             self.stop()
@@ -31,16 +39,22 @@ class Stack:
     def restart_worker(self) -> None:
         """A new worker in place of the current one (stopped first, if it still runs)."""
         self.worker.stop()
-        self.worker = WorkerProcess(self.paper.url, self.redis_url, self.prefix, concurrency=self.concurrency,
-                                    **self.worker_env)
+        self.worker = WorkerProcess(
+            self.paper.url, self.redis_url, self.prefix, concurrency=self.concurrency, **self.worker_env
+        )
 
     def post(self, path: str, body: dict, role: str = "trader", headers: dict | None = None):
-        return self.web.http.post(self.web.url + path, json=body, timeout=30, headers={
-            "Authorization": f"Bearer {self.web.token(role)}", **(headers or {})})
+        return self.web.http.post(
+            self.web.url + path,
+            json=body,
+            timeout=30,
+            headers={"Authorization": f"Bearer {self.web.token(role)}", **(headers or {})},
+        )
 
     def delete(self, path: str, role: str = "trader", **params):
-        return self.web.http.delete(self.web.url + path, params=params, timeout=30,
-                                    headers={"Authorization": f"Bearer {self.web.token(role)}"})
+        return self.web.http.delete(
+            self.web.url + path, params=params, timeout=30, headers={"Authorization": f"Bearer {self.web.token(role)}"}
+        )
 
     def stop(self) -> None:
         try:

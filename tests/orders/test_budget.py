@@ -32,8 +32,17 @@ def used_weight(stack) -> int:
 
 def resting(stack, **extra) -> dict:
     price = Decimal(stack.paper.get("/api/v3/ticker/price", symbol="BTCUSDT").json()["price"])
-    answer = stack.post("/api/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001",
-                                          "price": str((price / 2).quantize(Decimal("0.01"))), **extra})
+    answer = stack.post(
+        "/api/v1/order",
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "quantity": "0.001",
+            "price": str((price / 2).quantize(Decimal("0.01"))),
+            **extra,
+        },
+    )
     assert answer.status_code == 201, answer.text
     return answer.json()["data"]
 
@@ -77,8 +86,11 @@ def spend_market_share(stack) -> None:
     now = int(time.time() * 1000)
     queries = itertools.chain(
         *(({"path": "/api/v1/depth", "symbol": s, "limit": limit} for s in SYMBOLS * 50) for limit in (5000, 1000)),
-        ({"path": "/api/v1/klines", "symbol": "BTCUSDT", "interval": "1m", "limit": 1, "startTime": now - i * 60_000}
-         for i in range(10_000)))
+        (
+            {"path": "/api/v1/klines", "symbol": "BTCUSDT", "interval": "1m", "limit": 1, "startTime": now - i * 60_000}
+            for i in range(10_000)
+        ),
+    )
     for query in queries:
         answer = stack.web.get(query.pop("path"), token=token, **query)
         if answer.status_code == 429:
@@ -111,6 +123,7 @@ def test_a_worker_finding_the_budget_spent_answers_429_with_retry_after_and_orde
 
 # -- waiting for a worker (item 8) -----------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def slow(redis_url):
     """UPSTREAM_TIMEOUT=4 in the web process: a signed call waits up to 4 s for its worker (the
@@ -122,17 +135,20 @@ def slow(redis_url):
 
 def test_a_kill_switch_taking_longer_than_five_seconds_is_waited_for(slow):
     # every listing of open orders takes 3 s: canceling everything takes two, and a cancel
-    slow.paper.admin("POST", "faults", {"kind": "latency", "latency_ms": 3000, "method": "GET",
-                                        "path": "/api/v3/openOrders"})
+    slow.paper.admin(
+        "POST", "faults", {"kind": "latency", "latency_ms": 3000, "method": "GET", "path": "/api/v3/openOrders"}
+    )
     placed = [resting(slow) for _ in range(2)]
     admin = {"Authorization": f"Bearer {slow.web.token('admin')}"}
     try:
-        engaged = slow.web.http.post(slow.web.url + "/api/v1/admin/kill-switch", json={"engaged": True},
-                                     headers=admin, timeout=60)
+        engaged = slow.web.http.post(
+            slow.web.url + "/api/v1/admin/kill-switch", json={"engaged": True}, headers=admin, timeout=60
+        )
     finally:
         slow.paper.admin("DELETE", "faults")
-        slow.web.http.post(slow.web.url + "/api/v1/admin/kill-switch", json={"engaged": False}, headers=admin,
-                           timeout=30)
+        slow.web.http.post(
+            slow.web.url + "/api/v1/admin/kill-switch", json={"engaged": False}, headers=admin, timeout=30
+        )
     assert engaged.status_code == 200, engaged.text  # not 503 REDIS_UNAVAILABLE at 5 s
     assert {o["orderId"] for o in engaged.json()["data"]["canceled"]} == {o["orderId"] for o in placed}
 
@@ -152,8 +168,13 @@ def test_a_cancel_nobody_answered_is_504_outcome_unknown_and_never_runs_later(sl
     finally:
         slow.restart_worker()
     # the worker takes the cancel up now, after its requester gave up: it must not run it
-    wait_until(lambda: "orders.cancel: not run" in slow.worker.log_text(), 30, "the worker refusing the late cancel",
-               interval=0.1, detail=lambda: slow.worker.log_text()[-2000:])
+    wait_until(
+        lambda: "orders.cancel: not run" in slow.worker.log_text(),
+        30,
+        "the worker refusing the late cancel",
+        interval=0.1,
+        detail=lambda: slow.worker.log_text()[-2000:],
+    )
     state = slow.web.get("/api/v1/order", symbol="BTCUSDT", orderId=order["orderId"])
     assert state.status_code == 200 and state.json()["data"]["status"] == "NEW", state.text
     # and looked up, then canceled again, it is canceled once

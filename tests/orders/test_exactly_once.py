@@ -32,8 +32,12 @@ from tests.processes import PaperProcess
 from tests.support import wait_until
 
 RICH = "USDT:10000000,BTC:1000,ETH:100,BNB:100000"
-RELAXED = {"PAPER_ORDERS_10S": "1000000", "PAPER_ORDERS_1D": "100000000", "PAPER_WEIGHT_LIMIT": "10000000",
-           "PAPER_BALANCES": RICH}
+RELAXED = {
+    "PAPER_ORDERS_10S": "1000000",
+    "PAPER_ORDERS_1D": "100000000",
+    "PAPER_WEIGHT_LIMIT": "10000000",
+    "PAPER_BALANCES": RICH,
+}
 FINAL = ("succeeded", "failed")
 # These scenarios hold orders back on purpose (faults, a dead worker, a paced burst) and check that
 # each is placed once in the end: their MARKET orders must not reach their time-to-live meanwhile.
@@ -42,13 +46,17 @@ LONG_TTL = {"ORDER_TTL_MARKET": "600"}
 
 # -- helpers -----------------------------------------------------------------------------------------
 
+
 def submit(stack: Stack, body: dict, client_id: str, deadline: float) -> str:
     """Queue one order in async mode; returns its job id. A 429 from the gateway (its upstream budget
     paused by an injected 429) is retried after Retry-After, as a client would, under the same
     Idempotency-Key so a retry can never make a second job."""
     while True:
-        answer = stack.post("/api/v1/order", {**body, "clientOrderId": client_id},
-                            headers={"Prefer": "respond-async", "Idempotency-Key": client_id})
+        answer = stack.post(
+            "/api/v1/order",
+            {**body, "clientOrderId": client_id},
+            headers={"Prefer": "respond-async", "Idempotency-Key": client_id},
+        )
         if answer.status_code in (201, 202):
             return answer.json()["data"].get("jobId") or answer.json()["data"]["id"]
         assert answer.status_code == 429 and time.monotonic() < deadline, answer.text
@@ -76,8 +84,9 @@ def wait_final(stack: Stack, job_ids: list[str], deadline: float, on_poll=None) 
             return jobs
         if time.monotonic() > deadline:
             states = Counter(jobs.get(j, {}).get("status") for j in pending)
-            pytest.fail(f"{len(pending)} jobs not final in time: {dict(states)}\n"
-                        f"worker log:\n{stack.worker.log_text()[-3000:]}")
+            pytest.fail(
+                f"{len(pending)} jobs not final in time: {dict(states)}\nworker log:\n{stack.worker.log_text()[-3000:]}"
+            )
         time.sleep(0.1)
 
 
@@ -101,8 +110,13 @@ def assert_placed_once(stack: Stack, job_ids: dict[str, str], jobs: dict[str, di
         job, order = jobs[job_id], on_exchange[client_id][0]
         assert job["status"] == "succeeded", job
         mine = job["order"]
-        assert (mine["orderId"], mine["clientOrderId"], mine["symbol"], mine["side"], mine["type"]) == \
-            (order["orderId"], client_id, order["symbol"], order["side"], order["type"])
+        assert (mine["orderId"], mine["clientOrderId"], mine["symbol"], mine["side"], mine["type"]) == (
+            order["orderId"],
+            client_id,
+            order["symbol"],
+            order["side"],
+            order["type"],
+        )
         assert Decimal(mine["origQty"]) == Decimal(order["origQty"])
         if order["type"] == "MARKET":
             assert order["status"] == "FILLED" and Decimal(mine["executedQty"]) == Decimal(order["executedQty"])
@@ -112,8 +126,13 @@ def far_limit(stack: Stack, side: str, symbol: str = "BTCUSDT") -> dict:
     """A LIMIT that rests (half or double the last price)."""
     price = Decimal(stack.paper.get("/api/v3/ticker/price", symbol=symbol).json()["price"])
     factor = Decimal("0.5") if side == "BUY" else Decimal("2")
-    return {"symbol": symbol, "side": side, "type": "LIMIT", "quantity": "0.001",
-            "price": str((price * factor).quantize(Decimal("0.01")))}
+    return {
+        "symbol": symbol,
+        "side": side,
+        "type": "LIMIT",
+        "quantity": "0.001",
+        "price": str((price * factor).quantize(Decimal("0.01"))),
+    }
 
 
 def market(side: str) -> dict:
@@ -185,8 +204,9 @@ def test_200_orders_under_30_percent_faults_are_each_placed_once(stack, clear_fa
 
 def test_worker_killed_mid_call_then_restarted_places_each_order_once(stack, clear_faults):
     # Each send waits 2 s at the exchange, so the worker dies with requests in flight.
-    stack.paper.admin("POST", "faults", {"kind": "latency", "latency_ms": 2000, "method": "POST",
-                                         "path": "/api/v3/order"})
+    stack.paper.admin(
+        "POST", "faults", {"kind": "latency", "latency_ms": 2000, "method": "POST", "path": "/api/v3/order"}
+    )
     run = uuid.uuid4().hex[:8]
     deadline = time.monotonic() + 60
     job_ids = {f"k{run}-{i}": None for i in range(8)}
@@ -217,8 +237,14 @@ def test_clock_skew_resyncs_and_places_once(redis_url, redelivered):
     try:
         binance = BinanceClient(paper.url, api_key=paper.key, api_secret=paper.secret, timeout=5)
         binance.clock.offset_ms = 30_000  # 30 s ahead: every signed request is refused with -1021
-        placer = Placer(binance, JobStore(client, prefix), OrderPacer(prefix),
-                        WeightBudget(client, prefix, 5000), RiskStore(client, prefix), run_seconds=10)
+        placer = Placer(
+            binance,
+            JobStore(client, prefix),
+            OrderPacer(prefix),
+            WeightBudget(client, prefix, 5000),
+            RiskStore(client, prefix),
+            run_seconds=10,
+        )
         client_id = f"c{uuid.uuid4().hex[:12]}"
         job = new_job({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"}, client_id, "t")
         job["attempts"] = 1 if redelivered else 0
@@ -248,8 +274,9 @@ def test_clock_skew_resyncs_and_places_once(redis_url, redelivered):
 
 def test_burst_over_the_orders_limit_is_paced_not_bounced(redis_url):
     limit = 20
-    burst = Stack(redis_url, paper_env={"PAPER_ORDERS_10S": str(limit), "PAPER_BALANCES": RICH}, web_env=LONG_TTL,
-                  concurrency=4)
+    burst = Stack(
+        redis_url, paper_env={"PAPER_ORDERS_10S": str(limit), "PAPER_BALANCES": RICH}, web_env=LONG_TTL, concurrency=4
+    )
     try:
         pause_key = f"{burst.prefix}upstream:pause"
         watcher = redis.Redis.from_url(redis_url)
@@ -264,8 +291,12 @@ def test_burst_over_the_orders_limit_is_paced_not_bounced(redis_url):
         for i in range(count):
             client_id = f"b{run}-{i}"
             job_ids[client_id] = submit(burst, market("BUY" if i % 2 == 0 else "SELL"), client_id, deadline)
-        jobs = wait_final(burst, list(job_ids.values()), deadline,
-                          on_poll=lambda: paused.append(watcher.get(pause_key)) if watcher.exists(pause_key) else None)
+        jobs = wait_final(
+            burst,
+            list(job_ids.values()),
+            deadline,
+            on_poll=lambda: paused.append(watcher.get(pause_key)) if watcher.exists(pause_key) else None,
+        )
         watcher.close()
 
         assert not paused, f"the exchange answered 429: {paused[:3]}"
@@ -280,19 +311,32 @@ def test_burst_over_the_orders_limit_is_paced_not_bounced(redis_url):
 
 
 def test_definitive_rejections_fail_at_once_and_are_never_resent(stack):
-    order_count = lambda: int(stack.paper.signed(  # noqa: E731  the account's ORDERS count today
-        "POST", "/api/v3/order", symbol="BNBUSDT", side="BUY", type="MARKET", quantity="0.01",
-    ).headers["X-MBX-ORDER-COUNT-1D"])
+    def order_count() -> int:  # the account's ORDERS count today
+        answer = stack.paper.signed(
+            "POST", "/api/v3/order", symbol="BNBUSDT", side="BUY", type="MARKET", quantity="0.01"
+        )
+        return int(answer.headers["X-MBX-ORDER-COUNT-1D"])
+
     run = uuid.uuid4().hex[:8]
     deadline = time.monotonic() + 30
     price = Decimal(stack.paper.get("/api/v3/ticker/price", symbol="ETHUSDT").json()["price"])
     # -2010: more ETH than the account holds (the gateway does not know balances, so it queues it)
-    too_big = {"symbol": "ETHUSDT", "side": "SELL", "type": "LIMIT", "quantity": "200",
-               "price": str((price * 2).quantize(Decimal("0.01")))}
+    too_big = {
+        "symbol": "ETHUSDT",
+        "side": "SELL",
+        "type": "LIMIT",
+        "quantity": "200",
+        "price": str((price * 2).quantize(Decimal("0.01"))),
+    }
     # -1013 MAX_NUM_ALGO_ORDERS: a sixth resting stop order on a symbol
-    stop = {"symbol": "ETHUSDT", "side": "SELL", "type": "STOP_LOSS_LIMIT", "quantity": "0.01",
-            "price": str((price * Decimal("0.5")).quantize(Decimal("0.01"))),
-            "stopPrice": str((price * Decimal("0.5")).quantize(Decimal("0.01")))}
+    stop = {
+        "symbol": "ETHUSDT",
+        "side": "SELL",
+        "type": "STOP_LOSS_LIMIT",
+        "quantity": "0.01",
+        "price": str((price * Decimal("0.5")).quantize(Decimal("0.01"))),
+        "stopPrice": str((price * Decimal("0.5")).quantize(Decimal("0.01"))),
+    }
     stops = {f"s{run}-{i}": submit(stack, stop, f"s{run}-{i}", deadline) for i in range(5)}
     assert all(j["status"] == "succeeded" for j in wait_final(stack, list(stops.values()), deadline).values())
 
@@ -323,8 +367,9 @@ def test_a_run_that_loses_redis_after_sending_waits_for_it_and_hands_the_job_bac
     try:
         binance = BinanceClient(paper.url, api_key=paper.key, api_secret=paper.secret, timeout=10)
         jobs = JobStore(client, prefix)
-        placer = Placer(binance, jobs, OrderPacer(prefix), WeightBudget(client, prefix, 5000),
-                        RiskStore(client, prefix))
+        placer = Placer(
+            binance, jobs, OrderPacer(prefix), WeightBudget(client, prefix, 5000), RiskStore(client, prefix)
+        )
         client_id = f"c{uuid.uuid4().hex[:12]}"
         job = new_job({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"}, client_id, "t")
 
@@ -337,8 +382,14 @@ def test_a_run_that_loses_redis_after_sending_waits_for_it_and_hands_the_job_bac
 
         asyncio.run(create())
         # the exchange holds the request 1 s, then places the order and answers into the outage
-        assert paper.admin("POST", "faults", {"kind": "latency", "latency_ms": 1000, "count": 1,
-                                              "method": "POST", "path": "/api/v3/order"}).status_code == 201
+        assert (
+            paper.admin(
+                "POST",
+                "faults",
+                {"kind": "latency", "latency_ms": 1000, "count": 1, "method": "POST", "path": "/api/v3/order"},
+            ).status_code
+            == 201
+        )
         outcome: dict = {}
 
         def run():

@@ -24,8 +24,13 @@ def resting(stack, side: str = "BUY", symbol: str = "BTCUSDT") -> dict:
     """A LIMIT that rests (half or double the last price)."""
     price = Decimal(stack.paper.get("/api/v3/ticker/price", symbol=symbol).json()["price"])
     factor = Decimal("0.5") if side == "BUY" else Decimal("2")
-    return {"symbol": symbol, "side": side, "type": "LIMIT", "quantity": "0.001",
-            "price": str((price * factor).quantize(Decimal("0.01")))}
+    return {
+        "symbol": symbol,
+        "side": side,
+        "type": "LIMIT",
+        "quantity": "0.001",
+        "price": str((price * factor).quantize(Decimal("0.01"))),
+    }
 
 
 def wait_final(stack, job_id: str, token: str | None = None) -> dict:
@@ -33,8 +38,9 @@ def wait_final(stack, job_id: str, token: str | None = None) -> dict:
 
 
 def post(stack, body: dict, token: str, **headers) -> requests.Response:
-    return requests.post(stack.web.url + "/api/v1/order", json=body, timeout=30,
-                         headers={"Authorization": f"Bearer {token}", **headers})
+    return requests.post(
+        stack.web.url + "/api/v1/order", json=body, timeout=30, headers={"Authorization": f"Bearer {token}", **headers}
+    )
 
 
 def test_twenty_concurrent_requests_with_one_key_make_one_order(stack):
@@ -49,8 +55,12 @@ def test_twenty_concurrent_requests_with_one_key_make_one_order(stack):
     sessions = [requests.Session() for _ in range(20)]
 
     def send(i: int, key: str) -> requests.Response:
-        return sessions[i].post(webs[i % len(webs)].url + "/api/v1/order", json=body, timeout=30, headers={
-            "Authorization": f"Bearer {token}", "Idempotency-Key": key, "Prefer": "respond-async"})
+        return sessions[i].post(
+            webs[i % len(webs)].url + "/api/v1/order",
+            json=body,
+            timeout=30,
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key, "Prefer": "respond-async"},
+        )
 
     try:
         with ThreadPoolExecutor(20) as pool:
@@ -123,12 +133,18 @@ def test_key_parts_with_colons_do_not_collide(stack):
 def test_a_client_order_id_in_use_is_refused_and_names_one_order(stack):
     client_id = f"mine-{uuid.uuid4().hex[:12]}"
     token = stack.web.token("trader", sub=f"bot-{uuid.uuid4().hex[:8]}")
-    first = post(stack, {"symbol": "BNBUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01",
-                         "clientOrderId": client_id}, token)
+    first = post(
+        stack,
+        {"symbol": "BNBUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01", "clientOrderId": client_id},
+        token,
+    )
     assert first.status_code == 201, first.text
     # filled, so the exchange itself would take the id again: the gateway must not
-    second = post(stack, {"symbol": "BNBUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.01",
-                          "clientOrderId": client_id}, token)
+    second = post(
+        stack,
+        {"symbol": "BNBUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.01", "clientOrderId": client_id},
+        token,
+    )
     assert second.status_code == 409, second.text
     error = second.json()["error"]
     assert error["code"] == "CLIENT_ORDER_ID_IN_USE" and error["details"]["field"] == "clientOrderId"

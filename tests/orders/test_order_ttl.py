@@ -38,8 +38,11 @@ def test_an_order_that_could_only_be_sent_after_its_ttl_fails_order_expired(pace
     assert paced.paper.admin("GET", f"orders?clientOrderId={job['clientOrderId']}").json() == []
 
     # other types live ORDER_TTL (20 s here): still far short of the next day's slots
-    limit = paced.post("/api/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001",
-                                         "price": "30000"}, headers={"Prefer": "respond-async"})
+    limit = paced.post(
+        "/api/v1/order",
+        {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "30000"},
+        headers={"Prefer": "respond-async"},
+    )
     assert limit.status_code == 202, limit.text
     queued = limit.json()["data"]
     assert queued["expiresAt"] == queued["createdAt"] + 20_000

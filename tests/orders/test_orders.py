@@ -21,8 +21,9 @@ def balances(stack) -> dict[str, tuple[Decimal, Decimal]]:
 def test_limit_order_is_new_with_an_order_id_then_cancel(stack):
     bid, _ = best(stack)
     price = (bid * Decimal("0.9")).quantize(Decimal("0.01"))
-    answer = stack.post("/api/v1/order", {"symbol": "btcusdt", "side": "BUY", "type": "LIMIT",
-                                          "quantity": "0.001", "price": str(price)})
+    answer = stack.post(
+        "/api/v1/order", {"symbol": "btcusdt", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": str(price)}
+    )
     assert answer.status_code == 201, answer.text
     order = answer.json()["data"]
     assert order["status"] == "NEW" and order["orderId"] > 0 and order["clientOrderId"].startswith("sg-")
@@ -45,8 +46,9 @@ def test_limit_order_is_new_with_an_order_id_then_cancel(stack):
 
 def test_insufficient_balance_is_a_400_and_changes_nothing(stack):
     before = balances(stack)
-    answer = stack.post("/api/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
-                                          "quantity": "50", "price": "60000"})
+    answer = stack.post(
+        "/api/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "50", "price": "60000"}
+    )
     assert answer.status_code == 400
     error = answer.json()["error"]
     assert error["message"] == "Insufficient balance" and error["details"]["binanceCode"] == -2010
@@ -71,9 +73,11 @@ def test_market_fill_moves_balances(stack):
 
 
 def test_filters_are_checked_before_queueing(stack):
-    cases = [({"quantity": "0.001", "price": "60000.001"}, "price", "PRICE_FILTER"),
-             ({"quantity": "0.0000001", "price": "60000"}, "quantity", "LOT_SIZE"),
-             ({"quantity": "0.00001", "price": "60000"}, "quantity", "NOTIONAL")]
+    cases = [
+        ({"quantity": "0.001", "price": "60000.001"}, "price", "PRICE_FILTER"),
+        ({"quantity": "0.0000001", "price": "60000"}, "quantity", "LOT_SIZE"),
+        ({"quantity": "0.00001", "price": "60000"}, "quantity", "NOTIONAL"),
+    ]
     for extra, field, rule in cases:
         answer = stack.post("/api/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", **extra})
         assert answer.status_code == 400, answer.text
@@ -81,14 +85,18 @@ def test_filters_are_checked_before_queueing(stack):
         assert details["field"] == field and details["rule"] in (rule, "MIN_NOTIONAL")
     bad = stack.post("/api/v1/order", {"symbol": "BTCUSDT", "side": "HOLD", "type": "LIMIT"})
     assert bad.status_code == 400 and bad.json()["error"]["details"]["field"] == "side"
-    viewer = stack.post("/api/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"},
-                        role="viewer")
+    viewer = stack.post(
+        "/api/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"}, role="viewer"
+    )
     assert viewer.status_code == 403
 
 
 def test_async_mode_answers_202_and_the_job_finishes(stack):
-    answer = stack.post("/api/v1/order", {"symbol": "BNBUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.1"},
-                        headers={"Prefer": "respond-async"})
+    answer = stack.post(
+        "/api/v1/order",
+        {"symbol": "BNBUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.1"},
+        headers={"Prefer": "respond-async"},
+    )
     assert answer.status_code == 202
     job = answer.json()["data"]
     assert job["status"] in ("queued", "running", "succeeded")
@@ -110,8 +118,9 @@ def test_repeated_idempotency_key_places_one_order(stack):
 
 def test_execute_at_schedules_the_order(stack):
     at = int(time.time() * 1000) + 2000
-    answer = stack.post("/api/v1/order", {"symbol": "BNBUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.02",
-                                          "executeAt": at})
+    answer = stack.post(
+        "/api/v1/order", {"symbol": "BNBUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.02", "executeAt": at}
+    )
     assert answer.status_code == 202 and answer.json()["data"]["status"] == "queued"
     assert answer.headers["Location"] == f"/api/v1/jobs/{answer.json()['data']['id']}"
     job = wait_job(stack.web, answer.json()["data"]["id"], 20, role="viewer")

@@ -15,8 +15,13 @@ NO_LIMITS = {"maxOrderNotional": None, "allowedSymbols": None, "maxOpenOrders": 
 
 
 def admin(stack, method: str, path: str, body=None, role: str = "admin"):
-    return stack.web.http.request(method, stack.web.url + path, json=body, timeout=30,
-                                  headers={"Authorization": f"Bearer {stack.web.token(role)}"})
+    return stack.web.http.request(
+        method,
+        stack.web.url + path,
+        json=body,
+        timeout=30,
+        headers={"Authorization": f"Bearer {stack.web.token(role)}"},
+    )
 
 
 def resting(stack, symbol: str, quantity: str = "0.001", token: str | None = None, **extra):
@@ -26,8 +31,12 @@ def resting(stack, symbol: str, quantity: str = "0.001", token: str | None = Non
     body = {"symbol": symbol, "side": "BUY", "type": "LIMIT", "quantity": quantity, "price": str(price), **extra}
     if token is None:
         return stack.post("/api/v1/order", body)
-    return stack.web.http.post(stack.web.url + "/api/v1/order", json=body, timeout=30,
-                               headers={"Authorization": f"Bearer {token}", "Prefer": "respond-async"})
+    return stack.web.http.post(
+        stack.web.url + "/api/v1/order",
+        json=body,
+        timeout=30,
+        headers={"Authorization": f"Bearer {token}", "Prefer": "respond-async"},
+    )
 
 
 def exchange_open_orders(stack) -> list[dict]:
@@ -50,21 +59,27 @@ def reset_risk(stack):
 
 def test_limits_round_trip_and_bad_input_names_the_field(stack):
     assert admin(stack, "GET", "/api/v1/risk/limits").json()["data"] == NO_LIMITS
-    wanted = {"maxOrderNotional": "1000.5", "allowedSymbols": ["ethusdt", "BTCUSDT"], "maxOpenOrders": 5,
-              "maxOrdersPerMinute": 30}
+    wanted = {
+        "maxOrderNotional": "1000.5",
+        "allowedSymbols": ["ethusdt", "BTCUSDT"],
+        "maxOpenOrders": 5,
+        "maxOrdersPerMinute": 30,
+    }
     put = admin(stack, "PUT", "/api/v1/risk/limits", wanted)
     assert put.status_code == 200, put.text
     stored = {**wanted, "allowedSymbols": ["BTCUSDT", "ETHUSDT"]}
     assert put.json()["data"] == stored
     assert admin(stack, "GET", "/api/v1/risk/limits").json()["data"] == stored
 
-    for body, field in [({"maxOrderNotional": "-1"}, "maxOrderNotional"),
-                        ({"maxOrderNotional": "lots"}, "maxOrderNotional"),
-                        ({"allowedSymbols": ["NOPEUSDT"]}, "allowedSymbols"),
-                        ({"allowedSymbols": "BTCUSDT"}, "allowedSymbols"),
-                        ({"maxOpenOrders": 0}, "maxOpenOrders"),
-                        ({"maxOrdersPerMinute": "10"}, "maxOrdersPerMinute"),
-                        ({"maxOrders": 3}, "maxOrders")]:
+    for body, field in [
+        ({"maxOrderNotional": "-1"}, "maxOrderNotional"),
+        ({"maxOrderNotional": "lots"}, "maxOrderNotional"),
+        ({"allowedSymbols": ["NOPEUSDT"]}, "allowedSymbols"),
+        ({"allowedSymbols": "BTCUSDT"}, "allowedSymbols"),
+        ({"maxOpenOrders": 0}, "maxOpenOrders"),
+        ({"maxOrdersPerMinute": "10"}, "maxOrdersPerMinute"),
+        ({"maxOrders": 3}, "maxOrders"),
+    ]:
         answer = admin(stack, "PUT", "/api/v1/risk/limits", body)
         assert answer.status_code == 400, (body, answer.text)
         assert answer.json()["error"]["details"]["field"] == field
@@ -75,8 +90,12 @@ def test_limits_round_trip_and_bad_input_names_the_field(stack):
 
 
 def test_risk_and_kill_switch_routes_are_admin_only(stack):
-    calls = [("GET", "/api/v1/risk/limits", None), ("PUT", "/api/v1/risk/limits", {"maxOpenOrders": 1}),
-             ("GET", "/api/v1/admin/kill-switch", None), ("POST", "/api/v1/admin/kill-switch", {"engaged": True})]
+    calls = [
+        ("GET", "/api/v1/risk/limits", None),
+        ("PUT", "/api/v1/risk/limits", {"maxOpenOrders": 1}),
+        ("GET", "/api/v1/admin/kill-switch", None),
+        ("POST", "/api/v1/admin/kill-switch", {"engaged": True}),
+    ]
     for role in ("viewer", "trader"):
         for method, path, body in calls:
             answer = admin(stack, method, path, body, role=role)
@@ -191,6 +210,7 @@ def test_bad_kill_switch_bodies_are_400(stack):
 
 # -- valuation (issue 10, item 3) ----------------------------------------------------------------------
 
+
 def last_price(stack, symbol: str) -> Decimal:
     return Decimal(stack.paper.get("/api/v3/ticker/price", symbol=symbol).json()["price"])
 
@@ -199,17 +219,27 @@ def test_a_limit_sell_far_below_the_market_is_valued_at_the_market(stack):
     assert admin(stack, "PUT", "/api/v1/risk/limits", {"maxOrderNotional": "100"}).status_code == 200
     market = last_price(stack, "ETHUSDT")
     # 0.05 ETH at a limit of 200 USDT is "worth 10 USDT" at its own price, but it sells at the bids
-    dumped = stack.post("/api/v1/order", {"symbol": "ETHUSDT", "side": "SELL", "type": "LIMIT", "quantity": "0.05",
-                                          "price": "200"})
+    dumped = stack.post(
+        "/api/v1/order", {"symbol": "ETHUSDT", "side": "SELL", "type": "LIMIT", "quantity": "0.05", "price": "200"}
+    )
     assert dumped.status_code == 400 and error_code(dumped) == "RISK_MAX_NOTIONAL", dumped.text
     notional = Decimal(dumped.json()["error"]["details"]["notional"])
     assert notional > 100 and abs(notional - Decimal("0.05") * market) < market * Decimal("0.0025")
     # a BUY far above the market is valued at its own (worse) limit price
-    bid = stack.post("/api/v1/order", {"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.01",
-                                       "price": str((market * 4).quantize(Decimal("0.01")))})
+    bid = stack.post(
+        "/api/v1/order",
+        {
+            "symbol": "ETHUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "quantity": "0.01",
+            "price": str((market * 4).quantize(Decimal("0.01"))),
+        },
+    )
     assert bid.status_code == 400 and error_code(bid) == "RISK_MAX_NOTIONAL", bid.text
     assert Decimal(bid.json()["error"]["details"]["notional"]) == Decimal("0.01") * (market * 4).quantize(
-        Decimal("0.01"))
+        Decimal("0.01")
+    )
     assert exchange_open_orders(stack) == []
 
 
@@ -218,19 +248,22 @@ def test_limits_are_in_usdt_whatever_the_quote_asset(stack):
     eth_btc, btc_usdt = last_price(stack, "ETHBTC"), last_price(stack, "BTCUSDT")
     price = str((eth_btc * Decimal("0.9")).quantize(Decimal("0.00001")))
     # 1 ETH for ~0.05 BTC: "0.05" in its own quote asset, ~3,000 USDT
-    big = stack.post("/api/v1/order", {"symbol": "ETHBTC", "side": "BUY", "type": "LIMIT", "quantity": "1",
-                                       "price": price})
+    big = stack.post(
+        "/api/v1/order", {"symbol": "ETHBTC", "side": "BUY", "type": "LIMIT", "quantity": "1", "price": price}
+    )
     assert big.status_code == 400 and error_code(big) == "RISK_MAX_NOTIONAL", big.text
     details = big.json()["error"]["details"]
     assert details["currency"] == "USDT" and details["limit"] == "1000"
     value = Decimal(details["notional"])
     assert abs(value - eth_btc * btc_usdt) < eth_btc * btc_usdt * Decimal("0.01")  # the reference, in USDT
-    small = stack.post("/api/v1/order", {"symbol": "ETHBTC", "side": "BUY", "type": "LIMIT", "quantity": "0.1",
-                                         "price": price})
+    small = stack.post(
+        "/api/v1/order", {"symbol": "ETHBTC", "side": "BUY", "type": "LIMIT", "quantity": "0.1", "price": price}
+    )
     assert small.status_code == 201 and small.json()["data"]["status"] == "NEW", small.text
 
 
 # -- the worker's check at send time (issue 10, item 4) ------------------------------------------------
+
 
 def wait_job(stack, job_id: str, timeout: float = 20, token: str | None = None) -> dict:
     return support.wait_job(stack.web, job_id, timeout, token)
@@ -266,8 +299,12 @@ def test_a_scheduled_order_is_valued_at_the_price_when_it_is_sent(stack):
     try:
         stack.paper.admin("POST", "market", {"symbol": "BNBUSDT", "price": str(start * 3)})
         # a trade at the new quotes makes it the last price
-        assert stack.paper.signed("POST", "/api/v3/order", symbol="BNBUSDT", side="BUY", type="MARKET",
-                                  quantity="0.01").status_code == 200
+        assert (
+            stack.paper.signed(
+                "POST", "/api/v3/order", symbol="BNBUSDT", side="BUY", type="MARKET", quantity="0.01"
+            ).status_code
+            == 200
+        )
         assert last_price(stack, "BNBUSDT") > start * 2
         final = wait_job(stack, job["id"])
         assert final["status"] == "failed" and final["error"]["code"] == "RISK_MAX_NOTIONAL", final
@@ -282,8 +319,9 @@ def test_max_open_orders_holds_across_workers_sending_at_once(stack):
     assert exchange_open_orders(stack) == []
     assert admin(stack, "PUT", "/api/v1/risk/limits", {"maxOpenOrders": 1}).status_code == 200
     # a slow count: every worker is counting open orders before any of them sends
-    stack.paper.admin("POST", "faults", {"kind": "latency", "latency_ms": 700, "method": "GET",
-                                         "path": "/api/v3/openOrders"})
+    stack.paper.admin(
+        "POST", "faults", {"kind": "latency", "latency_ms": 700, "method": "GET", "path": "/api/v3/openOrders"}
+    )
     try:
         bot = stack.web.token("trader", sub=f"bot-{uuid.uuid4().hex[:8]}")
         queued = [resting(stack, "BTCUSDT", token=bot) for _ in range(4)]

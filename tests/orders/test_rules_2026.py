@@ -23,8 +23,9 @@ def far_below(stack) -> str:
 
 
 def round_trip(stack, price: str) -> None:
-    placed = stack.post("/api/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001",
-                                          "price": price})
+    placed = stack.post(
+        "/api/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": price}
+    )
     assert placed.status_code == 201, placed.text
     canceled = stack.delete("/api/v1/order", symbol="BTCUSDT", orderId=placed.json()["data"]["orderId"])
     assert canceled.status_code == 200
@@ -47,8 +48,9 @@ def test_successful_orders_and_cancels_cost_no_budget_failed_ones_do(one_worker_
         before = budget_used(stack)
         round_trip(stack, price)
         after_success = budget_used(stack)
-        refused = stack.post("/api/v1/order", {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT",
-                                               "quantity": "5", "price": "100000"})
+        refused = stack.post(
+            "/api/v1/order", {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "quantity": "5", "price": "100000"}
+        )
         assert refused.status_code == 400 and refused.json()["error"]["details"]["binanceCode"] == -2010
         unknown = stack.delete("/api/v1/order", symbol="BTCUSDT", orderId=987654321)
         assert unknown.status_code in (400, 404), unknown.text
@@ -63,8 +65,17 @@ def test_successful_orders_and_cancels_cost_no_budget_failed_ones_do(one_worker_
 
 def test_an_expired_order_passes_its_expiry_reason_through(stack):
     ask = Decimal(stack.paper.get("/api/v3/ticker/bookTicker", symbol="BTCUSDT").json()["askPrice"])
-    answer = stack.post("/api/v1/order", {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "IOC",
-                                          "quantity": "0.001", "price": str(ask * 2)})
+    answer = stack.post(
+        "/api/v1/order",
+        {
+            "symbol": "BTCUSDT",
+            "side": "SELL",
+            "type": "LIMIT",
+            "timeInForce": "IOC",
+            "quantity": "0.001",
+            "price": str(ask * 2),
+        },
+    )
     assert answer.status_code == 201, answer.text
     order = answer.json()["data"]
     assert (order["status"], order["expiryReason"]) == ("EXPIRED", "UNFILLED_IOC_QUANTITY_EXPIRED")
@@ -81,13 +92,22 @@ def quiet_stack(redis_url):
 
 def test_a_cancel_only_symbol_refuses_new_orders_before_binance_and_allows_cancels(quiet_stack):
     stack = quiet_stack
-    resting = stack.paper.signed("POST", "/api/v3/order", symbol="ETHUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
-                                 quantity="0.01", price="1000.00").json()
+    resting = stack.paper.signed(
+        "POST",
+        "/api/v3/order",
+        symbol="ETHUSDT",
+        side="BUY",
+        type="LIMIT",
+        timeInForce="GTC",
+        quantity="0.01",
+        price="1000.00",
+    ).json()
     stack.paper.admin("POST", "symbols", {"symbol": "ETHUSDT", "status": "CANCEL_ONLY"})
     sent_before = len(stack.paper.admin("GET", "orders?symbol=ETHUSDT").json())
 
-    refused = stack.post("/api/v1/order", {"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.01",
-                                           "price": "1000"})
+    refused = stack.post(
+        "/api/v1/order", {"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.01", "price": "1000"}
+    )
     assert refused.status_code == 400
     error = refused.json()["error"]
     assert "CANCEL_ONLY" in error["message"] and error["details"]["field"] == "symbol", error

@@ -16,8 +16,14 @@ from services.contract.keys import Keys
 from services.contract.tasks import REQUEST_ID_HEADER, task_message
 from workers.celery_app import _configure
 
-VARYING = {("headers", "id"), ("headers", "root_id"), ("headers", "origin"), ("properties", "correlation_id"),
-           ("properties", "delivery_tag"), ("properties", "reply_to")}
+VARYING = {
+    ("headers", "id"),
+    ("headers", "root_id"),
+    ("headers", "origin"),
+    ("properties", "correlation_id"),
+    ("properties", "delivery_tag"),
+    ("properties", "reply_to"),
+}
 
 
 def shape(message: dict) -> dict:
@@ -37,15 +43,17 @@ def test_task_message_matches_what_kombu_publishes(redis_url, redis_prefix):
     client = redis.Redis.from_url(redis_url)
     key = Keys(settings.redis_key_prefix).queue("orders")
     try:
-        app.send_task("orders.place", args=("job-1",), queue="orders", ignore_result=True,
-                      headers={REQUEST_ID_HEADER: "req-42"})
+        app.send_task(
+            "orders.place", args=("job-1",), queue="orders", ignore_result=True, headers={REQUEST_ID_HEADER: "req-42"}
+        )
         client.lpush(key, task_message("orders.place", ("job-1",), "orders", headers={REQUEST_ID_HEADER: "req-42"}))
         ours, kombus = (json.loads(raw) for raw in client.lrange(key, 0, -1))  # LPUSH: newest first
         assert shape(ours) == shape(kombus)
         client.delete(key)
         # keyword arguments (a signed call's deadline) travel the same way
-        app.send_task("orders.cancel", args=("reply", "BTCUSDT", 1), kwargs={"deadline": 17}, queue="orders",
-                      ignore_result=True)
+        app.send_task(
+            "orders.cancel", args=("reply", "BTCUSDT", 1), kwargs={"deadline": 17}, queue="orders", ignore_result=True
+        )
         client.lpush(key, task_message("orders.cancel", ("reply", "BTCUSDT", 1), "orders", kwargs={"deadline": 17}))
         with_kwargs, kombus_kwargs = (json.loads(raw) for raw in client.lrange(key, 0, -1))
         assert shape(with_kwargs) == shape(kombus_kwargs)

@@ -21,9 +21,9 @@ SYMBOLS = {
 
 def test_an_order_is_worth_its_quantity_at_the_worst_of_its_prices_and_the_reference():
     sell_low = {"side": "SELL", "type": "LIMIT", "quantity": "2", "price": "10"}
-    assert order_value(sell_low, Decimal("100")) == Decimal("200")          # it fills at the market
+    assert order_value(sell_low, Decimal("100")) == Decimal("200")  # it fills at the market
     buy_high = {"side": "BUY", "type": "LIMIT", "quantity": "2", "price": "150"}
-    assert order_value(buy_high, Decimal("100")) == Decimal("300")          # it may pay its limit
+    assert order_value(buy_high, Decimal("100")) == Decimal("300")  # it may pay its limit
     stop = {"side": "SELL", "type": "STOP_LOSS_LIMIT", "quantity": "1", "price": "90", "stopPrice": "95"}
     assert order_value(stop, Decimal("80")) == Decimal("95")
     assert order_value({"type": "MARKET", "quantity": "3"}, Decimal("7")) == Decimal("21")

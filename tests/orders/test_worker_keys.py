@@ -14,17 +14,45 @@ from tests.processes import ROOT, key_files
 
 
 def start_worker(redis_url: str, **env: str) -> subprocess.CompletedProcess:
-    environ = {**os.environ, "SPOTGATE_MODE": "paper", "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": "sgtest:keys:",
-               **env}
-    return subprocess.run([sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "default",
-                           "-c", "1", "-l", "WARNING", "--without-gossip", "--without-mingle"],
-                          cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60)
+    environ = {
+        **os.environ,
+        "SPOTGATE_MODE": "paper",
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": "sgtest:keys:",
+        **env,
+    }
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.celery_app",
+            "worker",
+            "-Q",
+            "default",
+            "-c",
+            "1",
+            "-l",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
-@pytest.mark.parametrize("path, why", [
-    ("/nonexistent/key.pem", "cannot read /nonexistent/key.pem"),
-    (None, "not a PEM private key"),  # a public key where the private key belongs
-])
+@pytest.mark.parametrize(
+    "path, why",
+    [
+        ("/nonexistent/key.pem", "cannot read /nonexistent/key.pem"),
+        (None, "not a PEM private key"),  # a public key where the private key belongs
+    ],
+)
 def test_a_worker_without_a_usable_private_key_refuses_to_start(redis_url, path, why):
     done = start_worker(redis_url, BINANCE_PRIVATE_KEY_FILE=path or str(key_files()["ed25519_public"]))
     assert done.returncode != 0

@@ -20,8 +20,10 @@ def _catalogue() -> dict:
 def _pattern(message: str) -> re.Pattern:
     # errors.md writes placeholders as %s (and once %d); each matches any text.
     parts = re.split(r"%[sd]", message)
-    return re.compile("".join(re.escape(part) + (".*" if i < len(parts) - 1 else "")
-                              for i, part in enumerate(parts)) + r"\Z", re.DOTALL)
+    return re.compile(
+        "".join(re.escape(part) + (".*" if i < len(parts) - 1 else "") for i, part in enumerate(parts)) + r"\Z",
+        re.DOTALL,
+    )
 
 
 @cache
@@ -45,8 +47,9 @@ def error_body(resp: requests.Response, server_error: bool = False) -> dict:
     """The `{"code", "msg"}` body of an error reply; fails on HTML, any other shape, and on a 5xx
     unless one was asked for (`server_error=True`, e.g. an injected fault)."""
     assert resp.status_code >= 400, f"not an error: {resp.status_code} {resp.text[:300]}"
-    assert server_error or resp.status_code < 500, \
+    assert server_error or resp.status_code < 500, (
         f"{resp.request.method} {resp.url} crashed: {resp.status_code} {resp.text[:300]}"
+    )
     content_type = resp.headers.get("Content-Type", "")
     assert content_type.startswith("application/json"), f"not JSON ({content_type}): {resp.text[:300]}"
     assert "<html" not in resp.text.lower()
@@ -54,8 +57,9 @@ def error_body(resp: requests.Response, server_error: bool = False) -> dict:
     assert isinstance(body, dict) and set(body) == {"code", "msg"}, body
     assert isinstance(body["code"], int) and not isinstance(body["code"], bool), body
     assert isinstance(body["msg"], str), body
-    assert is_binance_message(body["code"], body["msg"]), \
+    assert is_binance_message(body["code"], body["msg"]), (
         f"{body['msg']!r} is not among Binance's messages for {body['code']}: {messages_for(body['code'])}"
+    )
     return body
 
 

@@ -10,7 +10,9 @@ from paper_exchange.engine import Exchange
 ERRORS = json.loads((Path(__file__).resolve().parents[1] / "data" / "binance" / "errors.json").read_text())
 FILTER_MESSAGES = {m["msg"] for m in ERRORS["messages_by_section"]["Filter failures"]}
 ORDER_MESSAGES = {
-    m["msg"] for section, messages in ERRORS["messages_by_section"].items() if section != "Filter failures"
+    m["msg"]
+    for section, messages in ERRORS["messages_by_section"].items()
+    if section != "Filter failures"
     for m in messages
 }
 

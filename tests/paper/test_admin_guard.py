@@ -10,12 +10,17 @@ def running(paper) -> bool:
     return paper.admin("GET", "market").json()["running"]
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
-                                          "multipart/form-data; boundary=x", None])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None]
+)
 def test_a_post_that_is_not_json_changes_nothing(paper, content_type):
     headers = {"Content-Type": content_type} if content_type else {}
-    for path, body in (("market", b'{"running": false}'), ("faults", b'{"kind": "drop"}'),
-                       ("streams/faults", b'{"kind": "drop"}'), ("deposit", b'{"asset": "USDT", "amount": "5"}')):
+    for path, body in (
+        ("market", b'{"running": false}'),
+        ("faults", b'{"kind": "drop"}'),
+        ("streams/faults", b'{"kind": "drop"}'),
+        ("deposit", b'{"asset": "USDT", "amount": "5"}'),
+    ):
         response = paper.http.post(f"{paper.url}/_paper/{path}", data=body, headers=headers, timeout=10)
         assert response.status_code == 415, (path, response.text)
         assert "application/json" in response.json()["error"]
@@ -23,20 +28,23 @@ def test_a_post_that_is_not_json_changes_nothing(paper, content_type):
     assert paper.admin("GET", "faults").json() == []
 
 
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:8900", "10.0.0.1", "127.0.0.1.evil.example",
-                                  "[::2]:80"])
+@pytest.mark.parametrize(
+    "host", ["evil.example", "evil.example:8900", "10.0.0.1", "127.0.0.1.evil.example", "[::2]:80"]
+)
 def test_a_host_that_is_not_loopback_is_refused(paper, host):
     for method, path, body in (("GET", "accounts", None), ("POST", "market", {"running": False})):
-        response = paper.http.request(method, f"{paper.url}/_paper/{path}", json=body, headers={"Host": host},
-                                      timeout=10)
+        response = paper.http.request(
+            method, f"{paper.url}/_paper/{path}", json=body, headers={"Host": host}, timeout=10
+        )
         assert response.status_code == 403, (host, path, response.text)
     assert running(paper)
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost:8900", "[::1]:8900", "127.0.0.2"])
 def test_loopback_json_requests_still_work(paper, host):
-    response = paper.http.post(f"{paper.url}/_paper/market", json={"running": False}, headers={"Host": host},
-                               timeout=10)
+    response = paper.http.post(
+        f"{paper.url}/_paper/market", json={"running": False}, headers={"Host": host}, timeout=10
+    )
     assert response.status_code == 200 and response.json()["running"] is False
     paper.resume()
 

@@ -79,6 +79,7 @@ def assert_rejected(exchange, code: int, msg: str, call) -> None:
 
 # -- resting, partial fills, time in force ----------------------------------------------------------
 
+
 def test_limit_buy_rests_on_the_book_and_locks_its_quote(ex):
     events = Events(ex, "alice")
     order = limit(ex, "alice", "BUY", "0.01", "60000")
@@ -104,7 +105,9 @@ def test_partial_fill_then_fill_and_the_seller_is_paid_minus_commission(ex):
     assert balance(ex, "alice", "BTC") == (D("1.97"), 0)
     assert balance(ex, "alice", "USDT") == (D("100000") + D("1950") - D("1.95"), 0)
     assert events.of(sell) == [
-        ("NEW", "NEW", 0), ("TRADE", "PARTIALLY_FILLED", D("0.01")), ("TRADE", "FILLED", D("0.03")),
+        ("NEW", "NEW", 0),
+        ("TRADE", "PARTIALLY_FILLED", D("0.01")),
+        ("TRADE", "FILLED", D("0.03")),
     ]
     assert ex.accounts["alice"].open_orders() == []
 
@@ -120,8 +123,11 @@ def test_ioc_fills_what_it_can_and_expires_the_rest(ex):
     assert balance(ex, "alice", "BTC") == (D("2.00999"), 0)
     book = ex.markets["BTCUSDT"].book
     assert book.best_bid() is None and book.best_ask() is None
-    assert events.of(order) == [("NEW", "NEW", 0), ("TRADE", "PARTIALLY_FILLED", D("0.01")),
-                                ("EXPIRED", "EXPIRED", D("0.01"))]
+    assert events.of(order) == [
+        ("NEW", "NEW", 0),
+        ("TRADE", "PARTIALLY_FILLED", D("0.01")),
+        ("EXPIRED", "EXPIRED", D("0.01")),
+    ]
 
 
 def test_fok_fills_completely_or_not_at_all(ex):
@@ -143,8 +149,12 @@ def test_fok_fills_completely_or_not_at_all(ex):
 
 def test_limit_maker_that_would_cross_is_rejected_and_one_that_would_not_rests(ex):
     limit(ex, "bob", "SELL", "0.01", "65000")
-    assert_rejected(ex, -2010, "Order would immediately match and take.",
-                    lambda: place(ex, "alice", "BUY", "LIMIT_MAKER", quantity=D("0.01"), price=D("65000")))
+    assert_rejected(
+        ex,
+        -2010,
+        "Order would immediately match and take.",
+        lambda: place(ex, "alice", "BUY", "LIMIT_MAKER", quantity=D("0.01"), price=D("65000")),
+    )
 
     maker = place(ex, "alice", "BUY", "LIMIT_MAKER", quantity=D("0.01"), price=D("64999.99"))
     assert maker.status == "NEW"
@@ -160,12 +170,12 @@ def test_oldest_order_at_a_price_fills_first_but_a_better_price_beats_time(ex):
     taker = limit(ex, "alice", "BUY", "0.025", "65000", now=T0 + 4)
 
     assert [f.price for f in taker.fills] == [D("64999"), D("65000"), D("65000")]
-    assert (better.status, first.status, second.status, third.status) == (
-        "FILLED", "FILLED", "PARTIALLY_FILLED", "NEW")
+    assert (better.status, first.status, second.status, third.status) == ("FILLED", "FILLED", "PARTIALLY_FILLED", "NEW")
     assert second.executed_qty == D("0.005")
 
 
 # -- market orders ----------------------------------------------------------------------------------
+
 
 def test_market_buy_with_quote_order_qty_spends_at_most_it_on_the_lot_grid(ex):
     limit(ex, "bob", "SELL", "0.01", "65000")
@@ -183,8 +193,11 @@ def test_market_buy_with_quote_order_qty_spends_at_most_it_on_the_lot_grid(ex):
     assert order.orig_quote_qty == D("1000")
     assert balance(ex, "alice", "USDT") == (D("100000") - D("999.587"), 0)
     assert balance(ex, "alice", "BTC") == (D("2") + D("0.01537") - D("0.00001") - D("0.00000537"), 0)
-    assert events.of(order) == [("NEW", "NEW", 0), ("TRADE", "PARTIALLY_FILLED", D("0.01")),
-                                ("TRADE", "FILLED", D("0.01537"))]
+    assert events.of(order) == [
+        ("NEW", "NEW", 0),
+        ("TRADE", "PARTIALLY_FILLED", D("0.01")),
+        ("TRADE", "FILLED", D("0.01537")),
+    ]
 
 
 def test_market_buy_with_quote_order_qty_expires_when_the_book_runs_out(ex):
@@ -227,10 +240,12 @@ def test_commission_is_a_tenth_of_a_percent_of_what_each_side_receives(ex):
 
 # -- rejections -------------------------------------------------------------------------------------
 
+
 def test_duplicate_client_order_id_is_refused_only_while_the_first_is_open(ex):
     first = limit(ex, "alice", "BUY", "0.01", "60000", client_order_id="grid-1")
-    assert_rejected(ex, -2010, "Duplicate order sent.",
-                    lambda: limit(ex, "alice", "BUY", "0.01", "60001", client_order_id="grid-1"))
+    assert_rejected(
+        ex, -2010, "Duplicate order sent.", lambda: limit(ex, "alice", "BUY", "0.01", "60001", client_order_id="grid-1")
+    )
 
     ex.cancel_order("alice", "BTCUSDT", now=T0, order_id=first.order_id)
     again = limit(ex, "alice", "BUY", "0.01", "60001", client_order_id="grid-1")
@@ -253,8 +268,9 @@ FILTER_CASES = {
 @pytest.mark.parametrize("name", FILTER_CASES)
 def test_each_filter_failure_has_binances_message(ex, name):
     kw = {k: D(v) if k in ("quantity", "price") else v for k, v in FILTER_CASES[name].items()}
-    assert_rejected(ex, -1013, f"Filter failure: {name}",
-                    lambda: ex.place_order("alice", "BTCUSDT", "BUY", now=T0, **kw))
+    assert_rejected(
+        ex, -1013, f"Filter failure: {name}", lambda: ex.place_order("alice", "BTCUSDT", "BUY", now=T0, **kw)
+    )
 
 
 def test_notional_cap_spares_market_orders_as_exchange_info_says(ex):
@@ -269,18 +285,29 @@ def test_notional_cap_spares_market_orders_as_exchange_info_says(ex):
 def test_max_num_orders(ex):
     for i in range(MAX_NUM_ORDERS):
         limit(ex, "alice", "BUY", "0.0001", D("60000") + i)
-    assert_rejected(ex, -1013, "Filter failure: MAX_NUM_ORDERS",
-                    lambda: limit(ex, "alice", "BUY", "0.0001", "59000"))
+    assert_rejected(ex, -1013, "Filter failure: MAX_NUM_ORDERS", lambda: limit(ex, "alice", "BUY", "0.0001", "59000"))
     # the cap is per account and symbol
     assert limit(ex, "bob", "BUY", "0.0001", "59000").status == "NEW"
-    assert place(ex, "alice", "BUY", "LIMIT", symbol="ETHUSDT", quantity=D("0.01"), price=D("3000"),
-                 time_in_force="GTC").status == "NEW"
+    assert (
+        place(
+            ex, "alice", "BUY", "LIMIT", symbol="ETHUSDT", quantity=D("0.01"), price=D("3000"), time_in_force="GTC"
+        ).status
+        == "NEW"
+    )
 
 
 def test_max_num_algo_orders(ex):
     def stop(i):
-        return place(ex, "alice", "SELL", "STOP_LOSS_LIMIT", quantity=D("0.0001"), price=D("59000"),
-                     stop_price=D("60000") - i, time_in_force="GTC")
+        return place(
+            ex,
+            "alice",
+            "SELL",
+            "STOP_LOSS_LIMIT",
+            quantity=D("0.0001"),
+            price=D("59000"),
+            stop_price=D("60000") - i,
+            time_in_force="GTC",
+        )
 
     for i in range(MAX_NUM_ALGO_ORDERS):
         assert stop(i).status == "NEW"
@@ -304,8 +331,12 @@ def test_test_order_is_checked_like_a_real_one_but_changes_nothing(ex):
     before = snapshot(ex)
     assert limit(ex, "alice", "BUY", "0.01", "65000", test=True) is None
     assert snapshot(ex) == before
-    assert_rejected(ex, -2010, "Account has insufficient balance for requested action.",
-                    lambda: limit(ex, "alice", "BUY", "2", "65000", test=True))
+    assert_rejected(
+        ex,
+        -2010,
+        "Account has insufficient balance for requested action.",
+        lambda: limit(ex, "alice", "BUY", "2", "65000", test=True),
+    )
 
 
 def test_cancel_of_a_filled_or_canceled_order_is_unknown(ex):
@@ -314,24 +345,28 @@ def test_cancel_of_a_filled_or_canceled_order_is_unknown(ex):
     filled = limit(ex, "alice", "BUY", "0.01", "65000")
     assert filled.status == "FILLED"
 
-    assert_rejected(ex, -2011, "Unknown order sent.",
-                    lambda: ex.cancel_order("alice", "BTCUSDT", now=T0, order_id=filled.order_id))
-    assert_rejected(ex, -2011, "Unknown order sent.",
-                    lambda: ex.cancel_order("bob", "BTCUSDT", now=T0, order_id=resting.order_id))
+    assert_rejected(
+        ex, -2011, "Unknown order sent.", lambda: ex.cancel_order("alice", "BTCUSDT", now=T0, order_id=filled.order_id)
+    )
+    assert_rejected(
+        ex, -2011, "Unknown order sent.", lambda: ex.cancel_order("bob", "BTCUSDT", now=T0, order_id=resting.order_id)
+    )
 
     events = Events(ex, "alice")
     canceled = ex.cancel_order("alice", "BTCUSDT", now=T0, orig_client_order_id=resting.client_order_id)
     assert canceled.status == "CANCELED" and balance(ex, "alice", "USDT")[1] == 0
     assert events.of(resting) == [("CANCELED", "CANCELED", 0)]
-    assert_rejected(ex, -2011, "Unknown order sent.",
-                    lambda: ex.cancel_order("alice", "BTCUSDT", now=T0, order_id=resting.order_id))
+    assert_rejected(
+        ex, -2011, "Unknown order sent.", lambda: ex.cancel_order("alice", "BTCUSDT", now=T0, order_id=resting.order_id)
+    )
 
 
 def test_cancel_all_cancels_only_that_symbols_open_orders(ex):
     a = limit(ex, "alice", "BUY", "0.01", "60000")
     b = place(ex, "alice", "SELL", "STOP_LOSS", quantity=D("0.01"), stop_price=D("60000"))
-    other = place(ex, "alice", "BUY", "LIMIT", symbol="ETHUSDT", quantity=D("0.01"), price=D("3000"),
-                  time_in_force="GTC")
+    other = place(
+        ex, "alice", "BUY", "LIMIT", symbol="ETHUSDT", quantity=D("0.01"), price=D("3000"), time_in_force="GTC"
+    )
 
     assert ex.cancel_all("alice", "BTCUSDT", T0) == [a, b]
     assert (a.status, b.status, other.status) == ("CANCELED", "CANCELED", "NEW")
@@ -341,24 +376,41 @@ def test_cancel_all_cancels_only_that_symbols_open_orders(ex):
 
 # -- stops ------------------------------------------------------------------------------------------
 
+
 def test_stop_that_would_trigger_immediately_is_rejected(ex):
     # no trades yet: the last price is the listing's start price, 65000
     message = "Order would trigger immediately."
-    assert_rejected(ex, -2010, message, lambda: place(
-        ex, "alice", "SELL", "STOP_LOSS_LIMIT", quantity=D("0.01"), price=D("65900"), stop_price=D("66000"),
-        time_in_force="GTC"))
-    assert_rejected(ex, -2010, message, lambda: place(
-        ex, "alice", "BUY", "TAKE_PROFIT", quantity=D("0.01"), stop_price=D("66000")))
+    assert_rejected(
+        ex,
+        -2010,
+        message,
+        lambda: place(
+            ex,
+            "alice",
+            "SELL",
+            "STOP_LOSS_LIMIT",
+            quantity=D("0.01"),
+            price=D("65900"),
+            stop_price=D("66000"),
+            time_in_force="GTC",
+        ),
+    )
+    assert_rejected(
+        ex, -2010, message, lambda: place(ex, "alice", "BUY", "TAKE_PROFIT", quantity=D("0.01"), stop_price=D("66000"))
+    )
 
 
-@pytest.mark.parametrize("type_, side, stop, price, move_to", [
-    ("STOP_LOSS", "SELL", "64000", None, "63000"),
-    ("STOP_LOSS_LIMIT", "SELL", "64000", "62000", "63000"),
-    ("STOP_LOSS", "BUY", "66000", None, "67000"),
-    ("TAKE_PROFIT", "SELL", "66000", None, "67000"),
-    ("TAKE_PROFIT_LIMIT", "SELL", "66000", "65500", "67000"),
-    ("TAKE_PROFIT", "BUY", "64000", None, "63000"),
-])
+@pytest.mark.parametrize(
+    "type_, side, stop, price, move_to",
+    [
+        ("STOP_LOSS", "SELL", "64000", None, "63000"),
+        ("STOP_LOSS_LIMIT", "SELL", "64000", "62000", "63000"),
+        ("STOP_LOSS", "BUY", "66000", None, "67000"),
+        ("TAKE_PROFIT", "SELL", "66000", None, "67000"),
+        ("TAKE_PROFIT_LIMIT", "SELL", "66000", "65500", "67000"),
+        ("TAKE_PROFIT", "BUY", "64000", None, "63000"),
+    ],
+)
 def test_stop_waits_then_triggers_when_the_price_crosses_and_fills(ex, sim, type_, side, stop, price, move_to):
     events = Events(ex, "alice")
     kw = dict(quantity=D("0.01"), stop_price=D(stop))
@@ -383,6 +435,7 @@ def test_stop_waits_then_triggers_when_the_price_crosses_and_fills(ex, sim, type
 
 
 # -- the simulated market ---------------------------------------------------------------------------
+
 
 def test_resting_order_fills_when_the_price_walks_through_it(ex, sim):
     order = limit(ex, "alice", "BUY", "0.01", "64000", now=T0 + 1)
@@ -440,7 +493,8 @@ def test_klines_and_24h_statistics_agree_with_the_public_trades():
     five = history.klines("5m", history.horizon, None, 1000, now)
     assert sum(c.volume for c in five) == sum(c.volume for c in minutes)
     assert [c.count for c in five] == [
-        sum(m.count for m in minutes if c.open_time <= m.open_time < c.open_time + 5 * MINUTE) for c in five]
+        sum(m.count for m in minutes if c.open_time <= m.open_time < c.open_time + 5 * MINUTE) for c in five
+    ]
 
     day = history.window(now - DAY, now)
     assert (day.open, day.close) == (minutes[0].open, minutes[-1].close)

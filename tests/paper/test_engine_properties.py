@@ -33,10 +33,17 @@ QUOTE_AMOUNTS = {
     "ETHBTC": [D(q) for q in ("0.00005", "0.001", "0.02", "0.5")],
 }
 KINDS = [  # (type, timeInForce, sized by quoteOrderQty) as the REST adapter lets them through
-    ("LIMIT", "GTC", False), ("LIMIT", "IOC", False), ("LIMIT", "FOK", False), ("LIMIT_MAKER", None, False),
-    ("MARKET", None, False), ("MARKET", None, True),
-    ("STOP_LOSS", None, False), ("TAKE_PROFIT", None, False),
-    ("STOP_LOSS_LIMIT", "GTC", False), ("STOP_LOSS_LIMIT", "IOC", False), ("TAKE_PROFIT_LIMIT", "GTC", False),
+    ("LIMIT", "GTC", False),
+    ("LIMIT", "IOC", False),
+    ("LIMIT", "FOK", False),
+    ("LIMIT_MAKER", None, False),
+    ("MARKET", None, False),
+    ("MARKET", None, True),
+    ("STOP_LOSS", None, False),
+    ("TAKE_PROFIT", None, False),
+    ("STOP_LOSS_LIMIT", "GTC", False),
+    ("STOP_LOSS_LIMIT", "IOC", False),
+    ("TAKE_PROFIT_LIMIT", "GTC", False),
     ("TAKE_PROFIT_LIMIT", "FOK", False),
 ]
 
@@ -123,10 +130,18 @@ class Matching(RuleBasedStateMachine):
             assert error.msg in binance_messages(error.code), error.msg
             assert snapshot(self.ex) == before
 
-    @rule(user=st.sampled_from(USERS), symbol=st.sampled_from(sorted(LOTS)), kind=st.sampled_from(KINDS),
-          side=st.sampled_from(("BUY", "SELL")), lot=st.integers(0, 6), bps=st.integers(-4, 4),
-          stop_bps=st.integers(-20, 20), off_tick=st.integers(0, 15), client_id=st.sampled_from([None, "a", "b"]),
-          ms=st.integers(1, 3000))
+    @rule(
+        user=st.sampled_from(USERS),
+        symbol=st.sampled_from(sorted(LOTS)),
+        kind=st.sampled_from(KINDS),
+        side=st.sampled_from(("BUY", "SELL")),
+        lot=st.integers(0, 6),
+        bps=st.integers(-4, 4),
+        stop_bps=st.integers(-20, 20),
+        off_tick=st.integers(0, 15),
+        client_id=st.sampled_from([None, "a", "b"]),
+        ms=st.integers(1, 3000),
+    )
     def place(self, user, symbol, kind, side, lot, bps, stop_bps, off_tick, client_id, ms) -> None:
         type_, tif, by_quote = kind
         spec = self.ex.markets[symbol].spec
@@ -157,12 +172,26 @@ class Matching(RuleBasedStateMachine):
             return
         order = resting[pick % len(resting)]
         quantity, now = LOTS[order.symbol][lot], self.tick(ms)
-        self.attempt(lambda: self.user_orders.append(self.ex.place_order(
-            user, order.symbol, order.side, "LIMIT", now=now, quantity=quantity, price=order.price,
-            time_in_force="GTC")))
+        self.attempt(
+            lambda: self.user_orders.append(
+                self.ex.place_order(
+                    user,
+                    order.symbol,
+                    order.side,
+                    "LIMIT",
+                    now=now,
+                    quantity=quantity,
+                    price=order.price,
+                    time_in_force="GTC",
+                )
+            )
+        )
 
-    @rule(pick=st.integers(0, 10**6), how=st.sampled_from(["orderId", "origClientOrderId", "openOrders"]),
-          ms=st.integers(1, 3000))
+    @rule(
+        pick=st.integers(0, 10**6),
+        how=st.sampled_from(["orderId", "origClientOrderId", "openOrders"]),
+        ms=st.integers(1, 3000),
+    )
     def cancel(self, pick, how, ms) -> None:
         if not self.user_orders:
             return
@@ -253,14 +282,16 @@ class Matching(RuleBasedStateMachine):
 
 
 TestMatching = Matching.TestCase
-TestMatching.settings = settings(max_examples=300, stateful_step_count=100, deadline=None,
-                                 suppress_health_check=[HealthCheck.too_slow])
+TestMatching.settings = settings(
+    max_examples=300, stateful_step_count=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @settings(max_examples=100, deadline=None)
 @given(
-    makers=st.lists(st.tuples(st.sampled_from(USERS), st.sampled_from(["0.001", "0.002", "0.005"])),
-                    min_size=2, max_size=8),
+    makers=st.lists(
+        st.tuples(st.sampled_from(USERS), st.sampled_from(["0.001", "0.002", "0.005"])), min_size=2, max_size=8
+    ),
     take=st.sampled_from(["0.001", "0.003", "0.006", "0.02"]),
     taker_side=st.sampled_from(["BUY", "SELL"]),
 )
@@ -270,8 +301,9 @@ def test_same_price_makers_fill_oldest_first(makers, take, taker_side):
         ex.add_account(name, START)
     maker_side = "SELL" if taker_side == "BUY" else "BUY"
     resting = [
-        ex.place_order(name, "BTCUSDT", maker_side, "LIMIT", now=T0 + i, quantity=D(qty), price=D("65000"),
-                       time_in_force="GTC")
+        ex.place_order(
+            name, "BTCUSDT", maker_side, "LIMIT", now=T0 + i, quantity=D(qty), price=D("65000"), time_in_force="GTC"
+        )
         for i, (name, qty) in enumerate(makers)
     ]
     ex.place_order("taker", "BTCUSDT", taker_side, "MARKET", now=T0 + len(makers), quantity=D(take))
@@ -281,4 +313,3 @@ def test_same_price_makers_fill_oldest_first(makers, take, taker_side):
         expected = min(order.orig_qty, left)
         assert order.executed_qty == expected
         left -= expected
-

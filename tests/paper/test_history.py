@@ -19,11 +19,21 @@ from paper_exchange.symbols import DEFAULT_SYMBOLS, UNICODE_SYMBOL
 
 T0 = 1_790_000_000_000 + 17_321  # "now" of the simulated market: not on any candle boundary
 RECORDED_MINUTES = 90
-LIVE_STEPS = 1_200               # 5 minutes of live market at 250 ms a step
+LIVE_STEPS = 1_200  # 5 minutes of live market at 250 ms a step
 SYMBOLS = [s.symbol for s in DEFAULT_SYMBOLS]
 # (interval, the interval it is made of)
-PAIRS = [("1m", "1s"), ("3m", "1m"), ("15m", "1m"), ("1h", "1m"), ("4h", "1h"), ("12h", "1h"), ("1d", "1h"),
-         ("3d", "1d"), ("1w", "1d"), ("1M", "1d")]
+PAIRS = [
+    ("1m", "1s"),
+    ("3m", "1m"),
+    ("15m", "1m"),
+    ("1h", "1m"),
+    ("4h", "1h"),
+    ("12h", "1h"),
+    ("1d", "1h"),
+    ("3d", "1d"),
+    ("1w", "1d"),
+    ("1M", "1d"),
+]
 
 
 @lru_cache(maxsize=4)
@@ -43,9 +53,17 @@ def aggregate(candles):
     traded = [c for c in candles if c.count]
     if not traded:
         return candles[0].open, candles[0].high, candles[0].low, candles[-1].close, 0, 0, 0, 0, 0
-    return (traded[0].open, max(c.high for c in traded), min(c.low for c in traded), traded[-1].close,
-            sum(c.count for c in traded), sum(c.volume for c in traded), sum(c.quote_volume for c in traded),
-            sum(c.taker_buy_volume for c in traded), sum(c.taker_buy_quote for c in traded))
+    return (
+        traded[0].open,
+        max(c.high for c in traded),
+        min(c.low for c in traded),
+        traded[-1].close,
+        sum(c.count for c in traded),
+        sum(c.volume for c in traded),
+        sum(c.quote_volume for c in traded),
+        sum(c.taker_buy_volume for c in traded),
+        sum(c.taker_buy_quote for c in traded),
+    )
 
 
 def fields(c):
@@ -74,8 +92,12 @@ def check_pair(hist, parent_interval: str, child_interval: str, moment: int, now
 
 
 @settings(max_examples=120, deadline=None)
-@given(seed=st.sampled_from([1, 2]), symbol=st.sampled_from(SYMBOLS), pair=st.sampled_from(PAIRS),
-       where=st.floats(min_value=0, max_value=1, exclude_max=True))
+@given(
+    seed=st.sampled_from([1, 2]),
+    symbol=st.sampled_from(SYMBOLS),
+    pair=st.sampled_from(PAIRS),
+    where=st.floats(min_value=0, max_value=1, exclude_max=True),
+)
 def test_every_candle_is_the_aggregate_of_its_smaller_intervals(seed, symbol, pair, where):
     exchange, now = market(seed)
     hist = exchange.markets[symbol].history
@@ -130,8 +152,9 @@ def test_weeks_open_on_monday():
 
 def test_the_same_seed_gives_the_same_history():
     def past(seed):
-        return history.SyntheticPast("BTCUSDT", seed, 1502928000000, T0 - 3_600_000, 6_500_000,
-                                     tick=Decimal("0.01"), step=Decimal("0.00001"))
+        return history.SyntheticPast(
+            "BTCUSDT", seed, 1502928000000, T0 - 3_600_000, 6_500_000, tick=Decimal("0.01"), step=Decimal("0.00001")
+        )
 
     def sample(p):
         day = (p.horizon // 86_400_000) - 400
@@ -144,8 +167,9 @@ def test_the_same_seed_gives_the_same_history():
 @settings(max_examples=300, deadline=None)
 @given(seed=st.integers(0, 10_000), day=st.integers(0, 3000), hour=st.integers(0, 23), minute=st.integers(0, 59))
 def test_splits_aggregate_exactly_and_stay_valid(seed, day, hour, minute):
-    p = history.SyntheticPast("ETHBTC", seed, 1499990400000, T0, 4_900, tick=Decimal("0.00001"),
-                              step=Decimal("0.001"), quote_usd=65_000.0)
+    p = history.SyntheticPast(
+        "ETHBTC", seed, 1499990400000, T0, 4_900, tick=Decimal("0.00001"), step=Decimal("0.001"), quote_usd=65_000.0
+    )
     d = p.first_day + day % (p.last_day - p.first_day)
     hours = p._children("h", d)
     minutes = p._children("m", d * 24 + hour)

@@ -22,8 +22,9 @@ def resting_order(px: PaperProcess, **extra) -> dict:
     """A LIMIT BUY far under the book: it rests, never fills, costs about 30 USDT."""
     best_bid = Decimal(px.get("/api/v3/depth", symbol="BTCUSDT", limit=5).json()["bids"][0][0])
     price = (best_bid / 2).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
-    return dict(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.001",
-                price=str(price), **extra)
+    return dict(
+        symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.001", price=str(price), **extra
+    )
 
 
 def wait_for_fresh_window(length_s: int, margin_s: float) -> None:
@@ -35,6 +36,7 @@ def wait_for_fresh_window(length_s: int, margin_s: float) -> None:
 
 
 # -- REQUEST_WEIGHT -------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def weigher():
@@ -89,8 +91,9 @@ PUBLIC_WEIGHTS = [  # rest-api.md, "Weight" of each endpoint
 ]
 
 
-@pytest.mark.parametrize("path, params, weight", PUBLIC_WEIGHTS,
-                         ids=[f"{p[8:]}{sorted(q.items())}" for p, q, _ in PUBLIC_WEIGHTS])
+@pytest.mark.parametrize(
+    "path, params, weight", PUBLIC_WEIGHTS, ids=[f"{p[8:]}{sorted(q.items())}" for p, q, _ in PUBLIC_WEIGHTS]
+)
 def test_public_request_weight(weigher, path, params, weight):
     assert weight_of(weigher, lambda: weigher.get(path, **params)) == weight
 
@@ -109,8 +112,9 @@ SIGNED_WEIGHTS = [
 ]
 
 
-@pytest.mark.parametrize("method, path, params, weight", SIGNED_WEIGHTS,
-                         ids=[f"{m} {p[8:]}{sorted(q)}" for m, p, q, _ in SIGNED_WEIGHTS])
+@pytest.mark.parametrize(
+    "method, path, params, weight", SIGNED_WEIGHTS, ids=[f"{m} {p[8:]}{sorted(q)}" for m, p, q, _ in SIGNED_WEIGHTS]
+)
 def test_signed_request_weight(weigher, method, path, params, weight):
     params = dict(params)
     if params.pop("ORDER", False):
@@ -121,8 +125,13 @@ def test_signed_request_weight(weigher, method, path, params, weight):
 
 
 def test_listen_key_weight(weigher):
-    assert weight_of(weigher, lambda: weigher.http.post(weigher.url + "/api/v3/userDataStream",
-                                                        headers={"X-MBX-APIKEY": weigher.key})) == 2
+    assert (
+        weight_of(
+            weigher,
+            lambda: weigher.http.post(weigher.url + "/api/v3/userDataStream", headers={"X-MBX-APIKEY": weigher.key}),
+        )
+        == 2
+    )
 
 
 def test_exceeding_the_weight_limit_429_then_418(make_paper):
@@ -132,8 +141,13 @@ def test_exceeding_the_weight_limit_429_then_418(make_paper):
     assert used[1] == used[0] + 20 and used[1] <= 50
 
     over = px.get("/api/v3/exchangeInfo")  # would take it past 50
-    assert_error(over, 429, -1003, "Too much request weight used; current limit is 50 request weight per "
-                                   "1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.")
+    assert_error(
+        over,
+        429,
+        -1003,
+        "Too much request weight used; current limit is 50 request weight per "
+        "1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.",
+    )
     to_minute = math.ceil(60 - time.time() % 60)
     assert abs(int(over.headers["Retry-After"]) - to_minute) <= 1
     assert int(over.headers[WEIGHT]) == used[1]  # a refused request adds nothing
@@ -143,8 +157,11 @@ def test_exceeding_the_weight_limit_429_then_418(make_paper):
     assert second.status_code == 429 and "Retry-After" in second.headers
     banned = px.get("/api/v3/exchangeInfo")  # a third 429 in the window is one too many
     body = assert_error(banned, 418, -1003)
-    assert re.fullmatch(r"Way too much request weight used; IP banned until \d{13}\. "
-                        r"Please use WebSocket Streams for live updates to avoid bans\.", body["msg"])
+    assert re.fullmatch(
+        r"Way too much request weight used; IP banned until \d{13}\. "
+        r"Please use WebSocket Streams for live updates to avoid bans\.",
+        body["msg"],
+    )
     assert banned.headers["Retry-After"] == "2"
     until = int(re.search(r"\d{13}", body["msg"]).group())
     assert 0 < until - time.time() * 1000 <= 2100
@@ -160,6 +177,7 @@ def test_exceeding_the_weight_limit_429_then_418(make_paper):
 
 
 # -- ORDERS ---------------------------------------------------------------------------------------
+
 
 def test_orders_per_10_seconds(make_paper):
     px = make_paper(PAPER_ORDERS_10S="3")
@@ -192,6 +210,7 @@ def test_orders_per_day(make_paper):
 
 
 # -- faults ---------------------------------------------------------------------------------------
+
 
 def add_fault(px: PaperProcess, **spec) -> dict:
     resp = px.admin("POST", "faults", spec)
@@ -238,8 +257,10 @@ def test_timeout_after_execution_places_the_order(fresh_paper):
     resp = fresh_paper.signed("POST", "/api/v3/order", **resting_order(fresh_paper), newClientOrderId="fault-timeout")
     body = error_body(resp, server_error=True)
     assert resp.status_code == 408
-    assert body == {"code": -1007, "msg": "Timeout waiting for response from backend server. "
-                                          "Send status unknown; execution status unknown."}
+    assert body == {
+        "code": -1007,
+        "msg": "Timeout waiting for response from backend server. Send status unknown; execution status unknown.",
+    }
     assert exists(fresh_paper, "fault-timeout")
 
 
@@ -289,12 +310,26 @@ def test_rule_matches_its_method_and_path_only(paper):
     assert paper.admin("GET", "faults").json()[0]["fired"] == 1
 
 
-@pytest.mark.parametrize("spec", [
-    None, [], "error", {}, {"kind": "explode"}, {"kind": "error", "probability": 1.5},
-    {"kind": "error", "probability": "half"}, {"kind": "error", "count": 0}, {"kind": "error", "count": 1.5},
-    {"kind": "error", "when": "during"}, {"kind": "error", "status": 99}, {"kind": "error", "status": True},
-    {"kind": "latency", "latency_ms": -1}, {"kind": "error", "colour": "red"},
-], ids=repr)
+@pytest.mark.parametrize(
+    "spec",
+    [
+        None,
+        [],
+        "error",
+        {},
+        {"kind": "explode"},
+        {"kind": "error", "probability": 1.5},
+        {"kind": "error", "probability": "half"},
+        {"kind": "error", "count": 0},
+        {"kind": "error", "count": 1.5},
+        {"kind": "error", "when": "during"},
+        {"kind": "error", "status": 99},
+        {"kind": "error", "status": True},
+        {"kind": "latency", "latency_ms": -1},
+        {"kind": "error", "colour": "red"},
+    ],
+    ids=repr,
+)
 def test_bad_fault_spec_is_a_400(paper, spec):
     resp = paper.admin("POST", "faults", spec)
     assert resp.status_code == 400 and resp.headers["Content-Type"].startswith("application/json")
@@ -304,8 +339,9 @@ def test_bad_fault_spec_is_a_400(paper, spec):
 
 def test_bad_admin_bodies_are_400s_not_crashes(paper):
     for path in ("faults", "limits", "market"):
-        resp = paper.http.post(f"{paper.url}/_paper/{path}", data=b"{not json", timeout=10,
-                               headers={"Content-Type": "application/json"})
+        resp = paper.http.post(
+            f"{paper.url}/_paper/{path}", data=b"{not json", timeout=10, headers={"Content-Type": "application/json"}
+        )
         assert resp.status_code == 400 and "error" in resp.json(), (path, resp.text)
     for body in ([1], {"weight_limit": True}, {"orders_10s": -1}, {"ban_after": "3"}):
         assert paper.admin("POST", "limits", body).status_code == 400, body
@@ -315,10 +351,16 @@ def test_bad_admin_bodies_are_400s_not_crashes(paper):
 
 # -- listen keys ----------------------------------------------------------------------------------
 
+
 def listen_key(px: PaperProcess, method: str, key: str | None = None, api_key: str | None = None):
     params = {"listenKey": key} if key is not None else {}
-    return px.http.request(method, px.url + "/api/v3/userDataStream", params=params, timeout=10,
-                           headers={"X-MBX-APIKEY": api_key if api_key is not None else px.key})
+    return px.http.request(
+        method,
+        px.url + "/api/v3/userDataStream",
+        params=params,
+        timeout=10,
+        headers={"X-MBX-APIKEY": api_key if api_key is not None else px.key},
+    )
 
 
 def test_listen_key_lifecycle(paper):
@@ -337,11 +379,16 @@ def test_listen_key_lifecycle(paper):
     assert listen_key(paper, "POST").json()["listenKey"] != key
 
     assert_error(listen_key(paper, "PUT", "unknown" * 8), 400, -1125, "This listenKey does not exist.")
-    assert_error(listen_key(paper, "PUT"), 400, -1102,
-                 "Mandatory parameter 'listenKey' was not sent, was empty/null, or malformed.")
+    assert_error(
+        listen_key(paper, "PUT"),
+        400,
+        -1102,
+        "Mandatory parameter 'listenKey' was not sent, was empty/null, or malformed.",
+    )
     assert_error(listen_key(paper, "POST", api_key=""), 401, -2014, "API-key format invalid.")
-    assert_error(listen_key(paper, "PUT", key, api_key="B" * 64), 401, -2015,
-                 "Invalid API-key, IP, or permissions for action.")
+    assert_error(
+        listen_key(paper, "PUT", key, api_key="B" * 64), 401, -2015, "Invalid API-key, IP, or permissions for action."
+    )
 
 
 def test_listen_key_expires_without_keepalive(make_paper):

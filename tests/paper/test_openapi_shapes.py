@@ -66,7 +66,7 @@ PUBLIC = [
 ]
 
 
-@pytest.mark.parametrize("path, params", PUBLIC, ids=[f"{p[len('/api/v3/'):]}{sorted(q)}" for p, q in PUBLIC])
+@pytest.mark.parametrize("path, params", PUBLIC, ids=[f"{p[len('/api/v3/') :]}{sorted(q)}" for p, q in PUBLIC])
 def test_public_endpoint_matches_spec(paper, spec, path, params):
     body = ok(paper.get(path, **params))
     spec.validate("GET", path, 200, body)
@@ -85,8 +85,13 @@ FILTER_FIELDS = {
     "LOT_SIZE": {"minQty": str, "maxQty": str, "stepSize": str},
     "MARKET_LOT_SIZE": {"minQty": str, "maxQty": str, "stepSize": str},
     "MIN_NOTIONAL": {"minNotional": str, "applyToMarket": bool, "avgPriceMins": int},
-    "NOTIONAL": {"minNotional": str, "applyMinToMarket": bool, "maxNotional": str,
-                 "applyMaxToMarket": bool, "avgPriceMins": int},
+    "NOTIONAL": {
+        "minNotional": str,
+        "applyMinToMarket": bool,
+        "maxNotional": str,
+        "applyMaxToMarket": bool,
+        "avgPriceMins": int,
+    },
     "MAX_NUM_ORDERS": {"maxNumOrders": int},
     "MAX_NUM_ALGO_ORDERS": {"maxNumAlgoOrders": int},
 }
@@ -110,11 +115,15 @@ def check_exchange_info(spec, body: dict) -> None:
                 assert type(f[name]) is kind, (f["filterType"], name, f[name])
 
 
-@pytest.mark.parametrize("params, expected", [
-    ({}, SYMBOLS),
-    ({"symbol": "ETHBTC"}, ["ETHBTC"]),
-    ({"symbols": '["BNBUSDT","BTCUSDT"]'}, ["BNBUSDT", "BTCUSDT"]),
-], ids=["all", "symbol", "symbols"])
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ({}, SYMBOLS),
+        ({"symbol": "ETHBTC"}, ["ETHBTC"]),
+        ({"symbols": '["BNBUSDT","BTCUSDT"]'}, ["BNBUSDT", "BTCUSDT"]),
+    ],
+    ids=["all", "symbol", "symbols"],
+)
 def test_exchange_info_matches_spec(paper, spec, params, expected):
     body = ok(paper.get("/api/v3/exchangeInfo", **params))
     check_exchange_info(spec, body)
@@ -122,8 +131,20 @@ def test_exchange_info_matches_spec(paper, spec, params, expected):
 
 
 # rest-api.md, "24hr ticker price change statistics", Response - MINI (the spec has no MINI shape).
-MINI_FIELDS = ["symbol", "openPrice", "highPrice", "lowPrice", "lastPrice", "volume", "quoteVolume",
-               "openTime", "closeTime", "firstId", "lastId", "count"]
+MINI_FIELDS = [
+    "symbol",
+    "openPrice",
+    "highPrice",
+    "lowPrice",
+    "lastPrice",
+    "volume",
+    "quoteVolume",
+    "openTime",
+    "closeTime",
+    "firstId",
+    "lastId",
+    "count",
+]
 
 
 @pytest.mark.parametrize("params", [{"symbol": "BTCUSDT"}, {}], ids=["symbol", "all"])
@@ -131,14 +152,19 @@ def test_ticker_24hr_mini_has_the_documented_fields(paper, spec, params):
     body = ok(paper.get("/api/v3/ticker/24hr", type="MINI", **params))
     rows = [body] if "symbol" in params else body
     ticker = spec.component_schema("ticker")  # FULL's field types; MINI is its subset
-    mini = {"type": "object", "properties": {name: ticker["properties"][name] for name in MINI_FIELDS},
-            "required": MINI_FIELDS, "additionalProperties": False}
+    mini = {
+        "type": "object",
+        "properties": {name: ticker["properties"][name] for name in MINI_FIELDS},
+        "required": MINI_FIELDS,
+        "additionalProperties": False,
+    }
     for row in rows:
         jsonschema.validate(row, mini)
         assert all(not isinstance(row[n], float) for n in ("openTime", "closeTime", "firstId", "lastId", "count"))
 
 
 # -- trading and account (SIGNED) -----------------------------------------------------------------
+
 
 def resting_buy_price(px: PaperProcess) -> str:
     """A BUY price far under the book (stays open, never fills), on BTCUSDT's 0.01 tick."""
@@ -147,16 +173,30 @@ def resting_buy_price(px: PaperProcess) -> str:
 
 
 def place_resting(px: PaperProcess, **extra):
-    return px.signed("POST", "/api/v3/order", symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
-                     quantity="0.001", price=resting_buy_price(px), **extra)
+    return px.signed(
+        "POST",
+        "/api/v3/order",
+        symbol="BTCUSDT",
+        side="BUY",
+        type="LIMIT",
+        timeInForce="GTC",
+        quantity="0.001",
+        price=resting_buy_price(px),
+        **extra,
+    )
 
 
 ACK_FIELDS = {"symbol", "orderId", "orderListId", "clientOrderId", "transactTime"}
 
 
-@pytest.mark.parametrize("resp_type, component", [
-    ("ACK", "orderResponseAck"), ("RESULT", "orderResponseResult"), ("FULL", "orderResponseFull"),
-])
+@pytest.mark.parametrize(
+    "resp_type, component",
+    [
+        ("ACK", "orderResponseAck"),
+        ("RESULT", "orderResponseResult"),
+        ("FULL", "orderResponseFull"),
+    ],
+)
 def test_new_limit_order_each_response_type(trader, spec, resp_type, component):
     body = ok(place_resting(trader, newOrderRespType=resp_type))
     spec.validate("POST", "/api/v3/order", 200, body)
@@ -170,8 +210,17 @@ def test_new_limit_order_each_response_type(trader, spec, resp_type, component):
 
 
 def test_market_order_full_response_with_fills(trader, spec):
-    body = ok(trader.signed("POST", "/api/v3/order", symbol="BTCUSDT", side="BUY", type="MARKET",
-                            quantity="0.001", newOrderRespType="FULL"))
+    body = ok(
+        trader.signed(
+            "POST",
+            "/api/v3/order",
+            symbol="BTCUSDT",
+            side="BUY",
+            type="MARKET",
+            quantity="0.001",
+            newOrderRespType="FULL",
+        )
+    )
     spec.validate_component("orderResponseFull", body)
     assert body["status"] == "FILLED" and body["fills"]
     trades = ok(trader.signed("GET", "/api/v3/myTrades", symbol="BTCUSDT", orderId=body["orderId"]))
@@ -182,8 +231,19 @@ def test_market_order_full_response_with_fills(trader, spec):
 
 @pytest.mark.parametrize("resp_type, component", [("RESULT", "orderResponseResult"), ("FULL", "orderResponseFull")])
 def test_an_expired_order_with_its_expiry_reason_still_has_binances_shape(trader, spec, resp_type, component):
-    body = ok(trader.signed("POST", "/api/v3/order", symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="IOC",
-                            quantity="0.001", price=resting_buy_price(trader), newOrderRespType=resp_type))
+    body = ok(
+        trader.signed(
+            "POST",
+            "/api/v3/order",
+            symbol="BTCUSDT",
+            side="BUY",
+            type="LIMIT",
+            timeInForce="IOC",
+            quantity="0.001",
+            price=resting_buy_price(trader),
+            newOrderRespType=resp_type,
+        )
+    )
     assert (body["status"], body["expiryReason"]) == ("EXPIRED", "UNFILLED_IOC_QUANTITY_EXPIRED")
     spec.validate("POST", "/api/v3/order", 200, body)
     spec.validate_component(component, body)
@@ -194,8 +254,9 @@ def test_an_expired_order_with_its_expiry_reason_still_has_binances_shape(trader
 
 
 def test_test_order_replies(trader, spec):
-    order = dict(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.001",
-                 price=resting_buy_price(trader))
+    order = dict(
+        symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.001", price=resting_buy_price(trader)
+    )
     body = ok(trader.signed("POST", "/api/v3/order/test", **order))
     spec.validate("POST", "/api/v3/order/test", 200, body)
     assert body == {}
@@ -263,7 +324,7 @@ PUBLIC_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("path, params", PUBLIC_ERRORS, ids=[p[len("/api/v3/"):] for p, _ in PUBLIC_ERRORS])
+@pytest.mark.parametrize("path, params", PUBLIC_ERRORS, ids=[p[len("/api/v3/") :] for p, _ in PUBLIC_ERRORS])
 def test_public_error_matches_spec(paper, spec, path, params):
     resp = paper.get(path, **params)
     assert resp.status_code == 400
@@ -303,7 +364,11 @@ def test_signed_errors_match_spec(paper, spec, method, path, params):
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE"])
 def test_listen_key_errors_match_spec(paper, spec, method):
-    resp = paper.http.request(method, paper.url + "/api/v3/userDataStream", params={"listenKey": "x" * 60},
-                              headers={"X-MBX-APIKEY": paper.key})
+    resp = paper.http.request(
+        method,
+        paper.url + "/api/v3/userDataStream",
+        params={"listenKey": "x" * 60},
+        headers={"X-MBX-APIKEY": paper.key},
+    )
     assert resp.status_code == 400
     spec.validate(method, "/api/v3/userDataStream", 400, error_body(resp))

@@ -18,8 +18,18 @@ def used(answer) -> int:
 
 
 def resting_buy(px, client_id: str, **extra):
-    return px.signed("POST", "/api/v3/order", symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
-                     quantity="0.01", price="1000.00", newClientOrderId=client_id, **extra)
+    return px.signed(
+        "POST",
+        "/api/v3/order",
+        symbol="BTCUSDT",
+        side="BUY",
+        type="LIMIT",
+        timeInForce="GTC",
+        quantity="0.01",
+        price="1000.00",
+        newClientOrderId=client_id,
+        **extra,
+    )
 
 
 def test_successful_orders_and_cancels_cost_no_weight_failed_ones_do(paper):
@@ -33,8 +43,16 @@ def test_successful_orders_and_cancels_cost_no_weight_failed_ones_do(paper):
     emptied = paper.signed("DELETE", "/api/v3/openOrders", symbol="BTCUSDT")
     assert emptied.status_code == 200 and used(emptied) == base
     # failures are charged their documented weight (1 each)
-    too_big = paper.signed("POST", "/api/v3/order", symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
-                           quantity="5000", price="1000.00")
+    too_big = paper.signed(
+        "POST",
+        "/api/v3/order",
+        symbol="BTCUSDT",
+        side="BUY",
+        type="LIMIT",
+        timeInForce="GTC",
+        quantity="5000",
+        price="1000.00",
+    )
     assert too_big.json()["code"] == -2010 and used(too_big) == base + 1
     unknown = paper.signed("DELETE", "/api/v3/order", symbol="BTCUSDT", origClientOrderId="never-placed")
     assert unknown.json()["code"] == -2011 and used(unknown) == base + 2
@@ -53,20 +71,48 @@ def test_expired_orders_carry_their_expiry_reason(paper):
     try:
         assert api_request(ws, 1, "userDataStream.subscribe.signature", signed_params(paper))["status"] == 200
         for tif, reason in (("IOC", "UNFILLED_IOC_QUANTITY_EXPIRED"), ("FOK", "UNFILLED_FOK_ORDER_EXPIRED")):
-            answer = paper.signed("POST", "/api/v3/order", symbol="ETHUSDT", side="SELL", type="LIMIT",
-                                  timeInForce=tif, quantity="0.01", price=str(Decimal(book["askPrice"]) * 2),
-                                  newOrderRespType="RESULT", newClientOrderId=f"x-{tif}")
+            answer = paper.signed(
+                "POST",
+                "/api/v3/order",
+                symbol="ETHUSDT",
+                side="SELL",
+                type="LIMIT",
+                timeInForce=tif,
+                quantity="0.01",
+                price=str(Decimal(book["askPrice"]) * 2),
+                newOrderRespType="RESULT",
+                newClientOrderId=f"x-{tif}",
+            )
             body = answer.json()
             assert (body["status"], body["expiryReason"]) == ("EXPIRED", reason), body
             queried = paper.signed("GET", "/api/v3/order", symbol="ETHUSDT", origClientOrderId=f"x-{tif}").json()
             assert queried["expiryReason"] == reason
             report = user_event(ws, "executionReport", c=f"x-{tif}", X="EXPIRED")["event"]
             assert report["eR"] == reason
-        acked = paper.signed("POST", "/api/v3/order", symbol="ETHUSDT", side="SELL", type="LIMIT", timeInForce="IOC",
-                             quantity="0.01", price=str(Decimal(book["askPrice"]) * 2), newOrderRespType="ACK")
+        acked = paper.signed(
+            "POST",
+            "/api/v3/order",
+            symbol="ETHUSDT",
+            side="SELL",
+            type="LIMIT",
+            timeInForce="IOC",
+            quantity="0.01",
+            price=str(Decimal(book["askPrice"]) * 2),
+            newOrderRespType="ACK",
+        )
         assert "expiryReason" not in acked.json()  # ACK answers never show it
-        resting = paper.signed("POST", "/api/v3/order", symbol="ETHUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
-                               quantity="0.01", price=far_below, newOrderRespType="RESULT", newClientOrderId="x-gtc")
+        resting = paper.signed(
+            "POST",
+            "/api/v3/order",
+            symbol="ETHUSDT",
+            side="BUY",
+            type="LIMIT",
+            timeInForce="GTC",
+            quantity="0.01",
+            price=far_below,
+            newOrderRespType="RESULT",
+            newClientOrderId="x-gtc",
+        )
         assert resting.json()["status"] == "NEW" and "expiryReason" not in resting.json()
         new_report = user_event(ws, "executionReport", c="x-gtc")["event"]
         assert "eR" not in new_report
@@ -79,8 +125,9 @@ def test_a_market_order_the_book_runs_out_on_expires_for_insufficient_liquidity(
     exchange = Exchange(DEFAULT_SYMBOLS)
     exchange.add_account("maker", {"BTC": Decimal(1)})
     exchange.add_account("taker", {"USDT": Decimal(100_000)})
-    exchange.place_order("maker", "BTCUSDT", "SELL", "LIMIT", now=1, quantity=Decimal("0.1"), price=Decimal("60000"),
-                         time_in_force="GTC")
+    exchange.place_order(
+        "maker", "BTCUSDT", "SELL", "LIMIT", now=1, quantity=Decimal("0.1"), price=Decimal("60000"), time_in_force="GTC"
+    )
     order = exchange.place_order("taker", "BTCUSDT", "BUY", "MARKET", now=2, quote_qty=Decimal("10000"))
     assert (order.status, order.expiry_reason) == ("EXPIRED", "INSUFFICIENT_LIQUIDITY")
 

@@ -18,8 +18,12 @@ PING, PONG_TIMEOUT, LIFETIME = 0.4, 1.0, 3.0
 
 @pytest.fixture(scope="module")
 def px():
-    process = PaperProcess(seed=41, PAPER_WS_PING_SECONDS=str(PING), PAPER_WS_PONG_TIMEOUT=str(PONG_TIMEOUT),
-                           PAPER_WS_MAX_LIFETIME=str(LIFETIME))
+    process = PaperProcess(
+        seed=41,
+        PAPER_WS_PING_SECONDS=str(PING),
+        PAPER_WS_PONG_TIMEOUT=str(PONG_TIMEOUT),
+        PAPER_WS_MAX_LIFETIME=str(LIFETIME),
+    )
     yield process
     process.stop()
 

@@ -95,7 +95,7 @@ def test_stall_silences_a_stream_then_it_resumes_with_a_gap(paper):
             break
         assert time.monotonic() - stalled_at >= 0.9
         assert event["U"] > last["u"] + 1  # what happened during the stall was never sent
-        assert other_during_stall > 0      # only the stalled stream went quiet
+        assert other_during_stall > 0  # only the stalled stream went quiet
     finally:
         ws.close()
 
@@ -171,11 +171,14 @@ def test_server_shutdown_reaches_every_kind_of_connection(paper):
 
 def test_a_slow_client_is_cut_off_without_slowing_the_others(paper):
     px = paper
-    names = "/".join(f"{s}@depth20@100ms/{s}@depth10@100ms/{s}@depth5@100ms/{s}@depth@100ms"
-                     for s in ("btcusdt", "ethusdt", "bnbusdt", "ethbtc"))
+    names = "/".join(
+        f"{s}@depth20@100ms/{s}@depth10@100ms/{s}@depth5@100ms/{s}@depth@100ms"
+        for s in ("btcusdt", "ethusdt", "bnbusdt", "ethbtc")
+    )
     # A tiny receive window and a reader that never reads: its queue fills up.
-    slow = websocket.create_connection(ws_url(px, f"/stream?streams={names}"), timeout=5,
-                                       sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+    slow = websocket.create_connection(
+        ws_url(px, f"/stream?streams={names}"), timeout=5, sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),)
+    )
     fast = connect(px, f"/stream?streams={names}")
     try:
         slow_id = max(c["id"] for c in px.admin("GET", "streams").json()["connections"]) - 1

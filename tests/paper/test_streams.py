@@ -92,25 +92,45 @@ def test_diff_depth_stream_rebuilds_the_exchange_book(market):
 
 def test_payloads_have_binances_fields_and_agree_with_rest(market):
     px = market
-    names = ["btcusdt@trade", "btcusdt@aggTrade", "btcusdt@kline_1m", "btcusdt@miniTicker", "btcusdt@ticker",
-             "btcusdt@bookTicker", "btcusdt@depth5@100ms", "btcusdt@depth@100ms"]
+    names = [
+        "btcusdt@trade",
+        "btcusdt@aggTrade",
+        "btcusdt@kline_1m",
+        "btcusdt@miniTicker",
+        "btcusdt@ticker",
+        "btcusdt@bookTicker",
+        "btcusdt@depth5@100ms",
+        "btcusdt@depth@100ms",
+    ]
     ws = connect(px, "/stream?streams=" + "/".join(names))
     try:
         first: dict[str, dict] = {}
-        wait_for(ws, lambda m: first.setdefault(m["stream"], m["data"]) and {
-            "btcusdt@trade", "btcusdt@aggTrade", "btcusdt@depth@100ms"} <= set(first), timeout=15)
+        wait_for(
+            ws,
+            lambda m: (
+                first.setdefault(m["stream"], m["data"])
+                and {"btcusdt@trade", "btcusdt@aggTrade", "btcusdt@depth@100ms"} <= set(first)
+            ),
+            timeout=15,
+        )
 
         trade = first["btcusdt@trade"]
         assert list(trade) == ["e", "E", "s", "t", "p", "q", "T", "m", "M"]
         rest = px.get("/api/v3/historicalTrades", symbol="BTCUSDT", fromId=trade["t"], limit=1).json()[0]
-        assert (rest["id"], rest["price"], rest["qty"], rest["time"], rest["isBuyerMaker"]) == \
-               (trade["t"], trade["p"], trade["q"], trade["T"], trade["m"])
+        assert (rest["id"], rest["price"], rest["qty"], rest["time"], rest["isBuyerMaker"]) == (
+            trade["t"],
+            trade["p"],
+            trade["q"],
+            trade["T"],
+            trade["m"],
+        )
 
         agg = first["btcusdt@aggTrade"]
         assert list(agg) == ["e", "E", "s", "a", "p", "q", "f", "l", "T", "m", "M"]
         rest = px.get("/api/v3/aggTrades", symbol="BTCUSDT", fromId=agg["a"], limit=1).json()[0]
-        assert {k: rest[k] for k in ("a", "p", "q", "f", "l", "T", "m")} == \
-               {k: agg[k] for k in ("a", "p", "q", "f", "l", "T", "m")}
+        assert {k: rest[k] for k in ("a", "p", "q", "f", "l", "T", "m")} == {
+            k: agg[k] for k in ("a", "p", "q", "f", "l", "T", "m")
+        }
 
         diff = first["btcusdt@depth@100ms"]
         assert list(diff) == ["e", "E", "s", "U", "u", "b", "a"] and diff["e"] == "depthUpdate"
@@ -119,8 +139,11 @@ def test_payloads_have_binances_fields_and_agree_with_rest(market):
         px.pause()
         settled = px.get("/api/v3/depth", symbol="BTCUSDT", limit=5)
         book = settled.json()
-        partial = wait_for(ws, lambda m: m["stream"] == "btcusdt@depth5@100ms"
-                           and m["data"]["lastUpdateId"] == book["lastUpdateId"], timeout=5)["data"]
+        partial = wait_for(
+            ws,
+            lambda m: m["stream"] == "btcusdt@depth5@100ms" and m["data"]["lastUpdateId"] == book["lastUpdateId"],
+            timeout=5,
+        )["data"]
         assert partial == book
 
         kline = wait_for(ws, lambda m: m["stream"] == "btcusdt@kline_1m", timeout=5)["data"]
@@ -128,16 +151,56 @@ def test_payloads_have_binances_fields_and_agree_with_rest(market):
         k = kline["k"]
         assert list(k) == ["t", "T", "s", "i", "f", "L", "o", "c", "h", "l", "v", "n", "x", "q", "V", "Q", "B"]
         row = px.get("/api/v3/klines", symbol="BTCUSDT", interval="1m", startTime=k["t"], limit=1).json()[0]
-        assert [row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10]] == \
-               [k["t"], k["o"], k["h"], k["l"], k["c"], k["v"], k["T"], k["q"], k["n"], k["V"], k["Q"]]
+        assert [row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10]] == [
+            k["t"],
+            k["o"],
+            k["h"],
+            k["l"],
+            k["c"],
+            k["v"],
+            k["T"],
+            k["q"],
+            k["n"],
+            k["V"],
+            k["Q"],
+        ]
         assert k["x"] is False
 
         ticker = wait_for(ws, lambda m: m["stream"] == "btcusdt@ticker", timeout=5)["data"]
-        assert list(ticker) == ["e", "E", "s", "p", "P", "w", "x", "c", "Q", "b", "B", "a", "A", "o", "h", "l",
-                                "v", "q", "O", "C", "F", "L", "n"]
+        assert list(ticker) == [
+            "e",
+            "E",
+            "s",
+            "p",
+            "P",
+            "w",
+            "x",
+            "c",
+            "Q",
+            "b",
+            "B",
+            "a",
+            "A",
+            "o",
+            "h",
+            "l",
+            "v",
+            "q",
+            "O",
+            "C",
+            "F",
+            "L",
+            "n",
+        ]
         rest = px.get("/api/v3/ticker/24hr", symbol="BTCUSDT").json()
-        assert (ticker["c"], ticker["Q"], ticker["b"], ticker["B"], ticker["a"], ticker["A"]) == \
-               (rest["lastPrice"], rest["lastQty"], rest["bidPrice"], rest["bidQty"], rest["askPrice"], rest["askQty"])
+        assert (ticker["c"], ticker["Q"], ticker["b"], ticker["B"], ticker["a"], ticker["A"]) == (
+            rest["lastPrice"],
+            rest["lastQty"],
+            rest["bidPrice"],
+            rest["bidQty"],
+            rest["askPrice"],
+            rest["askQty"],
+        )
         mini = wait_for(ws, lambda m: m["stream"] == "btcusdt@miniTicker", timeout=5)["data"]
         assert list(mini) == ["e", "E", "s", "c", "o", "h", "l", "v", "q"] and mini["e"] == "24hrMiniTicker"
         assert mini["c"] == rest["lastPrice"]
@@ -147,11 +210,16 @@ def test_payloads_have_binances_fields_and_agree_with_rest(market):
         assert px.admin("POST", "market", {"symbol": "BTCUSDT", "price": f"{price:.2f}"}).status_code == 200
         best = px.get("/api/v3/ticker/bookTicker", symbol="BTCUSDT").json()
         update_id = px.get("/api/v3/depth", symbol="BTCUSDT", limit=5).json()["lastUpdateId"]
-        tick = wait_for(ws, lambda m: m["stream"] == "btcusdt@bookTicker" and m["data"]["u"] == update_id,
-                        timeout=5)["data"]
+        tick = wait_for(ws, lambda m: m["stream"] == "btcusdt@bookTicker" and m["data"]["u"] == update_id, timeout=5)[
+            "data"
+        ]
         assert list(tick) == ["u", "s", "b", "B", "a", "A"]
-        assert (tick["b"], tick["B"], tick["a"], tick["A"]) == \
-               (best["bidPrice"], best["bidQty"], best["askPrice"], best["askQty"])
+        assert (tick["b"], tick["B"], tick["a"], tick["A"]) == (
+            best["bidPrice"],
+            best["bidQty"],
+            best["askPrice"],
+            best["askQty"],
+        )
     finally:
         ws.close()
 
@@ -193,26 +261,50 @@ def test_bad_control_messages_get_binances_errors_and_the_connection_stays(marke
     px = market
     ws = connect(px, "/stream?streams=btcusdt@aggTrade")
     cases = [
-        ('{"method": "SUBSCRIBE", "params": ["btcusdt@trade"]}',
-         {"error": {"code": 2, "msg": "Invalid request: request ID must be an unsigned integer"}, "id": None}),
-        ('{"method": "SUBSCRIBX", "params": [], "id": 7}',
-         {"error": {"code": 2, "msg": "Invalid request: unknown variant `SUBSCRIBX`, expected one of `SUBSCRIBE`, "
-                                      "`UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY` at line 1 "
-                                      "column 22"}, "id": 7}),
-        ('{"params": [], "id": 8}',
-         {"error": {"code": 2, "msg": "Invalid request: missing field `method` at line 1 column 23"}, "id": 8}),
-        ('{"method": "SUBSCRIBE", "params": [',
-         {"error": {"code": 3, "msg": "Invalid JSON: EOF while parsing a value at line 1 column 35"}, "id": None}),
-        ('{"method": "SET_PROPERTY", "params": ["combined", "yes"], "id": 9}',
-         {"error": {"code": 1, "msg": "Invalid value type: expected Boolean"}, "id": 9}),
-        ('{"method": "GET_PROPERTY", "params": ["compressed"], "id": 10}',
-         {"error": {"code": 0, "msg": "Unknown property"}, "id": 10}),
-        ('{"method": "GET_PROPERTY", "params": [5], "id": 11}',
-         {"error": {"code": 2, "msg": "Invalid request: property name must be a string"}, "id": 11}),
-        ('{"method": "GET_PROPERTY", "params": ["combined", true], "id": 12}',
-         {"error": {"code": 2, "msg": "Invalid request: too many parameters"}, "id": 12}),
-        ('{"method": "SUBSCRIBE", "params": ["btcusdt@nonsense", "btcusdt@trade"], "id": 13}',
-         {"error": {"code": 2, "msg": "Invalid request: invalid stream"}, "id": 13}),
+        (
+            '{"method": "SUBSCRIBE", "params": ["btcusdt@trade"]}',
+            {"error": {"code": 2, "msg": "Invalid request: request ID must be an unsigned integer"}, "id": None},
+        ),
+        (
+            '{"method": "SUBSCRIBX", "params": [], "id": 7}',
+            {
+                "error": {
+                    "code": 2,
+                    "msg": "Invalid request: unknown variant `SUBSCRIBX`, expected one of `SUBSCRIBE`, "
+                    "`UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY` at line 1 "
+                    "column 22",
+                },
+                "id": 7,
+            },
+        ),
+        (
+            '{"params": [], "id": 8}',
+            {"error": {"code": 2, "msg": "Invalid request: missing field `method` at line 1 column 23"}, "id": 8},
+        ),
+        (
+            '{"method": "SUBSCRIBE", "params": [',
+            {"error": {"code": 3, "msg": "Invalid JSON: EOF while parsing a value at line 1 column 35"}, "id": None},
+        ),
+        (
+            '{"method": "SET_PROPERTY", "params": ["combined", "yes"], "id": 9}',
+            {"error": {"code": 1, "msg": "Invalid value type: expected Boolean"}, "id": 9},
+        ),
+        (
+            '{"method": "GET_PROPERTY", "params": ["compressed"], "id": 10}',
+            {"error": {"code": 0, "msg": "Unknown property"}, "id": 10},
+        ),
+        (
+            '{"method": "GET_PROPERTY", "params": [5], "id": 11}',
+            {"error": {"code": 2, "msg": "Invalid request: property name must be a string"}, "id": 11},
+        ),
+        (
+            '{"method": "GET_PROPERTY", "params": ["combined", true], "id": 12}',
+            {"error": {"code": 2, "msg": "Invalid request: too many parameters"}, "id": 12},
+        ),
+        (
+            '{"method": "SUBSCRIBE", "params": ["btcusdt@nonsense", "btcusdt@trade"], "id": 13}',
+            {"error": {"code": 2, "msg": "Invalid request: invalid stream"}, "id": 13},
+        ),
     ]
     try:
         for text, expected in cases:
@@ -248,8 +340,12 @@ def test_a_url_naming_no_stream_stays_open_and_subscribe_works_on_it(market):
     """`/ws/0` (an index some clients put in the path), unknown names, uppercase names and a
     listen key that does not exist: Binance keeps the connection; what is not a stream is ignored."""
     px = market
-    for path, kept in (("/ws/0", []), ("/ws/btcusdt@nonsense", []), ("/ws/no-such-listen-key", []),
-                       ("/stream?streams=btcusdt@trade/BTCUSDT@trade", ["btcusdt@trade"])):
+    for path, kept in (
+        ("/ws/0", []),
+        ("/ws/btcusdt@nonsense", []),
+        ("/ws/no-such-listen-key", []),
+        ("/stream?streams=btcusdt@trade/BTCUSDT@trade", ["btcusdt@trade"]),
+    ):
         ws = connect(px, path)
         try:
             ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 1}))

@@ -13,8 +13,42 @@ import pytest
 from tests.paper.ws_client import api_request, closed_by_server, connect, recv_json, signed_params, user_event
 from tests.processes import PaperProcess
 
-EXECUTION_REPORT_FIELDS = ["e", "E", "s", "c", "S", "o", "f", "q", "p", "P", "F", "g", "C", "x", "X", "r", "i", "l",
-                           "z", "L", "n", "N", "T", "t", "I", "w", "m", "M", "O", "Z", "Y", "Q", "W", "V"]
+EXECUTION_REPORT_FIELDS = [
+    "e",
+    "E",
+    "s",
+    "c",
+    "S",
+    "o",
+    "f",
+    "q",
+    "p",
+    "P",
+    "F",
+    "g",
+    "C",
+    "x",
+    "X",
+    "r",
+    "i",
+    "l",
+    "z",
+    "L",
+    "n",
+    "N",
+    "T",
+    "t",
+    "I",
+    "w",
+    "m",
+    "M",
+    "O",
+    "Z",
+    "Y",
+    "Q",
+    "W",
+    "V",
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +81,11 @@ def test_ping_time_and_request_errors(px, api):
     pong = api_request(api, "a-1", "ping")
     assert pong["id"] == "a-1" and pong["status"] == 200 and pong["result"] == {}
     limits = pong["rateLimits"][0]
-    assert {k: limits[k] for k in ("rateLimitType", "interval", "intervalNum")} == \
-           {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1}
+    assert {k: limits[k] for k in ("rateLimitType", "interval", "intervalNum")} == {
+        "rateLimitType": "REQUEST_WEIGHT",
+        "interval": "MINUTE",
+        "intervalNum": 1,
+    }
     server_time = api_request(api, 2, "time", {"returnRateLimits": False})
     assert list(server_time) == ["id", "status", "result"]
     assert abs(server_time["result"]["serverTime"] - time.time() * 1000) < 5000
@@ -79,12 +116,16 @@ def test_signature_subscription_errors(px, api):
     assert error(4, ahead)[1] == -1021
     missing = {k: v for k, v in good.items() if k != "apiKey"}
     assert error(5, missing) == (400, -1102, "Mandatory parameter 'apiKey' was not sent, was empty/null, or malformed.")
-    assert error(6, signed_params(px, recvWindow=70_000)) == \
-           (400, -1102, "'recvWindow' contains unexpected value. Cannot be greater than 60000.")
+    assert error(6, signed_params(px, recvWindow=70_000)) == (
+        400,
+        -1102,
+        "'recvWindow' contains unexpected value. Cannot be greater than 60000.",
+    )
     # a signature over params sorted by name, recvWindow included, is accepted; a second one for
     # the same account on the same connection is not
-    assert api_request(api, 7, "userDataStream.subscribe.signature",
-                       signed_params(px, recvWindow=60_000))["result"] == {"subscriptionId": 0}
+    assert api_request(api, 7, "userDataStream.subscribe.signature", signed_params(px, recvWindow=60_000))[
+        "result"
+    ] == {"subscriptionId": 0}
     assert error(8, signed_params(px)) == (400, -2035, "User Data Stream subscription already active.")
     assert api_request(api, 9, "ping")["status"] == 200
 
@@ -93,18 +134,42 @@ def test_limit_order_reports_new_then_trade_on_a_ws_api_subscription(px, api):
     sub_id = subscribe(px, api)
     bid, _ = best(px)
     price = bid - Decimal("50")
-    order = px.signed("POST", "/api/v3/order", symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
-                      quantity="0.00100", price=f"{price:.2f}", newClientOrderId="ws-api-buy-1").json()
+    order = px.signed(
+        "POST",
+        "/api/v3/order",
+        symbol="BTCUSDT",
+        side="BUY",
+        type="LIMIT",
+        timeInForce="GTC",
+        quantity="0.00100",
+        price=f"{price:.2f}",
+        newClientOrderId="ws-api-buy-1",
+    ).json()
     assert order["status"] == "NEW"
 
     message = user_event(api, "executionReport", i=order["orderId"], x="NEW")
     assert message["subscriptionId"] == sub_id and list(message) == ["subscriptionId", "event"]
     new = message["event"]
     assert list(new) == EXECUTION_REPORT_FIELDS
-    assert (new["s"], new["c"], new["S"], new["o"], new["f"], new["X"], new["r"]) == \
-           ("BTCUSDT", "ws-api-buy-1", "BUY", "LIMIT", "GTC", "NEW", "NONE")
-    assert (new["q"], new["p"], new["l"], new["z"], new["n"], new["N"], new["t"], new["C"]) == \
-           ("0.00100000", f"{price:.8f}", "0.00000000", "0.00000000", "0", None, -1, "")
+    assert (new["s"], new["c"], new["S"], new["o"], new["f"], new["X"], new["r"]) == (
+        "BTCUSDT",
+        "ws-api-buy-1",
+        "BUY",
+        "LIMIT",
+        "GTC",
+        "NEW",
+        "NONE",
+    )
+    assert (new["q"], new["p"], new["l"], new["z"], new["n"], new["N"], new["t"], new["C"]) == (
+        "0.00100000",
+        f"{price:.8f}",
+        "0.00000000",
+        "0.00000000",
+        "0",
+        None,
+        -1,
+        "",
+    )
     assert new["w"] is True and new["O"] == order["transactTime"] and new["W"] == order["workingTime"]
     position = user_event(api, "outboundAccountPosition")["event"]
     usdt = {b["a"]: b for b in position["B"]}["USDT"]
@@ -113,13 +178,20 @@ def test_limit_order_reports_new_then_trade_on_a_ws_api_subscription(px, api):
     # The price falls through the order: the market maker's new asks trade with it.
     assert px.admin("POST", "market", {"symbol": "BTCUSDT", "price": f"{price - 100:.2f}"}).status_code == 200
     filled = user_event(api, "executionReport", i=order["orderId"], X="FILLED")["event"]
-    assert (filled["x"], filled["l"], filled["z"], filled["L"], filled["m"], filled["w"]) == \
-           ("TRADE", "0.00100000", "0.00100000", f"{price:.8f}", True, False)
+    assert (filled["x"], filled["l"], filled["z"], filled["L"], filled["m"], filled["w"]) == (
+        "TRADE",
+        "0.00100000",
+        "0.00100000",
+        f"{price:.8f}",
+        True,
+        False,
+    )
     assert filled["Z"] == filled["Y"] == f"{price * Decimal('0.001'):.8f}"
     assert filled["I"] > new["I"]
     trades = px.signed("GET", "/api/v3/myTrades", symbol="BTCUSDT", orderId=order["orderId"]).json()
-    assert [(t["id"], t["commission"], t["commissionAsset"], t["isMaker"]) for t in trades] == \
-           [(filled["t"], filled["n"], filled["N"], True)]
+    assert [(t["id"], t["commission"], t["commissionAsset"], t["isMaker"]) for t in trades] == [
+        (filled["t"], filled["n"], filled["N"], True)
+    ]
     position = user_event(api, "outboundAccountPosition")["event"]
     assets = {b["a"]: b for b in position["B"]}
     balances = px.balances()
@@ -135,18 +207,32 @@ def test_listen_key_stream_reports_new_and_cancel(px):
     try:
         _, ask = best(px)
         price = ask + Decimal("80")
-        order = px.signed("POST", "/api/v3/order", symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC",
-                          quantity="0.00200", price=f"{price:.2f}", newClientOrderId="lk-sell-1").json()
+        order = px.signed(
+            "POST",
+            "/api/v3/order",
+            symbol="BTCUSDT",
+            side="SELL",
+            type="LIMIT",
+            timeInForce="GTC",
+            quantity="0.00200",
+            price=f"{price:.2f}",
+            newClientOrderId="lk-sell-1",
+        ).json()
         new = user_event(raw, "executionReport", i=order["orderId"])
         assert list(new) == EXECUTION_REPORT_FIELDS and new["x"] == "NEW"  # legacy streams: unwrapped
         wrapped = user_event(combined, "executionReport", i=order["orderId"])
         assert wrapped["stream"] == key and wrapped["data"]["c"] == "lk-sell-1"
 
-        px.signed("DELETE", "/api/v3/order", symbol="BTCUSDT", origClientOrderId="lk-sell-1",
-                  newClientOrderId="lk-cancel-1")
+        px.signed(
+            "DELETE", "/api/v3/order", symbol="BTCUSDT", origClientOrderId="lk-sell-1", newClientOrderId="lk-cancel-1"
+        )
         canceled = user_event(raw, "executionReport", i=order["orderId"], x="CANCELED")
-        assert (canceled["X"], canceled["c"], canceled["C"], canceled["w"]) == \
-               ("CANCELED", "lk-cancel-1", "lk-sell-1", False)
+        assert (canceled["X"], canceled["c"], canceled["C"], canceled["w"]) == (
+            "CANCELED",
+            "lk-cancel-1",
+            "lk-sell-1",
+            False,
+        )
         position = user_event(raw, "outboundAccountPosition")
         btc = {b["a"]: b for b in position["B"]}["BTC"]
         assert (btc["f"], btc["l"]) == px.balances()["BTC"]
@@ -198,15 +284,23 @@ def test_listen_key_expires_without_keepalive():
         ws = connect(px, f"/ws/{key}")
         try:
             started = time.monotonic()
-            assert px.http.put(px.url + "/api/v3/userDataStream", params={"listenKey": key}, headers=headers,
-                               timeout=10).status_code == 200
+            assert (
+                px.http.put(
+                    px.url + "/api/v3/userDataStream", params={"listenKey": key}, headers=headers, timeout=10
+                ).status_code
+                == 200
+            )
             expired = user_event(ws, "listenKeyExpired", timeout=10)
             assert expired["listenKey"] == key and list(expired) == ["e", "E", "listenKey"]
             assert time.monotonic() - started >= 1.5
             assert closed_by_server(ws, timeout=5) == 1000
         finally:
             ws.close()
-        assert px.http.put(px.url + "/api/v3/userDataStream", params={"listenKey": key}, headers=headers,
-                           timeout=10).json()["code"] == -1125
+        assert (
+            px.http.put(
+                px.url + "/api/v3/userDataStream", params={"listenKey": key}, headers=headers, timeout=10
+            ).json()["code"]
+            == -1125
+        )
     finally:
         px.stop()

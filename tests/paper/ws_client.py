@@ -29,6 +29,7 @@ def recv_json(ws: websocket.WebSocket, timeout: float = 5.0):
 
 def wait_for(ws: websocket.WebSocket, predicate, timeout: float = 10.0, what: str = "a matching message"):
     """Read messages until one satisfies `predicate`; returns it (and fails after `timeout`)."""
+
     def next_message(left: float):
         if left <= 0:
             return None
@@ -42,8 +43,12 @@ def wait_for(ws: websocket.WebSocket, predicate, timeout: float = 10.0, what: st
 
 def reply_to(ws: websocket.WebSocket, request_id, timeout: float = 5.0):
     """The control/WS-API reply carrying `request_id` (stream data on the way is skipped)."""
-    return wait_for(ws, lambda m: isinstance(m, dict) and "id" in m and m["id"] == request_id
-                    and ("result" in m or "error" in m), timeout, f"reply to id {request_id}")
+    return wait_for(
+        ws,
+        lambda m: isinstance(m, dict) and "id" in m and m["id"] == request_id and ("result" in m or "error" in m),
+        timeout,
+        f"reply to id {request_id}",
+    )
 
 
 def closed_by_server(ws: websocket.WebSocket, timeout: float = 10.0) -> int | None:
@@ -91,8 +96,16 @@ def user_event(ws: websocket.WebSocket, event_type: str, timeout: float = 10.0, 
             return m["data"]
         return m
 
-    found = wait_for(ws, lambda m: isinstance(unwrap(m), dict) and unwrap(m).get("e") == event_type
-                     and all(unwrap(m).get(k) == v for k, v in fields.items()), timeout, f"{event_type} {fields}")
+    found = wait_for(
+        ws,
+        lambda m: (
+            isinstance(unwrap(m), dict)
+            and unwrap(m).get("e") == event_type
+            and all(unwrap(m).get(k) == v for k, v in fields.items())
+        ),
+        timeout,
+        f"{event_type} {fields}",
+    )
     return found
 
 
@@ -124,12 +137,16 @@ class LocalBook:
         return True
 
     def as_depth(self) -> dict:
-        return {"lastUpdateId": self.update_id,
-                "bids": sorted(self.bids.items(), key=lambda kv: -kv[0]),
-                "asks": sorted(self.asks.items())}
+        return {
+            "lastUpdateId": self.update_id,
+            "bids": sorted(self.bids.items(), key=lambda kv: -kv[0]),
+            "asks": sorted(self.asks.items()),
+        }
 
 
 def rest_depth(snapshot: dict) -> dict:
-    return {"lastUpdateId": snapshot["lastUpdateId"],
-            "bids": [(Decimal(p), Decimal(q)) for p, q in snapshot["bids"]],
-            "asks": [(Decimal(p), Decimal(q)) for p, q in snapshot["asks"]]}
+    return {
+        "lastUpdateId": snapshot["lastUpdateId"],
+        "bids": [(Decimal(p), Decimal(q)) for p, q in snapshot["bids"]],
+        "asks": [(Decimal(p), Decimal(q)) for p, q in snapshot["asks"]],
+    }

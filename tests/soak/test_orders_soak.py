@@ -56,8 +56,9 @@ def submit(stack: Stack, body: dict, client_id: str, sync: bool, deadline: float
 
 def run_soak(orders: int, budget_s: float, disruptions: tuple[tuple[float, str], ...]) -> None:
     redis_server = RestartableRedis()
-    stack = Stack(redis_server.url, paper_env=RELAXED, worker_env={"UPSTREAM_TIMEOUT": "4"}, web_env=LONG_TTL,
-                  concurrency=4)
+    stack = Stack(
+        redis_server.url, paper_env=RELAXED, worker_env={"UPSTREAM_TIMEOUT": "4"}, web_env=LONG_TTL, concurrency=4
+    )
     killed = []  # workers SIGKILLed; their logs are scanned too
     try:
         for rule in SOAK_FAULTS:
@@ -74,8 +75,13 @@ def run_soak(orders: int, budget_s: float, disruptions: tuple[tuple[float, str],
                 bodies[f"s{run}-{i}"] = market(side)
             else:  # a LIMIT far from the price: it rests, and its state is checked as NEW
                 limit = float(price) * (0.5 if side == "BUY" else 2)
-                bodies[f"s{run}-{i}"] = {"symbol": "BTCUSDT", "side": side, "type": "LIMIT",
-                                         "quantity": "0.001", "price": f"{limit:.2f}"}
+                bodies[f"s{run}-{i}"] = {
+                    "symbol": "BTCUSDT",
+                    "side": side,
+                    "type": "LIMIT",
+                    "quantity": "0.001",
+                    "price": f"{limit:.2f}",
+                }
         accepted: dict[str, str] = {}
         lock = threading.Lock()
 
@@ -104,8 +110,9 @@ def run_soak(orders: int, budget_s: float, disruptions: tuple[tuple[float, str],
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(one, enumerate(bodies)))
         disruptor.join(timeout=max(1.0, deadline - time.monotonic()))
-        assert not disruptor.is_alive() and len(killed) == sum(a == "kill" for _, a in disruptions), \
+        assert not disruptor.is_alive() and len(killed) == sum(a == "kill" for _, a in disruptions), (
             "the disruptions did not all happen"
+        )
 
         # A run that lost Redis mid-order waits for it and runs the job again (services/placement.py):
         # no job waits for beat's sweep (JOB_REDRIVE_AFTER, 120 s), which the budget leaves no room for.
@@ -115,13 +122,20 @@ def run_soak(orders: int, budget_s: float, disruptions: tuple[tuple[float, str],
         assert len(accepted) == orders
         assert_placed_once(stack, accepted, jobs)
         # nothing on the exchange that no accepted request asked for
-        ours = {o["clientOrderId"] for o in stack.paper.admin("GET", "orders").json()
-                if o["clientOrderId"].startswith(f"s{run}-")}
+        ours = {
+            o["clientOrderId"]
+            for o in stack.paper.admin("GET", "orders").json()
+            if o["clientOrderId"].startswith(f"s{run}-")
+        }
         assert ours == set(accepted)
         assert len(exchange_orders(stack, set(accepted))) == orders
 
-        scan_logs(web=stack.web, worker=stack.worker, redis=redis_server.log_text(),
-                  **{f"killed worker {n + 1}": w for n, w in enumerate(killed)})
+        scan_logs(
+            web=stack.web,
+            worker=stack.worker,
+            redis=redis_server.log_text(),
+            **{f"killed worker {n + 1}": w for n, w in enumerate(killed)},
+        )
     finally:
         for worker in killed:
             worker.stop()

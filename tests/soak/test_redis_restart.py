@@ -24,13 +24,18 @@ TRY_AGAIN_LATER = 1013  # the web tier's close code when Redis is unavailable (R
 
 
 def ticker_after(client, after_ms: int, timeout: float) -> dict:
-    return client.until(lambda m: m["type"] == "ticker" and m["data"]["updatedAt"] > after_ms, timeout,
-                        "a fresh ticker")
+    return client.until(
+        lambda m: m["type"] == "ticker" and m["data"]["updatedAt"] > after_ms, timeout, "a fresh ticker"
+    )
 
 
 def order(system: System, body: dict, timeout: float = 30):
-    return system.web.http.post(system.web.url + "/api/v1/order", json=body, timeout=timeout,
-                                headers={"Authorization": f"Bearer {system.web.token('trader')}"})
+    return system.web.http.post(
+        system.web.url + "/api/v1/order",
+        json=body,
+        timeout=timeout,
+        headers={"Authorization": f"Bearer {system.web.token('trader')}"},
+    )
 
 
 def wait_succeeded(system: System, job_id: str, timeout: float = 30) -> None:
@@ -56,9 +61,11 @@ def restart_cycle(system: System, redis_server: RestartableRedis, down_for: floa
     down_at = time.monotonic()
     answers = []
     while time.monotonic() - down_at < down_for:
-        for send in (lambda: order(system, market, timeout=10),
-                     lambda: system.web.get("/api/v1/account", role="trader"),
-                     lambda: system.web.get("/api/v1/ticker/price", symbol="BTCUSDT")):
+        for send in (
+            lambda: order(system, market, timeout=10),
+            lambda: system.web.get("/api/v1/account", role="trader"),
+            lambda: system.web.get("/api/v1/ticker/price", symbol="BTCUSDT"),
+        ):
             started = time.monotonic()
             answer = send()
             answers.append((answer, time.monotonic() - started))
@@ -66,8 +73,10 @@ def restart_cycle(system: System, redis_server: RestartableRedis, down_for: floa
     assert refused, "no request went out during the outage"
     for answer, took in answers:
         # a ticker may still be served from the web process's own cache; anything needing Redis is a 503
-        assert answer.status_code == 200 or (answer.status_code == 503 and "Retry-After" in answer.headers), \
-            (answer.status_code, answer.text)
+        assert answer.status_code == 200 or (answer.status_code == 503 and "Retry-After" in answer.headers), (
+            answer.status_code,
+            answer.text,
+        )
         assert took < 10, f"a request during the outage took {took:.1f} s"
     assert any(a.status_code == 503 for a in refused)
 
@@ -127,8 +136,12 @@ def test_an_order_answered_while_redis_is_down_is_finished_once_redis_is_back_no
         assert system.paper.admin("POST", "faults", rule).status_code == 201
         client_id = f"rr-{uuid.uuid4().hex[:12]}"
         body = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001", "clientOrderId": client_id}
-        accepted = system.web.http.post(system.web.url + "/api/v1/order", json=body, timeout=10, headers={
-            "Authorization": f"Bearer {system.web.token('trader')}", "Prefer": "respond-async"})
+        accepted = system.web.http.post(
+            system.web.url + "/api/v1/order",
+            json=body,
+            timeout=10,
+            headers={"Authorization": f"Bearer {system.web.token('trader')}", "Prefer": "respond-async"},
+        )
         assert accepted.status_code == 202, accepted.text
         job_id = accepted.json()["data"]["id"]
 

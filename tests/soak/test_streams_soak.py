@@ -19,13 +19,21 @@ from tests.e2e.conftest import ClientBook, Inbox, System
 from tests.soak.support import scan_logs
 
 DEPTH_SYMBOLS = ("BTCUSDT", "ETHUSDT")
-EVENTS = ({"kind": "drop", "target": "streams"}, {"kind": "depth_gap", "symbol": "*"},
-          {"kind": "shutdown", "target": "streams", "disconnect_after": 1.0})
+EVENTS = (
+    {"kind": "drop", "target": "streams"},
+    {"kind": "depth_gap", "symbol": "*"},
+    {"kind": "shutdown", "target": "streams", "disconnect_after": 1.0},
+)
 
 
 def run(redis_url: str, events: int, clients: int, spacing_s: float) -> None:
-    system = System(redis_url, seed=91, paper_env={"PAPER_STEP_MS": "100"},
-                    relay_env={"STREAM_SYMBOLS": "none"}, web_env={"MAX_WS_CONNECTIONS": str(clients + 50)})
+    system = System(
+        redis_url,
+        seed=91,
+        paper_env={"PAPER_STEP_MS": "100"},
+        relay_env={"STREAM_SYMBOLS": "none"},
+        web_env={"MAX_WS_CONNECTIONS": str(clients + 50)},
+    )
     sockets = []
     try:
         inbox = Inbox()
@@ -60,8 +68,12 @@ def run(redis_url: str, events: int, clients: int, spacing_s: float) -> None:
             fired.append(system.fault(**event)["kind"])
             drain(spacing_s)
         last_event = time.monotonic()
-        inbox.until(lambda: all(last_data[name] > last_event for name, _ in sockets), 30,
-                    "data on every client after the last event", feed)
+        inbox.until(
+            lambda: all(last_data[name] > last_event for name, _ in sockets),
+            30,
+            "data on every client after the last event",
+            feed,
+        )
 
         closed = [name for name, client in sockets if client.ws.close_code is not None]
         assert not closed, f"clients closed: {closed[:10]}"
@@ -82,8 +94,14 @@ def assert_every_book_matches(system: System, inbox: Inbox, books: dict[str, Cli
     system.paper.pause()
     try:
         exchange = {s: system.paper.get("/_paper/book", symbol=s).json() for s in DEPTH_SYMBOLS}
-        inbox.until(lambda: all(b.update_id is not None and b.update_id >= exchange[b.symbol]["lastUpdateId"]
-                                for b in books.values()), 15, "client books catching up", feed)
+        inbox.until(
+            lambda: all(
+                b.update_id is not None and b.update_id >= exchange[b.symbol]["lastUpdateId"] for b in books.values()
+            ),
+            15,
+            "client books catching up",
+            feed,
+        )
         for name, book in books.items():
             assert book.update_id == exchange[book.symbol]["lastUpdateId"], name
             bids, asks = book.known(exchange[book.symbol])

@@ -34,7 +34,7 @@ class Subscriber:
         while not self._stop.is_set():
             message = self.pubsub.get_message(timeout=0.2)
             if message is not None and message["type"] == "pmessage":
-                channel = message["channel"].decode()[len(self.prefix) + 3:]
+                channel = message["channel"].decode()[len(self.prefix) + 3 :]
                 self.messages.put((time.monotonic(), channel, orjson.loads(message["data"])))
 
     def next(self, timeout: float):
@@ -110,4 +110,3 @@ def make_subscriber(redis_url):
     yield open_
     for subscriber in opened:
         subscriber.close()
-

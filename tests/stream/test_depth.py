@@ -58,9 +58,11 @@ class Follower:
             self.diffs += 1
 
     def matches(self, book: dict) -> bool:
-        return (self.update_id == book["lastUpdateId"]
-                and self.bids == {Decimal(p): Decimal(q) for p, q in book["bids"]}
-                and self.asks == {Decimal(p): Decimal(q) for p, q in book["asks"]})
+        return (
+            self.update_id == book["lastUpdateId"]
+            and self.bids == {Decimal(p): Decimal(q) for p, q in book["bids"]}
+            and self.asks == {Decimal(p): Decimal(q) for p, q in book["asks"]}
+        )
 
 
 def follow(sub, followers: dict[str, Follower], until, timeout: float, what: str) -> None:
@@ -79,9 +81,16 @@ def converge(paper, sub, followers: dict[str, Follower], symbols) -> None:
     paper.pause()
     try:
         books = {s: paper.get("/_paper/book", symbol=s).json() for s in symbols}
-        follow(sub, followers, lambda: all(followers[s].update_id is not None and
-                                           followers[s].update_id >= books[s]["lastUpdateId"] for s in symbols),
-               5, "books catching up with the exchange")
+        follow(
+            sub,
+            followers,
+            lambda: all(
+                followers[s].update_id is not None and followers[s].update_id >= books[s]["lastUpdateId"]
+                for s in symbols
+            ),
+            5,
+            "books catching up with the exchange",
+        )
         for symbol in symbols:
             assert followers[symbol].matches(books[symbol]), symbol
     finally:

@@ -15,9 +15,27 @@ from tests.processes import PaperProcess
 
 from .conftest import demand, eventually, paper_streams, subscribed_upstream
 
-TICKER_FIELDS = {"symbol", "price", "priceChange", "priceChangePercent", "weightedAvgPrice", "openPrice",
-                 "highPrice", "lowPrice", "lastPrice", "volume", "quoteVolume", "openTime", "closeTime", "count",
-                 "bidPrice", "bidQty", "askPrice", "askQty", "updatedAt"}
+TICKER_FIELDS = {
+    "symbol",
+    "price",
+    "priceChange",
+    "priceChangePercent",
+    "weightedAvgPrice",
+    "openPrice",
+    "highPrice",
+    "lowPrice",
+    "lastPrice",
+    "volume",
+    "quoteVolume",
+    "openTime",
+    "closeTime",
+    "count",
+    "bidPrice",
+    "bidQty",
+    "askPrice",
+    "askQty",
+    "updatedAt",
+}
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +50,11 @@ def relay(paper, make_relay):
     return make_relay(paper, STREAM_SYMBOLS="BTCUSDT,ETHBTC")
 
 
-def test_always_on_tickers_are_published_and_keep_the_rest_cache_fresh(paper, relay, make_subscriber,
-                                                                        redis_client):
+def test_always_on_tickers_are_published_and_keep_the_rest_cache_fresh(paper, relay, make_subscriber, redis_client):
     sub = make_subscriber(relay.prefix)
-    _, first = sub.wait_for(lambda ch, m: ch == "ticker:BTCUSDT" and m["type"] == "ticker", timeout=10,
-                            what="a BTCUSDT ticker")
+    _, first = sub.wait_for(
+        lambda ch, m: ch == "ticker:BTCUSDT" and m["type"] == "ticker", timeout=10, what="a BTCUSDT ticker"
+    )
     assert first["channel"] == "ticker:BTCUSDT" and set(first["data"]) == TICKER_FIELDS
     data = first["data"]
     assert Decimal(data["bidPrice"]) < Decimal(data["askPrice"])
@@ -49,8 +67,11 @@ def test_always_on_tickers_are_published_and_keep_the_rest_cache_fresh(paper, re
     rest = paper.get("/api/v3/ticker/24hr", symbol="BTCUSDT").json()
     assert stored["openTime"] <= rest["openTime"] + 5_000 and Decimal(stored["volume"]) > 0
     # kept fresh: later tickers replace it
-    sub.wait_for(lambda ch, m: ch == "ticker:BTCUSDT" and m["data"]["updatedAt"] > stored["updatedAt"] + 900,
-                 timeout=5, what="a newer BTCUSDT ticker")
+    sub.wait_for(
+        lambda ch, m: ch == "ticker:BTCUSDT" and m["data"]["updatedAt"] > stored["updatedAt"] + 900,
+        timeout=5,
+        what="a newer BTCUSDT ticker",
+    )
     again = orjson.loads(redis_client.get(Keys(relay.prefix).ticker("BTCUSDT")))
     assert again["updatedAt"] > stored["updatedAt"] and time.time() * 1000 - again["updatedAt"] < 5_000
     # a symbol nobody asked for is not streamed
@@ -72,8 +93,11 @@ def test_demand_subscribes_within_a_second_and_its_lapse_unsubscribes(paper, rel
 
     # nobody renews the demand: within a second of its expiry the stream is gone upstream
     expiry = asked + 3
-    eventually(lambda: "ethusdt@trade" not in subscribed_upstream(paper), expiry - time.monotonic() + 1.5,
-               what="ethusdt@trade unsubscribed")
+    eventually(
+        lambda: "ethusdt@trade" not in subscribed_upstream(paper),
+        expiry - time.monotonic() + 1.5,
+        what="ethusdt@trade unsubscribed",
+    )
     assert time.monotonic() - expiry < 1.5
     assert {"btcusdt@ticker", "btcusdt@bookTicker"} <= subscribed_upstream(paper)  # always-on stays
 
@@ -98,18 +122,29 @@ def test_klines_and_renewed_demand(paper, relay, make_subscriber, redis_client):
     assert relay.proc.poll() is None
 
 
-def test_streams_past_one_connections_limit_open_another_connection(paper, make_relay, make_subscriber,
-                                                                    redis_client):
+def test_streams_past_one_connections_limit_open_another_connection(paper, make_relay, make_subscriber, redis_client):
     relay = make_relay(paper, STREAM_SYMBOLS="none", STREAM_MAX_STREAMS="4")
     sub = make_subscriber(relay.prefix)
-    channels = ["ticker:BTCUSDT", "ticker:ETHUSDT", "trades:BTCUSDT", "trades:ETHUSDT", "trades:BNBUSDT",
-                "kline:ETHBTC:1s"]
+    channels = [
+        "ticker:BTCUSDT",
+        "ticker:ETHUSDT",
+        "trades:BTCUSDT",
+        "trades:ETHUSDT",
+        "trades:BNBUSDT",
+        "kline:ETHBTC:1s",
+    ]
     for channel in channels:
         demand(redis_client, relay.prefix, channel)
     # 2 + 2 + 1 + 1 + 1 + 1 streams at most 4 a connection: 2 connections at least
-    connections = eventually(lambda: [c for c in paper_streams(paper) if c["streams"]]
-                             if sum(len(c["streams"]) for c in paper_streams(paper)) >= 8 else None,
-                             10, what="every stream subscribed")
+    connections = eventually(
+        lambda: (
+            [c for c in paper_streams(paper) if c["streams"]]
+            if sum(len(c["streams"]) for c in paper_streams(paper)) >= 8
+            else None
+        ),
+        10,
+        what="every stream subscribed",
+    )
     assert len(connections) >= 2 and all(len(c["streams"]) <= 4 for c in connections)
     # a channel's streams stay together (ticker + bookTicker on one connection)
     for c in connections:

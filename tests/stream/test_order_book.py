@@ -12,12 +12,22 @@ from workers.order_book import OrderBook, Outcome
 
 
 def event(first: int, last: int, bids=(), asks=(), time_ms: int = 0) -> dict:
-    return {"e": "depthUpdate", "E": time_ms, "s": "BTCUSDT", "U": first, "u": last,
-            "b": [list(level) for level in bids], "a": [list(level) for level in asks]}
+    return {
+        "e": "depthUpdate",
+        "E": time_ms,
+        "s": "BTCUSDT",
+        "U": first,
+        "u": last,
+        "b": [list(level) for level in bids],
+        "a": [list(level) for level in asks],
+    }
 
 
-SNAPSHOT = {"lastUpdateId": 100, "bids": [["10.00", "1.0"], ["9.00", "2.0"]],
-            "asks": [["11.00", "1.5"], ["12.00", "3.0"]]}
+SNAPSHOT = {
+    "lastUpdateId": 100,
+    "bids": [["10.00", "1.0"], ["9.00", "2.0"]],
+    "asks": [["11.00", "1.5"], ["12.00", "3.0"]],
+}
 
 
 def synced_book() -> OrderBook:
@@ -45,13 +55,12 @@ def test_a_snapshot_older_than_the_first_buffered_event_is_fetched_again():
 
 def test_buffered_events_up_to_the_snapshot_are_dropped_and_the_rest_applied():
     book = OrderBook("BTCUSDT")
-    book.on_event(event(90, 99, bids=[("10.00", "7.0")]))           # already in the snapshot
+    book.on_event(event(90, 99, bids=[("10.00", "7.0")]))  # already in the snapshot
     book.on_event(event(100, 102, bids=[("10.00", "0")], asks=[("11.50", "4.0")]))  # straddles 100
     book.on_event(event(103, 104, asks=[("12.00", "0")]))
     assert book.load(SNAPSHOT).outcome is Outcome.SYNCED
     assert book.update_id == 104
-    assert book.top() == {"lastUpdateId": 104, "bids": [["9.00", "2.0"]],
-                          "asks": [["11.00", "1.5"], ["11.50", "4.0"]]}
+    assert book.top() == {"lastUpdateId": 104, "bids": [["9.00", "2.0"]], "asks": [["11.00", "1.5"], ["11.50", "4.0"]]}
 
 
 def test_applied_diffs_are_published_continuous_from_the_snapshot():
@@ -109,6 +118,7 @@ def test_prices_compare_as_numbers_not_strings():
 
 # -- against a reference -------------------------------------------------------------------------
 
+
 def reference_stream(rng: random.Random, count: int):
     """A true book and the diff events that describe its changes (ids 1..), as Binance sends them."""
     book: dict[tuple[str, int], int] = {}
@@ -125,9 +135,18 @@ def reference_stream(rng: random.Random, count: int):
                 book[key] = qty
             else:
                 book.pop(key, None)
-        events.append(({"U": next_id, "u": next_id + updates - 1, "E": 0,
-                        "b": [[str(p), str(q)] for (s, p), q in changes.items() if s == "b"],
-                        "a": [[str(p), str(q)] for (s, p), q in changes.items() if s == "a"]}, dict(book)))
+        events.append(
+            (
+                {
+                    "U": next_id,
+                    "u": next_id + updates - 1,
+                    "E": 0,
+                    "b": [[str(p), str(q)] for (s, p), q in changes.items() if s == "b"],
+                    "a": [[str(p), str(q)] for (s, p), q in changes.items() if s == "a"],
+                },
+                dict(book),
+            )
+        )
         next_id += updates
     return events
 
@@ -137,14 +156,20 @@ def as_levels(state: dict, side: str) -> dict[Decimal, Decimal]:
 
 
 def snapshot_of(state: dict, last_update_id: int) -> dict:
-    return {"lastUpdateId": last_update_id,
-            "bids": [[str(p), str(q)] for (s, p), q in state.items() if s == "b"],
-            "asks": [[str(p), str(q)] for (s, p), q in state.items() if s == "a"]}
+    return {
+        "lastUpdateId": last_update_id,
+        "bids": [[str(p), str(q)] for (s, p), q in state.items() if s == "b"],
+        "asks": [[str(p), str(q)] for (s, p), q in state.items() if s == "a"],
+    }
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 10_000), start=st.integers(0, 30), snapshot_at=st.integers(0, 20),
-       gaps=st.lists(st.integers(1, 79), max_size=3))
+@given(
+    seed=st.integers(0, 10_000),
+    start=st.integers(0, 30),
+    snapshot_at=st.integers(0, 20),
+    gaps=st.lists(st.integers(1, 79), max_size=3),
+)
 def test_the_book_follows_the_true_book_and_every_gap_is_noticed(seed, start, snapshot_at, gaps):
     """Events from `start` on, the snapshot taken a little later (while events are buffered), some
     events withheld: the book equals the truth whenever it is synced, and each gap is reported."""

@@ -36,8 +36,7 @@ def ready(sub, channels, timeout=10.0) -> None:
         waiting.discard(item[1])
 
 
-def test_a_drop_is_announced_and_everything_flows_again_within_5_s(paper, make_relay, make_subscriber,
-                                                                    redis_client):
+def test_a_drop_is_announced_and_everything_flows_again_within_5_s(paper, make_relay, make_subscriber, redis_client):
     relay = make_relay(paper, STREAM_SYMBOLS="BTCUSDT")
     sub = make_subscriber(relay.prefix)
     channels = ("ticker:BTCUSDT", "trades:BTCUSDT", "depth:ETHUSDT")
@@ -76,9 +75,15 @@ def test_server_shutdown_rotates_without_an_interruption(paper, make_relay, make
 
     fault(paper, kind="shutdown", target="streams", disconnect_after=1.5)
     # a new connection takes over before the old one is closed
-    replaced = eventually(lambda: [c for c in paper_streams(paper) if c["id"] not in before
-                                   and {"btcusdt@ticker", "ethusdt@bookTicker"} <= set(c["streams"])], 5,
-                          what="a successor connection with every stream")
+    replaced = eventually(
+        lambda: [
+            c
+            for c in paper_streams(paper)
+            if c["id"] not in before and {"btcusdt@ticker", "ethusdt@bookTicker"} <= set(c["streams"])
+        ],
+        5,
+        what="a successor connection with every stream",
+    )
     assert len(replaced) == 1
     eventually(lambda: not ({c["id"] for c in paper_streams(paper)} & before), 5, what="the old connection gone")
     # tickers kept coming throughout and nobody was told of trouble
@@ -98,8 +103,7 @@ def test_connections_are_rotated_before_their_lifetime_ends(paper, make_relay, m
     sub = make_subscriber(relay.prefix)
     ready(sub, ("ticker:BTCUSDT",))
     first = eventually(lambda: {c["id"] for c in paper_streams(paper) if c["streams"]}, 5, what="a connection")
-    eventually(lambda: {c["id"] for c in paper_streams(paper) if c["streams"]} - first, 5,
-               what="a rotated connection")
+    eventually(lambda: {c["id"] for c in paper_streams(paper) if c["streams"]} - first, 5, what="a rotated connection")
     started = time.monotonic()
     while time.monotonic() - started < 1.5:
         item = sub.next(1.5 - (time.monotonic() - started))

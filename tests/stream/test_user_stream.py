@@ -25,26 +25,42 @@ LISTEN_KEY_TTL = 3
 class System(Stack):
     def __init__(self, redis_url: str):
         # beat refreshes the listen key every second, well inside its 3 s life
-        super().__init__(redis_url, seed=73, paper_env={"PAPER_LISTEN_KEY_TTL": str(LISTEN_KEY_TTL)},
-                         worker_env={"USER_STREAM_MODE": "listen-key", "LISTEN_KEY_KEEPALIVE": "1"})
+        super().__init__(
+            redis_url,
+            seed=73,
+            paper_env={"PAPER_LISTEN_KEY_TTL": str(LISTEN_KEY_TTL)},
+            worker_env={"USER_STREAM_MODE": "listen-key", "LISTEN_KEY_KEEPALIVE": "1"},
+        )
         self.redis = redis.Redis.from_url(redis_url)
 
     def place_limit(self) -> dict:
         bid = Decimal(self.paper.get("/api/v3/ticker/bookTicker", symbol="BTCUSDT").json()["bidPrice"])
         client_id = f"st-{uuid.uuid4().hex[:16]}"
-        answer = self.web.http.post(self.web.url + "/api/v1/order", timeout=30, json={
-            "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001",
-            "price": str((bid * Decimal("0.9")).quantize(Decimal("0.01"))), "clientOrderId": client_id},
-            headers={"Authorization": f"Bearer {self.web.token('trader')}"})
+        answer = self.web.http.post(
+            self.web.url + "/api/v1/order",
+            timeout=30,
+            json={
+                "symbol": "BTCUSDT",
+                "side": "BUY",
+                "type": "LIMIT",
+                "quantity": "0.001",
+                "price": str((bid * Decimal("0.9")).quantize(Decimal("0.01"))),
+                "clientOrderId": client_id,
+            },
+            headers={"Authorization": f"Bearer {self.web.token('trader')}"},
+        )
         assert answer.status_code == 201, answer.text
         order = answer.json()["data"]
         assert order["clientOrderId"] == client_id and order["status"] == "NEW"
         return order
 
     def cancel(self, order: dict) -> None:
-        answer = self.web.http.delete(self.web.url + "/api/v1/order", timeout=30,
-                                      params={"symbol": "BTCUSDT", "orderId": order["orderId"]},
-                                      headers={"Authorization": f"Bearer {self.web.token('trader')}"})
+        answer = self.web.http.delete(
+            self.web.url + "/api/v1/order",
+            timeout=30,
+            params={"symbol": "BTCUSDT", "orderId": order["orderId"]},
+            headers={"Authorization": f"Bearer {self.web.token('trader')}"},
+        )
         assert answer.status_code == 200, answer.text
 
     def job(self, job_id: str) -> dict:
@@ -84,8 +100,13 @@ def start_relay(system, make_relay, make_subscriber):
 
 
 def execution_report(client_id: str, execution: str):
-    return lambda ch, m: (ch == "user" and m["type"] == "user" and m["data"].get("e") == "executionReport"
-                          and (m["data"].get("C") or m["data"]["c"]) == client_id and m["data"]["x"] == execution)
+    return lambda ch, m: (
+        ch == "user"
+        and m["type"] == "user"
+        and m["data"].get("e") == "executionReport"
+        and (m["data"].get("C") or m["data"]["c"]) == client_id
+        and m["data"]["x"] == execution
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -103,16 +124,23 @@ def test_an_order_comes_back_as_events_orders_and_its_jobs_order_update(system, 
     assert placed["data"]["status"] == "NEW" and placed["data"]["orderId"] == order["orderId"]
     assert placed["data"]["executionType"] == "NEW" and placed["data"]["origQty"] == "0.00100000"
     # the balance change follows as its own event
-    sub.wait_for(lambda ch, m: ch == "user" and m["data"].get("e") == "outboundAccountPosition", 5,
-                 "outboundAccountPosition")
+    sub.wait_for(
+        lambda ch, m: ch == "user" and m["data"].get("e") == "outboundAccountPosition", 5, "outboundAccountPosition"
+    )
     job = eventually(lambda: (j := system.job(order["jobId"])).get("orderUpdate") and j, 5, what="orderUpdate")
     assert job["orderUpdate"]["status"] == "NEW" and job["status"] == "succeeded"
 
     system.cancel(order)
-    sub.wait_for(lambda ch, m: ch == "orders" and m["data"]["clientOrderId"] == cid
-                 and m["data"]["status"] == "CANCELED", 10, "the cancel on md:orders")
-    job = eventually(lambda: (j := system.job(order["jobId"]))["orderUpdate"]["status"] == "CANCELED" and j, 5,
-                     what="the canceled orderUpdate")
+    sub.wait_for(
+        lambda ch, m: ch == "orders" and m["data"]["clientOrderId"] == cid and m["data"]["status"] == "CANCELED",
+        10,
+        "the cancel on md:orders",
+    )
+    job = eventually(
+        lambda: (j := system.job(order["jobId"]))["orderUpdate"]["status"] == "CANCELED" and j,
+        5,
+        what="the canceled orderUpdate",
+    )
     assert job["status"] == "succeeded" and job["order"]["status"] == "NEW"  # the final job is untouched
     assert "Traceback" not in relay.log_text()
 
@@ -124,10 +152,16 @@ def test_the_user_stream_survives_a_drop(system, start_relay, mode):
     cut = system.paper.admin("POST", "streams/faults", {"kind": "drop", "target": target}).json()
     assert cut["connections"] >= 1
     dropped = time.monotonic()
-    sub.wait_for(lambda ch, m: ch == "user" and m["type"] == "status" and m["data"]["state"] == "reconnecting",
-                 5, "reconnecting on md:user")
-    sub.wait_for(lambda ch, m: ch == "user" and m["type"] == "status" and m["data"]["state"] == "restored",
-                 5, "restored on md:user")
+    sub.wait_for(
+        lambda ch, m: ch == "user" and m["type"] == "status" and m["data"]["state"] == "reconnecting",
+        5,
+        "reconnecting on md:user",
+    )
+    sub.wait_for(
+        lambda ch, m: ch == "user" and m["type"] == "status" and m["data"]["state"] == "restored",
+        5,
+        "restored on md:user",
+    )
     assert time.monotonic() - dropped < 5
     if mode == "ws-api":  # subscribed again on the new connection
         api = [c for c in system.paper.admin("GET", "streams").json()["connections"] if c["kind"] == "api"]
@@ -147,8 +181,11 @@ def test_listen_keys_are_kept_alive_and_replaced_when_they_expire(system, start_
 
     # with nothing left to keep alive, the key expires: the relay gets a new one and carries on
     system.redis.delete(slot)
-    sub.wait_for(lambda ch, m: m["type"] == "status" and m["data"]["state"] == "reconnecting", LISTEN_KEY_TTL + 3,
-                 "reconnecting after listenKeyExpired")
+    sub.wait_for(
+        lambda ch, m: m["type"] == "status" and m["data"]["state"] == "reconnecting",
+        LISTEN_KEY_TTL + 3,
+        "reconnecting after listenKeyExpired",
+    )
     sub.wait_for(lambda ch, m: m["type"] == "status" and m["data"]["state"] == "restored", 5, "restored")
     assert "listen key expired" in relay.log_text()
     assert system.redis.get(slot) not in (None, key)

@@ -11,8 +11,13 @@ from tests.processes import WebProcess
 from .support import Client, Relay
 
 # Small limits so tests reach them quickly; WS_HEARTBEAT_INTERVAL=1 so pings are observable.
-WS_ENV = {"WS_MAX_SUBSCRIPTIONS": "6", "WS_MESSAGE_RATE": "10", "WS_SEND_QUEUE": "16",
-          "WS_SLOW_CLIENT_TIMEOUT": "2", "WS_HEARTBEAT_INTERVAL": "1"}
+WS_ENV = {
+    "WS_MAX_SUBSCRIPTIONS": "6",
+    "WS_MESSAGE_RATE": "10",
+    "WS_SEND_QUEUE": "16",
+    "WS_SLOW_CLIENT_TIMEOUT": "2",
+    "WS_HEARTBEAT_INTERVAL": "1",
+}
 
 
 class Gateway:

@@ -12,18 +12,21 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from .conftest import Gateway
 
 
-@pytest.mark.parametrize("message, code", [
-    ("not json", "INVALID_JSON"),
-    ([1, 2], "INVALID_JSON"),
-    ({"type": "hello"}, "UNKNOWN_TYPE"),
-    ({"type": "subscribe", "channels": "ticker:BTCUSDT"}, "INVALID_MESSAGE"),
-    ({"type": "auth"}, "INVALID_MESSAGE"),
-    ({"type": "subscribe", "channels": ["candles:BTCUSDT"]}, "INVALID_CHANNEL"),
-    ({"type": "subscribe", "channels": ["ticker:NOTACOIN"]}, "INVALID_SYMBOL"),
-    ({"type": "subscribe", "channels": ["kline:BTCUSDT:2m"]}, "INVALID_INTERVAL"),
-    ({"type": "subscribe", "channels": ["user:BTCUSDT"]}, "INVALID_CHANNEL"),
-    ({"type": "subscribe", "channels": ["user"], "lastEventId": "latest"}, "INVALID_EVENT_ID"),
-])
+@pytest.mark.parametrize(
+    "message, code",
+    [
+        ("not json", "INVALID_JSON"),
+        ([1, 2], "INVALID_JSON"),
+        ({"type": "hello"}, "UNKNOWN_TYPE"),
+        ({"type": "subscribe", "channels": "ticker:BTCUSDT"}, "INVALID_MESSAGE"),
+        ({"type": "auth"}, "INVALID_MESSAGE"),
+        ({"type": "subscribe", "channels": ["candles:BTCUSDT"]}, "INVALID_CHANNEL"),
+        ({"type": "subscribe", "channels": ["ticker:NOTACOIN"]}, "INVALID_SYMBOL"),
+        ({"type": "subscribe", "channels": ["kline:BTCUSDT:2m"]}, "INVALID_INTERVAL"),
+        ({"type": "subscribe", "channels": ["user:BTCUSDT"]}, "INVALID_CHANNEL"),
+        ({"type": "subscribe", "channels": ["user"], "lastEventId": "latest"}, "INVALID_EVENT_ID"),
+    ],
+)
 def test_bad_messages_get_error_frames_and_the_connection_stays(gateway, message, code):
     with gateway.connect() as client:
         client.next("welcome")
@@ -111,8 +114,11 @@ def test_the_connection_over_max_ws_connections_gets_503_before_upgrading(small)
         response = refused.value.response
         assert response.status_code == 503
         body = json.loads(response.body)
-        assert body["error"] == {"code": "WS_CAPACITY", "message": "Maximum WebSocket connections reached",
-                                 "details": {}}
+        assert body["error"] == {
+            "code": "WS_CAPACITY",
+            "message": "Maximum WebSocket connections reached",
+            "details": {},
+        }
         assert response.headers["Retry-After"]
         clients.pop().close()
         replacement = _connect_when_a_slot_frees(small)
@@ -178,13 +184,22 @@ def test_depth_channels_are_limited_per_client_across_its_connections(upstream, 
             assert first.until(lambda m: m["type"] in ("subscribed", "error"))["type"] == "subscribed"
     finally:
         g.stop()
+
+
 # -- admission per address, and slots kept for authenticated clients -------------------------------------
+
 
 @pytest.fixture(scope="module")
 def guarded(upstream, redis_url):
     # Behind one proxy, so X-Forwarded-For names the client address (as on Heroku).
-    g = Gateway(upstream, redis_url, MAX_WS_CONNECTIONS="6", WS_RESERVED_AUTHENTICATED="2",
-                WS_MAX_CONNECTIONS_PER_IP="3", SANIC_PROXIES_COUNT="1")
+    g = Gateway(
+        upstream,
+        redis_url,
+        MAX_WS_CONNECTIONS="6",
+        WS_RESERVED_AUTHENTICATED="2",
+        WS_MAX_CONNECTIONS_PER_IP="3",
+        SANIC_PROXIES_COUNT="1",
+    )
     yield g
     g.stop()
 
@@ -208,7 +223,7 @@ def test_one_address_cannot_take_every_anonymous_slot(guarded):
     clients = [_from(guarded, "198.51.100.7") for _ in range(3)]
     try:
         assert _refused(guarded, "198.51.100.7") == (429, "WS_ADDRESS_LIMIT", "5")
-        clients.append(_from(guarded, "198.51.100.8"))                         # another address may
+        clients.append(_from(guarded, "198.51.100.8"))  # another address may
         clients.append(_from(guarded, "198.51.100.7", guarded.token("viewer")))  # so may a token
     finally:
         for client in clients:

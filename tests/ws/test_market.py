@@ -65,8 +65,7 @@ def test_demand_is_registered_refreshed_and_lapses_after_the_last_client(gateway
     announcements.subscribe(relay.bus.keys.demand_changed)
     assert announcements.get_message(timeout=5)["type"] == "subscribe"
     try:
-        with gateway.connect("/ws/depth/ethbtc") as leaving, \
-                gateway.connect("/ws/kline/ethbtc/5m") as staying:
+        with gateway.connect("/ws/depth/ethbtc") as leaving, gateway.connect("/ws/kline/ethbtc/5m") as staying:
             leaving.open(["depth:ETHBTC"])
             staying.open(["kline:ETHBTC:5m"])
             now = time.time() * 1000

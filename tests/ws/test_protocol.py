@@ -8,25 +8,40 @@ from app.errors import ApiError
 from app.ws_protocol import Auth, EventId, Ping, Subscribe, parse_channel, parse_client_message, text_frame
 
 
-@pytest.mark.parametrize("raw, name", [
-    ("ticker:btcusdt", "ticker:BTCUSDT"), ("DEPTH:EthUsdt", "depth:ETHUSDT"), ("trades:ETHBTC", "trades:ETHBTC"),
-    ("kline:bnbusdt:1M", "kline:BNBUSDT:1M"), ("kline:bnbusdt:1m", "kline:BNBUSDT:1m"), ("user", "user"),
-    ("orders", "orders"),
-    # UTF-8 symbol names (Binance, 2025-12-15): only ASCII letters fold
-    ("ticker:币安人生usdt", "ticker:币安人生USDT"),
-])
+@pytest.mark.parametrize(
+    "raw, name",
+    [
+        ("ticker:btcusdt", "ticker:BTCUSDT"),
+        ("DEPTH:EthUsdt", "depth:ETHUSDT"),
+        ("trades:ETHBTC", "trades:ETHBTC"),
+        ("kline:bnbusdt:1M", "kline:BNBUSDT:1M"),
+        ("kline:bnbusdt:1m", "kline:BNBUSDT:1m"),
+        ("user", "user"),
+        ("orders", "orders"),
+        # UTF-8 symbol names (Binance, 2025-12-15): only ASCII letters fold
+        ("ticker:币安人生usdt", "ticker:币安人生USDT"),
+    ],
+)
 def test_channel_names_are_normalised(raw, name):
     assert parse_channel(raw).name == name
 
 
-@pytest.mark.parametrize("raw, code", [
-    ("ticker", "INVALID_CHANNEL"), ("ticker:BTC:USDT", "INVALID_CHANNEL"), ("book:BTCUSDT", "INVALID_CHANNEL"),
-    ("kline:BTCUSDT", "INVALID_CHANNEL"), ("kline:BTCUSDT:1y", "INVALID_INTERVAL"),
-    ("orders:BTCUSDT", "INVALID_CHANNEL"),
-    ("ticker:BTC-USDT", "INVALID_SYMBOL"), (7, "INVALID_CHANNEL"), ("x" * 100, "INVALID_CHANNEL"),
-    # not canonical: "K" (U+212A, the Kelvin sign) lower-cases to "k"
-    ("tic\u212aer:BTCUSDT", "INVALID_CHANNEL"),
-])
+@pytest.mark.parametrize(
+    "raw, code",
+    [
+        ("ticker", "INVALID_CHANNEL"),
+        ("ticker:BTC:USDT", "INVALID_CHANNEL"),
+        ("book:BTCUSDT", "INVALID_CHANNEL"),
+        ("kline:BTCUSDT", "INVALID_CHANNEL"),
+        ("kline:BTCUSDT:1y", "INVALID_INTERVAL"),
+        ("orders:BTCUSDT", "INVALID_CHANNEL"),
+        ("ticker:BTC-USDT", "INVALID_SYMBOL"),
+        (7, "INVALID_CHANNEL"),
+        ("x" * 100, "INVALID_CHANNEL"),
+        # not canonical: "K" (U+212A, the Kelvin sign) lower-cases to "k"
+        ("tic\u212aer:BTCUSDT", "INVALID_CHANNEL"),
+    ],
+)
 def test_bad_channel_names_are_refused_with_a_code(raw, code):
     with pytest.raises(ApiError) as refused:
         parse_channel(raw)

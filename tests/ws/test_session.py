@@ -142,18 +142,26 @@ def test_message_rate_refuses_then_calls_abuse():
 def test_subscriptions_are_planned_against_the_limits():
     s = session(max_subscriptions=3, max_depth=1)
     s.subscribed([Channel(ChannelKind.TICKER, "ETHUSDT")])
-    resolved = [("depth:btcusdt", DEPTH), ("depth:ETHUSDT", Channel(ChannelKind.DEPTH, "ETHUSDT")),
-                ("ticker:x", _invalid()), ("depth:BTCUSDT", DEPTH),
-                ("trades:BTCUSDT", Channel(ChannelKind.TRADES, "BTCUSDT")),
-                ("trades:ETHUSDT", Channel(ChannelKind.TRADES, "ETHUSDT"))]
+    resolved = [
+        ("depth:btcusdt", DEPTH),
+        ("depth:ETHUSDT", Channel(ChannelKind.DEPTH, "ETHUSDT")),
+        ("ticker:x", _invalid()),
+        ("depth:BTCUSDT", DEPTH),
+        ("trades:BTCUSDT", Channel(ChannelKind.TRADES, "BTCUSDT")),
+        ("trades:ETHUSDT", Channel(ChannelKind.TRADES, "ETHUSDT")),
+    ]
     plan = s.plan_subscribe(resolved, follows_depth=lambda name: False, depth_room=1)
     assert plan.accepted == ["depth:BTCUSDT", "trades:BTCUSDT"]
     assert [(e.code, name) for e, name in plan.errors] == [
-        ("DEPTH_LIMIT", "depth:ETHUSDT"), ("INVALID_SYMBOL", "ticker:x"), ("SUBSCRIPTION_LIMIT", "trades:ETHUSDT")]
+        ("DEPTH_LIMIT", "depth:ETHUSDT"),
+        ("INVALID_SYMBOL", "ticker:x"),
+        ("SUBSCRIPTION_LIMIT", "trades:ETHUSDT"),
+    ]
 
 
 def _invalid():
     from app.errors import BadRequest
+
     return BadRequest("Unknown symbol 'x'", code="INVALID_SYMBOL")
 
 
@@ -182,6 +190,7 @@ def test_ticks_cut_a_stuck_client_and_close_for_missing_or_expired_tokens():
 def test_fail_queues_the_error_then_the_close():
     s = session()
     from app.errors import Unauthorized
+
     assert s.fail(Unauthorized("Token has been revoked", code="TOKEN_REVOKED"))
     assert not s.fail(Unauthorized("again"))
     frames = s.outbox.take(10)

@@ -98,8 +98,11 @@ def test_a_bad_last_event_id_is_an_error_frame(gateway):
 def test_after_losing_redis_the_hub_recovers_user_events_and_books_and_says_so(gateway):
     relay = gateway.relay
     relay.book("ETHBTC", 70)
-    with gateway.connect(f"/ws/user?token={gateway.token()}") as user, \
-            gateway.connect("/ws/depth/ethbtc") as depth, gateway.connect("/ws/trades/ethbtc") as trades:
+    with (
+        gateway.connect(f"/ws/user?token={gateway.token()}") as user,
+        gateway.connect("/ws/depth/ethbtc") as depth,
+        gateway.connect("/ws/trades/ethbtc") as trades,
+    ):
         user.open(["user"])
         depth.open(["depth:ETHBTC"])
         trades.open(["trades:ETHBTC"])
@@ -124,14 +127,15 @@ def test_revoking_a_session_or_a_subject_closes_its_open_sockets(gateway):
     session = gateway.token("viewer", sub="ws-owner", fid="session-1")
     other_session = gateway.token("viewer", sub="ws-owner", fid="session-2")
     bystander = gateway.token("viewer", sub="ws-bystander")
-    with gateway.connect(f"/ws/user?token={session}") as first, \
-            gateway.connect(f"/ws/user?token={other_session}") as second, \
-            gateway.connect(f"/ws/user?token={bystander}") as third:
+    with (
+        gateway.connect(f"/ws/user?token={session}") as first,
+        gateway.connect(f"/ws/user?token={other_session}") as second,
+        gateway.connect(f"/ws/user?token={bystander}") as third,
+    ):
         for client in (first, second, third):
             client.open(["user"])
         admin = {"Authorization": f"Bearer {gateway.token('admin', sub='ops')}"}
-        answer = requests.delete(gateway.web.url + "/api/v1/auth/subjects/ws-owner/tokens", headers=admin,
-                                 timeout=10)
+        answer = requests.delete(gateway.web.url + "/api/v1/auth/subjects/ws-owner/tokens", headers=admin, timeout=10)
         assert answer.status_code == 200
         # Connected tokens are re-checked every 10 s (app.hub.TOKEN_RECHECK).
         assert first.close_code(timeout=15)[0] == 4401
