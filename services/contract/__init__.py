@@ -40,7 +40,7 @@ after which the task is not run, replies.py)
     account.holdings                                   default, reply
     user_stream.session, user_stream.listen_key, user_stream.signature   default, reply (the relay waits)
     user_stream.keepalive, maintenance.release_due_orders, maintenance.reconcile_jobs,
-    maintenance.sync_server_time                       beat's schedule (workers/celery_app.py), no reply
+    maintenance.restore_unacked, maintenance.sync_server_time   beat's schedule (workers/celery_app.py), no reply
     maintenance.ping                                   default, reply (web /status)
 
 Task messages are Celery protocol v2 in kombu's Redis envelope (tasks.py), with the web request's id
