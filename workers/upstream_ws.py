@@ -67,6 +67,7 @@ class Link:
         self.opened_at: float | None = None  # monotonic time the current connection opened
         self.connections = 0  # how many times it has connected
         self._ws: websocket.WebSocket | None = None
+        self._told_going_away: websocket.WebSocket | None = None  # the socket stop() sent 1001 on
         self._stop = threading.Event()
         self._send_lock = threading.Lock()
         self._next_send = 0.0
@@ -91,12 +92,12 @@ class Link:
         """Close for good (no reconnect): a close frame (1001, going away), then the socket; `on_close`
         sees planned=True."""
         self._stop.set()
-        ws = self._ws
+        # _stop is set before _ws is read, and the run thread sets _ws before it reads _stop: so either
+        # the socket is here, or the run thread sees the stop and says 1001 itself (a send lock would
+        # make a shutdown wait for a send stuck on a dead peer)
+        ws = self._told_going_away = self._ws
         if ws is not None:
-            try:
-                ws.send_close(websocket.STATUS_GOING_AWAY, b"relay stopping")
-            except (websocket.WebSocketException, OSError):
-                pass  # already gone: nothing to tell the server
+            _going_away(ws)
         self._abort()
 
     def join(self, timeout: float | None = None) -> None:
@@ -186,6 +187,8 @@ class Link:
                 self._open.dec()
                 with self._send_lock:
                     self._ws, self.opened_at = None, None
+                if self._stop.is_set() and self._told_going_away is not ws:
+                    _going_away(ws)  # connected just as stop() ran: it found no socket to tell
                 try:
                     ws.close(timeout=0.2) if not self._stop.is_set() else ws.abort()
                 except Exception:
@@ -228,6 +231,14 @@ def _close_reason(data: bytes) -> str:
     if len(data) >= 2:
         return f"({int.from_bytes(data[:2], 'big')} {data[2:].decode(errors='replace')})".strip()
     return "(no code)"
+
+
+def _going_away(ws) -> None:
+    """Tell the server we are leaving for good (1001), if the socket still takes a frame."""
+    try:
+        ws.send_close(websocket.STATUS_GOING_AWAY, b"relay stopping")
+    except (websocket.WebSocketException, OSError):
+        pass  # already gone: nothing to tell the server
 
 
 def _describe(exc: Exception) -> str:
