@@ -29,6 +29,10 @@ from tests.orders.test_exactly_once import (
 )
 from tests.soak.support import RestartableRedis, scan_logs
 
+# The resting LIMITs are spread over three symbols: a symbol takes no new order at all (MARKET
+# included) once 200 of the account's orders rest on it (MAX_NUM_ORDERS, filters.md), and the long
+# form rests 500. Each quantity is well over the symbol's 5 USDT minimum notional at half the price.
+RESTING = {"BTCUSDT": "0.001", "ETHUSDT": "0.01", "BNBUSDT": "0.1"}
 SOAK_FAULTS = [*FAULTS, {"kind": "latency", "probability": 0.15, "latency_ms": 300}]
 
 
@@ -64,7 +68,9 @@ def run_soak(orders: int, budget_s: float, disruptions: tuple[tuple[float, str],
         for rule in SOAK_FAULTS:
             added = stack.paper.admin("POST", "faults", {**rule, "method": "POST", "path": "/api/v3/order"})
             assert added.status_code == 201, added.text
-        price = stack.paper.get("/api/v3/ticker/price", symbol="BTCUSDT").json()["price"]
+        prices = {
+            symbol: float(stack.paper.get("/api/v3/ticker/price", symbol=symbol).json()["price"]) for symbol in RESTING
+        }
         run = uuid.uuid4().hex[:8]
         started = time.monotonic()
         deadline = started + budget_s
@@ -74,12 +80,13 @@ def run_soak(orders: int, budget_s: float, disruptions: tuple[tuple[float, str],
             if i % 4 < 2:
                 bodies[f"s{run}-{i}"] = market(side)
             else:  # a LIMIT far from the price: it rests, and its state is checked as NEW
-                limit = float(price) * (0.5 if side == "BUY" else 2)
+                symbol = list(RESTING)[(i // 4) % len(RESTING)]
+                limit = prices[symbol] * (0.5 if side == "BUY" else 2)
                 bodies[f"s{run}-{i}"] = {
-                    "symbol": "BTCUSDT",
+                    "symbol": symbol,
                     "side": side,
                     "type": "LIMIT",
-                    "quantity": "0.001",
+                    "quantity": RESTING[symbol],
                     "price": f"{limit:.2f}",
                 }
         accepted: dict[str, str] = {}

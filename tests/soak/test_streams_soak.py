@@ -32,7 +32,8 @@ def run(redis_url: str, events: int, clients: int, spacing_s: float) -> None:
         seed=91,
         paper_env={"PAPER_STEP_MS": "100"},
         relay_env={"STREAM_SYMBOLS": "none"},
-        web_env={"MAX_WS_CONNECTIONS": str(clients + 50)},
+        # every client connects from 127.0.0.1: the per-IP cap (100 by default) is lifted with the total
+        web_env={"MAX_WS_CONNECTIONS": str(clients + 50), "WS_MAX_CONNECTIONS_PER_IP": str(clients + 50)},
     )
     sockets = []
     try:
