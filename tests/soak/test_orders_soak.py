@@ -158,6 +158,7 @@ def test_orders_soak_short_60_orders_faults_a_redis_restart_then_a_worker_kill()
 @pytest.mark.soak
 @pytest.mark.timeout(1800)
 def test_orders_soak_1000_orders_faults_two_worker_kills_and_a_redis_restart():
-    # A kill, the restart while the killed run's orders are being redelivered, a kill: jobs whose task
-    # message does not survive that are re-driven by the beat sweep (tasks/maintenance.py, 120 s).
+    # A kill, the restart while the killed run's orders are being redelivered, a kill. Killed runs come
+    # back after the visibility timeout (beat's restore_unacked); runs that lose Redis wait for it and
+    # run again; the sweep (JOB_REDRIVE_AFTER) is the last resort.
     run_soak(1000, budget_s=1500, disruptions=((0.25, "kill"), (0.5, "redis"), (0.75, "kill")))
