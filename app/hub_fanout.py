@@ -13,10 +13,11 @@ from collections import deque
 import orjson
 from redis.exceptions import RedisError
 
+from services.contract.channels import DataType
 from services.depth_sequence import DepthSequence, Step
 
 from .errors import BadRequest
-from .ws_protocol import CHANNEL_MESSAGES, Channel, ChannelKind, EventId, ServerKind, data_message, encode, text_frame
+from .ws_protocol import CHANNEL_MESSAGES, Channel, ChannelKind, EventId, data_message, encode, text_frame
 from .ws_session import Delivery
 
 log = logging.getLogger("spotgate.hub")
@@ -79,14 +80,14 @@ class FanOut:
             return
         try:
             message = orjson.loads(payload)
-            kind = ServerKind(message["type"])
+            kind = DataType(message["type"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             log.warning("dropped a malformed message on %s", name)
             return
         if kind not in CHANNEL_MESSAGES[feed.channel.kind]:
             log.warning("dropped a %s message on %s", kind, name)
             return
-        if kind == ServerKind.STATUS:
+        if kind == DataType.STATUS:
             state = STATUS_STATES.get((message.get("data") or {}).get("state"))
             if state is not None:
                 self.fan_out(feed, encode(data_message(kind, name, {"state": state})))
@@ -96,18 +97,18 @@ class FanOut:
             payload = orjson.dumps(data_message(kind, name, message.get("data"), message.get("id")))
         frame = text_frame(payload)
         self._delivered[feed.channel.kind].inc(len(feed.subscribers))
-        if kind == ServerKind.TICKER:
+        if kind == DataType.TICKER:
             conflated = 0
             for session in feed.subscribers.values():
                 if session.push_latest(name, frame) is CONFLATED:
                     conflated += 1
             if conflated:
                 self._conflated[feed.channel.kind].inc(conflated)
-        elif kind == ServerKind.DEPTH_DIFF:
+        elif kind == DataType.DEPTH_DIFF:
             self._depth_diff(feed, message["data"], frame)
-        elif kind == ServerKind.DEPTH_SNAPSHOT:
+        elif kind == DataType.DEPTH_SNAPSHOT:
             self._depth_snapshot(feed, message["data"], frame)
-        elif kind == ServerKind.USER:
+        elif kind == DataType.USER:
             try:
                 event_id = EventId.parse(message.get("id"))
             except BadRequest:
@@ -217,7 +218,7 @@ class FanOut:
         follow = [diff for diff in feed.ring if diff[1] > last_update_id]
         if follow and DepthSequence(last_update_id).step(follow[0][0], follow[0][1]) is not Step.NEXT:
             return  # the book is older than the diffs held
-        frame = encode(data_message(ServerKind.DEPTH_SNAPSHOT, feed.name, data))
+        frame = encode(data_message(DataType.DEPTH_SNAPSHOT, feed.name, data))
         waiting, feed.waiting = feed.waiting, set()
         for conn in waiting:
             session = feed.subscribers.get(conn)
@@ -234,4 +235,4 @@ class FanOut:
     def broadcast_status(self, state: str) -> None:
         for feed in list(self._feeds.values()):
             if feed.channel.kind != ChannelKind.USER and feed.subscribers:
-                self.fan_out(feed, encode(data_message(ServerKind.STATUS, feed.name, {"state": STATUS_STATES[state]})))
+                self.fan_out(feed, encode(data_message(DataType.STATUS, feed.name, {"state": STATUS_STATES[state]})))

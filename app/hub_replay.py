@@ -10,8 +10,10 @@ import logging
 import orjson
 from redis.exceptions import RedisError
 
+from services.contract.channels import DataType
+
 from .errors import Unavailable
-from .ws_protocol import EventId, ServerKind, data_message, encode
+from .ws_protocol import EventId, data_message, encode
 
 log = logging.getLogger("spotgate.hub")
 
@@ -84,7 +86,7 @@ class UserReplay:
                         await conn.room()
                         if outbox.closed:
                             return
-                        outbox.put(encode(data_message(ServerKind.USER, "user", orjson.Fragment(event), str(event_id))))
+                        outbox.put(encode(data_message(DataType.USER, "user", orjson.Fragment(event), str(event_id))))
                         cursor = event_id
                     if len(entries) < REPLAY_PAGE:
                         break

@@ -19,7 +19,7 @@ from enum import StrEnum
 
 import orjson
 
-from services.contract.channels import INTERVALS, Channel, ChannelKind
+from services.contract.channels import INTERVALS, Channel, ChannelKind, DataType
 from services.symbols import fold_symbol
 
 from .errors import BadRequest
@@ -47,25 +47,17 @@ class ServerKind(StrEnum):
     UNSUBSCRIBED = "unsubscribed"
     PONG = "pong"
     ERROR = "error"
-    # data messages, as the stream relay publishes them (docs/streams-protocol.md)
-    TICKER = "ticker"
-    TRADE = "trade"
-    KLINE = "kline"
-    DEPTH_SNAPSHOT = "depth.snapshot"
-    DEPTH_DIFF = "depth.diff"
-    STATUS = "status"
-    USER = "user"
-    ORDER = "order"
+    # data messages are services.contract.channels.DataType: the relay's own, forwarded as they are
 
 
 # Which data messages a channel carries (anything else published on it is dropped).
 CHANNEL_MESSAGES = {
-    ChannelKind.TICKER: {ServerKind.TICKER, ServerKind.STATUS},
-    ChannelKind.DEPTH: {ServerKind.DEPTH_SNAPSHOT, ServerKind.DEPTH_DIFF, ServerKind.STATUS},
-    ChannelKind.TRADES: {ServerKind.TRADE, ServerKind.STATUS},
-    ChannelKind.KLINE: {ServerKind.KLINE, ServerKind.STATUS},
-    ChannelKind.USER: {ServerKind.USER, ServerKind.STATUS},
-    ChannelKind.ORDERS: {ServerKind.ORDER, ServerKind.STATUS},
+    ChannelKind.TICKER: {DataType.TICKER, DataType.STATUS},
+    ChannelKind.DEPTH: {DataType.DEPTH_SNAPSHOT, DataType.DEPTH_DIFF, DataType.STATUS},
+    ChannelKind.TRADES: {DataType.TRADE, DataType.STATUS},
+    ChannelKind.KLINE: {DataType.KLINE, DataType.STATUS},
+    ChannelKind.USER: {DataType.USER, DataType.STATUS},
+    ChannelKind.ORDERS: {DataType.ORDER, DataType.STATUS},
 }
 
 
@@ -224,7 +216,7 @@ def pong() -> dict:
     return {"type": ServerKind.PONG, "timestamp": now_ms()}
 
 
-def data_message(kind: ServerKind, channel: str, data, event_id: str | None = None) -> dict:
+def data_message(kind: DataType, channel: str, data, event_id: str | None = None) -> dict:
     message = {"type": kind, "channel": channel, "data": data}
     if event_id is not None:
         message["id"] = event_id

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from binance_client import BinanceClient, endpoints
 from binance_client.budget import READ, WeightBudget
 from binance_client.errors import BinanceError, RateLimitedError
-from services.contract.channels import Channel, route
+from services.contract.channels import Channel, DataType, route
 from services.metrics import metrics
 
 from .channels import TickerState, kline, trade
@@ -410,9 +410,9 @@ class MarketRelay:
             elif kind == "trade":
                 if data["t"] > state.last_trade:
                     state.last_trade = data["t"]
-                    self.bus.publish(name, "trade", trade(data))
+                    self.bus.publish(name, DataType.TRADE, trade(data))
             elif kind == "kline":
-                self.bus.publish(name, "kline", kline(data))
+                self.bus.publish(name, DataType.KLINE, kline(data))
 
     def _depth(self, state: ChannelState, event: dict) -> None:
         with state.lock:

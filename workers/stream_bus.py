@@ -17,7 +17,7 @@ import time
 
 import orjson
 
-from services.contract.channels import ORDERS, USER, message
+from services.contract.channels import ORDERS, USER, DataType, message
 from services.contract.keys import Keys
 from services.contract.relay_status import STATUS_TTL, encode_report
 
@@ -53,7 +53,7 @@ class StreamBus:
 
     # -- market data ----------------------------------------------------------------------------------
 
-    def publish(self, channel: str, kind: str, data) -> None:
+    def publish(self, channel: str, kind: DataType, data) -> None:
         self.redis.publish(self.channel(channel), orjson.dumps(message(kind, channel, data)))
 
     def status(self, channels, state: str) -> None:
@@ -62,23 +62,23 @@ class StreamBus:
             return
         pipe = self.redis.pipeline(transaction=False)
         for channel in channels:
-            pipe.publish(self.channel(channel), orjson.dumps(message("status", channel, {"state": state})))
+            pipe.publish(self.channel(channel), orjson.dumps(message(DataType.STATUS, channel, {"state": state})))
         pipe.execute()
 
     def ticker(self, symbol: str, ticker: dict) -> None:
         channel = f"ticker:{symbol}"
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(self.keys.ticker(symbol), orjson.dumps(ticker), ex=TICKER_TTL)
-        pipe.publish(self.channel(channel), orjson.dumps(message("ticker", channel, ticker)))
+        pipe.publish(self.channel(channel), orjson.dumps(message(DataType.TICKER, channel, ticker)))
         pipe.execute()
 
     def depth_snapshot(self, symbol: str, top: dict) -> None:
-        self._depth(symbol, top, "depth.snapshot", top)
+        self._depth(symbol, top, DataType.DEPTH_SNAPSHOT, top)
 
     def depth_diff(self, symbol: str, diff: dict, top: dict) -> None:
-        self._depth(symbol, top, "depth.diff", diff)
+        self._depth(symbol, top, DataType.DEPTH_DIFF, diff)
 
-    def _depth(self, symbol: str, top: dict, kind: str, data: dict) -> None:
+    def _depth(self, symbol: str, top: dict, kind: DataType, data: dict) -> None:
         # One transaction: a web process reading book:<SYM> sees it together with the diffs up to
         # its lastUpdateId, never a book behind a diff it already skipped.
         channel = f"depth:{symbol}"
@@ -100,10 +100,11 @@ class StreamBus:
         entry_id = self.redis.xadd(self.keys.user_events, {"event": raw}, maxlen=USER_EVENTS_MAXLEN, approximate=True)
         entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         pipe = self.redis.pipeline(transaction=False)
-        pipe.publish(self.channel(USER), orjson.dumps(message("user", USER, event, id=entry_id)))
+        pipe.publish(self.channel(USER), orjson.dumps(message(DataType.USER, USER, event, id=entry_id)))
         if event.get("e") == "executionReport":
             pipe.publish(
-                self.channel(ORDERS), orjson.dumps(message("order", ORDERS, order_from_report(event), id=entry_id))
+                self.channel(ORDERS),
+                orjson.dumps(message(DataType.ORDER, ORDERS, order_from_report(event), id=entry_id)),
             )
         pipe.execute()
         return entry_id

@@ -6,6 +6,7 @@ all import services/, and app/ never imports workers/).
 
     keys.py          Keys(prefix): the shared Redis keys and channels below, under REDIS_KEY_PREFIX (`P`)
     channels.py      Channel / ChannelKind / INTERVALS, Binance stream names, the `md:<channel>` envelope
+                     and its DataType (ticker, trade, kline, depth.snapshot, depth.diff, status, user, order)
     tasks.py         QUEUES, task_message(): the Celery message the web tier LPUSHes itself
     replies.py       the reply-list RPC: reply format, expiry, deadlines; Replies / AsyncReplies
     relay_status.py  the relay's `stream:status` report and how the web tier reads it

@@ -114,6 +114,20 @@ def route(stream: str) -> tuple[str, str] | None:
     return None
 
 
-def message(kind: str, channel: str, data, **extra) -> dict:
+class DataType(StrEnum):
+    """The `type` of a data message: what the relay publishes on `P md:<channel>` and the web tier
+    forwards to clients as it is (docs/streams-protocol.md has each one's `data`)."""
+
+    TICKER = "ticker"
+    TRADE = "trade"
+    KLINE = "kline"
+    DEPTH_SNAPSHOT = "depth.snapshot"
+    DEPTH_DIFF = "depth.diff"
+    STATUS = "status"  # {"state": "upstream_reconnecting" | "upstream_restored"}
+    USER = "user"
+    ORDER = "order"
+
+
+def message(kind: DataType, channel: str, data, **extra) -> dict:
     """The envelope of everything published on `P md:<channel>`: {"type", "channel", "id"?, "data"}."""
     return {"type": kind, "channel": channel, **extra, "data": data}
