@@ -99,12 +99,6 @@ def celery_config(settings: Settings) -> dict:
     return config
 
 
-def _configure(app: Celery, settings: Settings) -> None:
-    """Give `app` the configuration for `settings`; read when the app is first configured (at once if
-    it already is)."""
-    app.config_from_object(celery_config(settings))
-
-
 def restore_every(visibility_timeout: int) -> int:
     """Seconds between scans for unacked task messages past the visibility timeout."""
     return max(1, min(10, visibility_timeout // 4))

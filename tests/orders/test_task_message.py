@@ -14,7 +14,7 @@ from celery import Celery
 from config import Settings
 from services.contract.keys import Keys
 from services.contract.tasks import REQUEST_ID_HEADER, task_message
-from workers.celery_app import _configure
+from workers.celery_app import celery_config
 
 VARYING = {
     ("headers", "id"),
@@ -39,7 +39,7 @@ def shape(message: dict) -> dict:
 def test_task_message_matches_what_kombu_publishes(redis_url, redis_prefix):
     settings = Settings.from_env({"REDIS_URL": redis_url, "REDIS_KEY_PREFIX": f"{redis_prefix}tm:"})
     app = Celery("spotgate-test")
-    _configure(app, settings)
+    app.config_from_object(celery_config(settings))
     client = redis.Redis.from_url(redis_url)
     key = Keys(settings.redis_key_prefix).queue("orders")
     try:
