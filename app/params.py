@@ -10,6 +10,7 @@ and no bound exceeds a signed 64-bit integer (what task messages, Binance and or
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,16 +28,17 @@ SYMBOL_PATTERN = r"^[^\s,]{1,64}$"
 
 
 @dataclass(frozen=True)
-class Param:
-    """One query or path parameter: its name, whether it is required, and what it means."""
+class Param(ABC):
+    """One query or path parameter: its name, whether it is required, and what it means. Each kind
+    (Text, Integer, Symbol, ...) says its own JSON Schema."""
 
     name: str
     description: str = ""
     required: bool = False
     location: str = "query"
 
-    def schema(self, symbols: list[str] | None) -> dict:  # pragma: no cover - every kind overrides it
-        raise NotImplementedError
+    @abstractmethod
+    def schema(self, symbols: list[str] | None) -> dict: ...
 
     def convert(self, raw: str) -> Any:
         return raw
