@@ -111,10 +111,11 @@ class Hub:
         await self._client.aclose()
         await self.redis.aclose()
 
-    def _spawn(self, coro) -> None:
+    def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task) -> None:
         self._background.discard(task)
@@ -160,10 +161,14 @@ class Hub:
                     demand.append(feed)
             feed.refs += 1
             feeds.append(feed)
-        if demand:
-            self._spawn(self.demand.add([f.name for f in demand]))
+        if demand:  # "subscribed" is sent once the relay has been told too (Demand.add never raises)
+            announced = self._spawn(self.demand.add([f.name for f in demand]))
+            for feed in demand:
+                feed.announced = announced
         try:
             pending = [asyncio.shield(f.confirmed) for f in feeds if not f.confirmed.done()]
+            announcing = {f.announced for f in feeds if f.announced is not None and not f.announced.done()}
+            pending += [asyncio.shield(task) for task in announcing]
             if pending:
                 await asyncio.wait_for(asyncio.gather(*pending), SUBSCRIBE_TIMEOUT)
         except (TimeoutError, RedisError, OSError) as exc:

@@ -31,7 +31,18 @@ CONFLATED = Delivery.CONFLATED
 class Feed:
     """One Redis channel this process follows, and the local clients on it."""
 
-    __slots__ = ("name", "channel", "refs", "subscribers", "confirmed", "sequence", "ring", "waiting", "fetching")
+    __slots__ = (
+        "name",
+        "channel",
+        "refs",
+        "subscribers",
+        "confirmed",
+        "announced",
+        "sequence",
+        "ring",
+        "waiting",
+        "fetching",
+    )
 
     def __init__(self, channel: Channel):
         self.name = channel.name
@@ -39,6 +50,7 @@ class Feed:
         self.refs = 0
         self.subscribers: dict = {}  # connection → its Session (insertion-ordered)
         self.confirmed = asyncio.get_running_loop().create_future()
+        self.announced: asyncio.Future | None = None  # the relay told of this market channel (app/hub_demand.py)
         # depth channels only
         self.sequence = DepthSequence()  # the diffs this process received
         self.ring: deque = deque(maxlen=DEPTH_RING)  # (U, u, frame)
