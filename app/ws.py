@@ -12,6 +12,7 @@ app/ws_session.py (a `Connection` only moves its frames), the fan-out app/hub.py
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 
@@ -294,6 +295,12 @@ class Connection:
                         await asyncio.wait_for(self.ws.close(item.code, item.reason), CLOSE_FLUSH_TIMEOUT)
                     except TimeoutError:
                         self.ws.fail_connection(item.code, item.reason)
+                    # close() only sends the close frame; ending the handler now would close the TCP
+                    # connection under a client still sending, and the reset would discard the error
+                    # frame and the close it has not read yet. Wait for its close reply (the reader
+                    # keeps reading meanwhile: _discard_until_closed).
+                    if not await self.ws.wait_for_connection_lost(CLOSE_FLUSH_TIMEOUT):
+                        self.ws.fail_connection(item.code, item.reason)
                 return False
             frames.append(item)
         return not frames or await self._write_bytes(frames[0] if len(frames) == 1 else b"".join(frames))
@@ -318,7 +325,7 @@ class Connection:
             message = self.session.receive(raw)
             if isinstance(message, Abuse):
                 self.fail(message.error)
-                return
+                break
             try:
                 if isinstance(message, Refuse):
                     self.send_error(message.error)
@@ -332,6 +339,16 @@ class Connection:
                     await self._authenticate(message.token)
             except ApiError as exc:
                 self.send_error(exc)
+        await self._discard_until_closed()
+
+    async def _discard_until_closed(self) -> None:
+        """Closing: read and drop what the client still sends until the close handshake ends. Left
+        unread, its frames pause Sanic's reading, the client's close reply goes unseen, the close
+        times out and the kernel resets the connection — and a reset discards what the client had
+        not read yet: the error frame and the close code that say why."""
+        with contextlib.suppress(ConnectionClosed, WebsocketClosed):
+            while True:
+                await self.ws.recv()
 
     async def _open(self, presubscribe: list[str]) -> None:
         request = self.request
