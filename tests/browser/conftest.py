@@ -66,6 +66,10 @@ def stack(redis_url, browser):
     system = System(
         redis_url,
         seed=91,
+        # Binance's 6000 a minute is spent here: the tests sign in and reload tens of times a minute,
+        # each load ~250 weight, far more than a trader's one page. The page waits a spent minute out
+        # (test_reads_refused_for_a_spent_weight_budget_...), but a test would wait with it.
+        paper_env={"PAPER_WEIGHT_LIMIT": "60000"},
         relay_env={"STREAM_SYMBOLS": "BTCUSDT"},
         web_env={
             "AUTH_USERS": users,

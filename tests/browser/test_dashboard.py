@@ -374,6 +374,89 @@ def test_account_events_missed_while_the_socket_was_down_arrive_after_it_reconne
     stack.cancel(second)
 
 
+def test_an_order_placed_while_open_orders_are_being_read_is_not_lost_to_the_older_answer(open_tab, stack):
+    """The page reads open orders again (here: the trader picks another symbol) while an order is placed
+    elsewhere; the answer, read before the order existed, arrives after its executionReport. The order
+    stays in open orders: an older read never wipes out a newer event."""
+    tab = trader(open_tab, stack)
+    page = tab.page
+    held: list = []
+
+    def hold(route):
+        if held:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))  # the first read's answer as it was then, fulfilled later
+
+    page.route("**/api/v1/openOrders*", hold)
+    page.select_option("#symbol", "ETHUSDT")
+    # (wait_for_timeout, not sleep: Playwright runs the route handler only while the test calls into it)
+    eventually(lambda: page.wait_for_timeout(50) or held, 15, what="the page reading open orders")
+    order = stack.place_limit()
+    try:
+        wait_event(tab, rf"— NEW .*\(#{order['orderId']}\)")
+        route, stale = held[0]
+        envelope = stale.json()
+        assert all(o["orderId"] != order["orderId"] for o in envelope["data"]), "the read was not older"
+        sentinel = {**order, "orderId": 1, "clientOrderId": "stale-read-sentinel", "updateTime": 1}
+        envelope["data"].append(sentinel)
+        route.fulfill(response=stale, json=envelope)
+        open_order_row(tab, 1).wait_for(timeout=15_000)  # the older answer has been laid out
+        assert open_order_row(tab, order["orderId"]).is_visible()
+    finally:
+        stack.cancel(order)
+    open_order_row(tab, order["orderId"]).wait_for(state="detached", timeout=15_000)
+
+
+def test_reads_refused_for_a_spent_weight_budget_are_made_again_after_the_retry_after(open_tab, stack):
+    """The page's first klines and open-orders reads are answered 429 UPSTREAM_BUDGET_SPENT (as the
+    gateway answers when market data has spent its share of the minute's weight): the page says it
+    waits, reads again after the Retry-After, and fills the chart and open orders by itself."""
+    order = stack.place_limit()
+    calls = {"klines": 0, "openOrders": 0}
+
+    def spent_once(name):
+        def handle(route):
+            calls[name] += 1
+            if calls[name] > 1:
+                return route.continue_()
+            route.fulfill(
+                status=429,
+                headers={"Retry-After": "1", "Content-Type": "application/json"},
+                body=json.dumps(
+                    {
+                        "error": {
+                            "code": "UPSTREAM_BUDGET_SPENT",
+                            "message": "Upstream request-weight budget for this minute is spent",
+                            "details": {"usedWeight": 4320, "limit": 4320},
+                        },
+                        "requestId": "test",
+                        "timestamp": int(time.time() * 1000),
+                    }
+                ),
+            )
+
+        return handle
+
+    def setup(page):
+        page.route("**/api/v1/klines*", spent_once("klines"))
+        page.route("**/api/v1/openOrders*", spent_once("openOrders"))
+
+    tab = open_tab(setup=setup)
+    sign_in_with_token(tab, stack.web.token("trader", sub="alice"))
+    page = tab.page
+    try:
+        page.wait_for_function("() => Number(document.getElementById('chart').dataset.candles) >= 100")
+        open_order_row(tab, order["orderId"]).wait_for(timeout=15_000)
+        assert calls["klines"] >= 2 and calls["openOrders"] >= 2
+        waits = event_texts(tab, kind="error")
+        waited = [t for t in waits if t.startswith("orders: Upstream request-weight budget")]
+        assert any("retrying in 1 s" in t for t in waited), waits
+        assert "candles" in page.text_content("#chart-caption")
+    finally:
+        stack.cancel(order)
+
+
 # -- admin ---------------------------------------------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 // The REST client: every answer is an envelope {data, requestId, timestamp} or
 // {error: {code, message, details}, requestId, timestamp}; errors become ApiError (details.field
-// names the input at fault). A 401 TOKEN_EXPIRED is refreshed once and retried.
+// names the input at fault). A 401 TOKEN_EXPIRED is refreshed once and retried; `persist` reads
+// again after a failure that waiting can cure (a spent weight budget, an unavailable upstream).
 
 export class ApiError extends Error {
   constructor(status, code, message, details = {}, requestId = null, retryAfter = null) {
@@ -66,5 +67,31 @@ export class Api {
       if (["TOKEN_EXPIRED", "TOKEN_REVOKED", "TOKEN_INVALID"].includes(error.code)) this.session.clear("expired");
     }
     throw error;
+  }
+}
+
+/** Whether the same request can succeed later: a limit (429), an upstream or gateway that is away
+ * (502–504), or no network. Anything else (a 4xx about the request itself) fails the same again. */
+export function transient(error) {
+  return error instanceof ApiError && (error.status === 0 || error.status === 429 || (error.status >= 502 && error.status <= 504));
+}
+
+const MAX_WAIT_S = 30;
+
+/** `load()`, again after each transient failure: after the answer's Retry-After, else 1, 2, 4 … 30 s.
+ * `onWait(error, seconds)` shows the wait; once `alive()` is false (the view moved on) it stops and
+ * resolves to null. Other failures are thrown. */
+export async function persist(load, { alive = () => true, onWait = () => {} } = {}) {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await load();
+    } catch (error) {
+      if (!transient(error)) throw error;
+      if (!alive()) return null;
+      const seconds = Math.min(MAX_WAIT_S, error.retryAfter ?? 2 ** attempt);
+      onWait(error, seconds);
+      await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+      if (!alive()) return null;
+    }
   }
 }

@@ -1,7 +1,7 @@
 // The dashboard: sign in, then one page of live market data and the account, built from the public
 // REST + WebSocket API only (README "Dashboard").
 
-import { Api, ApiError } from "./api.js";
+import { Api, ApiError, persist } from "./api.js";
 import { $, setText } from "./dom.js";
 import { Frames } from "./frame.js";
 import { MarketView } from "./market.js";
@@ -119,6 +119,8 @@ class Dashboard {
     this.onUser = (e) => this.userEvent(e.detail.data);
     this.onResync = () => this.reload();
     this.onState = (e) => { if (e.detail.state === "restored") this.reload(); };
+    // Events from before the user channel was subscribed never come: read the account once it is.
+    this.onSubscribed = (e) => { if (e.detail.channels?.includes("user")) this.reload(); };
   }
 
   async start() {
@@ -130,6 +132,7 @@ class Dashboard {
     this.socket.addEventListener("user", this.onUser);
     this.socket.addEventListener("resync", this.onResync);
     this.socket.addEventListener("state", this.onState);
+    this.socket.addEventListener("subscribed", this.onSubscribed);
     this.socket.start();
     this.system.start();
     this.market.theme(document.documentElement.dataset.theme);
@@ -144,7 +147,7 @@ class Dashboard {
     picker.onchange = () => this.choose(picker.value);
     await Promise.all([
       this.choose(picker.value),
-      this.account.load().catch((exc) => this.log.add("error", `account: ${exc.message}`, { tone: "bad" })),
+      this.persist("account", () => this.account.load()),
       this.admin?.load().catch((exc) => this.log.add("error", `risk: ${exc.message}`, { tone: "bad" })),
     ]);
   }
@@ -156,9 +159,17 @@ class Dashboard {
     this.form?.changed();
     await Promise.all([
       loading.catch((exc) => this.log.add("error", `${symbol}: ${exc.message}`, { tone: "bad" })),
-      this.orders.load().catch((exc) => this.log.add("error", `orders: ${exc.message}`, { tone: "bad" })),
+      this.persist("orders", () => this.orders.load()),
     ]);
     this.form?.hints();
+  }
+
+  /** `load()` until it succeeds or fails for good (a spent budget or an unavailable upstream is
+   * waited out, each wait in the event log); a final failure goes to the event log too. */
+  persist(what, load) {
+    const onWait = (exc, seconds) => this.log.add("error", `${what}: ${exc.message} — retrying in ${seconds} s`, { tone: "bad" });
+    return persist(load, { alive: () => dashboard === this, onWait })
+      .catch((exc) => this.log.add("error", `${what}: ${exc.message}`, { tone: "bad" }));
   }
 
   subscribe() {
@@ -175,14 +186,28 @@ class Dashboard {
     }
   }
 
-  /** After a reconnect or lost events: read the account again (events resumed cover the rest). */
-  reload() {
-    this.orders.load().catch(() => {});
-    this.account.load().catch(() => {});
+  /** After a reconnect or lost events: read the account again (events resumed cover the rest).
+   * One read at a time: asked again while one is on its way (or waiting out a spent budget), it
+   * reads once more after it, so the last read starts after the last reason to read. */
+  async reload() {
+    if (this.reloading) {
+      this.reloadAgain = true;
+      return;
+    }
+    this.reloading = true;
+    try {
+      do {
+        this.reloadAgain = false;
+        await Promise.all([this.persist("orders", () => this.orders.load()), this.persist("account", () => this.account.load())]);
+      } while (this.reloadAgain && dashboard === this);
+    } finally {
+      this.reloading = false;
+    }
   }
 
   close() {
     this.socket.removeEventListener("user", this.onUser);
+    this.socket.removeEventListener("subscribed", this.onSubscribed);
     this.socket.stop();
     this.system.stop();
     $("order-form").reset();

@@ -2,6 +2,7 @@
 // volume) from `ticker`, the candlestick chart from REST klines + `kline`, the order book ladder
 // from `depth` (book.js keeps the rules) and recent trades from `trades`.
 
+import { persist } from "./api.js";
 import { OrderBook, BOOK_STATES } from "./book.js";
 import { CandleChart } from "./chart.js";
 import { compare, compact, decimalsOf, fixed, scaled, unscaled } from "./decimal.js";
@@ -72,7 +73,9 @@ export class MarketView {
   }
 
   async loadTicker(generation) {
-    const ticker = await this.api.get("/api/v1/ticker/24hr", { symbol: this.symbol }).catch(() => null);
+    const alive = () => generation === this.generation;
+    const ticker = await persist(() => this.api.get("/api/v1/ticker/24hr", { symbol: this.symbol }), { alive })
+      .catch(() => null);
     if (ticker && generation === this.generation && !this.ticker) {
       this.ticker = ticker;
       this.frames.mark("ticker", () => this.drawTicker());
@@ -81,15 +84,21 @@ export class MarketView {
 
   async loadHistory(generation) {
     const interval = this.interval;
-    const klines = await this.api.get("/api/v1/klines", { symbol: this.symbol, interval, limit: HISTORY_CANDLES });
-    if (generation !== this.generation || interval !== this.interval) return;
+    const alive = () => generation === this.generation && interval === this.interval;
+    const klines = await persist(
+      () => this.api.get("/api/v1/klines", { symbol: this.symbol, interval, limit: HISTORY_CANDLES }),
+      { alive, onWait: (error, seconds) => setText($("chart-caption"), `history: ${error.message} — retrying in ${seconds} s`) },
+    );
+    if (!alive()) return;
     this.chart.history(klines, interval);
     this.drawCaption();
   }
 
   async loadTrades(generation) {
-    const trades = await this.api.get("/api/v1/trades", { symbol: this.symbol, limit: TRADES_SHOWN }).catch(() => []);
-    if (generation !== this.generation) return;
+    const alive = () => generation === this.generation;
+    const trades = await persist(() => this.api.get("/api/v1/trades", { symbol: this.symbol, limit: TRADES_SHOWN }), { alive })
+      .catch(() => []);
+    if (!alive()) return;
     for (const t of trades) this.addTrade({ id: t.id, price: t.price, qty: t.qty, time: t.time, isBuyerMaker: t.isBuyerMaker });
     this.frames.mark("trades", () => this.drawTrades());
   }

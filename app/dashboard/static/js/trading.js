@@ -67,6 +67,7 @@ export class OrdersView {
     this.open = new Map();
     this.history = new Map();
     this.symbols = new Map();
+    this.arriving = new Set(); // per load in flight: the order events that came while it was on its way
     $("tab-open").addEventListener("click", () => this.tab("open"));
     $("tab-history").addEventListener("click", () => this.tab("history"));
     for (const id of ["tab-open", "tab-history"]) {
@@ -91,14 +92,24 @@ export class OrdersView {
     $("order-history").hidden = open;
   }
 
+  /** Read open orders and history again. Events that arrive while the answers are on their way are
+   * laid over them afterwards, so an order placed or cancelled meanwhile is not lost to an older read. */
   async load() {
     const symbol = this.market.symbol;
-    const [open, history] = await Promise.all([
-      this.api.get("/api/v1/openOrders"),
-      this.api.get("/api/v1/allOrders", { symbol, limit: HISTORY_SHOWN }),
-    ]);
+    const arrived = new Map();
+    this.arriving.add(arrived);
+    let open, history;
+    try {
+      [open, history] = await Promise.all([
+        this.api.get("/api/v1/openOrders"),
+        this.api.get("/api/v1/allOrders", { symbol, limit: HISTORY_SHOWN }),
+      ]);
+    } finally {
+      this.arriving.delete(arrived);
+    }
     this.open = new Map(open.map((o) => [key(o), o]));
     if (symbol === this.market.symbol) this.history = new Map(history.map((o) => [key(o), o]));
+    for (const order of arrived.values()) this.apply(order);
     this.draw();
   }
 
@@ -113,13 +124,18 @@ export class OrdersView {
 
   /** An order's latest state (from an executionReport or a REST answer). */
   upsert(order) {
+    for (const arrived of this.arriving) arrived.set(key(order), { ...arrived.get(key(order)), ...order });
+    this.apply(order);
+    this.frames.mark("orders", () => this.draw());
+  }
+
+  apply(order) {
     const k = key(order);
     const known = this.open.get(k) || this.history.get(k);
     if (known && (known.updateTime ?? 0) > (order.updateTime ?? Infinity)) return; // an older state
     if (OPEN_STATUSES.has(order.status)) this.open.set(k, { ...known, ...order });
     else this.open.delete(k);
     if (order.symbol === this.market.symbol) this.history.set(k, { ...known, ...order });
-    this.frames.mark("orders", () => this.draw());
   }
 
   draw() {
