@@ -17,6 +17,7 @@ through every call.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 
 from sanic import Request, Sanic
@@ -48,9 +49,10 @@ def client_of(request: Request) -> str:
 
 
 class ClientQuotas:
-    def __init__(self, redis, prefix: str, per_minute: int):
+    def __init__(self, redis, prefix: str, per_minute: int, clock: Callable[[], float] = time.time):
         self.prefix = prefix
         self.per_minute = per_minute
+        self.clock = clock  # seconds since the epoch: the calendar minute a charge counts in
         self._charge = redis.register_script(CHARGE)
 
     def key(self, client: str, minute: int) -> str:
@@ -59,7 +61,7 @@ class ClientQuotas:
     async def charge(self, request: Request, weight: int, overdraft: bool = False) -> None:
         """Count `weight` against the request's client, or raise 429 CLIENT_WEIGHT_LIMIT. With
         `overdraft` (weight already spent, known only afterwards) it is counted and never refused."""
-        now = time.time()
+        now = self.clock()
         allowed, used = await self._charge(
             keys=[self.key(client_of(request), int(now // 60))],
             args=[weight, self.per_minute, "1" if overdraft else "0"],

@@ -93,7 +93,8 @@ def start_web(
 
 
 def delete_prefix(client, prefix: str) -> None:
-    """Remove a benchmark run's Redis keys (SCAN, not KEYS: the Redis may be shared)."""
+    """Remove a run's Redis keys (SCAN, not KEYS: the Redis may be shared; UNLINK in batches). The
+    tests clean up with it too (tests/support.delete_prefix)."""
     batch = []
     for key in client.scan_iter(match=f"{prefix}*", count=1000):
         batch.append(key)

@@ -16,13 +16,16 @@ One counter, three ceilings, so that market data can never starve the calls that
 `order_reserve` is the share kept for orders and cancels, `cancel_reserve` (part of it) the share
 kept for cancels alone: however busy readers or order flow are, the kill switch can still cancel.
 
-Async (redis.asyncio, web) and sync (redis, workers) front-ends run the same Lua scripts.
+Async (redis.asyncio, web) and sync (redis, workers) front-ends run the same Lua scripts. Minutes
+are read from `clock` (seconds since the epoch, `time.time` unless given), so a test can step across
+a minute boundary instead of waiting for one.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import BudgetSpentError
@@ -105,7 +108,16 @@ def spent(verdict_: Verdict) -> BudgetSpentError:
 class _Budget:
     """Keys and scripts shared by the sync and async front-ends."""
 
-    def __init__(self, redis, prefix: str, limit: int, *, order_reserve: float = 0.0, cancel_reserve: float = 0.0):
+    def __init__(
+        self,
+        redis,
+        prefix: str,
+        limit: int,
+        *,
+        order_reserve: float = 0.0,
+        cancel_reserve: float = 0.0,
+        clock: Callable[[], float] = time.time,
+    ):
         if not 0 <= cancel_reserve <= order_reserve < 1:
             raise ValueError("weight reserves must satisfy 0 <= cancel_reserve <= order_reserve < 1")
         self.redis = redis
@@ -113,6 +125,7 @@ class _Budget:
         self.limit = limit
         self.order_reserve = order_reserve
         self.cancel_reserve = cancel_reserve
+        self.clock = clock
         self._reserve = redis.register_script(RESERVE)
         self._observe = redis.register_script(OBSERVE)
         self._pause = redis.register_script(PAUSE)
@@ -127,7 +140,7 @@ class _Budget:
         return max(1, self.limit - math.ceil(self.limit * share))
 
     def _reserve_call(self, weight: int, priority: str):
-        now = int(time.time() * 1000)
+        now = self.now_ms()
         return now, dict(
             keys=[self.weight_key(now), self.pause_key], args=[weight, self.ceiling(priority), now, 2 * MINUTE_MS]
         )
@@ -139,11 +152,14 @@ class _Budget:
         return result
 
     def _observe_call(self, used_weight_1m: int):
-        return dict(keys=[self.weight_key(int(time.time() * 1000))], args=[used_weight_1m, 2 * MINUTE_MS])
+        return dict(keys=[self.weight_key(self.now_ms())], args=[used_weight_1m, 2 * MINUTE_MS])
 
     def _pause_call(self, seconds: float, status: int):
-        until = int(time.time() * 1000 + seconds * 1000)
+        until = int(self.clock() * 1000 + seconds * 1000)
         return dict(keys=[self.pause_key], args=[until, status, int(seconds * 1000) + 1000])
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
 
     def weight_key(self, now_ms: int) -> str:
         return f"{self.prefix}upstream:weight:{now_ms // MINUTE_MS}"
@@ -172,7 +188,7 @@ class AsyncWeightBudget(_Budget):
         await self._pause(**self._pause_call(seconds, status))
 
     async def used(self) -> int:
-        value = await self.redis.get(self.weight_key(int(time.time() * 1000)))
+        value = await self.redis.get(self.weight_key(self.now_ms()))
         return int(value or 0)
 
 
@@ -190,7 +206,7 @@ class WeightBudget(_Budget):
             raise spent(result)
 
     def used(self) -> int:
-        return int(self.redis.get(self.weight_key(int(time.time() * 1000))) or 0)
+        return int(self.redis.get(self.weight_key(self.now_ms())) or 0)
 
     def observe(self, used_weight_1m: int | None) -> None:
         if used_weight_1m is not None:

@@ -14,6 +14,7 @@ import ipaddress
 import secrets
 import string
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -97,6 +98,7 @@ class PaperExchange:
         )
         self.faults = FaultBook(config.seed)
         self.listen_keys: dict[str, tuple[str, int]] = {}  # key -> (account, expires at ms)
+        self.requests: Counter[str] = Counter()  # "METHOD /api/v3/…" -> REST requests served (/_paper/requests)
         # every API key of the demo account: the HMAC pair, and RSA / Ed25519 public keys if given
         self.api_keys = {config.api_key: ApiKey(config.api_key, ACCOUNT, HMAC, secret=config.api_secret)}
         for api_key, path, kind in (
@@ -462,6 +464,16 @@ def _time_range(call: Call) -> tuple[int | None, int | None]:
     return start, end
 
 
+def _page(rows: list, from_id: int | None, id_of, start: int | None, end: int | None, limit: int) -> list:
+    """allOrders' and myTrades' paging, oldest first: from an id on, else within a time range, else
+    the most recent `limit`."""
+    if from_id is not None:
+        return [r for r in rows if id_of(r) >= from_id][:limit]
+    if start is not None or end is not None:
+        return [r for r in rows if (start is None or r.time >= start) and (end is None or r.time <= end)][:limit]
+    return rows[-limit:]
+
+
 @endpoint("GET", "/api/v3/allOrders", security="SIGNED", weight=20)
 def all_orders(px: PaperExchange, call: Call):
     p = call.params
@@ -474,12 +486,7 @@ def all_orders(px: PaperExchange, call: Call):
     orders = sorted(
         (o for (s, _), o in px.exchange.accounts[call.account].orders.items() if s == symbol), key=lambda o: o.order_id
     )
-    if order_id is not None:
-        orders = [o for o in orders if o.order_id >= order_id][:limit]
-    elif start is not None or end is not None:
-        orders = [o for o in orders if (start is None or o.time >= start) and (end is None or o.time <= end)][:limit]
-    else:
-        orders = orders[-limit:]
+    orders = _page(orders, order_id, lambda o: o.order_id, start, end, limit)
     return [wire.order_detail(o) for o in orders]
 
 
@@ -504,12 +511,7 @@ def my_trades(px: PaperExchange, call: Call):
     rows = [t for t in px.exchange.accounts[call.account].trades if t.symbol == symbol]
     if order_id is not None:
         rows = [t for t in rows if t.order_id == order_id]
-    if from_id is not None:
-        rows = [t for t in rows if t.id >= from_id][:limit]
-    elif start is not None or end is not None:
-        rows = [t for t in rows if (start is None or t.time >= start) and (end is None or t.time <= end)][:limit]
-    else:
-        rows = rows[-limit:]
+    rows = _page(rows, from_id, lambda t: t.id, start, end, limit)
     return [wire.my_trade(t) for t in rows]
 
 
@@ -562,6 +564,7 @@ async def _serve(px: PaperExchange, ep: Endpoint, request: Request) -> HTTPRespo
     ip = request.ip or "127.0.0.1"
     headers: dict[str, str] = {}
     account_name = None
+    px.requests[f"{ep.method} {ep.path}"] += 1
     try:
         try:
             body = request.body.decode() if request.body else ""
@@ -729,6 +732,12 @@ def _admin_routes(app: Sanic, px: PaperExchange) -> None:
         if symbol not in px.exchange.markets:
             return json_response({"error": "unknown symbol"}, status=404)
         return json_response(wire.depth(px.exchange.markets[symbol], 100_000))
+
+    @app.get("/_paper/requests")
+    async def requests(request: Request):
+        """How many REST requests each endpoint has had since start (refused ones included): a client's
+        calls counted where they arrive, with no minute window."""
+        return json_response(dict(sorted(px.requests.items())))
 
     @app.get("/_paper/totals")
     async def totals(request: Request):

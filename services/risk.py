@@ -26,6 +26,7 @@ exchange's open orders at Redis time t, ms); `orders:symbols` (symbols we placed
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -305,9 +306,10 @@ class RiskStore(_Keys):
 class AsyncRiskStore(_Keys):
     """Asynchronous access for the web tier."""
 
-    def __init__(self, redis, prefix: str):
+    def __init__(self, redis, prefix: str, clock: Callable[[], float] = time.time):
         super().__init__(prefix)
         self.redis = redis
+        self.clock = clock  # seconds since the epoch: the calendar minute maxOrdersPerMinute counts in
 
     async def limits(self) -> dict:
         raw = await self.redis.get(self.limits_key)
@@ -337,7 +339,8 @@ class AsyncRiskStore(_Keys):
         rate = limits.get("maxOrdersPerMinute")
         if rate is None:
             return None
-        key = self.rate_key(owner, int(time.time() // 60))
+        now = self.clock()
+        key = self.rate_key(owner, int(now // 60))
         pipe = self.redis.pipeline()
         pipe.incr(key)
         pipe.expire(key, 120)
@@ -348,6 +351,6 @@ class AsyncRiskStore(_Keys):
                 "RISK_ORDER_RATE",
                 f"At most {rate} orders per minute for this token",
                 {"limit": rate},
-                retry_after=60 - time.time() % 60,
+                retry_after=60 - now % 60,
             )
         return None

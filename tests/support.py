@@ -20,6 +20,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from bench import _loadgen
+
 T = TypeVar("T")
 
 FINAL_JOB_STATES = ("succeeded", "failed")
@@ -83,6 +85,29 @@ def next_matching(
             return item
 
 
+class SteppedClock:
+    """A clock the test moves by hand (seconds since the epoch)."""
+
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def in_one_minute(attempt: Callable[[], T], tries: int = 3, clock: Callable[[], float] = time.time) -> T:
+    """What `attempt()` observed, from a run that began and ended in one calendar minute. Budgets,
+    quotas and Binance's weight windows count per minute, in processes whose clocks the test cannot
+    set: an attempt that straddles a minute's end is discarded and run again (the next one starts
+    just after it), instead of sleeping until a fresh minute before starting."""
+    for _ in range(tries):
+        minute = clock() // 60
+        observed = attempt()
+        if clock() // 60 == minute:
+            return observed
+    raise AssertionError(f"{tries} attempts each straddled a minute's end")
+
+
 def wait_job(web, job_id: str, timeout: float = 20, token: str | None = None, role: str = "trader") -> dict:
     """GET /api/v1/jobs/<id> until the job is final; the job record. A job still running after
     `timeout` fails the test with its last state."""
@@ -116,14 +141,7 @@ def delete_prefix(client, prefix: str) -> None:
 
         client = redis.Redis.from_url(client)
     try:
-        batch = []
-        for key in client.scan_iter(match=f"{prefix}*", count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
-                client.unlink(*batch)
-                batch.clear()
-        if batch:
-            client.unlink(*batch)
+        _loadgen.delete_prefix(client, prefix)  # the benchmarks' own clean-up: one implementation
     finally:
         if own:
             client.close()

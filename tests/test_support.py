@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tests.processes import Spawned
-from tests.support import Deadline, next_matching, wait_until
+from tests.support import Deadline, in_one_minute, next_matching, wait_until
 
 
 def test_wait_until_returns_the_first_truthy_value_and_fails_naming_what_it_waited_for():
@@ -18,6 +18,15 @@ def test_wait_until_returns_the_first_truthy_value_and_fails_naming_what_it_wait
     with pytest.raises(AssertionError, match="the thing: not within 0.2 s\nlog tail"):
         wait_until(lambda: False, 0.2, "the thing", interval=0.01, detail=lambda: "log tail")
     assert deadline.passed()
+
+
+def test_in_one_minute_runs_again_what_straddled_a_minute_and_gives_up_after_its_tries():
+    readings = iter([110.0, 120.5, 121.0, 125.0])  # the first attempt ends in the next minute
+    attempts = iter(["straddled", "whole"])
+    assert in_one_minute(lambda: next(attempts), clock=lambda: next(readings)) == "whole"
+    readings = iter([59.0, 60.0, 119.0, 120.0])
+    with pytest.raises(AssertionError, match="2 attempts each straddled"):
+        in_one_minute(lambda: None, tries=2, clock=lambda: next(readings))
 
 
 def test_next_matching_hands_every_item_on_and_fails_when_the_source_runs_dry():

@@ -23,6 +23,7 @@ from binance_client.errors import (
     UnknownOutcomeError,
 )
 from tests.processes import free_port
+from tests.support import SteppedClock
 
 
 @pytest.fixture
@@ -148,6 +149,29 @@ def test_weight_budget_is_shared_and_refuses_past_the_limit(redis_url, redis_pre
     first.pause(5, 418)
     paused = second.reserve(1)
     assert not paused.allowed and paused.paused_by == 418 and 4 < paused.retry_after <= 5
+    conn.close()
+
+
+def test_weight_budget_counts_per_calendar_minute_and_a_pause_lasts_its_retry_after(redis_url, redis_prefix):
+    conn = redis.Redis.from_url(redis_url)
+    prefix = f"{redis_prefix}budget-{uuid.uuid4().hex[:6]}:"
+    clock = SteppedClock(1_800_000_000 + 50.0)  # 10 s before a minute ends
+    budget = WeightBudget(conn, prefix, limit=10, clock=clock)
+    budget.spend(10)
+    refused = budget.reserve(1)
+    assert not refused.allowed and refused.retry_after == pytest.approx(10, abs=0.01)  # until the minute ends
+    clock.now += 9.9
+    assert not budget.reserve(1).allowed and budget.used() == 10
+    clock.now += 0.1  # the next minute: a fresh count
+    assert budget.used() == 0 and budget.reserve(10).allowed
+    clock.now += 60
+    budget.pause(5, 429)
+    paused = budget.reserve(1)
+    assert not paused.allowed and paused.paused_by == 429 and paused.retry_after == pytest.approx(5, abs=0.01)
+    clock.now += 4.9
+    assert budget.reserve(1).paused_by == 429
+    clock.now += 0.1  # the pause is over
+    assert budget.reserve(1).allowed
     conn.close()
 
 

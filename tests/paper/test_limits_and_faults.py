@@ -408,3 +408,16 @@ def test_listen_key_expires_without_keepalive(make_paper):
         gap *= 2
     assert_error(resp, 400, -1125, "This listenKey does not exist.")
     assert listen_key(px, "POST").json()["listenKey"] != key
+
+
+# -- requests served (/_paper/requests) -------------------------------------------------------------
+
+
+def test_requests_are_counted_per_endpoint_where_they_arrive_refused_ones_included(paper):
+    before = paper.admin("GET", "requests").json()
+    assert paper.get("/api/v3/ping").status_code == 200
+    assert paper.get("/api/v3/ping").status_code == 200
+    assert paper.get("/api/v3/depth", symbol="NOSUCHPAIR").status_code == 400  # refused, still counted
+    after = paper.admin("GET", "requests").json()
+    moved = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+    assert moved == {"GET /api/v3/ping": 2, "GET /api/v3/depth": 1}
