@@ -11,7 +11,7 @@ from binance_client.budget import PRIORITIES
 from binance_client.errors import BinanceError
 from services.contract import relay_status
 from services.contract.keys import Keys
-from services.contract.tasks import QUEUES
+from services.contract.tasks import QUEUES, TaskName
 from services.pacing import OrderPacer
 
 from . import schemas as S
@@ -113,7 +113,7 @@ async def _workers(ctx) -> dict:
 async def _ping_worker(ctx) -> dict:
     started = time.perf_counter()
     try:
-        await ctx.dispatch.call("maintenance.ping", wait=WORKER_PING_TIMEOUT)
+        await ctx.dispatch.call(TaskName.PING, wait=WORKER_PING_TIMEOUT)
     except ApiError:  # WORKER_TIMEOUT: no worker took the task in time
         return {"answering": False, "latencyMs": None}
     return {"answering": True, "latencyMs": round((time.perf_counter() - started) * 1000, 2)}

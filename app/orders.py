@@ -18,6 +18,7 @@ from decimal import Decimal
 from sanic import Blueprint, Request
 
 from binance_client import endpoints
+from services.contract.tasks import TaskName
 from services.errors import ClientOrderIdInUse, OrderInvalid
 from services.filters import CLIENT_ID_PATTERN, MARKET_LIKE, TYPES, check_client_order_id, check_order, json_integer
 from services.jobs import FAILED, SUCCEEDED, new_job, public_view
@@ -143,7 +144,7 @@ async def place_order(request: Request):
             await _refuse_malformed(ctx, body)
             return await _settle(request, existing, async_mode, replayed=True)
     job = await intake(ctx, body, owner, execute_at)
-    task = None if execute_at is not None else ctx.dispatch.task("orders.place", job["id"], queue="orders")
+    task = None if execute_at is not None else ctx.dispatch.task(TaskName.PLACE, job["id"], queue="orders")
     try:
         job, created = await ctx.jobs.create(job, idempotency_key, task)  # one script: key, job and task
     except ClientOrderIdInUse as exc:
@@ -265,7 +266,7 @@ async def cancel_order(request: Request, q: dict):
     symbol = q["symbol"]
     ref = {"symbol": symbol, **({"orderId": order_id} if order_id is not None else {"clientOrderId": client_id})}
     return ok(
-        request, await cancel(request.app.ctx, "orders.cancel", (symbol, order_id, client_id), "/api/v1/order", ref)
+        request, await cancel(request.app.ctx, TaskName.CANCEL, (symbol, order_id, client_id), "/api/v1/order", ref)
     )
 
 
@@ -305,7 +306,7 @@ async def get_order(request: Request, q: dict):
     return ok(
         request,
         await request.app.ctx.dispatch.call(
-            "account.order",
+            TaskName.ORDER,
             q["symbol"],
             order_id,
             client_id,
@@ -320,7 +321,7 @@ async def open_orders(request: Request, q: dict):
     return ok(
         request,
         await request.app.ctx.dispatch.call(
-            "account.open_orders", q["symbol"], weight=endpoints.open_orders(q["symbol"]).weight
+            TaskName.OPEN_ORDERS, q["symbol"], weight=endpoints.open_orders(q["symbol"]).weight
         ),
     )
 
@@ -337,7 +338,7 @@ async def open_orders(request: Request, q: dict):
 async def cancel_open_orders(request: Request, q: dict):
     symbol = q["symbol"]
     return ok(
-        request, await cancel(request.app.ctx, "orders.cancel_all", (symbol,), "/api/v1/openOrders", {"symbol": symbol})
+        request, await cancel(request.app.ctx, TaskName.CANCEL_ALL, (symbol,), "/api/v1/openOrders", {"symbol": symbol})
     )
 
 
@@ -347,7 +348,7 @@ async def all_orders(request: Request, q: dict):
     return ok(
         request,
         await request.app.ctx.dispatch.call(
-            "account.all_orders",
+            TaskName.ALL_ORDERS,
             q["symbol"],
             q["orderId"],
             q["startTime"],
@@ -364,7 +365,7 @@ async def my_trades(request: Request, q: dict):
     return ok(
         request,
         await request.app.ctx.dispatch.call(
-            "account.trades",
+            TaskName.TRADES,
             q["symbol"],
             q["orderId"],
             q["startTime"],
@@ -379,7 +380,7 @@ async def my_trades(request: Request, q: dict):
 @reads.get("/account")
 @operation("Balances (non-zero) and trading permissions", tag="account", data=S.ACCOUNT, errors=WORKER)
 async def account(request: Request):
-    data = await request.app.ctx.dispatch.call("account.get", weight=endpoints.account().weight)
+    data = await request.app.ctx.dispatch.call(TaskName.ACCOUNT, weight=endpoints.account().weight)
     return ok(
         request,
         {

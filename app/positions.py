@@ -16,6 +16,7 @@ from sanic import Blueprint, Request
 
 from binance_client import endpoints
 from services import positions as core
+from services.contract.tasks import TaskName
 from services.orders import TRADES_PAGE as core_page
 
 from . import schemas as S
@@ -47,7 +48,7 @@ async def positions(ctx) -> dict:
     }
     # charged up front: the account and one page of trades; the pages read beyond that afterwards
     page = endpoints.my_trades(QUOTE).weight
-    held = await ctx.dispatch.call("account.holdings", symbols, weight=endpoints.account().weight + page)
+    held = await ctx.dispatch.call(TaskName.HOLDINGS, symbols, weight=endpoints.account().weight + page)
     pages = sum(len(rows) // core_page + 1 for rows in held["trades"].values())
     if pages > 1:
         await ctx.quotas.charge_current(page * (pages - 1), overdraft=True)

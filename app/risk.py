@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request
 
+from services.contract.tasks import TaskName
 from services.errors import LimitsInvalid
 from services.risk import validate_limits
 
@@ -85,7 +86,7 @@ async def switch(ctx, engaged: bool, by: str, reason: str | None) -> dict:
         return {**state, "canceled": []}
     try:
         canceled = await ctx.dispatch.call(
-            "orders.cancel_everything",
+            TaskName.CANCEL_EVERYTHING,
             queue="orders",
             deadline=False,
             wait=ctx.settings.upstream_timeout * KILL_SWITCH_WAIT_FACTOR,

@@ -72,29 +72,18 @@ def start_worker(paper_url: str, redis_url: str, prefix: str, pool: str, concurr
         "REDIS_KEY_PREFIX": prefix,
         "LOG_LEVEL": "WARNING",
     }
+    return _celery_worker("workers.celery_app", "orders,default", "bench", pool, concurrency, ROOT, env)
+
+
+def _celery_worker(app: str, queues: str, name: str, pool: str, concurrency: int, cwd, env) -> subprocess.Popen:
+    """`celery worker` for `app` on `queues`, quiet, in its own process group (stop_worker stops it)."""
     command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers.celery_app",
-        "worker",
-        "-Q",
-        "orders,default",
-        "-P",
-        pool,
-        "-c",
-        str(concurrency),
-        "-l",
-        "WARNING",
-        "-n",
-        f"bench-{uuid.uuid4().hex[:8]}@%h",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
+        *(sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queues),
+        *("-P", pool, "-c", str(concurrency), "-l", "WARNING", "-n", f"{name}-{uuid.uuid4().hex[:8]}@%h"),
+        *("--without-gossip", "--without-mingle", "--without-heartbeat"),
     ]
     return subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
 
 
@@ -166,30 +155,7 @@ def job_records(client: redis.Redis, prefix: str) -> dict[str, dict]:
 
 def start_bare_worker(redis_url: str, prefix: str, pool: str, concurrency: int) -> subprocess.Popen:
     env = {**os.environ, "BARE_CELERY_REDIS_URL": redis_url, "BARE_CELERY_PREFIX": prefix}
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "_bare_celery",
-        "worker",
-        "-Q",
-        "bare",
-        "-P",
-        pool,
-        "-c",
-        str(concurrency),
-        "-l",
-        "WARNING",
-        "-n",
-        f"bare-{uuid.uuid4().hex[:8]}@%h",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-    ]
-    return subprocess.Popen(
-        command, cwd=HERE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    return _celery_worker("_bare_celery", "bare", "bare", pool, concurrency, HERE, env)
 
 
 def bare_round_trips(n: int) -> list[float]:

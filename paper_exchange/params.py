@@ -28,6 +28,18 @@ DEFAULT_RECV_WINDOW = 5_000
 MICROSECOND_TIMESTAMPS = 10**14
 
 
+def valid_request_id(value, string_re: re.Pattern) -> bool:
+    """A WebSocket request's `id`: absent, a signed 64-bit integer, or a string `string_re` accepts
+    (the streams and the WebSocket API allow different characters)."""
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    return isinstance(value, str) and bool(string_re.match(value))
+
+
 class Params:
     """Parameters of one request. Query-string values win over body values, as on Binance."""
 

@@ -19,6 +19,7 @@ from decimal import Decimal
 
 from .candles import INTERVALS_MS, Candle, MarketHistory, bucket_after, bucket_start
 from .money import ZERO, fmt
+from .params import valid_request_id
 
 MAX_STREAMS = 1024  # per connection (web-socket-streams.md, "WebSocket Limits")
 MAX_INCOMING_PER_SECOND = 5  # PING, PONG and JSON control messages
@@ -148,13 +149,7 @@ def _invalid(msg: str, request_id=None) -> ControlError:
 
 
 def _valid_id(value) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return -(2**63) <= value < 2**63
-    return isinstance(value, str) and bool(_ID_STRING_RE.match(value))
+    return valid_request_id(value, _ID_STRING_RE)
 
 
 def parse_control(text: str | bytes) -> Control:

@@ -20,6 +20,7 @@ from . import errors
 from .engine import LIMIT_TYPES, OPEN_STATUSES, STOP_TYPES, Account, OrderEvent
 from .errors import BinanceError
 from .money import ZERO, floor8, fmt
+from .params import valid_request_id
 
 MAX_RECV_WINDOW = 60_000
 MAX_ACTIVE_SUBSCRIPTIONS = 1_000
@@ -171,13 +172,7 @@ class Request:
 
 
 def _valid_id(value) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return -(2**63) <= value < 2**63
-    return isinstance(value, str) and bool(_ID_RE.match(value))
+    return valid_request_id(value, _ID_RE)
 
 
 def parse_request(text: str | bytes) -> Request:

@@ -17,21 +17,24 @@ def order_ack(order: Order, transact_time: int) -> dict:
     }
 
 
+def _state(order: Order) -> dict:
+    """The fields a RESULT answer and a cancel's answer share, in Binance's order."""
+    return {
+        "price": fmt(order.price),
+        "origQty": fmt(order.orig_qty),
+        "executedQty": fmt(order.executed_qty),
+        "origQuoteOrderQty": fmt(order.orig_quote_qty),
+        "cummulativeQuoteQty": fmt(order.cum_quote),
+        "status": order.status,
+        "timeInForce": order.time_in_force or "GTC",
+        "type": order.type,
+        "side": order.side,
+    }
+
+
 def order_result(order: Order, transact_time: int) -> dict:
     body = order_ack(order, transact_time)
-    body.update(
-        {
-            "price": fmt(order.price),
-            "origQty": fmt(order.orig_qty),
-            "executedQty": fmt(order.executed_qty),
-            "origQuoteOrderQty": fmt(order.orig_quote_qty),
-            "cummulativeQuoteQty": fmt(order.cum_quote),
-            "status": order.status,
-            "timeInForce": order.time_in_force or "GTC",
-            "type": order.type,
-            "side": order.side,
-        }
-    )
+    body.update(_state(order))
     if order.stop_price:
         body["stopPrice"] = fmt(order.stop_price)
     body["workingTime"] = order.working_time
@@ -95,15 +98,7 @@ def canceled_order(order: Order, transact_time: int) -> dict:
         "orderListId": -1,
         "clientOrderId": order.cancel_client_order_id or order.client_order_id,
         "transactTime": transact_time,
-        "price": fmt(order.price),
-        "origQty": fmt(order.orig_qty),
-        "executedQty": fmt(order.executed_qty),
-        "origQuoteOrderQty": fmt(order.orig_quote_qty),
-        "cummulativeQuoteQty": fmt(order.cum_quote),
-        "status": order.status,
-        "timeInForce": order.time_in_force or "GTC",
-        "type": order.type,
-        "side": order.side,
+        **_state(order),
     }
     if order.stop_price:
         body["stopPrice"] = fmt(order.stop_price)

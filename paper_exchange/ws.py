@@ -22,6 +22,7 @@ import logging
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from urllib.parse import unquote
 
@@ -676,22 +677,29 @@ async def _serve(hub: StreamHub, conn: Connection, reader) -> None:
             task.cancel()
 
 
-async def _market_reader(hub: StreamHub, conn: Connection) -> None:
-    ws = conn.ws
+async def _read(conn: Connection, handle: Callable[[object], bool | None]) -> None:
+    """Each message `conn`'s client sends, to `handle`, until the client goes away or `handle`
+    answers False (to close for too many messages)."""
     while True:
         try:
-            message = await ws.recv()
+            message = await conn.ws.recv()
         except Exception:
             return
         if message is None or conn.closed:
             continue
-        if not conn.within_budget():
+        if handle(message) is False:
             return
-        try:
-            control = streams.parse_control(message)
-            conn.send_json(_apply_control(hub, conn, control))
-        except ControlError as exc:
-            conn.send_json(exc.reply())
+
+
+def _market_message(hub: StreamHub, conn: Connection, message) -> bool:
+    if not conn.within_budget():
+        return False
+    try:
+        control = streams.parse_control(message)
+        conn.send_json(_apply_control(hub, conn, control))
+    except ControlError as exc:
+        conn.send_json(exc.reply())
+    return True
 
 
 def _apply_control(hub: StreamHub, conn: Connection, control: streams.Control) -> dict:
@@ -729,19 +737,7 @@ async def _open_streams(hub: StreamHub, request: Request, ws, names: list[str], 
         await ws.close(1008, exc.msg[:120])
         return
     conn.count_control_frames()
-    await _serve(hub, conn, _market_reader(hub, conn))
-
-
-async def _api_reader(hub: StreamHub, conn: Connection, default_limits: bool) -> None:
-    ws = conn.ws
-    while True:
-        try:
-            message = await ws.recv()
-        except Exception:
-            return
-        if message is None or conn.closed:
-            continue
-        _api_request(hub, conn, message, default_limits)
+    await _serve(hub, conn, _read(conn, lambda message: _market_message(hub, conn, message)))
 
 
 def _api_request(hub: StreamHub, conn: Connection, message, default_limits: bool) -> None:
@@ -848,7 +844,7 @@ async def _open_api(hub: StreamHub, request: Request, ws) -> None:
         return
     default_limits = request.args.get("returnRateLimits", "true").lower() != "false"
     conn.default_limits = default_limits
-    await _serve(hub, conn, _api_reader(hub, conn, default_limits))
+    await _serve(hub, conn, _read(conn, lambda message: _api_request(hub, conn, message, default_limits)))
 
 
 # -- admin routes -----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from services.contract.tasks import TaskName
 from workers.celery_app import app
 from workers.resources import resources
 
@@ -12,12 +13,12 @@ from .base import SpotgateTask
 from .replies import answer
 
 
-@app.task(name="account.get", base=SpotgateTask)
+@app.task(name=TaskName.ACCOUNT, base=SpotgateTask)
 def get_account(reply_to: str, deadline: int | None = None) -> None:
-    answer(reply_to, lambda: resources().orders.account(deadline), deadline, "account.get")
+    answer(reply_to, lambda: resources().orders.account(deadline), deadline, TaskName.ACCOUNT)
 
 
-@app.task(name="account.order", base=SpotgateTask)
+@app.task(name=TaskName.ORDER, base=SpotgateTask)
 def get_order(
     reply_to: str,
     symbol: str,
@@ -29,16 +30,16 @@ def get_order(
         reply_to,
         lambda: resources().orders.get(symbol, order_id, client_order_id, deadline_ms=deadline),
         deadline,
-        "account.order",
+        TaskName.ORDER,
     )
 
 
-@app.task(name="account.open_orders", base=SpotgateTask)
+@app.task(name=TaskName.OPEN_ORDERS, base=SpotgateTask)
 def open_orders(reply_to: str, symbol: str | None = None, deadline: int | None = None) -> None:
-    answer(reply_to, lambda: resources().orders.open(symbol, deadline_ms=deadline), deadline, "account.open_orders")
+    answer(reply_to, lambda: resources().orders.open(symbol, deadline_ms=deadline), deadline, TaskName.OPEN_ORDERS)
 
 
-@app.task(name="account.all_orders", base=SpotgateTask)
+@app.task(name=TaskName.ALL_ORDERS, base=SpotgateTask)
 def all_orders(
     reply_to: str,
     symbol: str,
@@ -52,11 +53,11 @@ def all_orders(
         reply_to,
         lambda: resources().orders.all(symbol, order_id, start, end, limit, deadline),
         deadline,
-        "account.all_orders",
+        TaskName.ALL_ORDERS,
     )
 
 
-@app.task(name="account.trades", base=SpotgateTask)
+@app.task(name=TaskName.TRADES, base=SpotgateTask)
 def my_trades(
     reply_to: str,
     symbol: str,
@@ -71,11 +72,11 @@ def my_trades(
         reply_to,
         lambda: resources().orders.trades(symbol, order_id, start, end, from_id, limit, deadline),
         deadline,
-        "account.trades",
+        TaskName.TRADES,
     )
 
 
-@app.task(name="account.holdings", base=SpotgateTask)
+@app.task(name=TaskName.HOLDINGS, base=SpotgateTask)
 def holdings(reply_to: str, symbols: dict[str, str], deadline: int | None = None) -> None:
     """Balances and full trade histories for positions, in one task (one round trip for the web)."""
-    answer(reply_to, lambda: resources().orders.holdings(symbols, deadline), deadline, "account.holdings")
+    answer(reply_to, lambda: resources().orders.holdings(symbols, deadline), deadline, TaskName.HOLDINGS)

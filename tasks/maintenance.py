@@ -8,6 +8,7 @@ import logging
 import socket
 import time
 
+from services.contract.tasks import TaskName
 from services.metrics import metrics
 from workers.celery_app import app
 from workers.resources import resources
@@ -22,7 +23,7 @@ CLOCK_DRIFT_MS = 500  # a server-time offset moving more than this is worth a li
 log = logging.getLogger("spotgate.maintenance")
 
 
-@app.task(name="maintenance.release_due_orders", base=SpotgateTask)
+@app.task(name=TaskName.RELEASE_DUE_ORDERS, base=SpotgateTask)
 def release_due_orders() -> int:
     due = resources().jobs.due()
     for job_id in due:
@@ -33,7 +34,7 @@ def release_due_orders() -> int:
     return len(due)
 
 
-@app.task(name="maintenance.restore_unacked", base=SpotgateTask)
+@app.task(name=TaskName.RESTORE_UNACKED, base=SpotgateTask)
 def restore_unacked() -> None:
     """Task messages delivered to a worker that died (SIGKILL, a lost dyno) stay in the broker's
     unacked hash; kombu's own scan puts those older than the visibility timeout back on their queue.
@@ -42,7 +43,7 @@ def restore_unacked() -> None:
         connection.default_channel.qos.restore_visible(num=RESTORE_BATCH, interval=1)
 
 
-@app.task(name="maintenance.reconcile_jobs", base=SpotgateTask)
+@app.task(name=TaskName.RECONCILE_JOBS, base=SpotgateTask)
 def reconcile_jobs() -> int:
     jobs = resources().jobs
     # a job untouched for JOB_REDRIVE_AFTER has no live run (a run re-touches it or ends it); the
@@ -57,15 +58,13 @@ def reconcile_jobs() -> int:
     return len(stale)
 
 
-@app.task(name="maintenance.ping", base=SpotgateTask)
+@app.task(name=TaskName.PING, base=SpotgateTask)
 def ping(reply_to: str, deadline: int | None = None) -> None:
     """Answer at once: the web tier's proof that a worker takes tasks from the default queue."""
-    answer(
-        reply_to, lambda: {"worker": socket.gethostname(), "at": int(time.time() * 1000)}, deadline, "maintenance.ping"
-    )
+    answer(reply_to, lambda: {"worker": socket.gethostname(), "at": int(time.time() * 1000)}, deadline, TaskName.PING)
 
 
-@app.task(name="maintenance.sync_server_time", base=SpotgateTask)
+@app.task(name=TaskName.SYNC_SERVER_TIME, base=SpotgateTask)
 def sync_server_time() -> float:
     clock = resources().client.clock
     before = clock.offset_ms

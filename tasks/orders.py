@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.contract.tasks import TaskName
 from services.placement import PlacementPending
 from workers.celery_app import app
 from workers.resources import resources
@@ -10,7 +11,7 @@ from .base import SpotgateTask
 from .replies import answer
 
 
-@app.task(name="orders.place", base=SpotgateTask, bind=True, max_retries=None)
+@app.task(name=TaskName.PLACE, base=SpotgateTask, bind=True, max_retries=None)
 def place(self, job_id: str) -> None:
     try:
         resources().placer.place(job_id)
@@ -21,7 +22,7 @@ def place(self, job_id: str) -> None:
         raise self.retry(exc=exc, countdown=countdown) from exc
 
 
-@app.task(name="orders.cancel", base=SpotgateTask)
+@app.task(name=TaskName.CANCEL, base=SpotgateTask)
 def cancel(
     reply_to: str,
     symbol: str,
@@ -34,17 +35,17 @@ def cancel(
         reply_to,
         lambda: resources().orders.cancel(symbol, order_id, client_order_id, deadline),
         deadline,
-        "orders.cancel",
+        TaskName.CANCEL,
     )
 
 
-@app.task(name="orders.cancel_all", base=SpotgateTask)
+@app.task(name=TaskName.CANCEL_ALL, base=SpotgateTask)
 def cancel_all(reply_to: str, symbol: str, deadline: int | None = None) -> None:
-    answer(reply_to, lambda: resources().orders.cancel_all(symbol, deadline), deadline, "orders.cancel_all")
+    answer(reply_to, lambda: resources().orders.cancel_all(symbol, deadline), deadline, TaskName.CANCEL_ALL)
 
 
-@app.task(name="orders.cancel_everything", base=SpotgateTask)
+@app.task(name=TaskName.CANCEL_EVERYTHING, base=SpotgateTask)
 def cancel_everything(reply_to: str) -> None:
     """The kill switch: cancel every open order on every symbol, answer the orders canceled. It has no
     deadline (canceling is always wanted while the switch is engaged), so it runs even when late."""
-    answer(reply_to, lambda: resources().orders.cancel_everything(), None, "orders.cancel_everything")
+    answer(reply_to, lambda: resources().orders.cancel_everything(), None, TaskName.CANCEL_EVERYTHING)

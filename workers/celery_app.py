@@ -41,7 +41,7 @@ from kombu import Queue
 from config import Settings
 from config.redis_connection import celery_redis
 from services.contract.keys import Keys
-from services.contract.tasks import QUEUES
+from services.contract.tasks import QUEUES, TaskName
 
 from . import observability  # noqa: F401  (connects the logging and metrics signal handlers)
 
@@ -78,14 +78,14 @@ def celery_config(settings: Settings) -> dict:
         worker_soft_shutdown_timeout=10.0,  # SIGTERM: finish what runs, up to 10 s (Heroku gives 30)
         worker_enable_soft_shutdown_on_idle=True,
         beat_schedule={
-            "due-scheduled-orders": {"task": "maintenance.release_due_orders", "schedule": 1.0},
-            "reconcile-jobs": {"task": "maintenance.reconcile_jobs", "schedule": 15.0},
-            "sync-server-time": {"task": "maintenance.sync_server_time", "schedule": 300.0},
+            "due-scheduled-orders": {"task": TaskName.RELEASE_DUE_ORDERS, "schedule": 1.0},
+            "reconcile-jobs": {"task": TaskName.RECONCILE_JOBS, "schedule": 15.0},
+            "sync-server-time": {"task": TaskName.SYNC_SERVER_TIME, "schedule": 300.0},
             # kombu 5.6 itself scans for unacked messages past their visibility timeout only every
             # 100 s (10 s x every 10th call): a dead worker's tasks would come back up to 100 s late.
             # Beat asks for the same scan (one ZRANGE under kombu's mutex) every few seconds.
             "restore-unacked-tasks": {
-                "task": "maintenance.restore_unacked",
+                "task": TaskName.RESTORE_UNACKED,
                 "schedule": float(restore_every(settings.broker_visibility_timeout)),
             },
         },
@@ -93,7 +93,7 @@ def celery_config(settings: Settings) -> dict:
     if settings.user_stream_mode == "listen-key":
         # the stream relay's listen key lives 60 min unless refreshed (Binance asks for every 30 min)
         config["beat_schedule"]["keep-listen-key-alive"] = {
-            "task": "user_stream.keepalive",
+            "task": TaskName.LISTEN_KEY_KEEPALIVE,
             "schedule": settings.listen_key_keepalive,
         }
     return config

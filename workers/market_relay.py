@@ -34,7 +34,7 @@ from services.metrics import metrics
 from .channels import TickerState, kline, trade
 from .order_book import OrderBook, Outcome
 from .stream_bus import StreamBus, now_ms
-from .upstream_ws import Backoff, Link
+from .upstream_ws import Backoff, Link, Rotating
 
 log = logging.getLogger("spotgate.stream.market")
 NAMES_PER_MESSAGE = 200  # streams in one SUBSCRIBE (a full connection is restored in 6 messages)
@@ -102,33 +102,27 @@ class Subscriptions:
 # -- one upstream connection's worth of channels ----------------------------------------------------
 
 
-class Slot:
+class Slot(Rotating):
     def __init__(self, relay: MarketRelay, index: int):
         self.relay = relay
         self.index = index
         self.channels: dict[str, Channel] = {}
         self.streams: set[str] = set()
-        self.lock = threading.RLock()
         self.subs: dict[Link, Subscriptions] = {}
         self.interrupted: set[str] = set()  # channels told `reconnecting`, not yet `restored`
         self.rejected: dict[str, float] = {}
-        self.active = self._link()
-        self.successor: Link | None = None
         self.wake = threading.Event()
-        self.closed = False
+        super().__init__(f"market-{index}", log)
         self._writer = threading.Thread(target=self._write_loop, name=f"market-{index}-writer", daemon=True)
 
     def start(self) -> None:
         self.active.start()
         self._writer.start()
 
-    def stop(self) -> None:
-        with self.lock:
-            self.closed = True
-            links = [link for link in (self.active, self.successor) if link is not None]
-        for link in links:
-            link.stop()
+    def stop(self) -> list[Link]:
+        links = super().stop()
         self.wake.set()
+        return links
 
     def _link(self) -> Link:
         settings = self.relay.settings
@@ -159,15 +153,6 @@ class Slot:
                 self.streams.difference_update(channel.streams)
                 self.interrupted.discard(name)
         self.wake.set()
-
-    def rotate(self, reason: str) -> None:
-        """Open a successor connection; it takes over once it has every subscription."""
-        with self.lock:
-            if self.closed or self.successor is not None:
-                return
-            log.info("market-%d: rotating the connection (%s)", self.index, reason)
-            self.successor = self._link()
-            self.successor.start()
 
     def due_for_rotation(self, max_age: float) -> bool:
         with self.lock:
@@ -222,9 +207,8 @@ class Slot:
             self.relay.bus.status(restored, "restored")
 
     def _promote(self) -> None:
-        old, self.active, self.successor = self.active, self.successor, None
-        self.subs.pop(old, None)
-        old.stop()
+        """The successor has every subscription: it takes over."""
+        self.subs.pop(self.promote(), None)
 
     def _on_close(self, link: Link, planned: bool) -> None:
         lost: list[str] = []

@@ -5,6 +5,8 @@
     Link      one logical upstream connection: connects, reads (answering pings), reconnects after
               any drop with backoff, and paces what it sends under Binance's limit of 5 incoming
               messages a second (pongs included: we send at most 4 a second)
+    Rotating  the owner of a Link that is replaced make-before-break (the 24 h cut, serverShutdown):
+              a successor opens beside the active link and takes over once it serves everything
 
 A Link knows nothing of streams or users: its owner gives it the URL and callbacks —
 `on_open(link)` (subscribe), `on_message(link, message)` (decoded JSON), `on_close(link, planned)`.
@@ -17,6 +19,7 @@ import logging
 import random
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import orjson
@@ -249,3 +252,46 @@ def _safe_url(url: str) -> str:
     """Listen keys are credentials of a kind: never log them whole."""
     head, sep, tail = url.rpartition("/ws/")
     return f"{head}{sep}{tail[:4]}…" if sep and len(tail) > 20 else url
+
+
+class Rotating(ABC):
+    """The owner of one upstream connection that rotates make-before-break: `rotate()` opens a
+    successor beside the active link, the owner `promote()`s it once it serves everything the active
+    one did, and `stop()` closes both. Owners build their links in `_link()` (called here, so set what
+    it needs first) and guard their own state with the same `lock`."""
+
+    def __init__(self, name: str, logger: logging.Logger):
+        self.name = name  # in log lines: "market-0", "user stream"
+        self.log = logger
+        self.lock = threading.RLock()
+        self.closed = False
+        self.active = self._link()
+        self.successor: Link | None = None
+
+    @abstractmethod
+    def _link(self) -> Link:
+        """A new, not yet started Link for this owner."""
+
+    def rotate(self, reason: str) -> None:
+        with self.lock:
+            if self.closed or self.successor is not None:
+                return
+            self.log.info("%s: rotating the connection (%s)", self.name, reason)
+            self.successor = self._link()
+            self.successor.start()
+
+    def promote(self) -> Link:
+        """With `lock` held: the successor becomes the active link; the old one is stopped and returned."""
+        assert self.successor is not None
+        old, self.active, self.successor = self.active, self.successor, None
+        old.stop()
+        return old
+
+    def stop(self) -> list[Link]:
+        """Close for good: both links stopped (not joined), and returned."""
+        with self.lock:
+            self.closed = True
+            links = [link for link in (self.active, self.successor) if link is not None]
+        for link in links:
+            link.stop()
+        return links

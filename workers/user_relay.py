@@ -22,7 +22,7 @@ import hashlib
 import itertools
 import logging
 import threading
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections import OrderedDict
 
 import orjson
@@ -30,12 +30,13 @@ import orjson
 from services.contract.channels import ORDERS, USER
 from services.contract.keys import Keys
 from services.contract.replies import Replies, new_reply_to
+from services.contract.tasks import TaskName
 from services.jobs import JobStore
 from services.metrics import metrics
 
 from .channels import order_from_report
 from .stream_bus import StreamBus, now_ms
-from .upstream_ws import Backoff, Link
+from .upstream_ws import Backoff, Link, Rotating
 
 log = logging.getLogger("spotgate.stream.user")
 SEEN_EVENTS = 2_000
@@ -87,20 +88,17 @@ class UserEvents:
                 self.jobs.record_order_update(order["clientOrderId"], order)
 
 
-class UserStream(ABC):
+class UserStream(Rotating):
     """What both modes share: the active link (and a successor while rotating), status, rotation."""
 
     mode = ""
 
     def __init__(self, settings, bus: StreamBus, worker: WorkerCalls, events: UserEvents):
         self.settings, self.bus, self.worker, self.events = settings, bus, worker, events
-        self.lock = threading.RLock()
         self.link_ids = itertools.count(1)
         self.subscribed: set[Link] = set()
         self.interrupted = False
-        self.closed = False
-        self.active = self._link()
-        self.successor: Link | None = None
+        super().__init__("user stream", log)
 
     def _link(self) -> Link:
         return Link(
@@ -131,14 +129,11 @@ class UserStream(ABC):
     def start(self) -> None:
         self.active.start()
 
-    def stop(self) -> None:
-        with self.lock:
-            self.closed = True
-            links = [link for link in (self.active, self.successor) if link is not None]
-        for link in links:
-            link.stop()
+    def stop(self) -> list[Link]:
+        links = super().stop()
         for link in links:
             link.join(2)
+        return links
 
     def tick(self) -> None:
         with self.lock:
@@ -150,14 +145,6 @@ class UserStream(ABC):
         if due:
             self.rotate("lifetime")
 
-    def rotate(self, reason: str) -> None:
-        with self.lock:
-            if self.closed or self.successor is not None:
-                return
-            log.info("user stream: rotating the connection (%s)", reason)
-            self.successor = self._link()
-            self.successor.start()
-
     def subscribed_on(self, link: Link) -> None:
         """`link` now delivers the account's events."""
         link.healthy()
@@ -165,9 +152,7 @@ class UserStream(ABC):
         with self.lock:
             self.subscribed.add(link)
             if link is self.successor:
-                old, self.active, self.successor = self.active, link, None
-                self.subscribed.discard(old)
-                old.stop()
+                self.subscribed.discard(self.promote())
             if link is self.active and self.interrupted:
                 self.interrupted, restored = False, True
         if restored:
@@ -190,8 +175,7 @@ class UserStream(ABC):
             if planned or self.closed or link is not self.active:
                 return
             if self.successor is not None:
-                self.active, self.successor = self.successor, None
-                link.stop()
+                self.promote()  # `link` is the active one: stopped, the successor serves
             if self.active not in self.subscribed and not self.interrupted:
                 self.interrupted = lost = True
         if lost:
@@ -236,7 +220,7 @@ class WsApiUserStream(UserStream):
 
     def _subscribe(self, link: Link) -> None:
         # signed by a worker and used at once: the timestamp is only good for recvWindow
-        first = self.worker.call("user_stream.session")
+        first = self.worker.call(TaskName.STREAM_SESSION)
         self.auth = first["method"]
         self._send(link, first["method"], first["params"])
 
@@ -284,7 +268,7 @@ class ListenKeyStream(UserStream):
 
     def url(self) -> str:
         # a key per connection: creating one while another is active returns (and extends) that one
-        key = self.worker.call("user_stream.listen_key")["listenKey"]
+        key = self.worker.call(TaskName.LISTEN_KEY)["listenKey"]
         return f"{self.settings.binance_stream_url}/ws/{key}"
 
     def on_open(self, link: Link) -> None:

@@ -7,7 +7,8 @@ all import services/, and app/ never imports workers/).
     keys.py          Keys(prefix): the shared Redis keys and channels below, under REDIS_KEY_PREFIX (`P`)
     channels.py      Channel / ChannelKind / INTERVALS, Binance stream names, the `md:<channel>` envelope
                      and its DataType (ticker, trade, kline, depth.snapshot, depth.diff, status, user, order)
-    tasks.py         QUEUES, task_message(): the Celery message the web tier LPUSHes itself
+    tasks.py         QUEUES, TaskName (every task's name), task_message(): the Celery message the web
+                     tier LPUSHes itself
     replies.py       the reply-list RPC: reply format, expiry, deadlines; Replies / AsyncReplies
     relay_status.py  the relay's `stream:status` report and how the web tier reads it
     limits.py        DEFAULT_WEIGHT_LIMIT, the budget's 90 %, REQUEST_WEIGHT per minute from exchangeInfo
@@ -32,8 +33,8 @@ Shared keys (writer → reader: format)
     P celery:unacked          kombu (worker) → web /metrics: hash of delivered, unacknowledged messages
     P ws-hub                  the client name of a web process's pub/sub connection (tests cut it)
 
-Task names (tasks/*.py; first argument `reply_to` where the caller waits, keyword `deadline` = epoch ms
-after which the task is not run, replies.py)
+Task names (TaskName in tasks.py, registered by tasks/*.py; first argument `reply_to` where the caller
+waits, keyword `deadline` = epoch ms after which the task is not run, replies.py)
 
     orders.place(job_id)                               queue orders; outcome in the job record, no reply
     orders.cancel, orders.cancel_all, orders.cancel_everything       queue orders, reply

@@ -2,7 +2,8 @@
 
 Importing this builds no Celery app and reads no settings (the web process imports it at start-up,
 where a configuration error must surface in `create_app`, not at import). The queue lists are
-`Keys.queue(name)`; the task names and their arguments are listed in services/contract/__init__.py.
+`Keys.queue(name)`; TaskName holds every task's name (tasks/*.py register them by it, callers send
+them by it), and services/contract/__init__.py lists their arguments and queues.
 """
 
 from __future__ import annotations
@@ -18,6 +19,36 @@ QUEUES = ("orders", "default")  # the worker consumes both; orders.* go to `orde
 # The custom message header carrying the id of the web request a task works for (its log lines show it).
 REQUEST_ID_HEADER = "request_id"
 _HOST = socket.gethostname()
+
+
+class TaskName:
+    """Every task's name, written once: the worker registers each task under it (tasks/*.py) and the
+    web, the relay and beat's schedule send it (tests/orders/test_task_names.py holds the two lists
+    equal)."""
+
+    PLACE = "orders.place"
+    CANCEL = "orders.cancel"
+    CANCEL_ALL = "orders.cancel_all"
+    CANCEL_EVERYTHING = "orders.cancel_everything"
+    ACCOUNT = "account.get"
+    ORDER = "account.order"
+    OPEN_ORDERS = "account.open_orders"
+    ALL_ORDERS = "account.all_orders"
+    TRADES = "account.trades"
+    HOLDINGS = "account.holdings"
+    STREAM_SESSION = "user_stream.session"
+    STREAM_SIGNATURE = "user_stream.signature"
+    LISTEN_KEY = "user_stream.listen_key"
+    LISTEN_KEY_KEEPALIVE = "user_stream.keepalive"
+    RELEASE_DUE_ORDERS = "maintenance.release_due_orders"
+    RECONCILE_JOBS = "maintenance.reconcile_jobs"
+    RESTORE_UNACKED = "maintenance.restore_unacked"
+    SYNC_SERVER_TIME = "maintenance.sync_server_time"
+    PING = "maintenance.ping"
+
+    @classmethod
+    def all(cls) -> set[str]:
+        return {value for name, value in vars(cls).items() if name.isupper()}
 
 
 def task_message(
