@@ -8,13 +8,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import delete_prefix, new_prefix
+from tests.support import RUN_PREFIX, delete_prefix, new_prefix
+
+
+def shared_redis_url() -> str:
+    """The Redis every process under test shares; `make test` exports REDIS_URL."""
+    return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    """The Redis every process under test shares; `make test` exports REDIS_URL."""
-    return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    return shared_redis_url()
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +30,17 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     prefix = new_prefix()
     yield prefix
     delete_prefix(redis_url, prefix)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """After every fixture's teardown: delete what is left under this run's prefixes (a key a process
+    wrote after its test's clean-up, or a test that kept none). A Redis gone by now leaves nothing to do."""
+    import redis
+
+    try:
+        delete_prefix(shared_redis_url(), RUN_PREFIX)
+    except redis.RedisError:
+        pass
 
 
 class Spawner:

@@ -127,9 +127,14 @@ def wait_job(web, job_id: str, timeout: float = 20, token: str | None = None, ro
 # -- Redis key prefixes ----------------------------------------------------------------------------------
 
 
+RUN_PREFIX = f"sgtest:{uuid.uuid4().hex[:12]}:"
+"""Every key prefix this test run hands out starts with it; tests/conftest.py deletes what is left under
+it when the run ends (a key written after its test's own clean-up, a test that kept none)."""
+
+
 def new_prefix() -> str:
     """A key prefix of its own for one deployment under test (deleted with `delete_prefix`)."""
-    return f"sgtest:{uuid.uuid4().hex}:"
+    return f"{RUN_PREFIX}{uuid.uuid4().hex}:"
 
 
 def delete_prefix(client, prefix: str) -> None:

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tests.processes import Spawned
-from tests.support import Deadline, in_one_minute, next_matching, wait_until
+from tests.support import RUN_PREFIX, Deadline, in_one_minute, new_prefix, next_matching, wait_until
 
 
 def test_wait_until_returns_the_first_truthy_value_and_fails_naming_what_it_waited_for():
@@ -64,3 +64,9 @@ def test_stop_ends_the_whole_process_group_and_removes_the_log():
         5,
         "the child gone",
     )
+
+
+def test_every_prefix_of_a_run_is_under_its_run_prefix_which_the_run_end_deletes():
+    first, second = new_prefix(), new_prefix()
+    assert first != second and first.startswith(RUN_PREFIX) and second.startswith(RUN_PREFIX)
+    assert RUN_PREFIX.startswith("sgtest:") and RUN_PREFIX.endswith(":")

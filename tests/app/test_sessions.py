@@ -13,7 +13,7 @@ from app.auth import Role, TokenCodec, TokenType
 from app.passwords import hash_password
 from config.settings import Settings
 from tests.processes import TEST_JWT_SECRET, WebProcess
-from tests.support import wait_until
+from tests.support import new_prefix, wait_until
 
 PASSWORD = "correct horse"
 
@@ -36,7 +36,7 @@ def users() -> str:
 @pytest.fixture(scope="module")
 def pair(upstream, redis_url, users):
     """Two web processes of one deployment (same prefix), as two dynos behind a router."""
-    prefix = f"sgtest:{uuid.uuid4().hex}:"
+    prefix = new_prefix()
     env = {
         "AUTH_USERS": users,
         "LOGIN_MAX_FAILURES": "3",

@@ -8,20 +8,19 @@ import re
 import signal
 import subprocess
 import tempfile
-import uuid
 
 import pytest
 import requests
 
 from tests.processes import ROOT, free_port
-from tests.support import eventually
+from tests.support import eventually, new_prefix
 
 pytestmark = pytest.mark.integration
 
 
 def test_make_run_moves_both_ports_says_ready_and_stops_cleanly_on_ctrl_c(redis_url):
     web_port, paper_port = free_port(), free_port()
-    env = {**os.environ, "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": f"sgtest:{uuid.uuid4().hex}:"}
+    env = {**os.environ, "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": new_prefix()}
     env.pop("MAKEFLAGS", None)
     out = tempfile.NamedTemporaryFile(prefix="spotgate-make-run-", suffix=".log", delete=False)
     make = subprocess.Popen(

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 from decimal import Decimal
 
 import pytest
@@ -28,7 +27,7 @@ from tests.processes import (
     free_port,
     wait_until_answers,
 )
-from tests.support import delete_prefix, eventually
+from tests.support import delete_prefix, eventually, new_prefix
 from tests.ws.support import Client, Relay
 
 from .test_web_concurrency import serving_pid
@@ -53,7 +52,7 @@ def test_worker_sigterm_mid_order_loses_and_doubles_nothing(redis_url):
     flight on a slow exchange: the orders being placed are finished, the one still queued is left for
     the next worker, the worker exits 0, and every order exists on the exchange exactly once."""
     latency_ms, upstream_timeout = 3000, "10"
-    prefix = f"sgtest:{uuid.uuid4().hex}:"
+    prefix = new_prefix()
     paper = PaperProcess(seed=95)
     web = worker = None
     try:
@@ -156,7 +155,7 @@ class RecordingUpstream:
 def test_stream_relay_sigterm_closes_upstream_sockets_and_exits_0(redis_url):
     upstream = RecordingUpstream()
     paper = PaperProcess(seed=97)
-    prefix = f"sgtest:{uuid.uuid4().hex}:"
+    prefix = new_prefix()
     relay = None
     try:
         relay = ProcfileProcess(
@@ -196,7 +195,7 @@ def test_stream_relay_sigterm_closes_upstream_sockets_and_exits_0(redis_url):
 def test_beat_sigterm_exits_0(redis_url, tmp_path):
     beat = ProcfileProcess(
         "beat",
-        {"SPOTGATE_MODE": "paper", "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": f"sgtest:{uuid.uuid4().hex}:"},
+        {"SPOTGATE_MODE": "paper", "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": new_prefix()},
         replace={"/tmp/celerybeat-schedule": str(tmp_path / "beat-schedule")},
     )
     try:
@@ -211,7 +210,7 @@ def test_web_binds_port_and_sigterm_closes_websockets_with_1001(redis_url):
     """The Procfile's web line with $PORT and WEB_CONCURRENCY=2: it answers on $PORT; on SIGTERM every
     WebSocket client gets close 1001 ("going away": reconnect) and the process exits 0."""
     paper = PaperProcess(seed=99)
-    prefix = f"sgtest:{uuid.uuid4().hex}:"
+    prefix = new_prefix()
     port = free_port()
     web = ProcfileProcess(
         "web",

@@ -25,7 +25,7 @@ from tests.processes import (
     free_port,
     wait_until_answers,
 )
-from tests.support import delete_prefix, eventually
+from tests.support import delete_prefix, eventually, new_prefix
 from tests.ws.support import Client, Relay
 
 pytestmark = [
@@ -51,7 +51,7 @@ def serving_pid(server_port: int, client_port: int) -> int:
 
 @pytest.fixture(scope="module")
 def stack(redis_url):
-    prefix = f"sgtest:{uuid.uuid4().hex}:"
+    prefix = new_prefix()
     paper = PaperProcess(seed=101)
     port = free_port()
     worker = WorkerProcess(paper.url, redis_url, prefix)

@@ -29,7 +29,7 @@ from services.placement import Placer
 from services.risk import RiskStore
 from tests.orders.conftest import Stack
 from tests.processes import PaperProcess
-from tests.support import wait_until
+from tests.support import new_prefix, wait_until
 
 RICH = "USDT:10000000,BTC:1000,ETH:100,BNB:100000"
 RELAXED = {
@@ -232,7 +232,7 @@ def test_clock_skew_resyncs_and_places_once(redis_url, redelivered):
     """-1021 on the send (or, for a redelivered job, on the look-up before it): the placer resyncs
     its clock offset and places the order exactly once."""
     paper = PaperProcess(seed=5)
-    prefix = f"sgtest:{uuid.uuid4().hex}:"
+    prefix = new_prefix()
     client = redis.Redis.from_url(redis_url)
     try:
         binance = BinanceClient(paper.url, api_key=paper.key, api_secret=paper.secret, timeout=5)
@@ -362,7 +362,7 @@ def test_a_run_that_loses_redis_after_sending_waits_for_it_and_hands_the_job_bac
 
     server = RestartableRedis()
     paper = PaperProcess(seed=6)
-    prefix = f"sgtest:{uuid.uuid4().hex}:"
+    prefix = new_prefix()
     client = redis.Redis.from_url(server.url)
     try:
         binance = BinanceClient(paper.url, api_key=paper.key, api_secret=paper.secret, timeout=10)

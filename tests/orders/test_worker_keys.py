@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from tests.processes import ROOT, key_files
+from tests.support import new_prefix
 
 
 def start_worker(redis_url: str, **env: str) -> subprocess.CompletedProcess:
@@ -18,7 +19,7 @@ def start_worker(redis_url: str, **env: str) -> subprocess.CompletedProcess:
         **os.environ,
         "SPOTGATE_MODE": "paper",
         "REDIS_URL": redis_url,
-        "REDIS_KEY_PREFIX": "sgtest:keys:",
+        "REDIS_KEY_PREFIX": new_prefix(),
         **env,
     }
     return subprocess.run(
